@@ -1,0 +1,95 @@
+# hasten: build, test, run, deps, install.
+# `make` builds ./hasten (objects under build/); the CUDA part only where nvcc is found.
+
+PREFIX   ?= /usr/local
+BUILD    := build
+CC       ?= cc
+PKGS     := ncursesw lua5.4 openblas libcurl zlib libcjson libcrypto libarchive
+TESTPKGS := cmocka
+
+# Debian packages the project needs; `make deps` installs the missing ones.
+DEB_PKGS := build-essential pkg-config libncurses-dev liblua5.4-dev libopenblas-dev \
+            libcurl4-openssl-dev zlib1g-dev libcjson-dev libssl-dev libarchive-dev \
+            libcmocka-dev dataset-fashion-mnist tmux
+
+VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# Probe once per make invocation; say what was found.
+HAVE_PKGS := $(shell pkg-config --exists $(PKGS) 2>/dev/null && echo yes)
+NVCC      := $(shell command -v nvcc 2>/dev/null)
+
+CFLAGS   ?= -O3 -march=native -g
+CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes \
+            -Wmissing-prototypes -Wno-unused-parameter -Wno-format-truncation -Werror=implicit-function-declaration \
+            -pthread -MMD -MP -I. $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
+            -DHASTEN_VERSION='"$(VERSION)"' -DHASTEN_SHARE='"$(PREFIX)/share/hasten"'
+LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
+
+ENGINE_SRC   := $(wildcard engine/*.c engine/cpu/*.c)
+DATASETS_SRC := $(wildcard datasets/*.c)
+LUA_SRC      := $(wildcard lua/*.c)
+TUI_SRC      := $(filter-out tui/main.c,$(wildcard tui/*.c))
+LIB_SRC      := $(ENGINE_SRC) $(DATASETS_SRC) $(LUA_SRC) $(TUI_SRC)
+LIB_OBJ      := $(LIB_SRC:%.c=$(BUILD)/%.o)
+
+TEST_SRC  := $(wildcard tests/unit/test_*.c)
+TEST_BIN  := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+TEST_SUPPORT := $(BUILD)/tests/support.o
+
+.PHONY: all run test deps install clean probe check-unit check-integration bench
+all: probe hasten
+
+probe:
+	@if [ -z "$(HAVE_PKGS)" ]; then echo "libraries: missing (run 'make deps')"; \
+	  pkg-config --print-errors --exists $(PKGS); exit 1; fi
+	@echo "OpenBLAS: found ($$(pkg-config --modversion openblas))"
+	@echo "Lua: found ($$(pkg-config --modversion lua5.4))"
+	@$(if $(NVCC),echo "nvcc: found ($(NVCC))",echo "nvcc: not found, CPU only")
+
+hasten: $(LIB_OBJ) $(BUILD)/tui/main.o
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/support.o: tests/support.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ) $(TEST_SUPPORT)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJ) $(TEST_SUPPORT) $(LDLIBS) $(shell pkg-config --libs $(TESTPKGS))
+
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "deps: all Debian packages present"; fi
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	./hasten
+
+test: deps
+	@$(MAKE) --no-print-directory all $(TEST_BIN)
+	@sh tests/run.sh $(TEST_BIN)
+
+bench: all
+	./hasten bench
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/hasten/recipes $(DESTDIR)$(PREFIX)/share/hasten/plugins
+	install -m 755 hasten $(DESTDIR)$(PREFIX)/bin/hasten
+	install -m 644 recipes/*.lua $(DESTDIR)$(PREFIX)/share/hasten/recipes/
+	-install -m 644 plugins/*.lua $(DESTDIR)$(PREFIX)/share/hasten/plugins/ 2>/dev/null
+
+clean:
+	rm -rf $(BUILD) hasten
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,106 @@
+/* A training run's configuration as plain C structs: what a recipe resolves to.
+ * Not for parsing: lua/recipe.c reads recipe files into this; the engine only consumes it. */
+#ifndef HASTEN_CONFIG_H
+#define HASTEN_CONFIG_H
+
+#include <stdint.h>
+
+enum layer_kind {
+    LAYER_LINEAR, LAYER_CONV, LAYER_MAXPOOL, LAYER_AVGPOOL, LAYER_GAP, LAYER_BATCHNORM,
+    LAYER_RELU, LAYER_GELU, LAYER_DROPOUT, LAYER_FLATTEN, LAYER_RESIDUAL, LAYER_KIND_COUNT
+};
+
+/* Recipe spelling of each kind ("linear", "conv", "maxpool", "avgpool", "gap", "batchnorm",
+ * "relu", "gelu", "dropout", "flatten", "residual"); NULL for an out-of-range kind. */
+const char *config_layer_name(enum layer_kind k);
+/* Kind for a recipe spelling, or -1. */
+int config_layer_kind(const char *name);
+
+typedef struct layer_spec {
+    enum layer_kind kind;
+    char name[32];        /* optional user name; "" = auto ("conv1", "linear2", ...) */
+    int out;              /* linear: out features; conv: out channels */
+    int k, stride, pad;   /* conv: kernel/stride/pad; pools: k (window) and stride (0 = k) */
+    int bias;             /* linear/conv: has bias (default 1; conv followed by BN may say 0) */
+    float p;              /* dropout probability */
+    float momentum, eps;  /* batchnorm: running-stat momentum (0.1), eps (1e-5) */
+    int n_inner;          /* residual: layers of the residual branch */
+    struct layer_spec *inner;  /* (n_inner) owned */
+} layer_spec;
+
+enum sched_kind { SCHED_CONSTANT, SCHED_LINEAR_DECAY, SCHED_COSINE, SCHED_ONE_CYCLE, SCHED_KIND_COUNT };
+
+typedef struct sched_spec {
+    enum sched_kind kind;
+    float warmup;         /* fraction of the budget with linear warm-up from 0 (0 = none) */
+    float peak;           /* one_cycle: peak multiple of lr (default 10) */
+    float pct_up;         /* one_cycle: fraction of budget rising (default 0.25) */
+    float final_frac;     /* floor of the decay as a fraction of lr (default 0) */
+} sched_spec;
+
+const char *config_sched_name(enum sched_kind k);   /* "constant", "linear_decay", "cosine", "one_cycle" */
+int config_sched_kind(const char *name);             /* or -1 */
+
+enum budget_unit { BUDGET_STEPS, BUDGET_EPOCHS, BUDGET_SAMPLES, BUDGET_SECONDS };
+
+typedef struct budget_spec {
+    enum budget_unit unit;
+    double amount;        /* > 0 */
+} budget_spec;
+
+/* Parses "5ep", "5epochs", "2000steps", "2000", "30s", "1e6samples" into *b.
+ * Returns 0, or -1 for text that is none of those (b untouched). */
+int config_parse_budget(const char *text, budget_spec *b);
+/* Writes the budget as it parses back ("5ep", "2000steps", "30s", "60000samples"). */
+void config_format_budget(const budget_spec *b, char *out, int len);
+
+enum optim_kind { OPTIM_SGD, OPTIM_ADAMW };
+
+typedef struct optim_spec {
+    enum optim_kind kind;
+    float lr;             /* base learning rate */
+    float momentum;       /* sgd; default 0.9 */
+    int nesterov;         /* sgd */
+    float weight_decay;   /* decoupled, applied to the "decay" group only */
+    float beta1, beta2, eps;  /* adamw: 0.9, 0.999, 1e-8 */
+    int decay_all;        /* 1 = decay biases and norm parameters too (default 0) */
+} optim_spec;
+
+#define CONFIG_MAX_PLUGINS 32
+#define CONFIG_MAX_PARAMS 16
+
+typedef struct plugin_spec {
+    char name[64];
+    int n_params;
+    char keys[CONFIG_MAX_PARAMS][32];
+    char values[CONFIG_MAX_PARAMS][64];   /* as written; the plugin bridge validates and types them */
+} plugin_spec;
+
+typedef struct train_config {
+    char recipe_path[512];   /* file it came from ("" when built in code) */
+    char dataset[32];        /* registry name: "fashion-mnist", "synthetic", ... */
+    int crop_pad, flip;      /* augmentation */
+    int n_layers;
+    layer_spec *layers;      /* (n_layers) owned */
+    optim_spec optim;
+    sched_spec schedule;
+    int batch;
+    budget_spec budget;
+    int eval_every_steps;    /* 0 = evaluate at each epoch end */
+    int eval_every_epochs;   /* default 1 when eval_every_steps is 0 */
+    char target_metric[16];  /* "test_acc" or "test_loss"; "" = no target */
+    double target_value;
+    uint64_t seed;
+    int threads;             /* 0 = all cores */
+    int n_plugins;
+    plugin_spec plugins[CONFIG_MAX_PLUGINS];
+} train_config;
+
+/* Sets every field to its default (no layers, sgd lr 0.05 momentum 0.9, linear_decay, batch 128,
+ * 1 epoch, eval every epoch, seed 1, dataset "fashion-mnist"). */
+void config_defaults(train_config *c);
+
+/* Frees the layer arrays (recursively); c itself is the caller's. */
+void config_free(train_config *c);
+
+#endif

@@ -1,0 +1,71 @@
+/* CPU kernels: OpenBLAS sgemm and elementwise/layer ops threaded over the cores.
+ * Layout is NHWC for images and row-major for matrices. Not for shape logic: engine/nn.c does that. */
+#ifndef HASTEN_CPU_H
+#define HASTEN_CPU_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Sets the number of threads for OpenBLAS and the elementwise pool (0 = all cores). Call before
+ * training, from one thread. Returns the number in use. */
+int cpu_threads_init(int n);
+int cpu_threads(void);
+
+/* Runs fn(ctx, lo, hi) over [0, n) split into at most cpu_threads() contiguous chunks, each at
+ * least `grain` long; returns when all are done. The split depends only on n, grain and the thread
+ * count, so reductions per chunk are deterministic. Not re-entrant. */
+typedef void (*cpu_range_fn)(void *ctx, size_t lo, size_t hi, int chunk);
+void cpu_parallel(size_t n, size_t grain, cpu_range_fn fn, void *ctx);
+/* The chunk count cpu_parallel would use for n and grain. */
+int cpu_chunks(size_t n, size_t grain);
+
+/* C = alpha * op(A) op(B) + beta * C, row-major; op = transpose when ta/tb. (M, N, K) as BLAS. */
+void cpu_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+               const float *B, int ldb, float beta, float *C, int ldc);
+
+/* GEMM shape recording, for the roofline benchmark: while on, each cpu_sgemm call's shape is kept. */
+typedef struct cpu_gemm_shape { int ta, tb, M, N, K; float beta; } cpu_gemm_shape;
+void cpu_gemm_record(cpu_gemm_shape *buf, int cap);   /* buf = NULL stops recording */
+int cpu_gemm_recorded(void);                          /* shapes recorded since the start */
+
+/* im2col for NHWC: col (n*oh*ow, k*k*c) from x (n, h, w, c), zero outside the image. */
+void cpu_im2col(const float *x, int n, int h, int w, int c, int k, int stride, int pad,
+                int oh, int ow, float *col);
+/* col2im: dx (n, h, w, c) = sum of dcol patches; dx is overwritten. */
+void cpu_col2im(const float *dcol, int n, int h, int w, int c, int k, int stride, int pad,
+                int oh, int ow, float *dx);
+
+/* y[r, j] += b[j] for rows r of a (rows, cols) matrix. */
+void cpu_add_bias(float *y, const float *b, size_t rows, int cols);
+/* db[j] += sum over rows of dy[r, j]. */
+void cpu_sum_rows(const float *dy, size_t rows, int cols, float *db);
+
+void cpu_relu_forward(const float *x, float *y, size_t n);
+void cpu_relu_backward(const float *y, const float *dy, float *dx, size_t n);
+void cpu_gelu_forward(const float *x, float *y, size_t n);
+void cpu_gelu_backward(const float *x, const float *dy, float *dx, size_t n);
+
+/* Max pool NHWC, window k, stride s, no padding; arg (n*oh*ow*c) receives the input offset of each max. */
+void cpu_maxpool_forward(const float *x, int n, int h, int w, int c, int k, int s, int oh, int ow,
+                         float *y, int32_t *arg);
+/* dx (n images of nx_per) = dy (n images of ny_per) scattered to the argmax positions. */
+void cpu_maxpool_backward(const float *dy, const int32_t *arg, int n, size_t ny_per, float *dx,
+                          size_t nx_per);
+void cpu_avgpool_forward(const float *x, int n, int h, int w, int c, int k, int s, int oh, int ow, float *y);
+void cpu_avgpool_backward(const float *dy, int n, int h, int w, int c, int k, int s, int oh, int ow, float *dx);
+
+/* Batch norm over rows of a (rows, c) matrix. Training: batch statistics, xhat kept, running stats
+ * updated with momentum (unbiased variance, as the literature does). Eval: running statistics. */
+void cpu_batchnorm_forward(const float *x, size_t rows, int c, const float *gamma, const float *beta,
+                           float *running_mean, float *running_var, float momentum, float eps,
+                           int train, float *y, float *xhat, float *inv_std);
+void cpu_batchnorm_backward(const float *dy, const float *xhat, const float *inv_std, size_t rows,
+                            int c, const float *gamma, float *dgamma, float *dbeta, float *dx);
+
+/* Softmax cross-entropy with soft targets, rows of (n, k). loss[i] per sample; returns the mean.
+ * dlogits = weight[i] * (softmax - target) / n when dlogits is not NULL (weight NULL = all 1).
+ * correct (may be NULL) receives the number of rows whose argmax equals labels[i]. */
+float cpu_softmax_xent(const float *logits, const float *targets, const float *weight, int n, int k,
+                       float *loss, float *dlogits, const int *labels, int *correct);
+
+#endif

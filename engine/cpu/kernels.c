@@ -1,0 +1,469 @@
+/* CPU layer kernels: im2col, pooling, batch norm, activations, softmax cross-entropy.
+ * Each splits its outer loop over the pool; the inner loops are written for auto-vectorisation. */
+#include "engine/cpu/cpu.h"
+#include "engine/tensor.h"
+#include <stdlib.h>
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+#define GRAIN_ELEMS 32768   /* below this, threading costs more than it saves */
+
+/* ---- im2col / col2im ---------------------------------------------------------------------- */
+
+typedef struct {
+    const float *x; float *col; const float *dcol; float *dx;
+    int h, w, c, k, stride, pad, oh, ow;
+} conv_args;
+
+static void im2col_range(void *p, size_t lo, size_t hi, int chunk)
+{
+    const conv_args *a = p;
+    const int kc = a->k * a->c, row = a->k * kc;
+    for (size_t img = lo; img < hi; img++) {
+        const float *x = a->x + img * (size_t)a->h * a->w * a->c;
+        float *col = a->col + img * (size_t)a->oh * a->ow * row;
+        for (int oy = 0; oy < a->oh; oy++)
+            for (int ox = 0; ox < a->ow; ox++, col += row) {
+                int iy0 = oy * a->stride - a->pad, ix0 = ox * a->stride - a->pad;
+                for (int ky = 0; ky < a->k; ky++) {
+                    float *dst = col + ky * kc;
+                    int iy = iy0 + ky;
+                    if (iy < 0 || iy >= a->h) { memset(dst, 0, (size_t)kc * sizeof(float)); continue; }
+                    int kx0 = ix0 < 0 ? -ix0 : 0;
+                    int kx1 = ix0 + a->k > a->w ? a->w - ix0 : a->k;
+                    if (kx0 > 0) memset(dst, 0, (size_t)kx0 * a->c * sizeof(float));
+                    if (kx1 > kx0)
+                        memcpy(dst + kx0 * a->c, x + ((size_t)iy * a->w + ix0 + kx0) * a->c,
+                               (size_t)(kx1 - kx0) * a->c * sizeof(float));
+                    if (kx1 < a->k)
+                        memset(dst + (kx1 > kx0 ? kx1 : kx0) * a->c, 0,
+                               (size_t)(a->k - (kx1 > kx0 ? kx1 : kx0)) * a->c * sizeof(float));
+                }
+            }
+    }
+}
+
+void cpu_im2col(const float *x, int n, int h, int w, int c, int k, int stride, int pad,
+                int oh, int ow, float *col)
+{
+    conv_args a = { .x = x, .col = col, .h = h, .w = w, .c = c, .k = k, .stride = stride,
+                    .pad = pad, .oh = oh, .ow = ow };
+    size_t per = (size_t)oh * ow * k * k * c;
+    cpu_parallel((size_t)n, per >= GRAIN_ELEMS ? 1 : GRAIN_ELEMS / (per + 1) + 1, im2col_range, &a);
+}
+
+static void col2im_range(void *p, size_t lo, size_t hi, int chunk)
+{
+    const conv_args *a = p;
+    const int kc = a->k * a->c, row = a->k * kc;
+    for (size_t img = lo; img < hi; img++) {
+        float *dx = a->dx + img * (size_t)a->h * a->w * a->c;
+        const float *dcol = a->dcol + img * (size_t)a->oh * a->ow * row;
+        memset(dx, 0, (size_t)a->h * a->w * a->c * sizeof(float));
+        for (int oy = 0; oy < a->oh; oy++)
+            for (int ox = 0; ox < a->ow; ox++, dcol += row) {
+                int iy0 = oy * a->stride - a->pad, ix0 = ox * a->stride - a->pad;
+                for (int ky = 0; ky < a->k; ky++) {
+                    int iy = iy0 + ky;
+                    if (iy < 0 || iy >= a->h) continue;
+                    int kx0 = ix0 < 0 ? -ix0 : 0;
+                    int kx1 = ix0 + a->k > a->w ? a->w - ix0 : a->k;
+                    const float *src = dcol + ky * kc + kx0 * a->c;
+                    float *dst = dx + ((size_t)iy * a->w + ix0 + kx0) * a->c;
+                    int len = (kx1 - kx0) * a->c;
+                    for (int i = 0; i < len; i++) dst[i] += src[i];
+                }
+            }
+    }
+}
+
+void cpu_col2im(const float *dcol, int n, int h, int w, int c, int k, int stride, int pad,
+                int oh, int ow, float *dx)
+{
+    conv_args a = { .dcol = dcol, .dx = dx, .h = h, .w = w, .c = c, .k = k, .stride = stride,
+                    .pad = pad, .oh = oh, .ow = ow };
+    size_t per = (size_t)oh * ow * k * k * c;
+    cpu_parallel((size_t)n, per >= GRAIN_ELEMS ? 1 : GRAIN_ELEMS / (per + 1) + 1, col2im_range, &a);
+}
+
+/* ---- bias, activations ------------------------------------------------------------------- */
+
+typedef struct {
+    const float *x, *y, *dy, *b;
+    float *out, *dx;
+    int cols;
+} elem_args;
+
+static size_t row_grain(int cols) { return GRAIN_ELEMS / (size_t)(cols > 0 ? cols : 1) + 1; }
+
+static void add_bias_range(void *p, size_t lo, size_t hi, int chunk)
+{
+    const elem_args *a = p;
+    for (size_t r = lo; r < hi; r++) {
+        float *y = a->out + r * a->cols;
+        for (int j = 0; j < a->cols; j++) y[j] += a->b[j];
+    }
+}
+
+void cpu_add_bias(float *y, const float *b, size_t rows, int cols)
+{
+    elem_args a = { .out = y, .b = b, .cols = cols };
+    cpu_parallel(rows, row_grain(cols), add_bias_range, &a);
+}
+
+/* Column sums with a fixed split into per-chunk partials, added in chunk order: deterministic. */
+#define MAX_CHUNKS 64
+typedef struct {
+    const float *dy;
+    int cols;
+    float *partial;   /* (MAX_CHUNKS, cols) */
+} sum_args;
+
+static void sum_rows_range(void *p, size_t lo, size_t hi, int chunk)
+{
+    const sum_args *a = p;
+    float *acc = a->partial + (size_t)chunk * a->cols;
+    memset(acc, 0, (size_t)a->cols * sizeof(float));
+    for (size_t r = lo; r < hi; r++) {
+        const float *d = a->dy + r * a->cols;
+        for (int j = 0; j < a->cols; j++) acc[j] += d[j];
+    }
+}
+
+void cpu_sum_rows(const float *dy, size_t rows, int cols, float *db)
+{
+    static _Thread_local float *partial;
+    static _Thread_local int partial_cols;
+    if (cols > partial_cols) {
+        free(partial);
+        partial = tensor_alloc_floats((size_t)MAX_CHUNKS * cols);
+        partial_cols = cols;
+    }
+    sum_args a = { dy, cols, partial };
+    size_t grain = row_grain(cols);
+    int chunks = cpu_chunks(rows, grain);
+    cpu_parallel(rows, grain, sum_rows_range, &a);
+    for (int c = 0; c < chunks; c++)
+        for (int j = 0; j < cols; j++) db[j] += partial[(size_t)c * cols + j];
+}
+
+#define ELEMENTWISE(name, ...)                                                         \
+    static void name##_range(void *p, size_t lo, size_t hi, int chunk)                 \
+    {                                                                                  \
+        const elem_args *a = p;                                                        \
+        const float *x = a->x, *y = a->y, *dy = a->dy;                                 \
+        float *out = a->out, *dx = a->dx;                                              \
+        (void)x; (void)y; (void)dy; (void)out; (void)dx;                               \
+        for (size_t i = lo; i < hi; i++) { __VA_ARGS__; }                                  \
+    }
+
+ELEMENTWISE(relu_fwd, out[i] = x[i] > 0 ? x[i] : 0)
+ELEMENTWISE(relu_bwd, dx[i] = y[i] > 0 ? dy[i] : 0)
+
+/* GELU, tanh approximation (Hendrycks & Gimpel). */
+#define GELU_K 0.7978845608f
+ELEMENTWISE(gelu_fwd, {
+    float v = x[i], t = tanhf(GELU_K * (v + 0.044715f * v * v * v));
+    out[i] = 0.5f * v * (1 + t);
+})
+ELEMENTWISE(gelu_bwd, {
+    float v = x[i], u = GELU_K * (v + 0.044715f * v * v * v), t = tanhf(u);
+    float du = GELU_K * (1 + 3 * 0.044715f * v * v);
+    dx[i] = dy[i] * (0.5f * (1 + t) + 0.5f * v * (1 - t * t) * du);
+})
+
+void cpu_relu_forward(const float *x, float *y, size_t n)
+{
+    cpu_parallel(n, GRAIN_ELEMS, relu_fwd_range, &(elem_args){ .x = x, .out = y });
+}
+
+void cpu_relu_backward(const float *y, const float *dy, float *dx, size_t n)
+{
+    cpu_parallel(n, GRAIN_ELEMS, relu_bwd_range, &(elem_args){ .y = y, .dy = dy, .dx = dx });
+}
+
+void cpu_gelu_forward(const float *x, float *y, size_t n)
+{
+    cpu_parallel(n, GRAIN_ELEMS / 8, gelu_fwd_range, &(elem_args){ .x = x, .out = y });
+}
+
+void cpu_gelu_backward(const float *x, const float *dy, float *dx, size_t n)
+{
+    cpu_parallel(n, GRAIN_ELEMS / 8, gelu_bwd_range, &(elem_args){ .x = x, .dy = dy, .dx = dx });
+}
+
+/* ---- pooling ------------------------------------------------------------------------------ */
+
+typedef struct {
+    const float *x, *dy;
+    float *y, *dx;
+    int32_t *arg;
+    int h, w, c, k, s, oh, ow;
+} pool_args;
+
+/* Running max over the window in registers-sized local arrays; restrict lets it vectorise. */
+static void max_update(float *restrict best, int32_t *restrict barg, const float *restrict x,
+                       int c, int32_t off)
+{
+    for (int ch = 0; ch < c; ch++) {
+        int take = x[ch] > best[ch];
+        best[ch] = take ? x[ch] : best[ch];
+        barg[ch] = take ? off + ch : barg[ch];
+    }
+}
+
+static void maxpool_range(void *p, size_t lo, size_t hi, int chunk)
+{
+    const pool_args *a = p;
+    for (size_t img = lo; img < hi; img++) {
+        size_t xbase = img * (size_t)a->h * a->w * a->c;
+        for (int oy = 0; oy < a->oh; oy++)
+            for (int ox = 0; ox < a->ow; ox++) {
+                size_t o = ((img * a->oh + oy) * a->ow + ox) * a->c;
+                float *y = a->y + o;
+                int32_t *arg = a->arg + o;
+                size_t first = xbase + ((size_t)oy * a->s * a->w + (size_t)ox * a->s) * a->c;
+                memcpy(y, a->x + first, (size_t)a->c * sizeof(float));
+                for (int ch = 0; ch < a->c; ch++) arg[ch] = (int32_t)(first + ch);
+                for (int ky = 0; ky < a->k; ky++) {
+                    int iy = oy * a->s + ky;
+                    if (iy >= a->h) break;
+                    for (int kx = ky ? 0 : 1; kx < a->k; kx++) {
+                        int ix = ox * a->s + kx;
+                        if (ix >= a->w) break;
+                        size_t off = xbase + ((size_t)iy * a->w + ix) * a->c;
+                        max_update(y, arg, a->x + off, a->c, (int32_t)off);
+                    }
+                }
+            }
+    }
+}
+
+void cpu_maxpool_forward(const float *x, int n, int h, int w, int c, int k, int s, int oh, int ow,
+                         float *y, int32_t *arg)
+{
+    pool_args a = { .x = x, .y = y, .arg = arg, .h = h, .w = w, .c = c, .k = k, .s = s, .oh = oh, .ow = ow };
+    cpu_parallel((size_t)n, 1, maxpool_range, &a);
+}
+
+/* Scatter by argmax; chunks own disjoint images, so writes never collide. */
+typedef struct { const float *dy; const int32_t *arg; float *dx; size_t ny_per, nx_per; } maxb_args;
+
+static void maxpool_bwd_range(void *p, size_t lo, size_t hi, int chunk)
+{
+    const maxb_args *a = p;
+    memset(a->dx + lo * a->nx_per, 0, (hi - lo) * a->nx_per * sizeof(float));
+    for (size_t i = lo * a->ny_per; i < hi * a->ny_per; i++) a->dx[a->arg[i]] += a->dy[i];
+}
+
+void cpu_maxpool_backward(const float *dy, const int32_t *arg, int n, size_t ny_per, float *dx,
+                          size_t nx_per)
+{
+    maxb_args a = { dy, arg, dx, ny_per, nx_per };
+    cpu_parallel((size_t)n, 1, maxpool_bwd_range, &a);
+}
+
+static void avgpool_range(void *p, size_t lo, size_t hi, int chunk)
+{
+    const pool_args *a = p;
+    int fwd = a->y != NULL;
+    for (size_t img = lo; img < hi; img++) {
+        size_t xbase = img * (size_t)a->h * a->w * a->c;
+        if (!fwd) memset(a->dx + xbase, 0, (size_t)a->h * a->w * a->c * sizeof(float));
+        for (int oy = 0; oy < a->oh; oy++)
+            for (int ox = 0; ox < a->ow; ox++) {
+                size_t o = ((img * a->oh + oy) * a->ow + ox) * a->c;
+                int y0 = oy * a->s, x0 = ox * a->s;
+                int y1 = y0 + a->k < a->h ? y0 + a->k : a->h, x1 = x0 + a->k < a->w ? x0 + a->k : a->w;
+                float scale = 1.0f / (float)((y1 - y0) * (x1 - x0));
+                if (fwd) memset(a->y + o, 0, (size_t)a->c * sizeof(float));
+                for (int iy = y0; iy < y1; iy++)
+                    for (int ix = x0; ix < x1; ix++) {
+                        size_t off = xbase + ((size_t)iy * a->w + ix) * a->c;
+                        if (fwd)
+                            for (int ch = 0; ch < a->c; ch++) a->y[o + ch] += a->x[off + ch] * scale;
+                        else
+                            for (int ch = 0; ch < a->c; ch++) a->dx[off + ch] += a->dy[o + ch] * scale;
+                    }
+            }
+    }
+}
+
+void cpu_avgpool_forward(const float *x, int n, int h, int w, int c, int k, int s, int oh, int ow, float *y)
+{
+    pool_args a = { .x = x, .y = y, .h = h, .w = w, .c = c, .k = k, .s = s, .oh = oh, .ow = ow };
+    cpu_parallel((size_t)n, 1, avgpool_range, &a);
+}
+
+void cpu_avgpool_backward(const float *dy, int n, int h, int w, int c, int k, int s, int oh, int ow, float *dx)
+{
+    pool_args a = { .dy = dy, .dx = dx, .h = h, .w = w, .c = c, .k = k, .s = s, .oh = oh, .ow = ow };
+    cpu_parallel((size_t)n, 1, avgpool_range, &a);
+}
+
+/* ---- batch norm --------------------------------------------------------------------------- */
+
+typedef struct {
+    const float *x, *dy, *xhat, *gamma, *beta, *mean, *inv_std;
+    float *y, *xhat_out, *dx, *partial;   /* partial: (MAX_CHUNKS, 2, c) */
+    int c;
+} bn_args;
+
+/* Pass 1: per-chunk sums of x and x^2 (train) or of dy and dy*xhat (backward). */
+static void bn_sums_range(void *p, size_t lo, size_t hi, int chunk)
+{
+    const bn_args *a = p;
+    int c = a->c;
+    float *s1 = a->partial + (size_t)chunk * 2 * c, *s2 = s1 + c;
+    memset(s1, 0, 2 * (size_t)c * sizeof(float));
+    if (a->dy) {
+        for (size_t r = lo; r < hi; r++) {
+            const float *d = a->dy + r * c, *xh = a->xhat + r * c;
+            for (int j = 0; j < c; j++) { s1[j] += d[j]; s2[j] += d[j] * xh[j]; }
+        }
+    } else {
+        /* Shifted by the first row's values to keep the variance accurate in float. */
+        const float *x0 = a->x;
+        for (size_t r = lo; r < hi; r++) {
+            const float *x = a->x + r * c;
+            for (int j = 0; j < c; j++) { float v = x[j] - x0[j]; s1[j] += v; s2[j] += v * v; }
+        }
+    }
+}
+
+static void bn_apply_range(void *p, size_t lo, size_t hi, int chunk)
+{
+    const bn_args *a = p;
+    int c = a->c;
+    for (size_t r = lo; r < hi; r++) {
+        const float *x = a->x + r * c;
+        float *y = a->y + r * c, *xh = a->xhat_out ? a->xhat_out + r * c : NULL;
+        for (int j = 0; j < c; j++) {
+            float v = (x[j] - a->mean[j]) * a->inv_std[j];
+            if (xh) xh[j] = v;
+            y[j] = a->gamma[j] * v + a->beta[j];
+        }
+    }
+}
+
+/* dx = gamma * inv_std * (dy - mean(dy) - xhat * mean(dy * xhat)); mean/inv_std fields reused for
+ * the two per-channel means. */
+static void bn_dx_range(void *p, size_t lo, size_t hi, int chunk)
+{
+    const bn_args *a = p;
+    int c = a->c;
+    const float *m1 = a->mean, *m2 = a->beta, *scale = a->inv_std;
+    for (size_t r = lo; r < hi; r++) {
+        const float *d = a->dy + r * c, *xh = a->xhat + r * c;
+        float *dx = a->dx + r * c;
+        for (int j = 0; j < c; j++) dx[j] = scale[j] * (d[j] - m1[j] - xh[j] * m2[j]);
+    }
+}
+
+static float *bn_scratch(int c)
+{
+    static _Thread_local float *buf;
+    static _Thread_local int have;
+    if (c > have) {
+        free(buf);
+        buf = tensor_alloc_floats((size_t)(MAX_CHUNKS * 2 + 4) * c);
+        have = c;
+    }
+    return buf;
+}
+
+/* Sums the per-chunk partials in chunk order into out1/out2 (double for accuracy). */
+static void bn_reduce(const float *partial, int chunks, int c, double *out1, double *out2)
+{
+    for (int j = 0; j < c; j++) out1[j] = out2[j] = 0;
+    for (int k = 0; k < chunks; k++)
+        for (int j = 0; j < c; j++) {
+            out1[j] += partial[(size_t)k * 2 * c + j];
+            out2[j] += partial[(size_t)k * 2 * c + c + j];
+        }
+}
+
+void cpu_batchnorm_forward(const float *x, size_t rows, int c, const float *gamma, const float *beta,
+                           float *running_mean, float *running_var, float momentum, float eps,
+                           int train, float *y, float *xhat, float *inv_std)
+{
+    float *scratch = bn_scratch(c);
+    float *mean = scratch + (size_t)MAX_CHUNKS * 2 * c;
+    size_t grain = row_grain(c);
+    bn_args a = { .x = x, .gamma = gamma, .beta = beta, .mean = mean, .inv_std = inv_std,
+                  .y = y, .xhat_out = train ? xhat : NULL, .partial = scratch, .c = c };
+    if (train) {
+        double s1[c], s2[c];
+        cpu_parallel(rows, grain, bn_sums_range, &a);
+        bn_reduce(scratch, cpu_chunks(rows, grain), c, s1, s2);
+        for (int j = 0; j < c; j++) {
+            double m = s1[j] / (double)rows, var = s2[j] / (double)rows - m * m;
+            if (var < 0) var = 0;
+            mean[j] = (float)(m + x[j]);
+            inv_std[j] = (float)(1.0 / sqrt(var + eps));
+            double unbiased = rows > 1 ? var * (double)rows / (double)(rows - 1) : var;
+            running_mean[j] = (1 - momentum) * running_mean[j] + momentum * mean[j];
+            running_var[j] = (float)((1 - momentum) * running_var[j] + momentum * unbiased);
+        }
+    } else {
+        for (int j = 0; j < c; j++) {
+            mean[j] = running_mean[j];
+            inv_std[j] = 1.0f / sqrtf(running_var[j] + eps);
+        }
+    }
+    cpu_parallel(rows, grain, bn_apply_range, &a);
+}
+
+void cpu_batchnorm_backward(const float *dy, const float *xhat, const float *inv_std, size_t rows,
+                            int c, const float *gamma, float *dgamma, float *dbeta, float *dx)
+{
+    float *scratch = bn_scratch(c);
+    float *m1 = scratch + (size_t)MAX_CHUNKS * 2 * c, *m2 = m1 + c, *scale = m2 + c;
+    size_t grain = row_grain(c);
+    bn_args a = { .dy = dy, .xhat = xhat, .partial = scratch, .c = c };
+    double s1[c], s2[c];
+    cpu_parallel(rows, grain, bn_sums_range, &a);
+    bn_reduce(scratch, cpu_chunks(rows, grain), c, s1, s2);
+    for (int j = 0; j < c; j++) {
+        dbeta[j] += (float)s1[j];
+        dgamma[j] += (float)s2[j];
+        m1[j] = (float)(s1[j] / (double)rows);
+        m2[j] = (float)(s2[j] / (double)rows);
+        scale[j] = gamma[j] * inv_std[j];
+    }
+    if (!dx) return;
+    bn_args b = { .dy = dy, .xhat = xhat, .mean = m1, .beta = m2, .inv_std = scale, .dx = dx, .c = c };
+    cpu_parallel(rows, grain, bn_dx_range, &b);
+}
+
+/* ---- loss --------------------------------------------------------------------------------- */
+
+float cpu_softmax_xent(const float *logits, const float *targets, const float *weight, int n, int k,
+                       float *loss, float *dlogits, const int *labels, int *correct)
+{
+    double total = 0;
+    int right = 0;
+    for (int i = 0; i < n; i++) {
+        const float *z = logits + (size_t)i * k, *t = targets + (size_t)i * k;
+        float mx = z[0];
+        int arg = 0;
+        for (int j = 1; j < k; j++)
+            if (z[j] > mx) { mx = z[j]; arg = j; }
+        double sum = 0;
+        for (int j = 0; j < k; j++) sum += exp((double)(z[j] - mx));
+        double lse = mx + log(sum);
+        double li = 0;
+        for (int j = 0; j < k; j++) li += t[j] * (lse - z[j]);
+        loss[i] = (float)li;
+        total += li;
+        if (labels && arg == labels[i]) right++;
+        if (dlogits) {
+            float s = (weight ? weight[i] : 1.0f) / (float)n;
+            for (int j = 0; j < k; j++)
+                dlogits[(size_t)i * k + j] = s * ((float)exp((double)z[j] - lse) - t[j]);
+        }
+    }
+    if (correct) *correct = right;
+    return (float)(total / n);
+}

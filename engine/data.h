@@ -1,0 +1,71 @@
+/* In-memory datasets and the loader thread that turns them into batches.
+ * Not for reading files: datasets/ fills a data_set; this module only shuffles, augments and
+ * normalises into a ring of ready batches. */
+#ifndef HASTEN_DATA_H
+#define HASTEN_DATA_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <pthread.h>
+
+typedef struct data_split {
+    int n;               /* number of examples */
+    uint8_t *pixels;     /* (n, h, w, c) raw bytes, row-major, channels last */
+    uint8_t *labels;     /* (n) class index in [0, classes) */
+} data_split;
+
+typedef struct data_set {
+    char name[32];       /* registry name, e.g. "fashion-mnist" */
+    char source[256];    /* where it came from (folder or "generated") */
+    int h, w, c;         /* image geometry */
+    int classes;
+    float mean[4], std[4];  /* per-channel normalisation of x/255 */
+    data_split train, test;
+} data_set;
+
+/* Frees the pixel and label buffers of both splits; the struct itself is the caller's. */
+void data_set_free(data_set *ds);
+
+/* Computes per-channel mean and std of the training split into ds->mean/std. */
+void data_set_stats(data_set *ds);
+
+typedef struct data_augment {
+    int crop_pad;        /* random crop after zero padding by this many pixels; 0 = off */
+    int flip;            /* random horizontal flip */
+} data_augment;
+
+typedef struct data_batch {
+    int n, h, w, c;      /* examples and geometry of this batch */
+    float *x;            /* (n, h, w, c) normalised inputs */
+    int *labels;         /* (n) */
+    int epoch;           /* 0-based epoch this batch belongs to */
+    int index;           /* 0-based batch index within its epoch */
+    int cap_x, cap_n;    /* allocated capacity of x (floats) and labels */
+} data_batch;
+
+/* Fills b with examples idx[0..n) of split (normalised, no augmentation); grows b as needed.
+ * Used for evaluation and by plugins' scoring passes. */
+void data_gather(const data_set *ds, const data_split *split, const int *idx, int n, data_batch *b);
+
+void data_batch_free(data_batch *b);
+
+#define DATA_RING 4
+
+typedef struct data_loader data_loader;
+
+/* Starts a loader thread over ds->train: per-epoch shuffle from seed, augmentation, batches of
+ * `batch` examples (the last partial batch of an epoch is dropped). Returns NULL on allocation
+ * failure. ds must outlive the loader. */
+data_loader *data_loader_start(const data_set *ds, int batch, data_augment aug, uint64_t seed);
+
+/* Blocks until the next batch is ready and returns it; the pointer stays valid until the next
+ * call to data_loader_next or data_loader_stop. *wait_s receives the seconds spent waiting. */
+const data_batch *data_loader_next(data_loader *l, double *wait_s);
+
+/* Number of full batches per epoch. */
+int data_loader_steps_per_epoch(const data_loader *l);
+
+/* Stops the thread and frees everything. */
+void data_loader_stop(data_loader *l);
+
+#endif

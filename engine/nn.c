@@ -1,0 +1,546 @@
+/* Layers as forward/backward pairs over NHWC activations, and sequential models of them.
+ * Shapes are checked at build time for the recipe's geometry and again per batch, because
+ * plugins may change the input size between steps. */
+#include "engine/nn.h"
+#include "engine/check.h"
+#include "engine/cpu/cpu.h"
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct build_ctx {
+    nn_model *top;        /* receives every parameter */
+    rng init;
+    int counters[LAYER_KIND_COUNT];
+    char *err;
+    size_t errlen;
+} build_ctx;
+
+static nn_model *build_model(build_ctx *b, const layer_spec *specs, int n, int *h, int *w, int *c,
+                             const char *prefix);
+
+static int fail(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, len, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static nn_param *add_param(build_ctx *b, nn_layer *l, const char *what, int ndim, const int *shape,
+                           int no_decay)
+{
+    nn_param *p = calloc(1, sizeof *p);
+    CHECK(p, "out of memory");
+    snprintf(p->name, sizeof p->name, "%s.%s", l->name, what);
+    tensor_resize(&p->w, ndim, shape);
+    tensor_resize(&p->g, ndim, shape);
+    tensor_zero(&p->w);
+    tensor_zero(&p->g);
+    p->no_decay = no_decay;
+    l->params[l->n_params++] = p;
+    nn_model *m = b->top;
+    m->params = realloc(m->params, (size_t)(m->n_params + 1) * sizeof *m->params);
+    CHECK(m->params, "out of memory");
+    m->params[m->n_params++] = p;
+    return p;
+}
+
+/* He normal: keeps activation variance steady through ReLU layers. */
+static void init_he(build_ctx *b, nn_param *p, int fan_in)
+{
+    float sd = sqrtf(2.0f / (float)fan_in);
+    for (size_t i = 0; i < p->w.n; i++) p->w.data[i] = sd * rng_normal(&b->init);
+}
+
+static void add_weight_bias(build_ctx *b, nn_layer *l, int ndim, const int *shape, int fan_in, int out)
+{
+    init_he(b, add_param(b, l, "weight", ndim, shape, 0), fan_in);
+    if (l->spec.bias) add_param(b, l, "bias", 1, &out, 1);
+}
+
+static int pool_out(int size, int k, int s) { return size >= k ? (size - k) / s + 1 : 0; }
+static int conv_out(int size, int k, int s, int pad) { return size + 2 * pad >= k ? (size + 2 * pad - k) / s + 1 : 0; }
+static int pool_stride(const layer_spec *s) { return s->stride > 0 ? s->stride : s->k; }
+
+/* Sets up one layer for inputs (h, w, c), updating them to its output geometry. */
+static int build_layer(build_ctx *b, nn_layer *l, const layer_spec *s, int *h, int *w, int *c,
+                       const char *prefix)
+{
+    l->spec = *s;
+    l->spec.inner = NULL;
+    l->spec.n_inner = 0;
+    int idx = ++b->counters[s->kind];
+    if (s->name[0]) snprintf(l->name, sizeof l->name, "%s%s", prefix, s->name);
+    else snprintf(l->name, sizeof l->name, "%s%s%d", prefix, config_layer_name(s->kind), idx);
+
+    switch (s->kind) {
+    case LAYER_LINEAR: {
+        int in = *h * *w * *c;
+        add_weight_bias(b, l, 2, (int[]){s->out, in}, in, s->out);
+        *h = *w = 1;
+        *c = s->out;
+        break;
+    }
+    case LAYER_CONV: {
+        int oh = conv_out(*h, s->k, s->stride, s->pad), ow = conv_out(*w, s->k, s->stride, s->pad);
+        if (oh < 1 || ow < 1)
+            return fail(b->err, b->errlen, "%s: kernel %d does not fit a %dx%d input with padding %d",
+                        l->name, s->k, *h, *w, s->pad);
+        int fan_in = s->k * s->k * *c;
+        add_weight_bias(b, l, 4, (int[]){s->out, s->k, s->k, *c}, fan_in, s->out);
+        *h = oh; *w = ow; *c = s->out;
+        break;
+    }
+    case LAYER_MAXPOOL:
+    case LAYER_AVGPOOL: {
+        int st = pool_stride(s);
+        int oh = pool_out(*h, s->k, st), ow = pool_out(*w, s->k, st);
+        if (oh < 1 || ow < 1)
+            return fail(b->err, b->errlen, "%s: window %d is larger than its %dx%d input",
+                        l->name, s->k, *h, *w);
+        *h = oh; *w = ow;
+        break;
+    }
+    case LAYER_GAP:
+        *h = *w = 1;
+        break;
+    case LAYER_BATCHNORM: {
+        nn_param *g = add_param(b, l, "gamma", 1, c, 1);
+        add_param(b, l, "beta", 1, c, 1);
+        tensor_fill(&g->w, 1.0f);
+        tensor_resize(&l->run_mean, 1, c);
+        tensor_resize(&l->run_var, 1, c);
+        tensor_zero(&l->run_mean);
+        tensor_fill(&l->run_var, 1.0f);
+        if (l->spec.momentum <= 0) l->spec.momentum = 0.1f;
+        if (l->spec.eps <= 0) l->spec.eps = 1e-5f;
+        break;
+    }
+    case LAYER_FLATTEN:
+        *c = *h * *w * *c;
+        *h = *w = 1;
+        break;
+    case LAYER_RESIDUAL: {
+        char sub[64];
+        int bh = *h, bw = *w, bc = *c;
+        snprintf(sub, sizeof sub, "%s.", l->name);
+        l->branch = build_model(b, s->inner, s->n_inner, &bh, &bw, &bc, sub);
+        if (!l->branch) return -1;
+        if (bh != *h || bw != *w || bc != *c) {
+            int st = (*h + bh - 1) / bh;
+            if (conv_out(*h, 1, st, 0) != bh || conv_out(*w, 1, st, 0) != bw)
+                return fail(b->err, b->errlen, "%s: branch maps %dx%d to %dx%d, which no strided "
+                            "shortcut can match", l->name, *h, *w, bh, bw);
+            layer_spec ps = { .kind = LAYER_CONV, .out = bc, .k = 1, .stride = st, .bias = 0 };
+            snprintf(ps.name, sizeof ps.name, "proj");
+            l->proj = calloc(1, sizeof *l->proj);
+            CHECK(l->proj, "out of memory");
+            int ph = *h, pw = *w, pc = *c;
+            if (build_layer(b, l->proj, &ps, &ph, &pw, &pc, sub)) return -1;
+        }
+        *h = bh; *w = bw; *c = bc;
+        break;
+    }
+    case LAYER_RELU: case LAYER_GELU: case LAYER_DROPOUT:
+        break;
+    default:
+        return fail(b->err, b->errlen, "layer kind %d is not known", (int)s->kind);
+    }
+    return 0;
+}
+
+static nn_model *build_model(build_ctx *b, const layer_spec *specs, int n, int *h, int *w, int *c,
+                             const char *prefix)
+{
+    nn_model *m = calloc(1, sizeof *m);
+    CHECK(m, "out of memory");
+    m->layers = calloc((size_t)(n > 0 ? n : 1), sizeof *m->layers);
+    CHECK(m->layers, "out of memory");
+    m->n_layers = n;
+    m->in_h = *h; m->in_w = *w; m->in_c = *c;
+    for (int i = 0; i < n; i++) {
+        if (build_layer(b, &m->layers[i], &specs[i], h, w, c, prefix)) {
+            nn_free(m);
+            return NULL;
+        }
+    }
+    m->out_features = *h * *w * *c;
+    return m;
+}
+
+nn_model *nn_build(const layer_spec *specs, int n, int h, int w, int c, uint64_t seed,
+                   char *err, size_t errlen)
+{
+    if (n < 1) {
+        fail(err, errlen, "the model has no layers");
+        return NULL;
+    }
+    nn_model *holder = calloc(1, sizeof *holder);
+    CHECK(holder, "out of memory");
+    build_ctx b = { .top = holder, .err = err, .errlen = errlen };
+    rng_seed(&b.init, seed, 1);
+    nn_model *m = build_model(&b, specs, n, &h, &w, &c, "");
+    if (m) {
+        m->params = holder->params;
+        m->n_params = holder->n_params;
+        rng_seed(&m->rng, seed, 2);
+    } else {
+        for (int i = 0; i < holder->n_params; i++) {
+            nn_param *p = holder->params[i];
+            tensor_free(&p->w); tensor_free(&p->g);
+            free(p);
+        }
+        free(holder->params);
+    }
+    free(holder);
+    return m;
+}
+
+static void free_layer(nn_layer *l)
+{
+    tensor_free(&l->out); tensor_free(&l->dx); tensor_free(&l->col); tensor_free(&l->aux);
+    tensor_free(&l->run_mean); tensor_free(&l->run_var);
+    free(l->arg);
+    if (l->branch) {
+        l->branch->params = NULL;   /* owned by the top model */
+        l->branch->n_params = 0;
+        nn_free(l->branch);
+    }
+    if (l->proj) { free_layer(l->proj); free(l->proj); }
+}
+
+void nn_free(nn_model *m)
+{
+    if (!m) return;
+    for (int i = 0; i < m->n_layers; i++) free_layer(&m->layers[i]);
+    for (int i = 0; i < m->n_params; i++) {
+        nn_param *p = m->params[i];
+        tensor_free(&p->w); tensor_free(&p->g); tensor_free(&p->m); tensor_free(&p->v);
+        free(p);
+    }
+    free(m->params);
+    free(m->layers);
+    free(m);
+}
+
+/* ---- forward ------------------------------------------------------------------------------ */
+
+static const tensor *forward_layers(nn_model *m, nn_model *top, const tensor *x, int train);
+
+static int shape_err(nn_model *top, const nn_layer *l, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int shape_err(nn_model *top, const nn_layer *l, const char *fmt, ...)
+{
+    char msg[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    snprintf(top->err, sizeof top->err, "%s: %s", l->name, msg);
+    return -1;
+}
+
+static int conv_forward(nn_model *top, nn_layer *l, const tensor *x)
+{
+    const layer_spec *s = &l->spec;
+    const tensor *wt = &l->params[0]->w;
+    int N = x->shape[0], H = x->shape[1], W = x->shape[2], C = x->shape[3];
+    if (C != wt->shape[3]) return shape_err(top, l, "expects %d channels, got %d", wt->shape[3], C);
+    int oh = conv_out(H, s->k, s->stride, s->pad), ow = conv_out(W, s->k, s->stride, s->pad);
+    if (oh < 1 || ow < 1) return shape_err(top, l, "kernel %d does not fit a %dx%d input", s->k, H, W);
+    int kkc = s->k * s->k * C, M = N * oh * ow;
+    const float *col = x->data;
+    if (!(s->k == 1 && s->stride == 1 && s->pad == 0)) {
+        tensor_resize2(&l->col, M, kkc);
+        cpu_im2col(x->data, N, H, W, C, s->k, s->stride, s->pad, oh, ow, l->col.data);
+        col = l->col.data;
+    }
+    tensor_resize4(&l->out, N, oh, ow, s->out);
+    cpu_sgemm(0, 1, M, s->out, kkc, 1, col, kkc, wt->data, kkc, 0, l->out.data, s->out);
+    if (l->n_params > 1) cpu_add_bias(l->out.data, l->params[1]->w.data, (size_t)M, s->out);
+    return 0;
+}
+
+static int layer_forward(nn_model *m, nn_model *top, nn_layer *l, const tensor *x, int train)
+{
+    const layer_spec *s = &l->spec;
+    int N = x->shape[0], H = x->shape[1], W = x->shape[2], C = x->shape[3];
+    l->in = x;
+    switch (s->kind) {
+    case LAYER_LINEAR: {
+        const tensor *wt = &l->params[0]->w;
+        int F = H * W * C, O = s->out;
+        if (F != wt->shape[1])
+            return shape_err(top, l, "expects %d input features, got %d (%dx%dx%d); use gap before it "
+                             "to accept any image size", wt->shape[1], F, H, W, C);
+        tensor_resize4(&l->out, N, 1, 1, O);
+        cpu_sgemm(0, 1, N, O, F, 1, x->data, F, wt->data, F, 0, l->out.data, O);
+        if (l->n_params > 1) cpu_add_bias(l->out.data, l->params[1]->w.data, (size_t)N, O);
+        return 0;
+    }
+    case LAYER_CONV:
+        return conv_forward(top, l, x);
+    case LAYER_MAXPOOL:
+    case LAYER_AVGPOOL: {
+        int st = pool_stride(s), oh = pool_out(H, s->k, st), ow = pool_out(W, s->k, st);
+        if (oh < 1 || ow < 1) return shape_err(top, l, "window %d is larger than its %dx%d input", s->k, H, W);
+        tensor_resize4(&l->out, N, oh, ow, C);
+        if (s->kind == LAYER_AVGPOOL) {
+            cpu_avgpool_forward(x->data, N, H, W, C, s->k, st, oh, ow, l->out.data);
+            return 0;
+        }
+        if (l->out.n > l->arg_cap) {
+            free(l->arg);
+            l->arg = malloc(l->out.n * sizeof *l->arg);
+            CHECK(l->arg, "out of memory");
+            l->arg_cap = l->out.n;
+        }
+        cpu_maxpool_forward(x->data, N, H, W, C, s->k, st, oh, ow, l->out.data, l->arg);
+        return 0;
+    }
+    case LAYER_GAP: {
+        int k = H > W ? H : W;
+        tensor_resize4(&l->out, N, 1, 1, C);
+        cpu_avgpool_forward(x->data, N, H, W, C, k, 1, 1, 1, l->out.data);
+        return 0;
+    }
+    case LAYER_BATCHNORM: {
+        if ((size_t)C != l->params[0]->w.n) return shape_err(top, l, "expects %zu channels, got %d", l->params[0]->w.n, C);
+        size_t rows = (size_t)N * H * W;
+        tensor_resize(&l->out, 4, x->shape);
+        tensor_resize2(&l->col, (int)rows, C);
+        tensor_resize(&l->aux, 1, &C);
+        cpu_batchnorm_forward(x->data, rows, C, l->params[0]->w.data, l->params[1]->w.data,
+                              l->run_mean.data, l->run_var.data, s->momentum, s->eps, train,
+                              l->out.data, l->col.data, l->aux.data);
+        return 0;
+    }
+    case LAYER_RELU:
+        tensor_resize(&l->out, 4, x->shape);
+        cpu_relu_forward(x->data, l->out.data, x->n);
+        return 0;
+    case LAYER_GELU:
+        tensor_resize(&l->out, 4, x->shape);
+        cpu_gelu_forward(x->data, l->out.data, x->n);
+        return 0;
+    case LAYER_DROPOUT:
+        tensor_resize(&l->out, 4, x->shape);
+        if (!train || s->p <= 0) {
+            memcpy(l->out.data, x->data, x->n * sizeof(float));
+            return 0;
+        }
+        tensor_resize(&l->aux, 4, x->shape);
+        for (size_t i = 0; i < x->n; i++) {
+            float keep = rng_uniform(&top->rng) >= s->p ? 1.0f / (1.0f - s->p) : 0.0f;
+            l->aux.data[i] = keep;
+            l->out.data[i] = x->data[i] * keep;
+        }
+        return 0;
+    case LAYER_FLATTEN:
+        tensor_view(&l->out, x->data, 4, (int[]){N, 1, 1, H * W * C});
+        return 0;
+    case LAYER_RESIDUAL: {
+        const tensor *sc = x;
+        if (l->proj) {
+            if (layer_forward(m, top, l->proj, x, train)) return -1;
+            sc = &l->proj->out;
+        }
+        if (l->skip) {
+            tensor_copy(&l->out, sc);
+            return 0;
+        }
+        const tensor *br = forward_layers(l->branch, top, x, train);
+        if (!br) return -1;
+        if (!tensor_same_shape(br, sc))
+            return shape_err(top, l, "branch output %dx%dx%d does not match the shortcut %dx%dx%d",
+                             br->shape[1], br->shape[2], br->shape[3], sc->shape[1], sc->shape[2], sc->shape[3]);
+        tensor_resize(&l->out, 4, br->shape);
+        for (size_t i = 0; i < br->n; i++) l->out.data[i] = br->data[i] + sc->data[i];
+        return 0;
+    }
+    default:
+        return shape_err(top, l, "unknown layer kind");
+    }
+}
+
+static const tensor *forward_layers(nn_model *m, nn_model *top, const tensor *x, int train)
+{
+    for (int i = 0; i < m->n_layers; i++) {
+        if (layer_forward(m, top, &m->layers[i], x, train)) return NULL;
+        x = &m->layers[i].out;
+    }
+    return x;
+}
+
+const tensor *nn_forward(nn_model *m, const tensor *x, int train)
+{
+    m->err[0] = 0;
+    if (x->ndim != 4) {
+        snprintf(m->err, sizeof m->err, "input must be (N, H, W, C), got rank %d", x->ndim);
+        return NULL;
+    }
+    /* Nested branches draw dropout masks from the top model's stream. */
+    return forward_layers(m, m, x, train);
+}
+
+/* ---- backward ----------------------------------------------------------------------------- */
+
+static int layer_trainable(const nn_layer *l)
+{
+    for (int i = 0; i < l->n_params; i++)
+        if (!l->params[i]->frozen) return 1;
+    if (l->proj && layer_trainable(l->proj)) return 1;
+    if (l->branch)
+        for (int i = 0; i < l->branch->n_layers; i++)
+            if (layer_trainable(&l->branch->layers[i])) return 1;
+    return 0;
+}
+
+static void backward_layers(nn_model *m, const tensor *dout, int need_dx);
+
+static void conv_backward(nn_layer *l, const tensor *dout, int need_dx)
+{
+    const layer_spec *s = &l->spec;
+    const tensor *x = l->in;
+    nn_param *wp = l->params[0];
+    int N = x->shape[0], H = x->shape[1], W = x->shape[2], C = x->shape[3];
+    int oh = dout->shape[1], ow = dout->shape[2], M = N * oh * ow, kkc = s->k * s->k * C;
+    int direct = s->k == 1 && s->stride == 1 && s->pad == 0;
+    const float *col = direct ? x->data : l->col.data;
+    if (!wp->frozen) cpu_sgemm(1, 0, s->out, kkc, M, 1, dout->data, s->out, col, kkc, 1, wp->g.data, kkc);
+    if (l->n_params > 1 && !l->params[1]->frozen) cpu_sum_rows(dout->data, (size_t)M, s->out, l->params[1]->g.data);
+    if (!need_dx) return;
+    tensor_resize(&l->dx, 4, x->shape);
+    if (direct) {
+        cpu_sgemm(0, 0, M, C, s->out, 1, dout->data, s->out, wp->w.data, C, 0, l->dx.data, C);
+        return;
+    }
+    tensor_resize2(&l->aux, M, kkc);
+    cpu_sgemm(0, 0, M, kkc, s->out, 1, dout->data, s->out, wp->w.data, kkc, 0, l->aux.data, kkc);
+    cpu_col2im(l->aux.data, N, H, W, C, s->k, s->stride, s->pad, oh, ow, l->dx.data);
+}
+
+static void layer_backward(nn_layer *l, const tensor *dout, int need_dx)
+{
+    const layer_spec *s = &l->spec;
+    const tensor *x = l->in;
+    int N = x->shape[0], H = x->shape[1], W = x->shape[2], C = x->shape[3];
+    if (need_dx && s->kind != LAYER_FLATTEN && s->kind != LAYER_CONV) tensor_resize(&l->dx, 4, x->shape);
+    switch (s->kind) {
+    case LAYER_LINEAR: {
+        nn_param *wp = l->params[0];
+        int F = H * W * C, O = s->out;
+        if (!wp->frozen) cpu_sgemm(1, 0, O, F, N, 1, dout->data, O, x->data, F, 1, wp->g.data, F);
+        if (l->n_params > 1 && !l->params[1]->frozen) cpu_sum_rows(dout->data, (size_t)N, O, l->params[1]->g.data);
+        if (need_dx) cpu_sgemm(0, 0, N, F, O, 1, dout->data, O, wp->w.data, F, 0, l->dx.data, F);
+        break;
+    }
+    case LAYER_CONV:
+        conv_backward(l, dout, need_dx);
+        break;
+    case LAYER_MAXPOOL:
+        if (need_dx)
+            cpu_maxpool_backward(dout->data, l->arg, N, dout->n / (size_t)N, l->dx.data, x->n / (size_t)N);
+        break;
+    case LAYER_AVGPOOL:
+        if (need_dx) {
+            int st = pool_stride(s);
+            cpu_avgpool_backward(dout->data, N, H, W, C, s->k, st, dout->shape[1], dout->shape[2], l->dx.data);
+        }
+        break;
+    case LAYER_GAP:
+        if (need_dx) cpu_avgpool_backward(dout->data, N, H, W, C, H > W ? H : W, 1, 1, 1, l->dx.data);
+        break;
+    case LAYER_BATCHNORM: {
+        nn_param *g = l->params[0], *b = l->params[1];
+        float scratch_g[C], scratch_b[C];
+        if (g->frozen) memset(scratch_g, 0, sizeof scratch_g);
+        if (b->frozen) memset(scratch_b, 0, sizeof scratch_b);
+        cpu_batchnorm_backward(dout->data, l->col.data, l->aux.data, (size_t)N * H * W, C, g->w.data,
+                               g->frozen ? scratch_g : g->g.data, b->frozen ? scratch_b : b->g.data,
+                               need_dx ? l->dx.data : NULL);
+        break;
+    }
+    case LAYER_RELU:
+        if (need_dx) cpu_relu_backward(l->out.data, dout->data, l->dx.data, x->n);
+        break;
+    case LAYER_GELU:
+        if (need_dx) cpu_gelu_backward(x->data, dout->data, l->dx.data, x->n);
+        break;
+    case LAYER_DROPOUT:
+        if (!need_dx) break;
+        if (s->p <= 0 || l->aux.n != x->n) memcpy(l->dx.data, dout->data, x->n * sizeof(float));
+        else for (size_t i = 0; i < x->n; i++) l->dx.data[i] = dout->data[i] * l->aux.data[i];
+        break;
+    case LAYER_FLATTEN:
+        if (need_dx) tensor_view(&l->dx, dout->data, 4, x->shape);
+        break;
+    case LAYER_RESIDUAL: {
+        const float *dbranch = NULL;
+        if (!l->skip) {
+            backward_layers(l->branch, dout, need_dx);
+            dbranch = l->branch->layers[0].dx.data;
+        }
+        const float *dsc = dout->data;
+        if (l->proj) {
+            layer_backward(l->proj, dout, need_dx);
+            dsc = l->proj->dx.data;
+        }
+        if (!need_dx) break;
+        for (size_t i = 0; i < x->n; i++) l->dx.data[i] = dsc[i] + (dbranch ? dbranch[i] : 0);
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+/* Layer i produces dx only when an earlier layer will use it; layers before the first trainable
+ * one are not visited at all (frozen prefixes make backward cheaper). */
+static void backward_layers(nn_model *m, const tensor *dout, int need_dx)
+{
+    int first = m->n_layers;
+    for (int i = 0; i < m->n_layers; i++)
+        if (layer_trainable(&m->layers[i])) { first = i; break; }
+    for (int i = m->n_layers - 1; i >= 0 && (need_dx || i >= first); i--) {
+        nn_layer *l = &m->layers[i];
+        layer_backward(l, dout, need_dx || first < i);
+        dout = &l->dx;
+    }
+}
+
+void nn_backward(nn_model *m, const tensor *dout) { backward_layers(m, dout, 0); }
+void nn_backward_full(nn_model *m, const tensor *dout) { backward_layers(m, dout, 1); }
+
+void nn_zero_grad(nn_model *m)
+{
+    for (int i = 0; i < m->n_params; i++)
+        if (!m->params[i]->frozen) tensor_zero(&m->params[i]->g);
+}
+
+size_t nn_param_count(const nn_model *m)
+{
+    size_t n = 0;
+    for (int i = 0; i < m->n_params; i++) n += m->params[i]->w.n;
+    return n;
+}
+
+nn_layer *nn_find_layer(nn_model *m, const char *name)
+{
+    for (int i = 0; i < m->n_layers; i++)
+        if (!strcmp(m->layers[i].name, name)) return &m->layers[i];
+    return NULL;
+}
+
+void nn_layer_freeze(nn_layer *l, int frozen)
+{
+    for (int i = 0; i < l->n_params; i++) l->params[i]->frozen = frozen;
+    if (l->proj) nn_layer_freeze(l->proj, frozen);
+    if (l->branch)
+        for (int i = 0; i < l->branch->n_layers; i++) nn_layer_freeze(&l->branch->layers[i], frozen);
+}

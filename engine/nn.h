@@ -1,0 +1,80 @@
+/* Layers and sequential models: forward/backward pairs over NHWC activations.
+ * Not for training policy: the trainer, optimizers and plugins decide what to do with gradients. */
+#ifndef HASTEN_NN_H
+#define HASTEN_NN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "engine/config.h"
+#include "engine/rng.h"
+#include "engine/tensor.h"
+
+typedef struct nn_param {
+    char name[64];       /* "conv1.weight", "res1.bn2.beta" */
+    tensor w;            /* value; conv (OC, K, K, C), linear (O, I), vectors (C) */
+    tensor g;            /* gradient, same shape as w; backward accumulates into it */
+    tensor m, v;         /* optimizer state, same shape (allocated by the optimizer) */
+    int no_decay;        /* bias or norm parameter: weight decay off by default */
+    int frozen;          /* no gradient, no update */
+} nn_param;
+
+typedef struct nn_model nn_model;
+typedef struct nn_layer nn_layer;
+
+struct nn_layer {
+    layer_spec spec;     /* a copy; spec.inner is not owned here */
+    char name[48];
+    int n_params;
+    nn_param *params[2]; /* weight/gamma then bias/beta */
+    int skip;            /* residual only: output = shortcut(x) this step (stochastic depth) */
+    const tensor *in;    /* input of the last forward */
+    tensor out;          /* (N, OH, OW, OC) output of the last forward */
+    tensor dx;           /* (N, H, W, C) gradient with respect to the input */
+    tensor col;          /* conv: (N*OH*OW, K*K*C) im2col; batchnorm: xhat (N*H*W, C) */
+    tensor aux;          /* batchnorm: inv_std (C); dropout: mask (N*H*W*C) */
+    tensor run_mean, run_var;   /* batchnorm running statistics (C) */
+    int32_t *arg;        /* maxpool: argmax offsets (N*OH*OW*C) */
+    size_t arg_cap;
+    nn_model *branch;    /* residual: the branch */
+    nn_layer *proj;      /* residual: 1x1 conv shortcut when shapes differ; NULL = identity */
+};
+
+struct nn_model {
+    int n_layers;
+    nn_layer *layers;    /* (n_layers) */
+    int n_params;
+    nn_param **params;   /* (n_params) every parameter, nested ones included, in layer order */
+    int in_h, in_w, in_c;  /* geometry the model was built for */
+    int out_features;
+    rng rng;             /* dropout masks */
+    char err[256];       /* last forward error */
+};
+
+/* Builds a model from specs for inputs of (h, w, c), initialising parameters from seed (He normal
+ * weights, zero biases, unit gammas). Returns NULL with a one-line message in err on a spec that
+ * cannot work at this geometry (e.g. a pool larger than its input). The caller owns the model. */
+nn_model *nn_build(const layer_spec *specs, int n, int h, int w, int c, uint64_t seed,
+                   char *err, size_t errlen);
+void nn_free(nn_model *m);
+
+/* Runs the model on x (N, H, W, C); H and W may differ from the build geometry where the layers
+ * allow it. Returns the output (owned by the model, valid until the next forward) or NULL with
+ * m->err set (e.g. a linear layer given the wrong number of features). */
+const tensor *nn_forward(nn_model *m, const tensor *x, int train);
+
+/* Backpropagates dout (the gradient of the last output), accumulating parameter gradients of
+ * unfrozen parameters. Stops at the earliest layer that has trainable parameters, so frozen
+ * leading layers cost nothing. */
+void nn_backward(nn_model *m, const tensor *dout);
+/* Same, and also computes the gradient with respect to the input into m->layers[0].dx. */
+void nn_backward_full(nn_model *m, const tensor *dout);
+
+void nn_zero_grad(nn_model *m);
+/* Total number of scalar parameters. */
+size_t nn_param_count(const nn_model *m);
+/* Finds a layer by name at the top level, or NULL. */
+nn_layer *nn_find_layer(nn_model *m, const char *name);
+/* Freezes (1) or unfreezes (0) every parameter of a layer, nested ones included. */
+void nn_layer_freeze(nn_layer *l, int frozen);
+
+#endif

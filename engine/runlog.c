@@ -1,0 +1,117 @@
+/* Run folder files, crash-safe: appends of whole lines with O_APPEND and one write(2) each, and
+ * atomic replacement for summaries. */
+#include "engine/runlog.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+struct runlog {
+    char dir[1024];
+    int metrics_fd, log_fd;
+    char error[1300];
+};
+
+static int mkdirs(const char *path)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(buf, 0755) && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    return mkdir(buf, 0755) && errno != EEXIST ? -1 : 0;
+}
+
+static int open_append(const runlog *r, const char *name)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/%s", r->dir, name);
+    return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+}
+
+runlog *runlog_open(const char *dir, char *err, size_t errlen)
+{
+    runlog *r = calloc(1, sizeof *r);
+    if (!r) { snprintf(err, errlen, "out of memory"); return NULL; }
+    snprintf(r->dir, sizeof r->dir, "%s", dir);
+    r->metrics_fd = r->log_fd = -1;
+    if (mkdirs(dir)) goto fail;
+    if ((r->metrics_fd = open_append(r, "metrics.jsonl")) < 0) goto fail;
+    if ((r->log_fd = open_append(r, "log.txt")) < 0) goto fail;
+    return r;
+fail:
+    snprintf(err, errlen, "%s: cannot create run files: %s", dir, strerror(errno));
+    runlog_close(r);
+    return NULL;
+}
+
+void runlog_close(runlog *r)
+{
+    if (!r) return;
+    if (r->metrics_fd >= 0) close(r->metrics_fd);
+    if (r->log_fd >= 0) close(r->log_fd);
+    free(r);
+}
+
+const char *runlog_dir(const runlog *r) { return r->dir; }
+const char *runlog_error(const runlog *r) { return r->error[0] ? r->error : NULL; }
+
+static int write_line(runlog *r, int fd, const char *text, size_t len, const char *what)
+{
+    /* One write per line: a kill leaves either the whole line or none of it. */
+    char stackbuf[4096], *buf = len + 1 <= sizeof stackbuf ? stackbuf : malloc(len + 1);
+    if (!buf) return -1;
+    memcpy(buf, text, len);
+    buf[len] = '\n';
+    ssize_t n = write(fd, buf, len + 1);
+    if (buf != stackbuf) free(buf);
+    if (n == (ssize_t)(len + 1)) return 0;
+    if (!r->error[0])
+        snprintf(r->error, sizeof r->error, "%s/%s: write failed: %s", r->dir, what,
+                 n < 0 ? strerror(errno) : "short write");
+    return -1;
+}
+
+int runlog_metric(runlog *r, const char *json_line)
+{
+    return write_line(r, r->metrics_fd, json_line, strlen(json_line), "metrics.jsonl");
+}
+
+void runlog_log(runlog *r, const char *fmt, ...)
+{
+    char line[2048];
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    int n = (int)strftime(line, sizeof line, "%Y-%m-%d %H:%M:%S ", &tm);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    va_end(ap);
+    write_line(r, r->log_fd, line, strlen(line), "log.txt");
+}
+
+int runlog_write_file(runlog *r, const char *name, const char *text)
+{
+    char path[1100], tmp[1120];
+    snprintf(path, sizeof path, "%s/%s", r->dir, name);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    size_t len = strlen(text);
+    if (fd < 0) goto fail;
+    if (write(fd, text, len) != (ssize_t)len || fsync(fd)) { close(fd); unlink(tmp); goto fail; }
+    close(fd);
+    if (rename(tmp, path)) { unlink(tmp); goto fail; }
+    return 0;
+fail:
+    if (!r->error[0]) snprintf(r->error, sizeof r->error, "%s: cannot write: %s", path, strerror(errno));
+    return -1;
+}

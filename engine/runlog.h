@@ -1,0 +1,27 @@
+/* The files a run leaves: metrics.jsonl (whole lines, appended), log.txt, and summary.json written
+ * to a temporary name and renamed, so a kill at any moment leaves valid files.
+ * Not for deciding what to record: the trainer does that. */
+#ifndef HASTEN_RUNLOG_H
+#define HASTEN_RUNLOG_H
+
+#include <stddef.h>
+
+typedef struct runlog runlog;
+
+/* Creates dir (and parents) and opens its metrics and log files for appending.
+ * Returns NULL with a one-line message naming the path on failure. Caller frees with runlog_close. */
+runlog *runlog_open(const char *dir, char *err, size_t errlen);
+void runlog_close(runlog *r);
+const char *runlog_dir(const runlog *r);
+
+/* Appends one line (a JSON object without the newline) to metrics.jsonl with a single write.
+ * Returns 0 or -1 (disk full etc.; the run goes on, the failure is remembered in runlog_error). */
+int runlog_metric(runlog *r, const char *json_line);
+/* Appends a timestamped line to log.txt. */
+void runlog_log(runlog *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Writes text to dir/name atomically (temp file, fsync, rename). Returns 0 or -1. */
+int runlog_write_file(runlog *r, const char *name, const char *text);
+/* First write error seen, or NULL. */
+const char *runlog_error(const runlog *r);
+
+#endif

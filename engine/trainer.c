@@ -1,0 +1,478 @@
+/* The training loop of DESIGN.md: events in order, a clock that excludes evaluation and pauses,
+ * per-phase timing, metric records to memory and to the run folder, summary at every evaluation. */
+#include "engine/trainer.h"
+#include "engine/check.h"
+#include "engine/cpu/cpu.h"
+#include <cblas.h>
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef HASTEN_VERSION
+#define HASTEN_VERSION "dev"
+#endif
+
+static const char *event_names[EV_COUNT] = {
+    "fit_start", "epoch_start", "batch_start", "before_forward", "after_forward", "before_loss",
+    "after_loss", "after_backward", "before_step", "after_step", "epoch_end", "eval_start",
+    "eval_end", "fit_end",
+};
+static const char *phase_names[PHASE_COUNT] = {
+    "data_wait", "forward", "backward", "optimizer", "plugins", "eval",
+};
+static const char *status_names[] = { "ready", "running", "done", "stopped", "failed" };
+
+const char *trainer_event_name(trainer_event e) { return (unsigned)e < EV_COUNT ? event_names[e] : "?"; }
+const char *trainer_phase_name(int p) { return (unsigned)p < PHASE_COUNT ? phase_names[p] : "?"; }
+const char *trainer_status_name(run_status s) { return status_names[s]; }
+
+double trainer_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+trainer *trainer_new(const train_config *cfg, const data_set *ds, char *err, size_t errlen)
+{
+    trainer *t = calloc(1, sizeof *t);
+    CHECK(t, "out of memory");
+    t->cfg = cfg;
+    t->data = ds;
+    pthread_mutex_init(&t->mu, NULL);
+    t->model = nn_build(cfg->layers, cfg->n_layers, ds->h, ds->w, ds->c, cfg->seed, err, errlen);
+    if (!t->model) goto fail;
+    if (t->model->out_features != ds->classes) {
+        snprintf(err, errlen, "the model ends with %d outputs but %s has %d classes",
+                 t->model->out_features, ds->name, ds->classes);
+        goto fail;
+    }
+    if (cfg->batch > ds->train.n) {
+        snprintf(err, errlen, "batch %d is larger than the %d training examples of %s",
+                 cfg->batch, ds->train.n, ds->name);
+        goto fail;
+    }
+    optim_init(&t->opt, &cfg->optim, t->model);
+    t->last_test_acc = t->last_test_loss = NAN;
+    t->time_to_target = -1;
+    t->steps_to_target = -1;
+    return t;
+fail:
+    trainer_free(t);
+    return NULL;
+}
+
+void trainer_free(trainer *t)
+{
+    if (!t) return;
+    if (t->loader) data_loader_stop(t->loader);
+    nn_free(t->model);
+    tensor_free(&t->x); tensor_free(&t->targets); tensor_free(&t->weight);
+    tensor_free(&t->loss); tensor_free(&t->dlogits);
+    free(t->labels);
+    free(t->rec);
+    pthread_mutex_destroy(&t->mu);
+    free(t);
+}
+
+int trainer_add_hook(trainer *t, trainer_hook_fn fn, void *ud)
+{
+    if (t->n_hooks == TRAINER_MAX_HOOKS) return -1;
+    t->hooks[t->n_hooks].fn = fn;
+    t->hooks[t->n_hooks++].ud = ud;
+    return 0;
+}
+
+void trainer_set_log(trainer *t, runlog *log) { t->log = log; }
+void trainer_pause(trainer *t, int paused) { atomic_store(&t->pause_req, paused); }
+void trainer_stop(trainer *t) { atomic_store(&t->stop_req, 1); }
+
+int trainer_fail(trainer *t, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->error, sizeof t->error, fmt, ap);
+    va_end(ap);
+    t->status = RUN_FAILED;
+    return -1;
+}
+
+/* Calls the hooks; after_* events and the closing events run in reverse order so a hook can undo
+ * what it did. Time goes to the plugins phase. */
+static int emit(trainer *t, trainer_event ev)
+{
+    if (!t->n_hooks) return 0;
+    int reverse = ev == EV_AFTER_FORWARD || ev == EV_AFTER_LOSS || ev == EV_AFTER_BACKWARD ||
+                  ev == EV_AFTER_STEP || ev == EV_EPOCH_END || ev == EV_EVAL_END || ev == EV_FIT_END;
+    double t0 = trainer_now();
+    int rc = 0;
+    for (int k = 0; k < t->n_hooks && !rc; k++) {
+        int i = reverse ? t->n_hooks - 1 - k : k;
+        rc = t->hooks[i].fn(t, ev, t->hooks[i].ud);
+    }
+    t->phase[PHASE_PLUGINS] += trainer_now() - t0;
+    if (rc && t->status != RUN_FAILED) trainer_fail(t, "a hook failed at %s", trainer_event_name(ev));
+    return rc;
+}
+
+static void push_record(trainer *t, const trainer_record *r)
+{
+    pthread_mutex_lock(&t->mu);
+    if (t->n_rec == t->cap_rec) {
+        int cap = t->cap_rec ? t->cap_rec * 2 : 1024;
+        trainer_record *n = realloc(t->rec, (size_t)cap * sizeof *n);
+        CHECK(n, "out of memory");
+        t->rec = n;
+        t->cap_rec = cap;
+    }
+    t->rec[t->n_rec++] = *r;
+    pthread_mutex_unlock(&t->mu);
+    if (!t->log) return;
+    char line[512];
+    int n = snprintf(line, sizeof line,
+                     "{\"step\":%ld,\"epoch\":%.6g,\"samples\":%ld,\"seconds\":%.6f,\"train_loss\":%.7g,"
+                     "\"lr\":%.7g", r->step, r->epoch, r->samples, r->seconds, r->train_loss, r->lr);
+    if (r->is_eval)
+        n += snprintf(line + n, sizeof line - (size_t)n, ",\"test_loss\":%.7g,\"test_acc\":%.7g",
+                      r->test_loss, r->test_acc);
+    snprintf(line + n, sizeof line - (size_t)n, "}");
+    runlog_metric(t->log, line);
+}
+
+int trainer_series(trainer *t, int from, trainer_record *out, int max)
+{
+    pthread_mutex_lock(&t->mu);
+    int n = t->n_rec - from;
+    if (n > max) n = max;
+    if (n < 0) n = 0;
+    if (n) memcpy(out, t->rec + from, (size_t)n * sizeof *out);
+    pthread_mutex_unlock(&t->mu);
+    return n;
+}
+
+static void ensure_batch(trainer *t, int n)
+{
+    int k = t->data->classes;
+    if (n > t->labels_cap) {
+        free(t->labels);
+        t->labels = malloc((size_t)n * sizeof *t->labels);
+        CHECK(t->labels, "out of memory");
+        t->labels_cap = n;
+    }
+    tensor_resize2(&t->targets, n, k);
+    tensor_resize(&t->weight, 1, &n);
+    tensor_resize(&t->loss, 1, &n);
+}
+
+static void one_hot(tensor *targets, const int *labels, int n, int k)
+{
+    tensor_zero(targets);
+    for (int i = 0; i < n; i++) targets->data[(size_t)i * k + labels[i]] = 1.0f;
+}
+
+void trainer_evaluate(trainer *t, float *loss_out, float *acc_out)
+{
+    const data_split *test = &t->data->test;
+    enum { EVAL_BATCH = 500 };
+    int idx[EVAL_BATCH], k = t->data->classes;
+    data_batch b = {0};
+    tensor x = {0}, targets = {0}, loss = {0};
+    double total = 0;
+    long right = 0;
+    for (int start = 0; start < test->n; start += EVAL_BATCH) {
+        int n = test->n - start < EVAL_BATCH ? test->n - start : EVAL_BATCH;
+        for (int i = 0; i < n; i++) idx[i] = start + i;
+        data_gather(t->data, test, idx, n, &b);
+        tensor_view(&x, b.x, 4, (int[]){n, b.h, b.w, b.c});
+        const tensor *out = nn_forward(t->model, &x, 0);
+        CHECK(out, "evaluation forward failed: %s", t->model->err);
+        tensor_resize2(&targets, n, k);
+        tensor_resize(&loss, 1, &n);
+        one_hot(&targets, b.labels, n, k);
+        int correct;
+        float mean = cpu_softmax_xent(out->data, targets.data, NULL, n, k, loss.data, NULL, b.labels, &correct);
+        total += (double)mean * n;
+        right += correct;
+    }
+    data_batch_free(&b);
+    tensor_free(&targets);
+    tensor_free(&loss);
+    *loss_out = (float)(total / test->n);
+    *acc_out = (float)right / (float)test->n;
+}
+
+static int target_met(const trainer *t)
+{
+    const train_config *c = t->cfg;
+    if (!c->target_metric[0]) return 0;
+    if (!strcmp(c->target_metric, "test_acc")) return t->last_test_acc >= c->target_value;
+    if (!strcmp(c->target_metric, "test_loss")) return t->last_test_loss <= c->target_value;
+    return 0;
+}
+
+static int run_eval(trainer *t)
+{
+    double t0 = trainer_now();
+    if (emit(t, EV_EVAL_START)) return -1;
+    trainer_evaluate(t, &t->last_test_loss, &t->last_test_acc);
+    if (emit(t, EV_EVAL_END)) return -1;
+    t->phase[PHASE_EVAL] += trainer_now() - t0;
+    trainer_record r = { .step = t->step, .epoch = (double)t->samples / t->data->train.n,
+                         .samples = t->samples, .seconds = t->train_seconds,
+                         .train_loss = t->batch_loss, .lr = t->opt.groups[0].lr, .is_eval = 1,
+                         .test_loss = t->last_test_loss, .test_acc = t->last_test_acc };
+    push_record(t, &r);
+    if (t->time_to_target < 0 && target_met(t)) {
+        t->time_to_target = t->train_seconds;
+        t->steps_to_target = t->step;
+    }
+    if (t->log)
+        runlog_log(t->log, "eval step %ld: test_loss %.4f test_acc %.4f after %.2fs", t->step,
+                   t->last_test_loss, t->last_test_acc, t->train_seconds);
+    trainer_write_summary(t);
+    return 0;
+}
+
+static void update_progress(trainer *t)
+{
+    const budget_spec *b = &t->cfg->budget;
+    if (b->unit == BUDGET_SECONDS) t->progress = t->train_seconds / b->amount;
+    else t->progress = (double)t->step / (double)t->total_steps;
+    if (t->progress > 1) t->progress = 1;
+}
+
+static long budget_steps(const trainer *t)
+{
+    const budget_spec *b = &t->cfg->budget;
+    double steps;
+    switch (b->unit) {
+    case BUDGET_STEPS:   steps = b->amount; break;
+    case BUDGET_EPOCHS:  steps = b->amount * t->steps_per_epoch; break;
+    case BUDGET_SAMPLES: steps = ceil(b->amount / t->cfg->batch); break;
+    default:             return 0;
+    }
+    return steps < 1 ? 1 : (long)llround(steps);
+}
+
+static void set_lr(trainer *t)
+{
+    float f = sched_factor(&t->cfg->schedule, t->progress);
+    for (int g = 0; g < OPTIM_GROUPS; g++)
+        t->opt.groups[g].lr = t->cfg->optim.lr * f * t->opt.groups[g].lr_scale;
+}
+
+/* One training step on the next batch. Returns 1 when the budget is spent, 0 to go on, -1 failed. */
+static int train_step(trainer *t)
+{
+    double t0 = trainer_now(), wait, tp;
+    const data_batch *b = data_loader_next(t->loader, &wait);
+    t->phase[PHASE_DATA] += wait;
+    int n = b->n, k = t->data->classes;
+    if (b->index == 0) {
+        t->epoch = b->epoch;
+        if (emit(t, EV_EPOCH_START)) return -1;
+    }
+    ensure_batch(t, n);
+    tensor_resize4(&t->x, n, b->h, b->w, b->c);
+    memcpy(t->x.data, b->x, t->x.n * sizeof(float));
+    memcpy(t->labels, b->labels, (size_t)n * sizeof *t->labels);
+    one_hot(&t->targets, t->labels, n, k);
+    tensor_fill(&t->weight, 1.0f);
+    if (emit(t, EV_BATCH_START) || emit(t, EV_BEFORE_FORWARD)) return -1;
+
+    tp = trainer_now();
+    t->logits = nn_forward(t->model, &t->x, 1);
+    if (!t->logits) return trainer_fail(t, "step %ld: %s", t->step + 1, t->model->err);
+    t->phase[PHASE_FORWARD] += trainer_now() - tp;
+    if (emit(t, EV_AFTER_FORWARD) || emit(t, EV_BEFORE_LOSS)) return -1;
+
+    tp = trainer_now();
+    n = t->logits->shape[0];   /* a hook may have changed the batch */
+    tensor_resize2(&t->dlogits, n, k);
+    t->batch_loss = cpu_softmax_xent(t->logits->data, t->targets.data, t->weight.data, n, k,
+                                     t->loss.data, t->dlogits.data, t->labels, &t->batch_correct);
+    t->phase[PHASE_FORWARD] += trainer_now() - tp;
+    if (!isfinite(t->batch_loss))
+        return trainer_fail(t, "step %ld: training loss is %s; the run is stopped (lr %g may be too high)",
+                            t->step + 1, isnan(t->batch_loss) ? "NaN" : "infinite", t->cfg->optim.lr);
+    if (emit(t, EV_AFTER_LOSS)) return -1;
+
+    tp = trainer_now();
+    nn_zero_grad(t->model);
+    nn_backward(t->model, &t->dlogits);
+    t->phase[PHASE_BACKWARD] += trainer_now() - tp;
+    if (emit(t, EV_AFTER_BACKWARD)) return -1;
+
+    set_lr(t);
+    if (emit(t, EV_BEFORE_STEP)) return -1;
+    tp = trainer_now();
+    optim_step(&t->opt, t->model);
+    t->phase[PHASE_OPTIM] += trainer_now() - tp;
+    t->step++;
+    t->samples += n;
+    if (emit(t, EV_AFTER_STEP)) return -1;
+
+    t->train_seconds += trainer_now() - t0;
+    update_progress(t);
+    trainer_record r = { .step = t->step, .epoch = (double)t->samples / t->data->train.n,
+                         .samples = t->samples, .seconds = t->train_seconds,
+                         .train_loss = t->batch_loss, .lr = t->opt.groups[0].lr };
+    push_record(t, &r);
+
+    int epoch_done = b->index == t->steps_per_epoch - 1;
+    int spent = t->progress >= 1;
+    if (epoch_done) {
+        double te = trainer_now();
+        if (emit(t, EV_EPOCH_END)) return -1;
+        t->train_seconds += trainer_now() - te;
+    }
+    const train_config *c = t->cfg;
+    int eval_due = c->eval_every_steps > 0 ? t->step % c->eval_every_steps == 0
+                 : epoch_done && (t->epoch + 1) % (c->eval_every_epochs > 0 ? c->eval_every_epochs : 1) == 0;
+    if (eval_due && !spent && run_eval(t)) return -1;
+    return spent;
+}
+
+int trainer_run(trainer *t)
+{
+    const train_config *c = t->cfg;
+    t->status = RUN_RUNNING;
+    t->run_started = trainer_now();
+    data_augment aug = { c->crop_pad, c->flip };
+    t->loader = data_loader_start(t->data, c->batch, aug, c->seed);
+    if (!t->loader) return trainer_fail(t, "cannot start the data loader for batch %d", c->batch);
+    t->steps_per_epoch = data_loader_steps_per_epoch(t->loader);
+    t->total_steps = budget_steps(t);
+    if (t->log) runlog_log(t->log, "run started: %zu parameters, %d steps per epoch",
+                           nn_param_count(t->model), t->steps_per_epoch);
+    set_lr(t);
+    int rc = emit(t, EV_FIT_START);
+    while (!rc) {
+        if (atomic_load(&t->stop_req)) { t->status = RUN_STOPPED; break; }
+        if (atomic_load(&t->pause_req)) { usleep(10000); continue; }
+        rc = train_step(t);
+        if (rc == 1) break;
+    }
+    if (t->status != RUN_FAILED && t->step > 0) rc = run_eval(t);
+    if (t->status != RUN_FAILED) emit(t, EV_FIT_END);
+    if (t->status == RUN_RUNNING) t->status = RUN_DONE;
+    data_loader_stop(t->loader);
+    t->loader = NULL;
+    if (t->log) {
+        if (t->status == RUN_FAILED) runlog_log(t->log, "run failed: %s", t->error);
+        else runlog_log(t->log, "run %s after %ld steps, %.2fs of training", trainer_status_name(t->status),
+                        t->step, t->train_seconds);
+    }
+    trainer_write_summary(t);
+    return t->status == RUN_FAILED ? -1 : 0;
+}
+
+/* ---- summary ------------------------------------------------------------------------------ */
+
+static void cpu_model(char *out, size_t len)
+{
+    snprintf(out, len, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        char *colon = strchr(line, ':');
+        if (!strncmp(line, "model name", 10) && colon) {
+            colon += 2;
+            colon[strcspn(colon, "\n")] = 0;
+            snprintf(out, len, "%s", colon);
+            break;
+        }
+    }
+    fclose(f);
+}
+
+static cJSON *fingerprint(void)
+{
+    cJSON *fp = cJSON_CreateObject();
+    char buf[256];
+    struct utsname u;
+    cpu_model(buf, sizeof buf);
+    cJSON_AddStringToObject(fp, "cpu", buf);
+    cJSON_AddNumberToObject(fp, "cores", (double)sysconf(_SC_NPROCESSORS_ONLN));
+    cJSON_AddNumberToObject(fp, "threads", cpu_threads());
+    cJSON_AddNumberToObject(fp, "memory_gib", (double)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGESIZE) / 1073741824.0);
+    if (!uname(&u)) {
+        snprintf(buf, sizeof buf, "%s %s %s", u.sysname, u.release, u.machine);
+        cJSON_AddStringToObject(fp, "os", buf);
+        cJSON_AddStringToObject(fp, "host", u.nodename);
+    }
+    cJSON_AddStringToObject(fp, "device", "cpu");
+    cJSON_AddStringToObject(fp, "blas", openblas_get_config());
+    cJSON_AddStringToObject(fp, "compiler", "gcc " __VERSION__);
+    cJSON_AddStringToObject(fp, "hasten", HASTEN_VERSION);
+    return fp;
+}
+
+static void add_number_or_null(cJSON *o, const char *key, double v, int have)
+{
+    if (have && isfinite(v)) cJSON_AddNumberToObject(o, key, v);
+    else cJSON_AddNullToObject(o, key);
+}
+
+void trainer_write_summary(trainer *t)
+{
+    if (!t->log) return;
+    const train_config *c = t->cfg;
+    cJSON *s = cJSON_CreateObject();
+    cJSON_AddNumberToObject(s, "version", 1);
+    cJSON_AddStringToObject(s, "status", trainer_status_name(t->status));
+    if (t->status == RUN_FAILED) cJSON_AddStringToObject(s, "error", t->error);
+    cJSON_AddStringToObject(s, "recipe", c->recipe_path);
+    cJSON_AddStringToObject(s, "dataset", t->data->name);
+    cJSON_AddStringToObject(s, "dataset_source", t->data->source);
+    cJSON_AddNumberToObject(s, "seed", (double)c->seed);
+    cJSON_AddNumberToObject(s, "batch", c->batch);
+    add_number_or_null(s, "test_acc", t->last_test_acc, 1);
+    add_number_or_null(s, "test_loss", t->last_test_loss, 1);
+    cJSON_AddNumberToObject(s, "train_seconds", t->train_seconds);
+    cJSON_AddNumberToObject(s, "samples_per_second", t->train_seconds > 0 ? t->samples / t->train_seconds : 0);
+    cJSON_AddNumberToObject(s, "steps", (double)t->step);
+    cJSON_AddNumberToObject(s, "samples", (double)t->samples);
+    cJSON_AddNumberToObject(s, "epochs", (double)t->samples / t->data->train.n);
+    cJSON_AddNumberToObject(s, "step_seconds", t->step ? t->train_seconds / t->step : 0);
+    cJSON_AddNumberToObject(s, "parameters", (double)nn_param_count(t->model));
+    struct rusage ru;
+    if (!getrusage(RUSAGE_SELF, &ru)) cJSON_AddNumberToObject(s, "peak_rss_mib", ru.ru_maxrss / 1024.0);
+    if (c->target_metric[0]) {
+        cJSON *tg = cJSON_AddObjectToObject(s, "target");
+        cJSON_AddNumberToObject(tg, c->target_metric, c->target_value);
+    } else {
+        cJSON_AddNullToObject(s, "target");
+    }
+    add_number_or_null(s, "time_to_target", t->time_to_target, t->time_to_target >= 0);
+    add_number_or_null(s, "steps_to_target", (double)t->steps_to_target, t->steps_to_target >= 0);
+    cJSON *ph = cJSON_AddObjectToObject(s, "phase_seconds");
+    for (int p = 0; p < PHASE_COUNT; p++) cJSON_AddNumberToObject(ph, phase_names[p], t->phase[p]);
+    cJSON_AddItemToObject(s, "fingerprint", fingerprint());
+    char when[64];
+    time_t now = time(NULL);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S%z", localtime(&now));
+    cJSON_AddStringToObject(s, "written_at", when);
+    if (t->extra_summary[0]) {
+        char wrapped[4200];
+        snprintf(wrapped, sizeof wrapped, "{%s}", t->extra_summary);
+        cJSON *extra = cJSON_Parse(wrapped);
+        for (cJSON *e = extra ? extra->child : NULL; e; e = e->next)
+            cJSON_AddItemToObject(s, e->string, cJSON_Duplicate(e, 1));
+        cJSON_Delete(extra);
+    }
+    char *text = cJSON_Print(s);
+    if (text) {
+        runlog_write_file(t->log, "summary.json", text);
+        free(text);
+    }
+    cJSON_Delete(s);
+}

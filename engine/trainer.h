@@ -1,0 +1,131 @@
+/* The training loop: budget, events, phase timing, evaluation, metric series and run files.
+ * Not for parsing recipes or drawing: lua/ builds the config, tui/ reads the series. */
+#ifndef HASTEN_TRAINER_H
+#define HASTEN_TRAINER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include "engine/config.h"
+#include "engine/data.h"
+#include "engine/nn.h"
+#include "engine/optim.h"
+#include "engine/runlog.h"
+
+typedef enum {
+    EV_FIT_START, EV_EPOCH_START, EV_BATCH_START, EV_BEFORE_FORWARD, EV_AFTER_FORWARD,
+    EV_BEFORE_LOSS, EV_AFTER_LOSS, EV_AFTER_BACKWARD, EV_BEFORE_STEP, EV_AFTER_STEP,
+    EV_EPOCH_END, EV_EVAL_START, EV_EVAL_END, EV_FIT_END, EV_COUNT
+} trainer_event;
+
+/* "fit_start", "batch_start", ... as DESIGN.md spells them. */
+const char *trainer_event_name(trainer_event e);
+
+enum { PHASE_DATA, PHASE_FORWARD, PHASE_BACKWARD, PHASE_OPTIM, PHASE_PLUGINS, PHASE_EVAL, PHASE_COUNT };
+/* "data_wait", "forward", "backward", "optimizer", "plugins", "eval". */
+const char *trainer_phase_name(int phase);
+
+typedef enum { RUN_READY, RUN_RUNNING, RUN_DONE, RUN_STOPPED, RUN_FAILED } run_status;
+const char *trainer_status_name(run_status s);
+
+typedef struct trainer_record {
+    long step;           /* steps completed */
+    double epoch;        /* samples / training-set size */
+    long samples;
+    double seconds;      /* training clock: evaluation and pauses excluded */
+    float train_loss;    /* mean loss of the step's batch */
+    float lr;            /* lr of the decay group */
+    int is_eval;
+    float test_loss, test_acc;   /* eval records only */
+} trainer_record;
+
+typedef struct trainer trainer;
+
+/* A hook sees the trainer at each event. Return 0 to go on; nonzero stops the run as failed, with
+ * the hook's message put in t->error by trainer_fail. */
+typedef int (*trainer_hook_fn)(trainer *t, trainer_event ev, void *ud);
+
+#define TRAINER_MAX_HOOKS 8
+
+struct trainer {
+    const train_config *cfg;
+    const data_set *data;
+    nn_model *model;
+    optim opt;
+    data_loader *loader;
+
+    /* The current step, open to hooks. */
+    tensor x;            /* (B, H, W, C) inputs */
+    tensor targets;      /* (B, K) soft targets, one-hot unless a hook changes them */
+    int *labels;         /* (B) */
+    int labels_cap;
+    tensor weight;       /* (B) per-sample loss weights, 1 by default */
+    tensor loss;         /* (B) per-sample losses after the loss */
+    tensor dlogits;      /* (B, K) */
+    const tensor *logits;  /* (B, K) model output of this step */
+    float batch_loss;
+    int batch_correct;
+
+    long step;           /* steps completed */
+    long samples;
+    int epoch;           /* 0-based current epoch */
+    double progress;     /* [0, 1] of the budget */
+    long total_steps;    /* for step, epoch and sample budgets; 0 for seconds */
+    int steps_per_epoch;
+
+    double train_seconds;   /* training clock */
+    double phase[PHASE_COUNT];
+    double run_started;     /* monotonic seconds at trainer_run start */
+
+    atomic_int stop_req, pause_req;
+    _Atomic run_status status;
+    char error[1024];
+
+    float last_test_loss, last_test_acc;   /* NAN before the first evaluation */
+    double time_to_target;                 /* training seconds, or -1 */
+    long steps_to_target;
+
+    pthread_mutex_t mu;                    /* guards the series */
+    trainer_record *rec;
+    int n_rec, cap_rec;
+
+    int n_hooks;
+    struct { trainer_hook_fn fn; void *ud; } hooks[TRAINER_MAX_HOOKS];
+    runlog *log;                           /* NULL = no files */
+    char extra_summary[4096];              /* JSON members appended to summary.json, e.g. "\"x\":1" */
+};
+
+/* Builds the model and optimizer for cfg on ds. cfg and ds must outlive the trainer.
+ * Returns NULL with a one-line message in err (bad model for this data, etc.). */
+trainer *trainer_new(const train_config *cfg, const data_set *ds, char *err, size_t errlen);
+void trainer_free(trainer *t);
+
+/* Adds a hook, called in the order added (reverse order on after_* events). Returns 0 or -1 when full. */
+int trainer_add_hook(trainer *t, trainer_hook_fn fn, void *ud);
+
+/* Writes the run's files into log (borrowed; the caller closes it after trainer_run). */
+void trainer_set_log(trainer *t, runlog *log);
+
+/* Runs the whole budget in the calling thread. Returns 0 when done or stopped, -1 when failed
+ * (t->error says why). Whatever was measured is in the series and the run files either way. */
+int trainer_run(trainer *t);
+
+/* Thread-safe controls for other threads (the UI). */
+void trainer_pause(trainer *t, int paused);
+void trainer_stop(trainer *t);
+
+/* Copies up to max records from index `from` into out; returns the number copied. Thread-safe. */
+int trainer_series(trainer *t, int from, trainer_record *out, int max);
+
+/* Evaluates on the test split in eval mode; fills loss and accuracy. Not counted as training time. */
+void trainer_evaluate(trainer *t, float *loss, float *acc);
+
+/* Marks the run failed with a message (for hooks); returns -1 for convenience. */
+int trainer_fail(trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Monotonic clock in seconds. */
+double trainer_now(void);
+
+/* Writes summary.json for the current state (also called by trainer_run). */
+void trainer_write_summary(trainer *t);
+
+#endif

@@ -1,0 +1,33 @@
+/* Recipe files (Lua tables) in and out of train_config: a sandboxed reader and a resolved writer.
+ * Not for running anything: the recipe's Lua state lives only while it is read; plugins are
+ * loaded elsewhere (this only records their names and parameters as text). */
+#ifndef HASTEN_RECIPE_H
+#define HASTEN_RECIPE_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include "engine/config.h"
+
+/* Reads the recipe file at path into *c: config_defaults(c) first, then the recipe's fields
+ * override, and c->recipe_path = path. The recipe runs in a fresh sandboxed Lua state (base,
+ * math, string, table and nn only; text chunks only; an instruction budget and a 64 MiB memory
+ * cap) that is closed before returning.
+ * Returns 0; c->layers is then the caller's (config_free). On any failure returns -1, writes one
+ * line naming the file and the field into err (errlen bytes, truncated) and leaves c at defaults
+ * with no layers, nothing allocated. */
+int recipe_load(const char *path, train_config *c, char *err, size_t errlen);
+
+/* Same as recipe_load for recipe text in memory; chunkname names it in messages (e.g. "x.lua").
+ * c->recipe_path is left "". */
+int recipe_load_string(const char *text, const char *chunkname, train_config *c,
+                       char *err, size_t errlen);
+
+/* Writes c as a complete Lua recipe to f, every field explicit (resolved), numbers in their
+ * shortest exact form (%.9g or shorter for floats), so that recipe_load reads back an equal
+ * config (recipe_path aside). Fields the chosen kinds do not use (adamw betas under sgd, one_cycle
+ * peak under cosine, conv stride on a linear layer) are not written.
+ * Returns 0, or -1 when writing to f failed or c holds something a recipe cannot say (a kind or
+ * unit out of range, a target metric other than test_acc/test_loss); output may then be partial. */
+int recipe_write(const train_config *c, FILE *f);
+
+#endif

@@ -1,0 +1,293 @@
+/* Every layer's backward and the loss against central finite differences; shape errors. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include "engine/cpu/cpu.h"
+#include "engine/nn.h"
+
+/* Objective f = sum(out * R) for a fixed random R, so dout = R. */
+static double objective(nn_model *m, const tensor *x, const tensor *r)
+{
+    const tensor *out = nn_forward(m, x, 1);
+    assert_non_null(out);
+    double f = 0;
+    for (size_t i = 0; i < out->n; i++) f += (double)out->data[i] * r->data[i];
+    return f;
+}
+
+static void fill_random(tensor *t, rng *g, float scale)
+{
+    for (size_t i = 0; i < t->n; i++) t->data[i] = scale * rng_normal(g);
+}
+
+/* Inputs whose values are distinct by at least 0.05 and away from 0: no kink within eps. */
+static void fill_spaced(tensor *t, rng *g)
+{
+    int idx[4096];
+    assert_true(t->n <= 4096);
+    for (size_t i = 0; i < t->n; i++) idx[i] = (int)i;
+    rng_shuffle(g, idx, (int)t->n);
+    for (size_t i = 0; i < t->n; i++) {
+        float v = 0.05f * (float)((int)idx[i] - (int)t->n / 2);
+        t->data[i] = v >= 0 ? v + 0.025f : v - 0.025f;
+    }
+}
+
+static int close_enough(double num, double ana, double tol)
+{
+    return fabs(num - ana) <= tol * fmax(1.0, fmax(fabs(num), fabs(ana)));
+}
+
+/* Checks d f / d x and d f / d params of the model built from specs at input (n, h, w, c). */
+static void gradcheck(const layer_spec *specs, int nspecs, int n, int h, int w, int c, int spaced)
+{
+    char err[256];
+    nn_model *m = nn_build(specs, nspecs, h, w, c, 7, err, sizeof err);
+    assert_non_null(m);
+    rng g;
+    rng_seed(&g, 3, 0);
+    tensor x = {0}, r = {0};
+    tensor_resize4(&x, n, h, w, c);
+    if (spaced) fill_spaced(&x, &g);
+    else fill_random(&x, &g, 1.0f);
+    const tensor *out = nn_forward(m, &x, 1);
+    assert_non_null(out);
+    tensor_resize(&r, out->ndim, out->shape);
+    fill_random(&r, &g, 1.0f);
+    nn_zero_grad(m);
+    nn_backward_full(m, &r);
+    const double eps = 1e-2, tol = 2e-2;
+    int bad = 0;
+    tensor dx = {0};
+    tensor_copy(&dx, &m->layers[0].dx);
+    assert_int_equal(dx.n, x.n);
+    for (size_t i = 0; i < x.n; i++) {
+        float keep = x.data[i];
+        x.data[i] = keep + (float)eps;
+        double fp = objective(m, &x, &r);
+        x.data[i] = keep - (float)eps;
+        double fm = objective(m, &x, &r);
+        x.data[i] = keep;
+        double num = (fp - fm) / (2 * eps);
+        if (!close_enough(num, dx.data[i], tol)) {
+            if (bad++ < 5) print_message("dx[%zu]: numeric %.5f analytic %.5f\n", i, num, dx.data[i]);
+        }
+    }
+    for (int p = 0; p < m->n_params; p++) {
+        nn_param *par = m->params[p];
+        for (size_t i = 0; i < par->w.n; i++) {
+            float keep = par->w.data[i];
+            par->w.data[i] = keep + (float)eps;
+            double fp = objective(m, &x, &r);
+            par->w.data[i] = keep - (float)eps;
+            double fm = objective(m, &x, &r);
+            par->w.data[i] = keep;
+            double num = (fp - fm) / (2 * eps);
+            if (!close_enough(num, par->g.data[i], tol)) {
+                if (bad++ < 5) print_message("%s[%zu]: numeric %.5f analytic %.5f\n", par->name, i, num, par->g.data[i]);
+            }
+        }
+    }
+    assert_int_equal(bad, 0);
+    tensor_free(&x); tensor_free(&r); tensor_free(&dx);
+    nn_free(m);
+}
+
+#define L(...) ((layer_spec){ __VA_ARGS__ })
+
+static void test_linear(void **s)
+{
+    layer_spec l[] = { L(.kind = LAYER_LINEAR, .out = 4, .bias = 1) };
+    gradcheck(l, 1, 3, 1, 1, 5, 0);
+    gradcheck(l, 1, 2, 2, 3, 2, 0);   /* implicit flatten of an image */
+}
+
+static void test_conv(void **s)
+{
+    layer_spec a[] = { L(.kind = LAYER_CONV, .out = 3, .k = 3, .stride = 1, .pad = 1, .bias = 1) };
+    gradcheck(a, 1, 2, 5, 5, 2, 0);
+    layer_spec b[] = { L(.kind = LAYER_CONV, .out = 2, .k = 3, .stride = 2, .pad = 0, .bias = 0) };
+    gradcheck(b, 1, 2, 7, 6, 3, 0);
+    layer_spec c[] = { L(.kind = LAYER_CONV, .out = 4, .k = 1, .stride = 1, .pad = 0, .bias = 1) };
+    gradcheck(c, 1, 2, 3, 3, 3, 0);
+    layer_spec d[] = { L(.kind = LAYER_CONV, .out = 2, .k = 5, .stride = 3, .pad = 2, .bias = 1) };
+    gradcheck(d, 1, 1, 8, 7, 2, 0);
+}
+
+static void test_pools(void **s)
+{
+    layer_spec a[] = { L(.kind = LAYER_MAXPOOL, .k = 2) };
+    gradcheck(a, 1, 2, 4, 4, 3, 1);
+    layer_spec b[] = { L(.kind = LAYER_MAXPOOL, .k = 3, .stride = 2) };
+    gradcheck(b, 1, 2, 7, 7, 2, 1);
+    layer_spec c[] = { L(.kind = LAYER_AVGPOOL, .k = 2) };
+    gradcheck(c, 1, 2, 4, 6, 3, 0);
+    layer_spec d[] = { L(.kind = LAYER_GAP) };
+    gradcheck(d, 1, 3, 5, 3, 2, 0);
+}
+
+static void test_batchnorm(void **s)
+{
+    layer_spec a[] = { L(.kind = LAYER_BATCHNORM) };
+    gradcheck(a, 1, 4, 3, 3, 3, 0);
+    gradcheck(a, 1, 8, 1, 1, 5, 0);
+}
+
+static void test_activations(void **s)
+{
+    layer_spec a[] = { L(.kind = LAYER_RELU) };
+    gradcheck(a, 1, 2, 3, 3, 2, 1);
+    layer_spec b[] = { L(.kind = LAYER_GELU) };
+    gradcheck(b, 1, 2, 3, 3, 2, 0);
+    layer_spec c[] = { L(.kind = LAYER_FLATTEN), L(.kind = LAYER_LINEAR, .out = 3, .bias = 1) };
+    gradcheck(c, 2, 2, 3, 2, 2, 0);
+}
+
+static void test_residual(void **s)
+{
+    layer_spec inner[] = { L(.kind = LAYER_CONV, .out = 3, .k = 3, .stride = 1, .pad = 1, .bias = 1),
+                           L(.kind = LAYER_GELU) };
+    layer_spec a[] = { L(.kind = LAYER_RESIDUAL, .n_inner = 2, .inner = inner) };
+    gradcheck(a, 1, 2, 4, 4, 3, 0);
+    layer_spec inner2[] = { L(.kind = LAYER_CONV, .out = 4, .k = 3, .stride = 2, .pad = 1, .bias = 1) };
+    layer_spec b[] = { L(.kind = LAYER_RESIDUAL, .n_inner = 1, .inner = inner2) };
+    gradcheck(b, 1, 2, 6, 6, 2, 0);
+}
+
+static void test_dropout(void **s)
+{
+    char err[128];
+    layer_spec a[] = { L(.kind = LAYER_DROPOUT, .p = 0.5f) };
+    nn_model *m = nn_build(a, 1, 1, 1, 1000, 1, err, sizeof err);
+    tensor x = {0}, d = {0};
+    tensor_resize4(&x, 4, 1, 1, 1000);
+    tensor_fill(&x, 1.0f);
+    const tensor *y = nn_forward(m, &x, 1);
+    double sum = 0;
+    int zeros = 0;
+    for (size_t i = 0; i < y->n; i++) { sum += y->data[i]; zeros += y->data[i] == 0; }
+    assert_true(fabs(sum / y->n - 1.0) < 0.05);   /* inverted scaling keeps the mean */
+    assert_true(zeros > 1800 && zeros < 2200);
+    tensor_resize4(&d, 4, 1, 1, 1000);
+    tensor_fill(&d, 2.0f);
+    nn_backward_full(m, &d);
+    for (size_t i = 0; i < y->n; i++) assert_float_equal(m->layers[0].dx.data[i], 2.0f * y->data[i], 1e-6);
+    y = nn_forward(m, &x, 0);   /* eval: identity */
+    for (size_t i = 0; i < y->n; i++) assert_float_equal(y->data[i], 1.0f, 0);
+    tensor_free(&x); tensor_free(&d);
+    nn_free(m);
+}
+
+static void test_loss(void **s)
+{
+    enum { N = 3, K = 4 };
+    rng g;
+    rng_seed(&g, 5, 0);
+    float z[N * K], t[N * K], loss[N], d[N * K], w[N] = { 1, 0.5f, 2 };
+    for (int i = 0; i < N * K; i++) z[i] = rng_normal(&g);
+    for (int i = 0; i < N; i++) {   /* soft targets summing to 1 */
+        float sum = 0;
+        for (int j = 0; j < K; j++) sum += t[i * K + j] = rng_uniform(&g);
+        for (int j = 0; j < K; j++) t[i * K + j] /= sum;
+    }
+    int labels[N] = { 0, 1, 2 }, correct;
+    cpu_softmax_xent(z, t, w, N, K, loss, d, labels, &correct);
+    for (int i = 0; i < N * K; i++) {
+        float keep = z[i], lp[N], lm[N];
+        const double eps = 1e-3;
+        z[i] = keep + (float)eps;
+        cpu_softmax_xent(z, t, NULL, N, K, lp, NULL, NULL, NULL);
+        z[i] = keep - (float)eps;
+        cpu_softmax_xent(z, t, NULL, N, K, lm, NULL, NULL, NULL);
+        z[i] = keep;
+        double fp = 0, fm = 0;   /* weighted mean */
+        for (int r = 0; r < N; r++) { fp += w[r] * lp[r] / N; fm += w[r] * lm[r] / N; }
+        assert_true(close_enough((fp - fm) / (2 * eps), d[i], 1e-2));
+    }
+    /* Per-sample loss against the formula for a one-hot row. */
+    float z1[K] = { 1, 2, 3, 4 }, t1[K] = { 0, 0, 1, 0 }, l1;
+    cpu_softmax_xent(z1, t1, NULL, 1, K, &l1, NULL, NULL, NULL);
+    double lse = log(exp(1) + exp(2) + exp(3) + exp(4));
+    assert_float_equal(l1, lse - 3, 1e-5);
+}
+
+static void test_shape_errors(void **s)
+{
+    char err[256];
+    layer_spec a[] = { L(.kind = LAYER_MAXPOOL, .k = 8) };
+    assert_null(nn_build(a, 1, 4, 4, 1, 1, err, sizeof err));
+    assert_non_null(strstr(err, "maxpool1"));
+    layer_spec b[] = { L(.kind = LAYER_FLATTEN), L(.kind = LAYER_LINEAR, .out = 3, .bias = 1) };
+    nn_model *m = nn_build(b, 2, 4, 4, 1, 1, err, sizeof err);
+    assert_non_null(m);
+    tensor x = {0};
+    tensor_resize4(&x, 2, 2, 2, 1);   /* a different size than built for */
+    assert_null(nn_forward(m, &x, 1));
+    assert_non_null(strstr(m->err, "linear1"));
+    assert_non_null(strstr(m->err, "16"));
+    tensor_free(&x);
+    nn_free(m);
+}
+
+/* A GAP head accepts any input size (progressive resizing relies on it). */
+static void test_variable_size(void **s)
+{
+    char err[256];
+    layer_spec a[] = { L(.kind = LAYER_CONV, .out = 4, .k = 3, .stride = 1, .pad = 1, .bias = 1),
+                       L(.kind = LAYER_GAP), L(.kind = LAYER_LINEAR, .out = 3, .bias = 1) };
+    nn_model *m = nn_build(a, 3, 8, 8, 1, 1, err, sizeof err);
+    tensor x = {0};
+    for (int size = 4; size <= 12; size += 4) {
+        tensor_resize4(&x, 2, size, size, 1);
+        tensor_fill(&x, 0.5f);
+        const tensor *y = nn_forward(m, &x, 1);
+        assert_non_null(y);
+        assert_int_equal(y->shape[0], 2);
+        assert_int_equal(y->shape[3], 3);
+        nn_backward(m, y);
+    }
+    tensor_free(&x);
+    nn_free(m);
+}
+
+/* Freezing leaves the prefix untouched and skips its backward. */
+static void test_freeze_skips(void **s)
+{
+    char err[256];
+    layer_spec a[] = { L(.kind = LAYER_CONV, .out = 4, .k = 3, .stride = 1, .pad = 1, .bias = 1),
+                       L(.kind = LAYER_RELU), L(.kind = LAYER_FLATTEN),
+                       L(.kind = LAYER_LINEAR, .out = 3, .bias = 1) };
+    nn_model *m = nn_build(a, 4, 5, 5, 1, 1, err, sizeof err);
+    nn_layer_freeze(&m->layers[0], 1);
+    tensor x = {0};
+    tensor_resize4(&x, 2, 5, 5, 1);
+    tensor_fill(&x, 0.3f);
+    const tensor *y = nn_forward(m, &x, 1);
+    tensor d = {0};
+    tensor_copy(&d, y);
+    nn_zero_grad(m);
+    nn_backward(m, &d);
+    assert_int_equal(m->layers[0].dx.n, 0);   /* never visited */
+    assert_int_equal(m->layers[1].dx.n, 0);
+    for (size_t i = 0; i < m->params[0]->g.n; i++) assert_float_equal(m->params[0]->g.data[i], 0, 0);
+    tensor_free(&x); tensor_free(&d);
+    nn_free(m);
+}
+
+int main(void)
+{
+    cpu_threads_init(2);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_linear), cmocka_unit_test(test_conv), cmocka_unit_test(test_pools),
+        cmocka_unit_test(test_batchnorm), cmocka_unit_test(test_activations),
+        cmocka_unit_test(test_residual), cmocka_unit_test(test_dropout), cmocka_unit_test(test_loss),
+        cmocka_unit_test(test_shape_errors), cmocka_unit_test(test_variable_size),
+        cmocka_unit_test(test_freeze_skips),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,273 @@
+/* The trainer through the real engine on the synthetic dataset: determinism, event order, budgets,
+ * the training clock, NaN handling, and the run files. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "datasets/datasets.h"
+#include "engine/cpu/cpu.h"
+#include "engine/trainer.h"
+#include "tests/support.h"
+
+static data_set ds;
+
+static int setup(void **s)
+{
+    cpu_threads_init(2);
+    return data_synthetic(&ds, 2000, 500, 12, 12, 10, 1);
+}
+
+static int teardown(void **s)
+{
+    data_set_free(&ds);
+    return 0;
+}
+
+static layer_spec mlp_layers[] = {
+    { .kind = LAYER_FLATTEN }, { .kind = LAYER_LINEAR, .out = 64, .bias = 1 }, { .kind = LAYER_RELU },
+    { .kind = LAYER_LINEAR, .out = 10, .bias = 1 },
+};
+
+static void mlp_config(train_config *c)
+{
+    config_defaults(c);
+    c->layers = mlp_layers;
+    c->n_layers = 4;
+    c->batch = 50;
+    c->optim.lr = 0.05f;
+    c->budget = (budget_spec){ BUDGET_STEPS, 30 };
+}
+
+static trainer *run_config(const train_config *c)
+{
+    char err[256];
+    trainer *t = trainer_new(c, &ds, err, sizeof err);
+    assert_non_null(t);
+    return t;
+}
+
+static void test_deterministic(void **s)
+{
+    train_config c;
+    mlp_config(&c);
+    c.crop_pad = 1;
+    c.flip = 1;
+    float a[40], b[40];
+    for (int pass = 0; pass < 3; pass++) {
+        if (pass == 2) c.seed = 2;
+        trainer *t = run_config(&c);
+        assert_int_equal(trainer_run(t), 0);
+        trainer_record r[64];
+        int n = trainer_series(t, 0, r, 64), k = 0;
+        for (int i = 0; i < n; i++)
+            if (!r[i].is_eval) (pass ? b : a)[k++] = r[i].train_loss;
+        assert_int_equal(k, 30);
+        if (pass == 1) assert_memory_equal(a, b, sizeof(float) * 30);
+        if (pass == 2) assert_memory_not_equal(a, b, sizeof(float) * 30);
+        trainer_free(t);
+    }
+}
+
+typedef struct ev_log { int n; char tag[600]; } ev_log;
+typedef struct tagged { ev_log *log; char id; } tagged;
+
+static int record_event(trainer *t, trainer_event ev, void *ud)
+{
+    tagged *tg = ud;
+    ev_log *l = tg->log;
+    if (l->n < 590) { l->tag[l->n++] = (char)('a' + ev); l->tag[l->n++] = tg->id; }
+    return 0;
+}
+
+static void test_event_order(void **s)
+{
+    train_config c;
+    mlp_config(&c);
+    c.budget = (budget_spec){ BUDGET_STEPS, 2 };
+    trainer *t = run_config(&c);
+    ev_log log = {0};
+    tagged one = { &log, '1' }, two = { &log, '2' };
+    trainer_add_hook(t, record_event, &one);
+    trainer_add_hook(t, record_event, &two);
+    assert_int_equal(trainer_run(t), 0);
+    log.tag[log.n] = 0;
+    /* fit_start, epoch_start, batch_start, before_forward in order; after_* reversed. */
+    const char *want = "a1a2b1b2c1c2d1d2e2e1f1f2g2g1h2h1i1i2j2j1";
+    assert_memory_equal(log.tag, want, strlen(want));
+    assert_non_null(strstr(log.tag, "l1l2m2m1n2n1"));   /* eval_start, eval_end reversed, fit_end reversed */
+    trainer_free(t);
+}
+
+static void test_budgets(void **s)
+{
+    train_config c;
+    mlp_config(&c);
+    c.budget = (budget_spec){ BUDGET_SAMPLES, 1000 };
+    trainer *t = run_config(&c);
+    trainer_run(t);
+    assert_int_equal(t->step, 20);
+    trainer_free(t);
+    c.budget = (budget_spec){ BUDGET_EPOCHS, 1.5 };
+    t = run_config(&c);
+    trainer_run(t);
+    assert_int_equal(t->step, 60);   /* 2000 / 50 = 40 steps per epoch */
+    assert_float_equal(t->progress, 1, 1e-9);
+    trainer_free(t);
+    c.budget = (budget_spec){ BUDGET_SECONDS, 0.3 };
+    t = run_config(&c);
+    trainer_run(t);
+    assert_true(t->train_seconds >= 0.3 && t->train_seconds < 0.6);
+    trainer_free(t);
+}
+
+static int slow_eval(trainer *t, trainer_event ev, void *ud)
+{
+    if (ev == EV_EVAL_START) usleep(300000);
+    return 0;
+}
+
+static void *pause_thread(void *arg)
+{
+    trainer *t = arg;
+    usleep(300000);
+    trainer_pause(t, 0);
+    return NULL;
+}
+
+/* Evaluation and pauses do not count as training time. */
+static void test_clock(void **s)
+{
+    train_config c;
+    mlp_config(&c);
+    c.budget = (budget_spec){ BUDGET_STEPS, 400 };
+    c.eval_every_steps = 200;
+    trainer *t = run_config(&c);
+    trainer_add_hook(t, slow_eval, NULL);
+    pthread_t th;
+    trainer_pause(t, 1);   /* starts paused; the thread resumes it after 0.3 s */
+    double t0 = trainer_now();
+    pthread_create(&th, NULL, pause_thread, t);
+    assert_int_equal(trainer_run(t), 0);
+    pthread_join(th, NULL);
+    double wall = trainer_now() - t0;
+    /* Two evaluations (steps 200 and 400) sleep 0.3 s each, the pause lasts 0.3 s. */
+    assert_true(wall - t->train_seconds > 0.85);
+    assert_true(t->phase[PHASE_EVAL] >= 0.6);
+    trainer_record r[512];
+    int n = trainer_series(t, 0, r, 512), evals = 0;
+    for (int i = 1; i < n; i++) {
+        assert_true(r[i].seconds >= r[i - 1].seconds);
+        evals += r[i].is_eval;
+    }
+    assert_int_equal(evals, 2);
+    trainer_free(t);
+}
+
+static void test_nan_stops(void **s)
+{
+    train_config c;
+    mlp_config(&c);
+    c.optim.lr = 1e8f;
+    c.optim.momentum = 0;
+    runlog *log;
+    char err[256], path[600];
+    snprintf(path, sizeof path, "%s/nan", test_tmpdir());
+    log = runlog_open(path, err, sizeof err);
+    trainer *t = run_config(&c);
+    trainer_set_log(t, log);
+    assert_int_equal(trainer_run(t), -1);
+    assert_int_equal(t->status, RUN_FAILED);
+    assert_true(strstr(t->error, "NaN") || strstr(t->error, "infinite"));
+    assert_true(t->n_rec >= 1);   /* what was measured before is kept */
+    snprintf(path, sizeof path, "%s/nan/summary.json", test_tmpdir());
+    char *text = test_read_file(path, NULL);
+    assert_non_null(text);
+    cJSON *j = cJSON_Parse(text);
+    assert_non_null(j);
+    assert_string_equal(cJSON_GetObjectItem(j, "status")->valuestring, "failed");
+    assert_non_null(strstr(cJSON_GetObjectItem(j, "error")->valuestring, "loss"));
+    cJSON_Delete(j);
+    free(text);
+    trainer_free(t);
+    runlog_close(log);
+}
+
+static void test_run_files_and_learning(void **s)
+{
+    train_config c;
+    mlp_config(&c);
+    c.budget = (budget_spec){ BUDGET_EPOCHS, 3 };
+    strcpy(c.target_metric, "test_acc");
+    c.target_value = 0.5;
+    char err[256], dir[600], path[700];
+    snprintf(dir, sizeof dir, "%s/run", test_tmpdir());
+    runlog *log = runlog_open(dir, err, sizeof err);
+    assert_non_null(log);
+    trainer *t = run_config(&c);
+    trainer_set_log(t, log);
+    assert_int_equal(trainer_run(t), 0);
+    print_message("acc %f\n", t->last_test_acc);
+    assert_true(t->last_test_acc > 0.8);   /* the synthetic set is learnable */
+    assert_true(t->time_to_target > 0 && t->time_to_target <= t->train_seconds);
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    char *text = test_read_file(path, NULL);
+    assert_non_null(text);
+    int lines = 0, evals = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *j = cJSON_Parse(line);
+        assert_non_null(j);
+        assert_non_null(cJSON_GetObjectItem(j, "train_loss"));
+        assert_non_null(cJSON_GetObjectItem(j, "seconds"));
+        evals += cJSON_GetObjectItem(j, "test_acc") != NULL;
+        lines++;
+        cJSON_Delete(j);
+    }
+    free(text);
+    assert_int_equal(lines, 120 + 3);
+    assert_int_equal(evals, 3);
+    snprintf(path, sizeof path, "%s/summary.json", dir);
+    text = test_read_file(path, NULL);
+    cJSON *j = cJSON_Parse(text);
+    assert_non_null(j);
+    const char *keys[] = { "test_acc", "test_loss", "train_seconds", "samples_per_second", "steps",
+                           "time_to_target", "phase_seconds", "fingerprint" };
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) assert_non_null(cJSON_GetObjectItem(j, keys[i]));
+    assert_string_equal(cJSON_GetObjectItem(j, "status")->valuestring, "done");
+    assert_int_equal(cJSON_GetObjectItem(j, "steps")->valueint, 120);
+    cJSON_Delete(j);
+    free(text);
+    trainer_free(t);
+    runlog_close(log);
+}
+
+static void test_bad_model(void **s)
+{
+    train_config c;
+    mlp_config(&c);
+    layer_spec wrong[] = { { .kind = LAYER_FLATTEN }, { .kind = LAYER_LINEAR, .out = 7, .bias = 1 } };
+    c.layers = wrong;
+    c.n_layers = 2;
+    char err[256];
+    assert_null(trainer_new(&c, &ds, err, sizeof err));
+    assert_non_null(strstr(err, "7 outputs"));
+    assert_non_null(strstr(err, "10 classes"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_deterministic), cmocka_unit_test(test_event_order),
+        cmocka_unit_test(test_budgets), cmocka_unit_test(test_clock),
+        cmocka_unit_test(test_nan_stops), cmocka_unit_test(test_run_files_and_learning),
+        cmocka_unit_test(test_bad_model),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,200 @@
+/* `hasten bench`: training throughput of the MLP and CNN recipes, next to what OpenBLAS sgemm
+ * achieves on exactly the GEMM shapes one training step of each model issues (its roofline).
+ * Not a test: it prints figures and never fails on timing. */
+#include "tui/cli.h"
+#include "datasets/datasets.h"
+#include "engine/cpu/cpu.h"
+#include "engine/trainer.h"
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#define MAX_SHAPES 256
+
+typedef struct bench_result {
+    const char *recipe;
+    int batch, steps;
+    double samples_per_s, step_ms;
+    double gemm_gflop_step;      /* GEMM work of one step */
+    double roofline_ms;          /* sgemm alone on those shapes */
+    double phase_ms[PHASE_COUNT];
+    int n_shapes;
+} bench_result;
+
+typedef struct bench_hook {
+    int warm, measure;
+    double start_seconds, start_phase[PHASE_COUNT];
+    cpu_gemm_shape shapes[MAX_SHAPES];
+    int n_shapes;
+} bench_hook;
+
+/* Starts the clock after `warm` steps, records the GEMM shapes of the next step. */
+static int bench_hook_fn(trainer *t, trainer_event ev, void *ud)
+{
+    bench_hook *h = ud;
+    if (ev == EV_BATCH_START && t->step == h->warm) {
+        h->start_seconds = t->train_seconds;
+        memcpy(h->start_phase, t->phase, sizeof h->start_phase);
+        cpu_gemm_record(h->shapes, MAX_SHAPES);
+    } else if (ev == EV_AFTER_STEP && t->step == h->warm + 1) {
+        h->n_shapes = cpu_gemm_recorded();
+        cpu_gemm_record(NULL, 0);
+    }
+    return 0;
+}
+
+static double gemm_flops(const cpu_gemm_shape *s) { return 2.0 * s->M * s->N * s->K; }
+
+/* Median-of-5 seconds for one sgemm of this shape, each sample long enough to time well. */
+static double time_gemm(const cpu_gemm_shape *s)
+{
+    size_t na = (size_t)s->M * s->K, nb = (size_t)s->K * s->N, nc = (size_t)s->M * s->N;
+    float *a = malloc(na * 4), *b = malloc(nb * 4), *c = malloc(nc * 4);
+    for (size_t i = 0; i < na; i++) a[i] = (float)(i % 7) * 0.1f;
+    for (size_t i = 0; i < nb; i++) b[i] = (float)(i % 5) * 0.1f;
+    for (size_t i = 0; i < nc; i++) c[i] = 0;
+    int lda = s->ta ? s->M : s->K, ldb = s->tb ? s->K : s->N;
+    int reps = (int)(2e7 / (gemm_flops(s) + 1)) + 1;
+    if (reps > 1000) reps = 1000;
+    double samples[5];
+    for (int k = 0; k < 5; k++) {
+        double t0 = trainer_now();
+        for (int r = 0; r < reps; r++)
+            cpu_sgemm(s->ta, s->tb, s->M, s->N, s->K, 1, a, lda, b, ldb, s->beta, c, s->N);
+        samples[k] = (trainer_now() - t0) / reps;
+    }
+    free(a); free(b); free(c);
+    for (int i = 0; i < 5; i++)
+        for (int j = i + 1; j < 5; j++)
+            if (samples[j] < samples[i]) { double x = samples[i]; samples[i] = samples[j]; samples[j] = x; }
+    return samples[2];
+}
+
+static int bench_recipe(const char *name, int steps, int batch, bench_result *r)
+{
+    char path[1024], err[1024];
+    train_config cfg;
+    data_set ds = {0};
+    if (cli_find_recipe(name, path, sizeof path) || cli_load_recipe(path, &cfg, err, sizeof err)) {
+        fprintf(stderr, "hasten bench: %s: %s\n", name, path);
+        return -1;
+    }
+    if (batch > 0) cfg.batch = batch;
+    if (cli_load_data(&cfg, &ds, err, sizeof err)) {
+        fprintf(stderr, "hasten bench: %s\n", err);
+        config_free(&cfg);
+        return -1;
+    }
+    bench_hook h = { .warm = steps / 5 + 5, .measure = steps };
+    cfg.budget = (budget_spec){ BUDGET_STEPS, h.warm + steps };
+    cfg.eval_every_steps = 1 << 30;
+    trainer *t = trainer_new(&cfg, &ds, err, sizeof err);
+    if (!t) {
+        fprintf(stderr, "hasten bench: %s: %s\n", path, err);
+        data_set_free(&ds);
+        config_free(&cfg);
+        return -1;
+    }
+    trainer_add_hook(t, bench_hook_fn, &h);
+    trainer_run(t);
+    double secs = t->train_seconds - h.start_seconds;
+    *r = (bench_result){ .recipe = name, .batch = cfg.batch, .steps = steps,
+                         .samples_per_s = (double)steps * cfg.batch / secs,
+                         .step_ms = 1e3 * secs / steps, .n_shapes = h.n_shapes };
+    for (int p = 0; p < PHASE_COUNT; p++) r->phase_ms[p] = 1e3 * (t->phase[p] - h.start_phase[p]) / steps;
+    for (int i = 0; i < h.n_shapes; i++) {
+        r->gemm_gflop_step += gemm_flops(&h.shapes[i]) * 1e-9;
+        r->roofline_ms += 1e3 * time_gemm(&h.shapes[i]);
+    }
+    trainer_free(t);
+    data_set_free(&ds);
+    config_free(&cfg);
+    return 0;
+}
+
+static void print_text(const bench_result *r, int n, double peak)
+{
+    printf("machine sgemm peak (2048^3): %.1f GFLOP/s on %d threads\n\n", peak, cpu_threads());
+    printf("%-12s %6s %10s %9s %10s %10s %11s %7s\n", "recipe", "batch", "samples/s", "step ms",
+           "model GF/s", "sgemm GF/s", "roofline ms", "ratio");
+    for (int i = 0; i < n; i++) {
+        const bench_result *b = &r[i];
+        printf("%-12s %6d %10.0f %9.3f %10.1f %10.1f %11.3f %6.1f%%\n", b->recipe, b->batch,
+               b->samples_per_s, b->step_ms, b->gemm_gflop_step / (b->step_ms * 1e-3),
+               b->gemm_gflop_step / (b->roofline_ms * 1e-3), b->roofline_ms,
+               100 * b->roofline_ms / b->step_ms);
+    }
+    printf("\nstep time breakdown (ms per step):\n%-12s", "recipe");
+    for (int p = 0; p < PHASE_COUNT; p++) printf(" %10s", trainer_phase_name(p));
+    printf("\n");
+    for (int i = 0; i < n; i++) {
+        printf("%-12s", r[i].recipe);
+        for (int p = 0; p < PHASE_COUNT; p++) printf(" %10.3f", r[i].phase_ms[p]);
+        printf("\n");
+    }
+    printf("\nratio = time sgemm alone needs for the step's GEMM shapes / measured step time\n");
+}
+
+static void print_json(const bench_result *r, int n, double peak)
+{
+    printf("{\"threads\":%d,\"sgemm_peak_gflops\":%.2f,\"models\":[", cpu_threads(), peak);
+    for (int i = 0; i < n; i++) {
+        const bench_result *b = &r[i];
+        printf("%s{\"recipe\":\"%s\",\"batch\":%d,\"steps\":%d,\"samples_per_second\":%.1f,"
+               "\"step_ms\":%.4f,\"gemm_gflop_per_step\":%.5f,\"model_gflops\":%.2f,"
+               "\"sgemm_gflops\":%.2f,\"roofline_step_ms\":%.4f,\"roofline_ratio\":%.4f,\"phase_ms\":{",
+               i ? "," : "", b->recipe, b->batch, b->steps, b->samples_per_s, b->step_ms,
+               b->gemm_gflop_step, b->gemm_gflop_step / (b->step_ms * 1e-3),
+               b->gemm_gflop_step / (b->roofline_ms * 1e-3), b->roofline_ms, b->roofline_ms / b->step_ms);
+        for (int p = 0; p < PHASE_COUNT; p++)
+            printf("%s\"%s\":%.4f", p ? "," : "", trainer_phase_name(p), b->phase_ms[p]);
+        printf("}}");
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("],\"peak_rss_mib\":%.1f}\n", ru.ru_maxrss / 1024.0);
+}
+
+int cli_bench(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"json", no_argument, 0, 'j'}, {"steps", required_argument, 0, 's'},
+        {"batch", required_argument, 0, 'b'}, {"threads", required_argument, 0, 't'},
+        {"device", required_argument, 0, 'd'}, {0, 0, 0, 0},
+    };
+    int json = 0, steps = 0, batch = 0, threads = 0, c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'j': json = 1; break;
+        case 's': steps = atoi(optarg); break;
+        case 'b': batch = atoi(optarg); break;
+        case 't': threads = atoi(optarg); break;
+        case 'd':
+            if (strcmp(optarg, "cpu") && strcmp(optarg, "auto")) {
+                fprintf(stderr, "hasten bench: --device %s: only cpu is built\n", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        default:
+            fprintf(stderr, "hasten bench: unknown option '%s'\n(usage: hasten bench [--json] "
+                    "[--steps N] [--batch N] [--threads N])\n", argv[optind - 1]);
+            return EXIT_USAGE;
+        }
+    }
+    cpu_threads_init(threads);
+    cpu_gemm_shape big = { 0, 0, 2048, 2048, 2048, 0 };
+    double peak = gemm_flops(&big) / time_gemm(&big) * 1e-9;
+    bench_result r[2];
+    int n = 0;
+    if (bench_recipe("fmnist_mlp", steps ? steps : 300, batch, &r[n]) == 0) n++;
+    if (bench_recipe("fmnist_cnn", steps ? steps : 60, batch, &r[n]) == 0) n++;
+    if (!n) return EXIT_FAILED;
+    if (json) print_json(r, n, peak);
+    else print_text(r, n, peak);
+    return EXIT_DONE;
+}
