@@ -47,20 +47,22 @@ probe:
 	@echo "Lua: found ($$(pkg-config --modversion lua5.4))"
 	@$(if $(NVCC),echo "nvcc: found ($(NVCC))",echo "nvcc: not found, CPU only")
 
+# V=1 shows the full compiler lines.
+Q := $(if $(V),,@)
+
 hasten: $(LIB_OBJ) $(BUILD)/tui/main.o
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "LINK $@"
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
-
-$(BUILD)/tests/support.o: tests/support.c
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	@echo "CC   $<"
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ) $(TEST_SUPPORT)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJ) $(TEST_SUPPORT) $(LDLIBS) $(shell pkg-config --libs $(TESTPKGS))
+	@echo "CC   $<"
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJ) $(TEST_SUPPORT) $(LDLIBS) $(shell pkg-config --libs $(TESTPKGS))
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \

@@ -16,6 +16,26 @@ typedef struct {
     int h, w, c, k, stride, pad, oh, ow;
 } conv_args;
 
+static void im2col_small(const conv_args *a, const float *restrict x, float *restrict col)
+{
+    const int c = a->c, k = a->k;
+    for (int oy = 0; oy < a->oh; oy++)
+        for (int ox = 0; ox < a->ow; ox++) {
+            int iy0 = oy * a->stride - a->pad, ix0 = ox * a->stride - a->pad;
+            for (int ky = 0; ky < k; ky++) {
+                int iy = iy0 + ky, rowok = iy >= 0 && iy < a->h;
+                for (int kx = 0; kx < k; kx++) {
+                    int ix = ix0 + kx;
+                    const float *src = x + ((size_t)iy * a->w + ix) * c;
+                    if (rowok && ix >= 0 && ix < a->w)
+                        for (int ch = 0; ch < c; ch++) *col++ = src[ch];
+                    else
+                        for (int ch = 0; ch < c; ch++) *col++ = 0;
+                }
+            }
+        }
+}
+
 static void im2col_range(void *p, size_t lo, size_t hi, int chunk)
 {
     const conv_args *a = p;
@@ -23,6 +43,10 @@ static void im2col_range(void *p, size_t lo, size_t hi, int chunk)
     for (size_t img = lo; img < hi; img++) {
         const float *x = a->x + img * (size_t)a->h * a->w * a->c;
         float *col = a->col + img * (size_t)a->oh * a->ow * row;
+        if (a->c < 8) {   /* few channels: element loop beats a memcpy call per pixel */
+            im2col_small(a, x, col);
+            continue;
+        }
         for (int oy = 0; oy < a->oh; oy++)
             for (int ox = 0; ox < a->ow; ox++, col += row) {
                 int iy0 = oy * a->stride - a->pad, ix0 = ox * a->stride - a->pad;

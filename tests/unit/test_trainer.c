@@ -22,7 +22,7 @@ static data_set ds;
 static int setup(void **s)
 {
     cpu_threads_init(2);
-    return data_synthetic(&ds, 2000, 500, 12, 12, 10, 1);
+    return data_synthetic(&ds, 2000, 500, 28, 28, 10, 1);
 }
 
 static int teardown(void **s)
@@ -214,7 +214,6 @@ static void test_run_files_and_learning(void **s)
     trainer *t = run_config(&c);
     trainer_set_log(t, log);
     assert_int_equal(trainer_run(t), 0);
-    print_message("acc %f\n", t->last_test_acc);
     assert_true(t->last_test_acc > 0.8);   /* the synthetic set is learnable */
     assert_true(t->time_to_target > 0 && t->time_to_target <= t->train_seconds);
     snprintf(path, sizeof path, "%s/metrics.jsonl", dir);

@@ -1,0 +1,222 @@
+/* The real ./hasten binary end to end: a one-epoch MLP on Fashion-MNIST, kill -9 and SIGTERM in
+ * the middle of a run, usage errors and exit codes. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <cjson/cJSON.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "lua/recipe.h"
+#include "tests/support.h"
+
+extern char **environ;
+
+#define FMNIST "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
+
+/* Starts ./hasten with args (NULL-terminated), stderr to errpath; returns the pid. */
+static pid_t start(const char *errpath, const char *const *args)
+{
+    const char *argv[32] = { "./hasten" };
+    int n = 1;
+    while (args[n - 1] && n < 31) { argv[n] = args[n - 1]; n++; }
+    argv[n] = NULL;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 2, errpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    pid_t pid;
+    assert_int_equal(posix_spawn(&pid, "./hasten", &fa, NULL, (char *const *)argv, environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    return pid;
+}
+
+static int finish(pid_t pid)
+{
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static int run(const char *errpath, const char *const *args) { return finish(start(errpath, args)); }
+
+static const char *path_in(const char *dir, const char *name)
+{
+    static char buf[4][800];
+    static int k;
+    char *p = buf[k++ % 4];
+    snprintf(p, sizeof buf[0], "%s/%s", dir, name);
+    return p;
+}
+
+static const char *new_dir(const char *name)
+{
+    static char buf[4][700];
+    static int k;
+    char *p = buf[k++ % 4];
+    snprintf(p, sizeof buf[0], "%s/%s", test_tmpdir(), name);
+    return p;
+}
+
+/* Every line of metrics.jsonl parses; returns the count. */
+static int check_metrics(const char *dir)
+{
+    char *text = test_read_file(path_in(dir, "metrics.jsonl"), NULL);
+    assert_non_null(text);
+    int n = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *j = cJSON_Parse(line);
+        if (!j) print_message("bad line: %s\n", line);
+        assert_non_null(j);
+        assert_non_null(cJSON_GetObjectItem(j, "step"));
+        cJSON_Delete(j);
+        n++;
+    }
+    free(text);
+    return n;
+}
+
+static cJSON *read_summary(const char *dir)
+{
+    char *text = test_read_file(path_in(dir, "summary.json"), NULL);
+    if (!text) return NULL;
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    assert_non_null(j);
+    return j;
+}
+
+static void check_recipe(const char *dir)
+{
+    train_config c;
+    char err[512];
+    assert_int_equal(recipe_load(path_in(dir, "recipe.lua"), &c, err, sizeof err), 0);
+    config_free(&c);
+}
+
+static void test_mlp_one_epoch(void **s)
+{
+    if (access(FMNIST, R_OK)) skip();   /* make deps installs dataset-fashion-mnist */
+    const char *dir = new_dir("mlp");
+    const char *args[] = { "run", "fmnist_mlp", "--budget", "1ep", "--out", dir, "--quiet", NULL };
+    assert_int_equal(run(path_in(test_tmpdir(), "mlp.err"), args), 0);
+    cJSON *sum = read_summary(dir);
+    assert_non_null(sum);
+    double acc = cJSON_GetObjectItem(sum, "test_acc")->valuedouble;
+    print_message("fmnist_mlp, 1 epoch: test_acc %.4f\n", acc);
+    assert_true(acc >= 0.82);
+    assert_string_equal(cJSON_GetObjectItem(sum, "dataset")->valuestring, "fashion-mnist");
+    assert_true(cJSON_GetObjectItem(sum, "peak_rss_mib")->valuedouble < 200);
+    cJSON_Delete(sum);
+    assert_int_equal(check_metrics(dir), 468 + 1);
+    check_recipe(dir);
+}
+
+/* A kill -9 at any moment leaves whole lines, a loadable recipe and a summary that parses. */
+static void test_kill9(void **s)
+{
+    const useconds_t delays[] = { 300000, 900000, 1700000 };
+    for (int k = 0; k < 3; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "kill%d", k);
+        const char *dir = new_dir(name);
+        const char *args[] = { "run", "fmnist_mlp", "--budget", "20ep", "--out", dir, NULL };
+        pid_t pid = start(path_in(test_tmpdir(), "kill.err"), args);
+        usleep(delays[k]);
+        kill(pid, SIGKILL);
+        assert_int_equal(finish(pid), 128 + SIGKILL);
+        struct stat st;
+        if (stat(path_in(dir, "metrics.jsonl"), &st)) continue;   /* killed before it started */
+        check_metrics(dir);
+        check_recipe(dir);
+        cJSON *sum = read_summary(dir);   /* absent before the first evaluation */
+        if (sum) {
+            assert_string_equal(cJSON_GetObjectItem(sum, "status")->valuestring, "running");
+            cJSON_Delete(sum);
+        }
+    }
+}
+
+static void test_sigterm_stops_cleanly(void **s)
+{
+    const char *dir = new_dir("term");
+    const char *args[] = { "run", "fmnist_mlp", "--budget", "20ep", "--out", dir, NULL };
+    pid_t pid = start(path_in(test_tmpdir(), "term.err"), args);
+    usleep(1500000);
+    kill(pid, SIGTERM);
+    assert_int_equal(finish(pid), 0);
+    cJSON *sum = read_summary(dir);
+    assert_non_null(sum);
+    assert_string_equal(cJSON_GetObjectItem(sum, "status")->valuestring, "stopped");
+    assert_non_null(cJSON_GetObjectItem(sum, "test_acc"));
+    cJSON_Delete(sum);
+    check_metrics(dir);
+}
+
+static void expect_usage(const char *const *args, int code, const char *needle)
+{
+    const char *err = path_in(test_tmpdir(), "usage.err");
+    assert_int_equal(run(err, args), code);
+    char *text = test_read_file(err, NULL);
+    if (!strstr(text, needle)) print_message("stderr: %s\n", text);
+    assert_non_null(strstr(text, needle));
+    free(text);
+}
+
+static void test_usage_errors(void **s)
+{
+    expect_usage((const char *[]){ "frobnicate", NULL }, 2, "unknown command 'frobnicate'");
+    expect_usage((const char *[]){ "run", "no_such_recipe", NULL }, 2, "no_such_recipe");
+    expect_usage((const char *[]){ "run", "fmnist_mlp", "--budget", "5 parsecs", NULL }, 2, "--budget");
+    expect_usage((const char *[]){ "run", "fmnist_mlp", "--seed", "x", NULL }, 2, "--seed");
+    expect_usage((const char *[]){ "run", "fmnist_mlp", "--bogus", NULL }, 2, "--bogus");
+    expect_usage((const char *[]){ "run", "fmnist_mlp", "--device", "tpu", NULL }, 2, "tpu");
+    const char *bad_text = "return { model = nn.sequential { nn.linear(10) }, optim = { \"sgd\", lr = -1 } }";
+    const char *bad = test_write_file("bad.lua", bad_text, strlen(bad_text));
+    expect_usage((const char *[]){ "run", bad, NULL }, 2, "optim.lr");
+    expect_usage((const char *[]){ "run", bad, NULL }, 2, "bad.lua");
+}
+
+/* A dataset that is not installed falls back to the synthetic set and says so. */
+static void test_missing_dataset_fallback(void **s)
+{
+    const char *text = "return { data = { \"mnist\" }, model = nn.sequential { nn.flatten(), nn.linear(10) }, "
+                       "budget = { steps = 5 } }";
+    const char *recipe = test_write_file("mnist.lua", text, strlen(text));
+    const char *dir = new_dir("fallback");
+    const char *err = path_in(test_tmpdir(), "fallback.err");
+    setenv("HASTEN_DATA_DIR", test_tmpdir(), 1);
+    int rc = run(err, (const char *[]){ "run", recipe, "--out", dir, NULL });
+    unsetenv("HASTEN_DATA_DIR");
+    if (!access("/usr/share/datasets/mnist", R_OK)) skip();   /* mnist really installed */
+    assert_int_equal(rc, 0);
+    char *msg = test_read_file(err, NULL);
+    assert_non_null(strstr(msg, "synthetic"));
+    free(msg);
+    cJSON *sum = read_summary(dir);
+    assert_string_equal(cJSON_GetObjectItem(sum, "dataset")->valuestring, "synthetic");
+    cJSON_Delete(sum);
+}
+
+int main(void)
+{
+    if (access("./hasten", X_OK)) {
+        fprintf(stderr, "test_cli: ./hasten not built (run from the repository root after make)\n");
+        return 1;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_usage_errors), cmocka_unit_test(test_missing_dataset_fallback),
+        cmocka_unit_test(test_kill9), cmocka_unit_test(test_sigterm_stops_cleanly),
+        cmocka_unit_test(test_mlp_one_epoch),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
