@@ -173,6 +173,28 @@ static nn_model *build_model(build_ctx *b, const layer_spec *specs, int n, int *
     return m;
 }
 
+/* Moves every parameter and gradient into one allocation each (llm.c style), so whole-model
+ * operations (EMA, SAM, norms) are single passes over m->weights / m->grads. */
+static void carve_flat(nn_model *m)
+{
+    size_t total = nn_param_count(m), off = 0;
+    int n = (int)total;
+    tensor_resize(&m->weights, 1, &n);
+    tensor_resize(&m->grads, 1, &n);
+    tensor_zero(&m->grads);
+    for (int i = 0; i < m->n_params; i++) {
+        nn_param *p = m->params[i];
+        memcpy(m->weights.data + off, p->w.data, p->w.n * sizeof(float));
+        int shape[4], nd = p->w.ndim;
+        memcpy(shape, p->w.shape, sizeof shape);
+        tensor_free(&p->w);
+        tensor_free(&p->g);
+        tensor_view(&p->w, m->weights.data + off, nd, shape);
+        tensor_view(&p->g, m->grads.data + off, nd, shape);
+        off += p->w.n;
+    }
+}
+
 nn_model *nn_build(const layer_spec *specs, int n, int h, int w, int c, uint64_t seed,
                    char *err, size_t errlen)
 {
@@ -189,6 +211,7 @@ nn_model *nn_build(const layer_spec *specs, int n, int h, int w, int c, uint64_t
         m->params = holder->params;
         m->n_params = holder->n_params;
         rng_seed(&m->rng, seed, 2);
+        carve_flat(m);
     } else {
         for (int i = 0; i < holder->n_params; i++) {
             nn_param *p = holder->params[i];
@@ -224,6 +247,8 @@ void nn_free(nn_model *m)
         free(p);
     }
     free(m->params);
+    tensor_free(&m->weights);
+    tensor_free(&m->grads);
     free(m->layers);
     free(m);
 }
@@ -317,10 +342,15 @@ static int layer_forward(nn_model *m, nn_model *top, nn_layer *l, const tensor *
         tensor_resize(&l->aux, 1, &C);
         cpu_batchnorm_forward(x->data, rows, C, l->params[0]->w.data, l->params[1]->w.data,
                               l->run_mean.data, l->run_var.data, s->momentum, s->eps, train,
-                              l->out.data, l->col.data, l->aux.data);
+                              l->fused, l->out.data, l->col.data, l->aux.data);
         return 0;
     }
     case LAYER_RELU:
+        if (l->fused) {   /* the batch norm before already applied it */
+            if (l->out.cap) tensor_free(&l->out);
+            tensor_view(&l->out, x->data, 4, x->shape);
+            return 0;
+        }
         tensor_resize(&l->out, 4, x->shape);
         cpu_relu_forward(x->data, l->out.data, x->n);
         return 0;
@@ -368,8 +398,21 @@ static int layer_forward(nn_model *m, nn_model *top, nn_layer *l, const tensor *
     }
 }
 
+/* A batch norm directly followed by a ReLU does both in one pass; decided per forward so that
+ * layers inserted between them later are respected. */
+static void mark_fusions(nn_model *m)
+{
+    for (int i = 0; i < m->n_layers; i++) {
+        nn_layer *l = &m->layers[i];
+        l->fused = 0;
+        if (i > 0 && l->spec.kind == LAYER_RELU && m->layers[i - 1].spec.kind == LAYER_BATCHNORM)
+            l->fused = m->layers[i - 1].fused = 1;
+    }
+}
+
 static const tensor *forward_layers(nn_model *m, nn_model *top, const tensor *x, int train)
 {
+    mark_fusions(m);
     for (int i = 0; i < m->n_layers; i++) {
         if (layer_forward(m, top, &m->layers[i], x, train)) return NULL;
         x = &m->layers[i].out;
@@ -430,7 +473,8 @@ static void layer_backward(nn_layer *l, const tensor *dout, int need_dx)
     const layer_spec *s = &l->spec;
     const tensor *x = l->in;
     int N = x->shape[0], H = x->shape[1], W = x->shape[2], C = x->shape[3];
-    if (need_dx && s->kind != LAYER_FLATTEN && s->kind != LAYER_CONV) tensor_resize(&l->dx, 4, x->shape);
+    if (need_dx && s->kind != LAYER_FLATTEN && s->kind != LAYER_CONV && !(s->kind == LAYER_RELU && l->fused))
+        tensor_resize(&l->dx, 4, x->shape);
     switch (s->kind) {
     case LAYER_LINEAR: {
         nn_param *wp = l->params[0];
@@ -461,13 +505,19 @@ static void layer_backward(nn_layer *l, const tensor *dout, int need_dx)
         float scratch_g[C], scratch_b[C];
         if (g->frozen) memset(scratch_g, 0, sizeof scratch_g);
         if (b->frozen) memset(scratch_b, 0, sizeof scratch_b);
-        cpu_batchnorm_backward(dout->data, l->col.data, l->aux.data, (size_t)N * H * W, C, g->w.data,
+        cpu_batchnorm_backward(dout->data, l->fused ? l->out.data : NULL, l->col.data, l->aux.data,
+                               (size_t)N * H * W, C, g->w.data,
                                g->frozen ? scratch_g : g->g.data, b->frozen ? scratch_b : b->g.data,
                                need_dx ? l->dx.data : NULL);
         break;
     }
     case LAYER_RELU:
-        if (need_dx) cpu_relu_backward(l->out.data, dout->data, l->dx.data, x->n);
+        if (need_dx && l->fused) {   /* the batch norm masks dy itself */
+            if (l->dx.cap) tensor_free(&l->dx);
+            tensor_view(&l->dx, dout->data, 4, x->shape);
+        } else if (need_dx) {
+            cpu_relu_backward(l->out.data, dout->data, l->dx.data, x->n);
+        }
         break;
     case LAYER_GELU:
         if (need_dx) cpu_gelu_backward(x->data, dout->data, l->dx.data, x->n);

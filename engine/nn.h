@@ -27,6 +27,7 @@ struct nn_layer {
     int n_params;
     nn_param *params[2]; /* weight/gamma then bias/beta */
     int skip;            /* residual only: output = shortcut(x) this step (stochastic depth) */
+    int fused;           /* batchnorm: applied the next layer's ReLU; relu: passed through (a view) */
     const tensor *in;    /* input of the last forward */
     tensor out;          /* (N, OH, OW, OC) output of the last forward */
     tensor dx;           /* (N, H, W, C) gradient with respect to the input */
@@ -44,6 +45,8 @@ struct nn_model {
     nn_layer *layers;    /* (n_layers) */
     int n_params;
     nn_param **params;   /* (n_params) every parameter, nested ones included, in layer order */
+    tensor weights;      /* (P) all parameter values, one allocation; params[i]->w are views into it */
+    tensor grads;        /* (P) all gradients, same layout */
     int in_h, in_w, in_c;  /* geometry the model was built for */
     int out_features;
     rng rng;             /* dropout masks */

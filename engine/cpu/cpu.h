@@ -55,12 +55,15 @@ void cpu_avgpool_forward(const float *x, int n, int h, int w, int c, int k, int 
 void cpu_avgpool_backward(const float *dy, int n, int h, int w, int c, int k, int s, int oh, int ow, float *dx);
 
 /* Batch norm over rows of a (rows, c) matrix. Training: batch statistics, xhat kept, running stats
- * updated with momentum (unbiased variance, as the literature does). Eval: running statistics. */
+ * updated with momentum (unbiased variance, as the literature does). Eval: running statistics.
+ * relu fuses a following ReLU into the same pass (y = max(0, bn(x))). */
 void cpu_batchnorm_forward(const float *x, size_t rows, int c, const float *gamma, const float *beta,
                            float *running_mean, float *running_var, float momentum, float eps,
-                           int train, float *y, float *xhat, float *inv_std);
-void cpu_batchnorm_backward(const float *dy, const float *xhat, const float *inv_std, size_t rows,
-                            int c, const float *gamma, float *dgamma, float *dbeta, float *dx);
+                           int train, int relu, float *y, float *xhat, float *inv_std);
+/* act = the fused forward's output (dy is masked where act <= 0), or NULL without fusion.
+ * dgamma/dbeta accumulate; dx (may be NULL) is overwritten. */
+void cpu_batchnorm_backward(const float *dy, const float *act, const float *xhat, const float *inv_std,
+                            size_t rows, int c, const float *gamma, float *dgamma, float *dbeta, float *dx);
 
 /* Softmax cross-entropy with soft targets, rows of (n, k). loss[i] per sample; returns the mean.
  * dlogits = weight[i] * (softmax - target) / n when dlogits is not NULL (weight NULL = all 1).

@@ -330,9 +330,13 @@ void cpu_avgpool_backward(const float *dy, int n, int h, int w, int c, int k, in
 
 typedef struct {
     const float *x, *dy, *xhat, *gamma, *beta, *mean, *inv_std;
+    const float *act;                     /* fused ReLU: the layer's output, to mask dy */
     float *y, *xhat_out, *dx, *partial;   /* partial: (MAX_CHUNKS, 2, c) */
-    int c;
+    int c, relu;
 } bn_args;
+
+/* dy masked by a fused ReLU's output (y > 0), or dy itself. */
+static inline float bn_dy(const bn_args *a, size_t i) { return !a->act || a->act[i] > 0 ? a->dy[i] : 0; }
 
 /* Pass 1: per-chunk sums of x and x^2 (train) or of dy and dy*xhat (backward). */
 static void bn_sums_range(void *p, size_t lo, size_t hi, int chunk)
@@ -343,8 +347,12 @@ static void bn_sums_range(void *p, size_t lo, size_t hi, int chunk)
     memset(s1, 0, 2 * (size_t)c * sizeof(float));
     if (a->dy) {
         for (size_t r = lo; r < hi; r++) {
-            const float *d = a->dy + r * c, *xh = a->xhat + r * c;
-            for (int j = 0; j < c; j++) { s1[j] += d[j]; s2[j] += d[j] * xh[j]; }
+            const float *xh = a->xhat + r * c;
+            for (int j = 0; j < c; j++) {
+                float d = bn_dy(a, r * c + j);
+                s1[j] += d;
+                s2[j] += d * xh[j];
+            }
         }
     } else {
         /* Shifted by the first row's values to keep the variance accurate in float. */
@@ -366,7 +374,8 @@ static void bn_apply_range(void *p, size_t lo, size_t hi, int chunk)
         for (int j = 0; j < c; j++) {
             float v = (x[j] - a->mean[j]) * a->inv_std[j];
             if (xh) xh[j] = v;
-            y[j] = a->gamma[j] * v + a->beta[j];
+            float out = a->gamma[j] * v + a->beta[j];
+            y[j] = a->relu && out < 0 ? 0 : out;
         }
     }
 }
@@ -379,9 +388,9 @@ static void bn_dx_range(void *p, size_t lo, size_t hi, int chunk)
     int c = a->c;
     const float *m1 = a->mean, *m2 = a->beta, *scale = a->inv_std;
     for (size_t r = lo; r < hi; r++) {
-        const float *d = a->dy + r * c, *xh = a->xhat + r * c;
+        const float *xh = a->xhat + r * c;
         float *dx = a->dx + r * c;
-        for (int j = 0; j < c; j++) dx[j] = scale[j] * (d[j] - m1[j] - xh[j] * m2[j]);
+        for (int j = 0; j < c; j++) dx[j] = scale[j] * (bn_dy(a, r * c + j) - m1[j] - xh[j] * m2[j]);
     }
 }
 
@@ -410,13 +419,13 @@ static void bn_reduce(const float *partial, int chunks, int c, double *out1, dou
 
 void cpu_batchnorm_forward(const float *x, size_t rows, int c, const float *gamma, const float *beta,
                            float *running_mean, float *running_var, float momentum, float eps,
-                           int train, float *y, float *xhat, float *inv_std)
+                           int train, int relu, float *y, float *xhat, float *inv_std)
 {
     float *scratch = bn_scratch(c);
     float *mean = scratch + (size_t)MAX_CHUNKS * 2 * c;
     size_t grain = row_grain(c);
     bn_args a = { .x = x, .gamma = gamma, .beta = beta, .mean = mean, .inv_std = inv_std,
-                  .y = y, .xhat_out = train ? xhat : NULL, .partial = scratch, .c = c };
+                  .y = y, .xhat_out = train ? xhat : NULL, .partial = scratch, .c = c, .relu = relu };
     if (train) {
         double s1[c], s2[c];
         cpu_parallel(rows, grain, bn_sums_range, &a);
@@ -439,13 +448,13 @@ void cpu_batchnorm_forward(const float *x, size_t rows, int c, const float *gamm
     cpu_parallel(rows, grain, bn_apply_range, &a);
 }
 
-void cpu_batchnorm_backward(const float *dy, const float *xhat, const float *inv_std, size_t rows,
-                            int c, const float *gamma, float *dgamma, float *dbeta, float *dx)
+void cpu_batchnorm_backward(const float *dy, const float *act, const float *xhat, const float *inv_std,
+                            size_t rows, int c, const float *gamma, float *dgamma, float *dbeta, float *dx)
 {
     float *scratch = bn_scratch(c);
     float *m1 = scratch + (size_t)MAX_CHUNKS * 2 * c, *m2 = m1 + c, *scale = m2 + c;
     size_t grain = row_grain(c);
-    bn_args a = { .dy = dy, .xhat = xhat, .partial = scratch, .c = c };
+    bn_args a = { .dy = dy, .act = act, .xhat = xhat, .partial = scratch, .c = c };
     double s1[c], s2[c];
     cpu_parallel(rows, grain, bn_sums_range, &a);
     bn_reduce(scratch, cpu_chunks(rows, grain), c, s1, s2);
@@ -457,7 +466,8 @@ void cpu_batchnorm_backward(const float *dy, const float *xhat, const float *inv
         scale[j] = gamma[j] * inv_std[j];
     }
     if (!dx) return;
-    bn_args b = { .dy = dy, .xhat = xhat, .mean = m1, .beta = m2, .inv_std = scale, .dx = dx, .c = c };
+    bn_args b = { .dy = dy, .act = act, .xhat = xhat, .mean = m1, .beta = m2, .inv_std = scale,
+                  .dx = dx, .c = c };
     cpu_parallel(rows, grain, bn_dx_range, &b);
 }
 

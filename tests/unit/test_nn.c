@@ -138,6 +138,38 @@ static void test_batchnorm(void **s)
     gradcheck(a, 1, 8, 1, 1, 5, 0);
 }
 
+/* The fused batch norm + ReLU kernel against the two layers run apart (a p=0 dropout between
+ * them prevents the fusion). */
+static void test_bn_relu_fusion(void **s)
+{
+    char err[128];
+    layer_spec fused[] = { L(.kind = LAYER_BATCHNORM), L(.kind = LAYER_RELU),
+                           L(.kind = LAYER_CONV, .out = 2, .k = 1, .stride = 1, .bias = 1) };
+    layer_spec apart[] = { L(.kind = LAYER_BATCHNORM), L(.kind = LAYER_DROPOUT, .p = 0),
+                           L(.kind = LAYER_RELU), L(.kind = LAYER_CONV, .out = 2, .k = 1, .stride = 1, .bias = 1) };
+    nn_model *a = nn_build(fused, 3, 5, 5, 4, 9, err, sizeof err);
+    nn_model *b = nn_build(apart, 4, 5, 5, 4, 9, err, sizeof err);
+    rng g;
+    rng_seed(&g, 11, 0);
+    tensor x = {0}, d = {0};
+    tensor_resize4(&x, 3, 5, 5, 4);
+    fill_random(&x, &g, 2.0f);
+    const tensor *ya = nn_forward(a, &x, 1), *yb = nn_forward(b, &x, 1);
+    assert_true(a->layers[0].fused && a->layers[1].fused && !b->layers[0].fused);
+    for (size_t i = 0; i < ya->n; i++) assert_float_equal(ya->data[i], yb->data[i], 1e-5);
+    tensor_copy(&d, ya);
+    nn_zero_grad(a);
+    nn_zero_grad(b);
+    nn_backward_full(a, &d);
+    nn_backward_full(b, &d);
+    for (size_t i = 0; i < x.n; i++) assert_float_equal(a->layers[0].dx.data[i], b->layers[0].dx.data[i], 1e-4);
+    for (int p = 0; p < a->n_params; p++)
+        for (size_t i = 0; i < a->params[p]->g.n; i++)
+            assert_float_equal(a->params[p]->g.data[i], b->params[p]->g.data[i], 1e-4);
+    tensor_free(&x); tensor_free(&d);
+    nn_free(a); nn_free(b);
+}
+
 static void test_activations(void **s)
 {
     layer_spec a[] = { L(.kind = LAYER_RELU) };
@@ -284,7 +316,7 @@ int main(void)
     cpu_threads_init(2);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear), cmocka_unit_test(test_conv), cmocka_unit_test(test_pools),
-        cmocka_unit_test(test_batchnorm), cmocka_unit_test(test_activations),
+        cmocka_unit_test(test_batchnorm), cmocka_unit_test(test_bn_relu_fusion), cmocka_unit_test(test_activations),
         cmocka_unit_test(test_residual), cmocka_unit_test(test_dropout), cmocka_unit_test(test_loss),
         cmocka_unit_test(test_shape_errors), cmocka_unit_test(test_variable_size),
         cmocka_unit_test(test_freeze_skips),
