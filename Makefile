@@ -27,17 +27,34 @@ CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes \
 LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
 
 ENGINE_SRC   := $(wildcard engine/*.c engine/cpu/*.c)
+
+# CUDA: engine/cuda/*.cu for Hopper (sm_90 code, plus PTX that newer GPUs compile at load), cudart
+# linked statically and cuBLAS loaded when a device opens, so the same binary runs (and CPU runs
+# stay lean) where no GPU or CUDA library is present. Without nvcc, engine/cuda/none.c says so.
+ifneq ($(NVCC),)
+CUDA_HOME  := $(patsubst %/bin/nvcc,%,$(realpath $(NVCC)))
+CUDA_SRC   := $(wildcard engine/cuda/*.cu)
+CUDA_OBJ   := $(CUDA_SRC:%.cu=$(BUILD)/%.o)
+CUDA_ARCH  ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+NVCCFLAGS  ?= -O3 -g -lineinfo
+NVCCFLAGS  += -std=c++17 $(CUDA_ARCH) -I. -MMD -MP -Xcompiler -Wall,-Wextra,-Wno-unused-parameter,-Wno-format-truncation \
+              -DHASTEN_CUDA
+CFLAGS     += -DHASTEN_CUDA
+LDLIBS     += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart_static -ldl -lrt -lstdc++
+else
+ENGINE_SRC += engine/cuda/none.c
+endif
 DATASETS_SRC := $(wildcard datasets/*.c)
 LUA_SRC      := $(wildcard lua/*.c)
 TUI_SRC      := $(filter-out tui/main.c,$(wildcard tui/*.c))
 LIB_SRC      := $(ENGINE_SRC) $(DATASETS_SRC) $(LUA_SRC) $(TUI_SRC)
-LIB_OBJ      := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB_OBJ      := $(LIB_SRC:%.c=$(BUILD)/%.o) $(CUDA_OBJ)
 
 TEST_SRC  := $(wildcard tests/unit/test_*.c)
 TEST_BIN  := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
-TEST_SUPPORT := $(BUILD)/tests/support.o
+TEST_SUPPORT := $(BUILD)/tests/support.o $(BUILD)/tests/http_server.o
 
-.PHONY: all run test deps install clean probe check-unit check-integration bench
+.PHONY: all run test deps install clean probe check-unit check-integration bench fuzz
 all: probe hasten
 
 probe:
@@ -58,6 +75,11 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "CC   $<"
 	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/%.o: %.cu
+	@mkdir -p $(dir $@)
+	@echo "NVCC $<"
+	$(Q)$(NVCC) $(NVCCFLAGS) -c -o $@ $<
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ) $(TEST_SUPPORT)
 	@mkdir -p $(dir $@)
@@ -84,6 +106,31 @@ test: deps
 
 bench: all
 	./hasten bench
+
+# Fuzz targets for the dataset readers (libFuzzer with ASan and UBSan; needs clang). `make fuzz`
+# runs each for FUZZ_SECONDS from the seeds in tests/fuzz/corpus/; findings land in build/fuzz/.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := idx cifar
+FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -std=c11 \
+                -D_GNU_SOURCE -I. $(shell pkg-config --cflags zlib libarchive 2>/dev/null)
+FUZZ_LIBS    := $(shell pkg-config --libs zlib libarchive 2>/dev/null) -lm -pthread
+FUZZ_SRC     := datasets/idx.c datasets/cifar.c engine/data.c engine/rng.c
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRC)
+	@command -v $(FUZZ_CC) >/dev/null || { echo "fuzz: $(FUZZ_CC) not found (sudo apt-get install clang)"; exit 1; }
+	@mkdir -p $(dir $@)
+	@echo "FUZZ $<"
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRC) $(FUZZ_LIBS)
+
+fuzz: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(BUILD)/fuzz/corpus-$$t; \
+	  echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
+	  $(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -print_final_stats=1 \
+	    -artifact_prefix=$(BUILD)/fuzz/ $$([ -f tests/fuzz/$$t.dict ] && echo -dict=tests/fuzz/$$t.dict) \
+	    $(BUILD)/fuzz/corpus-$$t tests/fuzz/corpus/$$t || exit 1; \
+	done
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/hasten/recipes $(DESTDIR)$(PREFIX)/share/hasten/plugins

@@ -11,6 +11,7 @@
 
 #define IDX_MAX_BYTES 1000000000ull
 #define IDX_PATH_MAX 4096
+#define READ_CHUNK (1u << 20)
 
 /* Writes "<path>: <message>" into err and returns code, so failures read `return fail(...)`. */
 static int fail(char *err, size_t errlen, const char *path, int code, const char *fmt, ...)
@@ -114,13 +115,22 @@ int data_idx_read(const char *path, int ndims, int dims[3], uint8_t **data, char
     }
     describe(what, sizeof what, ndims, dims);
 
-    buf = malloc(total);
-    if (!buf) {
-        fail(err, errlen, path, rc, "out of memory for %zu bytes", total);
-        goto fail;
+    /* The buffer grows with the data that arrives, so a 16-byte file claiming a gigabyte costs a
+     * megabyte, not a gigabyte. */
+    size_t cap = total < READ_CHUNK ? total : READ_CHUNK;
+    got = 0;
+    for (;;) {
+        uint8_t *grown = realloc(buf, cap);
+        if (!grown) {
+            fail(err, errlen, path, rc, "out of memory for %zu bytes", cap);
+            goto fail;
+        }
+        buf = grown;
+        got += gz_read_full(g, buf + got, cap - got);
+        if (gz_check(g, path, err, errlen)) goto fail;
+        if (got < cap || cap == total) break;   /* the data ended, or all of it is in */
+        cap = cap < total / 2 ? cap * 2 : total;
     }
-    got = gz_read_full(g, buf, total);
-    if (gz_check(g, path, err, errlen)) goto fail;
     if (got < total) {
         fail(err, errlen, path, rc, "truncated: header says %s, file holds %zu bytes of data", what, got);
         goto fail;

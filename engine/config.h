@@ -79,6 +79,7 @@ typedef struct plugin_spec {
 typedef struct train_config {
     char recipe_path[512];   /* file it came from ("" when built in code) */
     char dataset[32];        /* registry name: "fashion-mnist", "synthetic", ... */
+    char data_path[256];     /* folder holding the dataset's files; "" = the usual places */
     int crop_pad, flip;      /* augmentation */
     int n_layers;
     layer_spec *layers;      /* (n_layers) owned */
@@ -92,6 +93,8 @@ typedef struct train_config {
     double target_value;
     uint64_t seed;
     int threads;             /* 0 = all cores */
+    int device;              /* a device_kind (engine/tensor.h): DEVICE_CPU (default) or DEVICE_CUDA,
+                              * opened by the caller (ops_pick) before trainer_new */
     int n_plugins;
     plugin_spec plugins[CONFIG_MAX_PLUGINS];
 } train_config;

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#define MAX_C 4                     /* channels mean/std have room for */
+#define MAX_C DATA_MAX_C
 #define LOADER_STREAM 0xD1B54A32D192ED03ull  /* keeps loader streams apart from other seeded users */
 
 typedef struct lut { float v[MAX_C][256]; } lut;   /* normalised value of each byte, per channel */
@@ -54,6 +54,11 @@ static void lut_build(const data_set *ds, lut *t)
             t->v[ch][v] = (v / 255.0f - ds->mean[ch]) / ds->std[ch];
 }
 
+void data_lut(const data_set *ds, float *out)
+{
+    lut_build(ds, (lut *)out);
+}
+
 /* Fills n pixels of the normalised zero (the padding value). */
 static void fill_pad(float *dst, int n, int c, const lut *t)
 {
@@ -97,22 +102,43 @@ static void fill_example(float *dst, const uint8_t *src, int h, int w, int c, co
     }
 }
 
-/* Makes room for n examples of ds's geometry; returns 0, or -1 when out of memory (b unchanged). */
-static int batch_reserve(data_batch *b, const data_set *ds, int n)
+void data_fill_example(float *dst, const uint8_t *src, int h, int w, int c, const float *t,
+                       int dy, int dx, int flip)
 {
-    size_t need = (size_t)n * ds->h * ds->w * ds->c;
+    fill_example(dst, src, h, w, c, (const lut *)t, dy, dx, flip);
+}
+
+/* Grows *p to n ints; returns 0 or -1 (p unchanged). */
+static int grow_ints(int **p, size_t n)
+{
+    int *q = realloc(*p, n * sizeof *q);
+    if (!q) return -1;
+    *p = q;
+    return 0;
+}
+
+/* Grows a batch's per-example arrays to n; returns 0 or -1. */
+static int grow_examples(data_batch *b, int n)
+{
+    if (n <= b->cap_n) return 0;
+    if (grow_ints(&b->labels, (size_t)n) || grow_ints(&b->idx, (size_t)n) || grow_ints(&b->aug, (size_t)n * 3))
+        return -1;
+    b->cap_n = n;
+    return 0;
+}
+
+/* Makes room for n examples of ds's geometry (pixels too when with_x); returns 0, or -1 when out
+ * of memory (b unchanged). */
+static int batch_reserve(data_batch *b, const data_set *ds, int n, int with_x)
+{
+    size_t need = with_x ? (size_t)n * ds->h * ds->w * ds->c : 0;
     if (need > (size_t)b->cap_x) {
         float *x = realloc(b->x, need * sizeof *x);
         if (!x) return -1;
         b->x = x;
         b->cap_x = (int)need;
     }
-    if (n > b->cap_n) {
-        int *labels = realloc(b->labels, (size_t)n * sizeof *labels);
-        if (!labels) return -1;
-        b->labels = labels;
-        b->cap_n = n;
-    }
+    if (grow_examples(b, n)) return -1;
     b->n = n;
     b->h = ds->h;
     b->w = ds->w;
@@ -125,7 +151,7 @@ void data_gather(const data_set *ds, const data_split *split, const int *idx, in
     lut t;
     size_t img = (size_t)ds->h * ds->w * ds->c;
 
-    if (batch_reserve(b, ds, n)) {
+    if (batch_reserve(b, ds, n, 1)) {
         fprintf(stderr, "hasten: out of memory gathering a batch of %d examples\n", n);
         abort();
     }
@@ -133,6 +159,8 @@ void data_gather(const data_set *ds, const data_split *split, const int *idx, in
     for (int i = 0; i < n; i++) {
         fill_example(b->x + img * i, split->pixels + img * idx[i], ds->h, ds->w, ds->c, &t, 0, 0, 0);
         b->labels[i] = split->labels[idx[i]];
+        b->idx[i] = idx[i];
+        b->aug[3 * i] = b->aug[3 * i + 1] = b->aug[3 * i + 2] = 0;
     }
     b->epoch = 0;
     b->index = 0;
@@ -142,7 +170,31 @@ void data_batch_free(data_batch *b)
 {
     free(b->x);
     free(b->labels);
+    free(b->idx);
+    free(b->aug);
     memset(b, 0, sizeof *b);
+}
+
+void data_batch_copy(data_batch *dst, const data_batch *src)
+{
+    size_t nx = src->x ? (size_t)src->n * src->h * src->w * src->c : 0;
+    if (nx > (size_t)dst->cap_x) {
+        float *x = realloc(dst->x, nx * sizeof *x);
+        if (!x) goto oom;
+        dst->x = x;
+        dst->cap_x = (int)nx;
+    }
+    if (grow_examples(dst, src->n)) goto oom;
+    if (nx) memcpy(dst->x, src->x, nx * sizeof(float));
+    memcpy(dst->labels, src->labels, (size_t)src->n * sizeof(int));
+    memcpy(dst->idx, src->idx, (size_t)src->n * sizeof(int));
+    memcpy(dst->aug, src->aug, (size_t)src->n * 3 * sizeof(int));
+    dst->n = src->n; dst->h = src->h; dst->w = src->w; dst->c = src->c;
+    dst->epoch = src->epoch; dst->index = src->index;
+    return;
+oom:
+    fprintf(stderr, "hasten: out of memory copying a batch of %d examples\n", src->n);
+    abort();
 }
 
 /* The ring: slot k % DATA_RING holds batch k. The loader owns slots from `released` up to
@@ -150,6 +202,7 @@ void data_batch_free(data_batch *b)
 struct data_loader {
     const data_set *ds;
     int batch, steps;
+    int indices_only;               /* batches without pixels: a device gathers them */
     data_augment aug;
     uint64_t seed;
     lut norm;                       /* byte -> normalised value */
@@ -191,9 +244,14 @@ static void make_batch(data_loader *l, data_batch *b, int epoch, int index)
         int dy = pad ? (int)rng_below(&r, (uint32_t)span) - pad : 0;
         int dx = pad ? (int)rng_below(&r, (uint32_t)span) - pad : 0;
         int flip = l->aug.flip ? (int)(rng_u64(&r) >> 63) : 0;
-        fill_example(b->x + img * i, ds->train.pixels + img * idx[i], ds->h, ds->w, ds->c, &l->norm,
-                     dy, dx, flip);
+        if (!l->indices_only)
+            fill_example(b->x + img * i, ds->train.pixels + img * idx[i], ds->h, ds->w, ds->c,
+                         &l->norm, dy, dx, flip);
         b->labels[i] = ds->train.labels[idx[i]];
+        b->idx[i] = idx[i];
+        b->aug[3 * i] = dy;
+        b->aug[3 * i + 1] = dx;
+        b->aug[3 * i + 2] = flip;
     }
     b->epoch = epoch;
     b->index = index;
@@ -228,7 +286,8 @@ static void loader_free(data_loader *l)
     free(l);
 }
 
-data_loader *data_loader_start(const data_set *ds, int batch, data_augment aug, uint64_t seed)
+static data_loader *loader_start(const data_set *ds, int batch, data_augment aug, uint64_t seed,
+                                 int indices_only)
 {
     if (!ds || batch < 1 || batch > ds->train.n || ds->c < 1 || ds->c > MAX_C || aug.crop_pad < 0)
         return NULL;
@@ -239,11 +298,12 @@ data_loader *data_loader_start(const data_set *ds, int batch, data_augment aug, 
     l->steps = ds->train.n / batch;
     l->aug = aug;
     l->seed = seed;
+    l->indices_only = indices_only;
     lut_build(ds, &l->norm);
     l->order = malloc((size_t)ds->train.n * sizeof *l->order);
     if (!l->order) goto fail;
     for (int i = 0; i < DATA_RING; i++)   /* all memory up front: the thread never allocates */
-        if (batch_reserve(&l->ring[i], ds, batch)) goto fail;
+        if (batch_reserve(&l->ring[i], ds, batch, !indices_only)) goto fail;
     /* With default attributes these cannot fail on Linux; the thread is the only real risk. */
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->space, NULL);
@@ -259,6 +319,16 @@ data_loader *data_loader_start(const data_set *ds, int batch, data_augment aug, 
 fail:
     loader_free(l);
     return NULL;
+}
+
+data_loader *data_loader_start(const data_set *ds, int batch, data_augment aug, uint64_t seed)
+{
+    return loader_start(ds, batch, aug, seed, 0);
+}
+
+data_loader *data_loader_start_indices(const data_set *ds, int batch, data_augment aug, uint64_t seed)
+{
+    return loader_start(ds, batch, aug, seed, 1);
 }
 
 static double now_s(void)

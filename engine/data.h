@@ -34,10 +34,23 @@ typedef struct data_augment {
     int flip;            /* random horizontal flip */
 } data_augment;
 
+#define DATA_MAX_C 4     /* channels normalisation has room for */
+
+/* Writes the normalised value of each byte, per channel, into lut (DATA_MAX_C, 256). */
+void data_lut(const data_set *ds, float *lut);
+
+/* Writes one (h, w, c) image into dst: dst(y, x) = lut[ch][src(y + dy, x' + dx)] with x' = w-1-x
+ * when flip else x, and lut[ch][0] where the source is outside the image (a crop's padding).
+ * The one definition of the augmentation every device reproduces. */
+void data_fill_example(float *dst, const uint8_t *src, int h, int w, int c, const float *lut,
+                       int dy, int dx, int flip);
+
 typedef struct data_batch {
     int n, h, w, c;      /* examples and geometry of this batch */
-    float *x;            /* (n, h, w, c) normalised inputs */
+    float *x;            /* (n, h, w, c) normalised inputs; NULL from an index-only loader */
     int *labels;         /* (n) */
+    int *idx;            /* (n) example indices in the split */
+    int *aug;            /* (n, 3) crop shift dy, dx and flip of each example */
     int epoch;           /* 0-based epoch this batch belongs to */
     int index;           /* 0-based batch index within its epoch */
     int cap_x, cap_n;    /* allocated capacity of x (floats) and labels */
@@ -57,6 +70,14 @@ typedef struct data_loader data_loader;
  * `batch` examples (the last partial batch of an epoch is dropped). Returns NULL on allocation
  * failure. ds must outlive the loader. */
 data_loader *data_loader_start(const data_set *ds, int batch, data_augment aug, uint64_t seed);
+
+/* Same, but batches carry labels, idx and aug only (x is NULL): for a device that holds the
+ * dataset and gathers and augments there (engine/devdata.h). */
+data_loader *data_loader_start_indices(const data_set *ds, int batch, data_augment aug, uint64_t seed);
+
+/* Copies src into dst, growing dst as needed (pixels only when src has them). Aborts when out of
+ * memory. */
+void data_batch_copy(data_batch *dst, const data_batch *src);
 
 /* Blocks until the next batch is ready and returns it; the pointer stays valid until the next
  * call to data_loader_next or data_loader_stop. *wait_s receives the seconds spent waiting. */

@@ -3,7 +3,6 @@
  * plugins may change the input size between steps. */
 #include "engine/nn.h"
 #include "engine/check.h"
-#include "engine/cpu/cpu.h"
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -163,6 +162,8 @@ static nn_model *build_model(build_ctx *b, const layer_spec *specs, int n, int *
     CHECK(m->layers, "out of memory");
     m->n_layers = n;
     m->in_h = *h; m->in_w = *w; m->in_c = *c;
+    m->device = DEVICE_CPU;
+    m->ops = &ops_cpu;
     for (int i = 0; i < n; i++) {
         if (build_layer(b, &m->layers[i], &specs[i], h, w, c, prefix)) {
             nn_free(m);
@@ -224,23 +225,25 @@ nn_model *nn_build(const layer_spec *specs, int n, int h, int w, int c, uint64_t
     return m;
 }
 
-static void free_layer(nn_layer *l)
+static void free_layer(const nn_model *m, nn_layer *l)
 {
     tensor_free(&l->out); tensor_free(&l->dx); tensor_free(&l->col); tensor_free(&l->aux);
     tensor_free(&l->run_mean); tensor_free(&l->run_var);
-    free(l->arg);
+    if (l->arg) m->ops->free(l->arg);
+    l->arg = NULL;
+    l->arg_cap = 0;
     if (l->branch) {
         l->branch->params = NULL;   /* owned by the top model */
         l->branch->n_params = 0;
         nn_free(l->branch);
     }
-    if (l->proj) { free_layer(l->proj); free(l->proj); }
+    if (l->proj) { free_layer(m, l->proj); free(l->proj); }
 }
 
 void nn_free(nn_model *m)
 {
     if (!m) return;
-    for (int i = 0; i < m->n_layers; i++) free_layer(&m->layers[i]);
+    for (int i = 0; i < m->n_layers; i++) free_layer(m, &m->layers[i]);
     for (int i = 0; i < m->n_params; i++) {
         nn_param *p = m->params[i];
         tensor_free(&p->w); tensor_free(&p->g); tensor_free(&p->m); tensor_free(&p->v);
@@ -270,7 +273,14 @@ static int shape_err(nn_model *top, const nn_layer *l, const char *fmt, ...)
     return -1;
 }
 
-static int conv_forward(nn_model *top, nn_layer *l, const tensor *x)
+/* C = op(A) op(B) + beta C on the model's device, in bf16 when the model asks for it. */
+static void gemm(const nn_model *m, int ta, int tb, int M, int N, int K, const float *A, int lda,
+                 const float *B, int ldb, float beta, float *C, int ldc)
+{
+    (m->low_precision ? m->ops->sgemm_bf16 : m->ops->sgemm)(ta, tb, M, N, K, 1, A, lda, B, ldb, beta, C, ldc);
+}
+
+static int conv_forward(const nn_model *m, nn_model *top, nn_layer *l, const tensor *x)
 {
     const layer_spec *s = &l->spec;
     const tensor *wt = &l->params[0]->w;
@@ -282,18 +292,19 @@ static int conv_forward(nn_model *top, nn_layer *l, const tensor *x)
     const float *col = x->data;
     if (!(s->k == 1 && s->stride == 1 && s->pad == 0)) {
         tensor_resize2(&l->col, M, kkc);
-        cpu_im2col(x->data, N, H, W, C, s->k, s->stride, s->pad, oh, ow, l->col.data);
+        m->ops->im2col(x->data, N, H, W, C, s->k, s->stride, s->pad, oh, ow, l->col.data);
         col = l->col.data;
     }
     tensor_resize4(&l->out, N, oh, ow, s->out);
-    cpu_sgemm(0, 1, M, s->out, kkc, 1, col, kkc, wt->data, kkc, 0, l->out.data, s->out);
-    if (l->n_params > 1) cpu_add_bias(l->out.data, l->params[1]->w.data, (size_t)M, s->out);
+    gemm(m, 0, 1, M, s->out, kkc, col, kkc, wt->data, kkc, 0, l->out.data, s->out);
+    if (l->n_params > 1) m->ops->add_bias(l->out.data, l->params[1]->w.data, (size_t)M, s->out);
     return 0;
 }
 
 static int layer_forward(nn_model *m, nn_model *top, nn_layer *l, const tensor *x, int train)
 {
     const layer_spec *s = &l->spec;
+    const engine_ops *o = m->ops;
     int N = x->shape[0], H = x->shape[1], W = x->shape[2], C = x->shape[3];
     l->in = x;
     switch (s->kind) {
@@ -304,34 +315,33 @@ static int layer_forward(nn_model *m, nn_model *top, nn_layer *l, const tensor *
             return shape_err(top, l, "expects %d input features, got %d (%dx%dx%d); use gap before it "
                              "to accept any image size", wt->shape[1], F, H, W, C);
         tensor_resize4(&l->out, N, 1, 1, O);
-        cpu_sgemm(0, 1, N, O, F, 1, x->data, F, wt->data, F, 0, l->out.data, O);
-        if (l->n_params > 1) cpu_add_bias(l->out.data, l->params[1]->w.data, (size_t)N, O);
+        gemm(m, 0, 1, N, O, F, x->data, F, wt->data, F, 0, l->out.data, O);
+        if (l->n_params > 1) o->add_bias(l->out.data, l->params[1]->w.data, (size_t)N, O);
         return 0;
     }
     case LAYER_CONV:
-        return conv_forward(top, l, x);
+        return conv_forward(m, top, l, x);
     case LAYER_MAXPOOL:
     case LAYER_AVGPOOL: {
         int st = pool_stride(s), oh = pool_out(H, s->k, st), ow = pool_out(W, s->k, st);
         if (oh < 1 || ow < 1) return shape_err(top, l, "window %d is larger than its %dx%d input", s->k, H, W);
         tensor_resize4(&l->out, N, oh, ow, C);
         if (s->kind == LAYER_AVGPOOL) {
-            cpu_avgpool_forward(x->data, N, H, W, C, s->k, st, oh, ow, l->out.data);
+            o->avgpool_forward(x->data, N, H, W, C, s->k, st, oh, ow, l->out.data);
             return 0;
         }
         if (l->out.n > l->arg_cap) {
-            free(l->arg);
-            l->arg = malloc(l->out.n * sizeof *l->arg);
-            CHECK(l->arg, "out of memory");
+            if (l->arg) o->free(l->arg);
+            l->arg = o->alloc(l->out.n * sizeof *l->arg);
             l->arg_cap = l->out.n;
         }
-        cpu_maxpool_forward(x->data, N, H, W, C, s->k, st, oh, ow, l->out.data, l->arg);
+        o->maxpool_forward(x->data, N, H, W, C, s->k, st, oh, ow, l->out.data, l->arg);
         return 0;
     }
     case LAYER_GAP: {
         int k = H > W ? H : W;
         tensor_resize4(&l->out, N, 1, 1, C);
-        cpu_avgpool_forward(x->data, N, H, W, C, k, 1, 1, 1, l->out.data);
+        o->avgpool_forward(x->data, N, H, W, C, k, 1, 1, 1, l->out.data);
         return 0;
     }
     case LAYER_BATCHNORM: {
@@ -340,7 +350,7 @@ static int layer_forward(nn_model *m, nn_model *top, nn_layer *l, const tensor *
         tensor_resize(&l->out, 4, x->shape);
         tensor_resize2(&l->col, (int)rows, C);
         tensor_resize(&l->aux, 1, &C);
-        cpu_batchnorm_forward(x->data, rows, C, l->params[0]->w.data, l->params[1]->w.data,
+        o->batchnorm_forward(x->data, rows, C, l->params[0]->w.data, l->params[1]->w.data,
                               l->run_mean.data, l->run_var.data, s->momentum, s->eps, train,
                               l->fused, l->out.data, l->col.data, l->aux.data);
         return 0;
@@ -352,24 +362,20 @@ static int layer_forward(nn_model *m, nn_model *top, nn_layer *l, const tensor *
             return 0;
         }
         tensor_resize(&l->out, 4, x->shape);
-        cpu_relu_forward(x->data, l->out.data, x->n);
+        o->relu_forward(x->data, l->out.data, x->n);
         return 0;
     case LAYER_GELU:
         tensor_resize(&l->out, 4, x->shape);
-        cpu_gelu_forward(x->data, l->out.data, x->n);
+        o->gelu_forward(x->data, l->out.data, x->n);
         return 0;
     case LAYER_DROPOUT:
         tensor_resize(&l->out, 4, x->shape);
         if (!train || s->p <= 0) {
-            memcpy(l->out.data, x->data, x->n * sizeof(float));
+            o->copy(l->out.data, x->data, x->n * sizeof(float));
             return 0;
         }
         tensor_resize(&l->aux, 4, x->shape);
-        for (size_t i = 0; i < x->n; i++) {
-            float keep = rng_uniform(&top->rng) >= s->p ? 1.0f / (1.0f - s->p) : 0.0f;
-            l->aux.data[i] = keep;
-            l->out.data[i] = x->data[i] * keep;
-        }
+        o->dropout_forward(x->data, l->out.data, l->aux.data, x->n, s->p, rng_u64(&top->rng));
         return 0;
     case LAYER_FLATTEN:
         tensor_view(&l->out, x->data, 4, (int[]){N, 1, 1, H * W * C});
@@ -390,7 +396,7 @@ static int layer_forward(nn_model *m, nn_model *top, nn_layer *l, const tensor *
             return shape_err(top, l, "branch output %dx%dx%d does not match the shortcut %dx%dx%d",
                              br->shape[1], br->shape[2], br->shape[3], sc->shape[1], sc->shape[2], sc->shape[3]);
         tensor_resize(&l->out, 4, br->shape);
-        for (size_t i = 0; i < br->n; i++) l->out.data[i] = br->data[i] + sc->data[i];
+        o->add(br->data, sc->data, l->out.data, br->n);
         return 0;
     }
     default:
@@ -446,7 +452,7 @@ static int layer_trainable(const nn_layer *l)
 
 static void backward_layers(nn_model *m, const tensor *dout, int need_dx);
 
-static void conv_backward(nn_layer *l, const tensor *dout, int need_dx)
+static void conv_backward(const nn_model *m, nn_layer *l, const tensor *dout, int need_dx)
 {
     const layer_spec *s = &l->spec;
     const tensor *x = l->in;
@@ -455,22 +461,23 @@ static void conv_backward(nn_layer *l, const tensor *dout, int need_dx)
     int oh = dout->shape[1], ow = dout->shape[2], M = N * oh * ow, kkc = s->k * s->k * C;
     int direct = s->k == 1 && s->stride == 1 && s->pad == 0;
     const float *col = direct ? x->data : l->col.data;
-    if (!wp->frozen) cpu_sgemm(1, 0, s->out, kkc, M, 1, dout->data, s->out, col, kkc, 1, wp->g.data, kkc);
-    if (l->n_params > 1 && !l->params[1]->frozen) cpu_sum_rows(dout->data, (size_t)M, s->out, l->params[1]->g.data);
+    if (!wp->frozen) gemm(m, 1, 0, s->out, kkc, M, dout->data, s->out, col, kkc, 1, wp->g.data, kkc);
+    if (l->n_params > 1 && !l->params[1]->frozen) m->ops->sum_rows(dout->data, (size_t)M, s->out, l->params[1]->g.data);
     if (!need_dx) return;
     tensor_resize(&l->dx, 4, x->shape);
     if (direct) {
-        cpu_sgemm(0, 0, M, C, s->out, 1, dout->data, s->out, wp->w.data, C, 0, l->dx.data, C);
+        gemm(m, 0, 0, M, C, s->out, dout->data, s->out, wp->w.data, C, 0, l->dx.data, C);
         return;
     }
     tensor_resize2(&l->aux, M, kkc);
-    cpu_sgemm(0, 0, M, kkc, s->out, 1, dout->data, s->out, wp->w.data, kkc, 0, l->aux.data, kkc);
-    cpu_col2im(l->aux.data, N, H, W, C, s->k, s->stride, s->pad, oh, ow, l->dx.data);
+    gemm(m, 0, 0, M, kkc, s->out, dout->data, s->out, wp->w.data, kkc, 0, l->aux.data, kkc);
+    m->ops->col2im(l->aux.data, N, H, W, C, s->k, s->stride, s->pad, oh, ow, l->dx.data);
 }
 
-static void layer_backward(nn_layer *l, const tensor *dout, int need_dx)
+static void layer_backward(const nn_model *m, nn_layer *l, const tensor *dout, int need_dx)
 {
     const layer_spec *s = &l->spec;
+    const engine_ops *o = m->ops;
     const tensor *x = l->in;
     int N = x->shape[0], H = x->shape[1], W = x->shape[2], C = x->shape[3];
     if (need_dx && s->kind != LAYER_FLATTEN && s->kind != LAYER_CONV && !(s->kind == LAYER_RELU && l->fused))
@@ -479,36 +486,32 @@ static void layer_backward(nn_layer *l, const tensor *dout, int need_dx)
     case LAYER_LINEAR: {
         nn_param *wp = l->params[0];
         int F = H * W * C, O = s->out;
-        if (!wp->frozen) cpu_sgemm(1, 0, O, F, N, 1, dout->data, O, x->data, F, 1, wp->g.data, F);
-        if (l->n_params > 1 && !l->params[1]->frozen) cpu_sum_rows(dout->data, (size_t)N, O, l->params[1]->g.data);
-        if (need_dx) cpu_sgemm(0, 0, N, F, O, 1, dout->data, O, wp->w.data, F, 0, l->dx.data, F);
+        if (!wp->frozen) gemm(m, 1, 0, O, F, N, dout->data, O, x->data, F, 1, wp->g.data, F);
+        if (l->n_params > 1 && !l->params[1]->frozen) o->sum_rows(dout->data, (size_t)N, O, l->params[1]->g.data);
+        if (need_dx) gemm(m, 0, 0, N, F, O, dout->data, O, wp->w.data, F, 0, l->dx.data, F);
         break;
     }
     case LAYER_CONV:
-        conv_backward(l, dout, need_dx);
+        conv_backward(m, l, dout, need_dx);
         break;
     case LAYER_MAXPOOL:
         if (need_dx)
-            cpu_maxpool_backward(dout->data, l->arg, N, dout->n / (size_t)N, l->dx.data, x->n / (size_t)N);
+            o->maxpool_backward(dout->data, l->arg, N, dout->n / (size_t)N, l->dx.data, x->n / (size_t)N);
         break;
     case LAYER_AVGPOOL:
         if (need_dx) {
             int st = pool_stride(s);
-            cpu_avgpool_backward(dout->data, N, H, W, C, s->k, st, dout->shape[1], dout->shape[2], l->dx.data);
+            o->avgpool_backward(dout->data, N, H, W, C, s->k, st, dout->shape[1], dout->shape[2], l->dx.data);
         }
         break;
     case LAYER_GAP:
-        if (need_dx) cpu_avgpool_backward(dout->data, N, H, W, C, H > W ? H : W, 1, 1, 1, l->dx.data);
+        if (need_dx) o->avgpool_backward(dout->data, N, H, W, C, H > W ? H : W, 1, 1, 1, l->dx.data);
         break;
     case LAYER_BATCHNORM: {
         nn_param *g = l->params[0], *b = l->params[1];
-        float scratch_g[C], scratch_b[C];
-        if (g->frozen) memset(scratch_g, 0, sizeof scratch_g);
-        if (b->frozen) memset(scratch_b, 0, sizeof scratch_b);
-        cpu_batchnorm_backward(dout->data, l->fused ? l->out.data : NULL, l->col.data, l->aux.data,
-                               (size_t)N * H * W, C, g->w.data,
-                               g->frozen ? scratch_g : g->g.data, b->frozen ? scratch_b : b->g.data,
-                               need_dx ? l->dx.data : NULL);
+        o->batchnorm_backward(dout->data, l->fused ? l->out.data : NULL, l->col.data, l->aux.data,
+                              (size_t)N * H * W, C, g->w.data, g->frozen ? NULL : g->g.data,
+                              b->frozen ? NULL : b->g.data, need_dx ? l->dx.data : NULL);
         break;
     }
     case LAYER_RELU:
@@ -516,16 +519,16 @@ static void layer_backward(nn_layer *l, const tensor *dout, int need_dx)
             if (l->dx.cap) tensor_free(&l->dx);
             tensor_view(&l->dx, dout->data, 4, x->shape);
         } else if (need_dx) {
-            cpu_relu_backward(l->out.data, dout->data, l->dx.data, x->n);
+            o->relu_backward(l->out.data, dout->data, l->dx.data, x->n);
         }
         break;
     case LAYER_GELU:
-        if (need_dx) cpu_gelu_backward(x->data, dout->data, l->dx.data, x->n);
+        if (need_dx) o->gelu_backward(x->data, dout->data, l->dx.data, x->n);
         break;
     case LAYER_DROPOUT:
         if (!need_dx) break;
-        if (s->p <= 0 || l->aux.n != x->n) memcpy(l->dx.data, dout->data, x->n * sizeof(float));
-        else for (size_t i = 0; i < x->n; i++) l->dx.data[i] = dout->data[i] * l->aux.data[i];
+        if (s->p <= 0 || l->aux.n != x->n) o->copy(l->dx.data, dout->data, x->n * sizeof(float));
+        else o->mul(dout->data, l->aux.data, l->dx.data, x->n);
         break;
     case LAYER_FLATTEN:
         if (need_dx) tensor_view(&l->dx, dout->data, 4, x->shape);
@@ -538,11 +541,12 @@ static void layer_backward(nn_layer *l, const tensor *dout, int need_dx)
         }
         const float *dsc = dout->data;
         if (l->proj) {
-            layer_backward(l->proj, dout, need_dx);
+            layer_backward(m, l->proj, dout, need_dx);
             dsc = l->proj->dx.data;
         }
         if (!need_dx) break;
-        for (size_t i = 0; i < x->n; i++) l->dx.data[i] = dsc[i] + (dbranch ? dbranch[i] : 0);
+        if (dbranch) o->add(dsc, dbranch, l->dx.data, x->n);
+        else o->copy(l->dx.data, dsc, x->n * sizeof(float));
         break;
     }
     default:
@@ -559,7 +563,7 @@ static void backward_layers(nn_model *m, const tensor *dout, int need_dx)
         if (layer_trainable(&m->layers[i])) { first = i; break; }
     for (int i = m->n_layers - 1; i >= 0 && (need_dx || i >= first); i--) {
         nn_layer *l = &m->layers[i];
-        layer_backward(l, dout, need_dx || first < i);
+        layer_backward(m, l, dout, need_dx || first < i);
         dout = &l->dx;
     }
 }
@@ -569,6 +573,12 @@ void nn_backward_full(nn_model *m, const tensor *dout) { backward_layers(m, dout
 
 void nn_zero_grad(nn_model *m)
 {
+    int frozen = 0;
+    for (int i = 0; i < m->n_params; i++) frozen |= m->params[i]->frozen;
+    if (!frozen) {   /* one pass over the flat buffer: one launch on a GPU */
+        tensor_zero(&m->grads);
+        return;
+    }
     for (int i = 0; i < m->n_params; i++)
         if (!m->params[i]->frozen) tensor_zero(&m->params[i]->g);
 }
@@ -578,6 +588,86 @@ size_t nn_param_count(const nn_model *m)
     size_t n = 0;
     for (int i = 0; i < m->n_params; i++) n += m->params[i]->w.n;
     return n;
+}
+
+/* ---- devices ------------------------------------------------------------------------------ */
+
+/* An owned tensor's contents onto device d (a view is only re-tagged; the caller re-points it). */
+static void move_tensor(tensor *t, device_kind d)
+{
+    if (t->device == d) return;
+    tensor moved = { .device = d };
+    if (t->cap && t->n) tensor_copy(&moved, t);
+    tensor_free(t);
+    *t = moved;
+}
+
+/* Activations regrow on d at the next forward. */
+static void move_layers(nn_model *m, device_kind d);
+
+static void move_layer(nn_model *m, nn_layer *l, device_kind d)
+{
+    tensor *scratch[] = { &l->out, &l->dx, &l->col, &l->aux };
+    for (size_t i = 0; i < sizeof scratch / sizeof *scratch; i++) {
+        tensor_free(scratch[i]);
+        scratch[i]->device = d;
+    }
+    move_tensor(&l->run_mean, d);
+    move_tensor(&l->run_var, d);
+    if (l->arg) m->ops->free(l->arg);
+    l->arg = NULL;
+    l->arg_cap = 0;
+    l->in = NULL;
+    if (l->proj) move_layer(m, l->proj, d);
+    if (l->branch) move_layers(l->branch, d);
+}
+
+static void move_layers(nn_model *m, device_kind d)
+{
+    for (int i = 0; i < m->n_layers; i++) move_layer(m, &m->layers[i], d);
+    m->device = d;
+    m->ops = ops_for(d);
+}
+
+static void set_low_precision(nn_model *m, int on)
+{
+    m->low_precision = on;
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i].branch) set_low_precision(m->layers[i].branch, on);
+}
+
+int nn_to_device(nn_model *m, device_kind d)
+{
+    if (m->device == d) return 0;
+    move_layers(m, d);
+    move_tensor(&m->weights, d);
+    move_tensor(&m->grads, d);
+    size_t off = 0;
+    for (int i = 0; i < m->n_params; i++) {
+        nn_param *p = m->params[i];
+        int shape[4], nd = p->w.ndim;
+        memcpy(shape, p->w.shape, sizeof shape);
+        p->w = (tensor){ .device = d };
+        p->g = (tensor){ .device = d };
+        tensor_view(&p->w, m->weights.data + off, nd, shape);
+        tensor_view(&p->g, m->grads.data + off, nd, shape);
+        move_tensor(&p->m, d);
+        move_tensor(&p->v, d);
+        off += p->w.n;
+    }
+    if (!m->ops->sgemm_bf16) set_low_precision(m, 0);
+    return 0;
+}
+
+int nn_set_low_precision(nn_model *m, int on)
+{
+    if (on && !m->ops->sgemm_bf16) {
+        snprintf(m->err, sizeof m->err, "bf16 matrix products need the CUDA device (this model is on "
+                 "the %s; run with --device cuda)", ops_device_name(m->device));
+        return -1;
+    }
+    set_low_precision(m, on != 0);
+    return 0;
 }
 
 nn_layer *nn_find_layer(nn_model *m, const char *name)

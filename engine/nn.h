@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "engine/config.h"
+#include "engine/ops.h"
 #include "engine/rng.h"
 #include "engine/tensor.h"
 
@@ -34,7 +35,7 @@ struct nn_layer {
     tensor col;          /* conv: (N*OH*OW, K*K*C) im2col; batchnorm: xhat (N*H*W, C) */
     tensor aux;          /* batchnorm: inv_std (C); dropout: mask (N*H*W*C) */
     tensor run_mean, run_var;   /* batchnorm running statistics (C) */
-    int32_t *arg;        /* maxpool: argmax offsets (N*OH*OW*C) */
+    int32_t *arg;        /* maxpool: argmax offsets (N*OH*OW*C), on the model's device */
     size_t arg_cap;
     nn_model *branch;    /* residual: the branch */
     nn_layer *proj;      /* residual: 1x1 conv shortcut when shapes differ; NULL = identity */
@@ -49,7 +50,10 @@ struct nn_model {
     tensor grads;        /* (P) all gradients, same layout */
     int in_h, in_w, in_c;  /* geometry the model was built for */
     int out_features;
-    rng rng;             /* dropout masks */
+    rng rng;             /* dropout masks: one seed per dropout forward */
+    device_kind device;  /* where weights, gradients and activations live */
+    const engine_ops *ops;   /* that device's op table */
+    int low_precision;   /* 1 = bf16 matrix products on tensor cores (CUDA), fp32 master weights */
     char err[256];       /* last forward error */
 };
 
@@ -71,6 +75,14 @@ const tensor *nn_forward(nn_model *m, const tensor *x, int train);
 void nn_backward(nn_model *m, const tensor *dout);
 /* Same, and also computes the gradient with respect to the input into m->layers[0].dx. */
 void nn_backward_full(nn_model *m, const tensor *dout);
+
+/* Moves weights, gradients, optimizer state and running statistics to device d, which must be
+ * open (ops_open); activations are dropped and regrow there. Returns 0, or -1 with m->err set. */
+int nn_to_device(nn_model *m, device_kind d);
+
+/* Turns bf16 matrix products (fp32 accumulation, fp32 master weights) on (1) or off (0). Returns 0,
+ * or -1 with m->err set when the model's device has no bf16 path (the CPU). */
+int nn_set_low_precision(nn_model *m, int on);
 
 void nn_zero_grad(nn_model *m);
 /* Total number of scalar parameters. */

@@ -1,6 +1,9 @@
-/* Parameter updates and learning-rate schedules. The update loops are single pass per tensor. */
+/* Parameter updates and learning-rate schedules. The update loops live in the op table (one
+ * call per step updates every tensor: a single fused launch on a GPU). */
 #include "engine/optim.h"
+#include "engine/check.h"
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 void optim_init(optim *o, const optim_spec *spec, nn_model *m)
@@ -13,6 +16,7 @@ void optim_init(optim *o, const optim_spec *spec, nn_model *m)
                                                      spec->decay_all ? spec->weight_decay : 0 };
     for (int i = 0; i < m->n_params; i++) {
         nn_param *p = m->params[i];
+        p->m.device = p->v.device = p->w.device;
         tensor_resize(&p->m, p->w.ndim, p->w.shape);
         tensor_zero(&p->m);
         if (spec->kind == OPTIM_ADAMW) {
@@ -27,47 +31,33 @@ int optim_group_of(const optim *o, const nn_param *p)
     return p->no_decay ? OPTIM_GROUP_NO_DECAY : OPTIM_GROUP_DECAY;
 }
 
-static void sgd_update(const optim *o, const optim_group *g, nn_param *p)
+/* The update of one parameter from its group's settings. */
+static ops_update update_of(const optim *o, const optim_group *g, nn_param *p)
 {
-    float lr = g->lr, mu = g->momentum, shrink = 1 - lr * g->weight_decay;
-    float *w = p->w.data, *grad = p->g.data, *v = p->m.data;
-    size_t n = p->w.n;
-    if (o->spec.nesterov) {
-        for (size_t i = 0; i < n; i++) {
-            v[i] = mu * v[i] + grad[i];
-            w[i] = w[i] * shrink - lr * (grad[i] + mu * v[i]);
-        }
-    } else {
-        for (size_t i = 0; i < n; i++) {
-            v[i] = mu * v[i] + grad[i];
-            w[i] = w[i] * shrink - lr * v[i];
-        }
+    ops_update u = { .w = p->w.data, .g = p->g.data, .m = p->m.data, .v = p->v.data, .n = p->w.n,
+                     .lr = g->lr, .mu = g->momentum, .shrink = 1 - g->lr * g->weight_decay };
+    if (o->spec.kind == OPTIM_ADAMW) {
+        float c1 = 1 - powf(g->momentum, (float)o->t), c2 = 1 - powf(o->spec.beta2, (float)o->t);
+        u.step = g->lr / c1;
+        u.rc2 = 1 / sqrtf(c2);
     }
-}
-
-static void adamw_update(const optim *o, const optim_group *g, nn_param *p)
-{
-    float b1 = g->momentum, b2 = o->spec.beta2, eps = o->spec.eps;
-    float c1 = 1 - powf(b1, (float)o->t), c2 = 1 - powf(b2, (float)o->t);
-    float lr = g->lr, shrink = 1 - lr * g->weight_decay, step = lr / c1, rc2 = 1 / sqrtf(c2);
-    float *w = p->w.data, *grad = p->g.data, *m = p->m.data, *v = p->v.data;
-    for (size_t i = 0; i < p->w.n; i++) {
-        m[i] = b1 * m[i] + (1 - b1) * grad[i];
-        v[i] = b2 * v[i] + (1 - b2) * grad[i] * grad[i];
-        w[i] = w[i] * shrink - step * m[i] / (sqrtf(v[i]) * rc2 + eps);
-    }
+    return u;
 }
 
 void optim_step(optim *o, nn_model *m)
 {
+    enum { STACK = 64 };
+    ops_update stack[STACK], *u = m->n_params <= STACK ? stack : malloc((size_t)m->n_params * sizeof *u);
+    CHECK(u, "out of memory");
+    int count = 0;
     o->t++;
     for (int i = 0; i < m->n_params; i++) {
         nn_param *p = m->params[i];
-        if (p->frozen) continue;
-        const optim_group *g = &o->groups[optim_group_of(o, p)];
-        if (o->spec.kind == OPTIM_ADAMW) adamw_update(o, g, p);
-        else sgd_update(o, g, p);
+        if (!p->frozen) u[count++] = update_of(o, &o->groups[optim_group_of(o, p)], p);
     }
+    if (o->spec.kind == OPTIM_ADAMW) m->ops->adamw_update(u, count, o->spec.beta2, o->spec.eps);
+    else m->ops->sgd_update(u, count, o->spec.nesterov);
+    if (u != stack) free(u);
 }
 
 float sched_factor(const sched_spec *s, double p)

@@ -1,6 +1,8 @@
-/* Tensor buffers and shapes. Element kernels live in engine/cpu/. */
+/* Tensor buffers and shapes, on the tensor's device through its op table (engine/ops.h).
+ * Element kernels live in engine/cpu/ and engine/cuda/. */
 #include "engine/tensor.h"
 #include "engine/check.h"
+#include "engine/ops.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,8 +26,9 @@ void tensor_resize(tensor *t, int ndim, const int *shape)
     for (int i = ndim; i < 4; i++) t->shape[i] = 1;
     t->ndim = ndim;
     if (n > t->cap) {
-        if (t->cap) free(t->data);
-        t->data = tensor_alloc_floats(n);
+        const engine_ops *o = ops_for(t->device);
+        if (t->cap) o->free(t->data);
+        t->data = o->alloc(n * sizeof(float));
         t->cap = n;
     }
     t->n = n;
@@ -49,23 +52,27 @@ void tensor_view(tensor *t, float *data, int ndim, const int *shape)
     t->n = n;
 }
 
-void tensor_zero(tensor *t) { if (t->n) memset(t->data, 0, t->n * sizeof(float)); }
+void tensor_zero(tensor *t) { if (t->n) ops_for(t->device)->zero(t->data, t->n * sizeof(float)); }
 
-void tensor_fill(tensor *t, float v)
-{
-    for (size_t i = 0; i < t->n; i++) t->data[i] = v;
-}
+void tensor_fill(tensor *t, float v) { if (t->n) ops_for(t->device)->fill(t->data, v, t->n); }
 
 void tensor_copy(tensor *dst, const tensor *src)
 {
     tensor_resize(dst, src->ndim, src->shape);
-    memcpy(dst->data, src->data, src->n * sizeof(float));
+    size_t bytes = src->n * sizeof(float);
+    if (!bytes) return;
+    if (dst->device == src->device) ops_for(dst->device)->copy(dst->data, src->data, bytes);
+    else if (src->device == DEVICE_CPU) ops_for(dst->device)->upload(dst->data, src->data, bytes);
+    else if (dst->device == DEVICE_CPU) ops_for(src->device)->download(dst->data, src->data, bytes);
+    else CHECK(0, "tensor_copy between two accelerators");
 }
 
 void tensor_free(tensor *t)
 {
-    if (t->cap) free(t->data);
+    device_kind d = t->device;
+    if (t->cap) ops_for(d)->free(t->data);
     memset(t, 0, sizeof *t);
+    t->device = d;
 }
 
 int tensor_same_shape(const tensor *a, const tensor *b)

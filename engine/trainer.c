@@ -40,6 +40,18 @@ double trainer_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* Moves the model and the step tensors to device d and uploads the dataset there. */
+static int use_device(trainer *t, device_kind d, char *err, size_t errlen)
+{
+    if (ops_open(d, err, errlen)) return -1;
+    nn_to_device(t->model, d);
+    tensor *step[] = { &t->x, &t->targets, &t->weight, &t->loss, &t->dlogits, &t->scratch };
+    for (size_t i = 0; i < sizeof step / sizeof *step; i++) step[i]->device = d;
+    t->dd = calloc(1, sizeof *t->dd);
+    CHECK(t->dd, "out of memory");
+    return devdata_open(t->dd, t->data, t->model->ops, err, errlen);
+}
+
 trainer *trainer_new(const train_config *cfg, const data_set *ds, char *err, size_t errlen)
 {
     trainer *t = calloc(1, sizeof *t);
@@ -59,6 +71,7 @@ trainer *trainer_new(const train_config *cfg, const data_set *ds, char *err, siz
                  cfg->batch, ds->train.n, ds->name);
         goto fail;
     }
+    if (cfg->device != DEVICE_CPU && use_device(t, (device_kind)cfg->device, err, errlen)) goto fail;
     optim_init(&t->opt, &cfg->optim, t->model);
     t->last_test_acc = t->last_test_loss = NAN;
     t->time_to_target = -1;
@@ -75,8 +88,11 @@ void trainer_free(trainer *t)
     if (t->loader) data_loader_stop(t->loader);
     nn_free(t->model);
     tensor_free(&t->x); tensor_free(&t->targets); tensor_free(&t->weight);
-    tensor_free(&t->loss); tensor_free(&t->dlogits);
+    tensor_free(&t->loss); tensor_free(&t->dlogits); tensor_free(&t->scratch);
+    if (t->dd) devdata_close(t->dd);
+    free(t->dd);
     free(t->labels);
+    data_batch_free(&t->held);
     free(t->rec);
     pthread_mutex_destroy(&t->mu);
     free(t);
@@ -135,13 +151,17 @@ static void push_record(trainer *t, const trainer_record *r)
     t->rec[t->n_rec++] = *r;
     pthread_mutex_unlock(&t->mu);
     if (!t->log) return;
-    char line[512];
+    char line[1024];
     int n = snprintf(line, sizeof line,
                      "{\"step\":%ld,\"epoch\":%.6g,\"samples\":%ld,\"seconds\":%.6f,\"train_loss\":%.7g,"
                      "\"lr\":%.7g", r->step, r->epoch, r->samples, r->seconds, r->train_loss, r->lr);
     if (r->is_eval)
         n += snprintf(line + n, sizeof line - (size_t)n, ",\"test_loss\":%.7g,\"test_acc\":%.7g",
                       r->test_loss, r->test_acc);
+    else
+        for (int i = 0; i < t->n_extra && n < (int)sizeof line - 64; i++)
+            n += snprintf(line + n, sizeof line - (size_t)n, ",\"%s\":%.7g", t->extra_name[i],
+                          isfinite(t->extra_val[i]) ? t->extra_val[i] : 0);
     snprintf(line + n, sizeof line - (size_t)n, "}");
     runlog_metric(t->log, line);
 }
@@ -183,25 +203,35 @@ void trainer_evaluate(trainer *t, float *loss_out, float *acc_out)
     enum { EVAL_BATCH = 500 };
     int idx[EVAL_BATCH], k = t->data->classes;
     data_batch b = {0};
-    tensor x = {0}, targets = {0}, loss = {0};
+    device_kind d = t->model->device;
+    tensor x = { .device = d }, targets = { .device = d }, loss = { .device = d };
     double total = 0;
     long right = 0;
     for (int start = 0; start < test->n; start += EVAL_BATCH) {
         int n = test->n - start < EVAL_BATCH ? test->n - start : EVAL_BATCH;
+        const int *labels;
         for (int i = 0; i < n; i++) idx[i] = start + i;
-        data_gather(t->data, test, idx, n, &b);
-        tensor_view(&x, b.x, 4, (int[]){n, b.h, b.w, b.c});
+        if (t->dd) {
+            devdata_gather(t->dd, DEVDATA_TEST, idx, NULL, n, &x, &targets);
+            labels = t->dd->batch_labels;
+        } else {
+            data_gather(t->data, test, idx, n, &b);
+            tensor_view(&x, b.x, 4, (int[]){n, b.h, b.w, b.c});
+            tensor_resize2(&targets, n, k);
+            one_hot(&targets, b.labels, n, k);
+            labels = b.labels;
+        }
         const tensor *out = nn_forward(t->model, &x, 0);
         CHECK(out, "evaluation forward failed: %s", t->model->err);
-        tensor_resize2(&targets, n, k);
         tensor_resize(&loss, 1, &n);
-        one_hot(&targets, b.labels, n, k);
         int correct;
-        float mean = cpu_softmax_xent(out->data, targets.data, NULL, n, k, loss.data, NULL, b.labels, &correct);
+        float mean = t->model->ops->softmax_xent(out->data, targets.data, NULL, n, k, loss.data, NULL,
+                                                 labels, &correct);
         total += (double)mean * n;
         right += correct;
     }
     data_batch_free(&b);
+    tensor_free(&x);
     tensor_free(&targets);
     tensor_free(&loss);
     *loss_out = (float)(total / test->n);
@@ -220,6 +250,9 @@ static int target_met(const trainer *t)
 static int run_eval(trainer *t)
 {
     double t0 = trainer_now();
+    t->model->ops->sync();   /* work still queued on a GPU belongs to the training clock */
+    t->train_seconds += trainer_now() - t0;
+    t0 = trainer_now();
     if (emit(t, EV_EVAL_START)) return -1;
     trainer_evaluate(t, &t->last_test_loss, &t->last_test_acc);
     if (emit(t, EV_EVAL_END)) return -1;
@@ -269,21 +302,128 @@ static void set_lr(trainer *t)
 }
 
 /* One training step on the next batch. Returns 1 when the budget is spent, 0 to go on, -1 failed. */
+/* The next batch: a held copy while a data-echoing request lasts, else the loader's. */
+static const data_batch *next_batch(trainer *t, double *wait)
+{
+    if (t->echo_left > 0) {
+        t->echo_left--;
+        *wait = 0;
+        t->echoed = 1;
+        return &t->held;
+    }
+    t->echoed = 0;
+    return t->cur = data_loader_next(t->loader, wait);
+}
+
+int trainer_echo(trainer *t, int times)
+{
+    if (times < 0 || !t->cur) return -1;
+    if (t->echoed) return 0;   /* already an echo: the count in force decides */
+    data_batch_copy(&t->held, t->cur);
+    t->echo_left = times;
+    return 0;
+}
+
+int trainer_select(trainer *t, const int *idx, int n)
+{
+    int old = t->x.shape[0], k = t->data->classes;
+    if (n < 1 || n > old) return -1;
+    for (int i = 0; i < n; i++)
+        if (idx[i] < 0 || idx[i] >= old) return -1;
+    size_t row = t->x.n / (size_t)old;
+    const engine_ops *o = t->model->ops;
+    o->select_rows(t->x.data, row, idx, n);
+    o->select_rows(t->targets.data, (size_t)k, idx, n);
+    o->select_rows(t->weight.data, 1, idx, n);
+    int *lab = malloc((size_t)n * sizeof *lab);
+    CHECK(lab, "out of memory");
+    for (int i = 0; i < n; i++) lab[i] = t->labels[idx[i]];
+    memcpy(t->labels, lab, (size_t)n * sizeof(int));
+    free(lab);
+    t->x.shape[0] = n;
+    t->x.n = (size_t)n * row;
+    t->targets.shape[0] = n;
+    t->targets.n = (size_t)n * k;
+    t->weight.shape[0] = n;
+    t->weight.n = (size_t)n;
+    t->loss.shape[0] = n;
+    t->loss.n = (size_t)n;
+    return 0;
+}
+
+int trainer_score(trainer *t, float *losses)
+{
+    int k = t->data->classes, n = t->x.shape[0];
+    const tensor *out = nn_forward(t->model, &t->x, 0);
+    if (!out) return trainer_fail(t, "scoring pass: %s", t->model->err);
+    const engine_ops *o = t->model->ops;
+    if (t->dd) {
+        tensor_resize(&t->scratch, 1, &n);
+        o->softmax_xent(out->data, t->targets.data, NULL, n, k, t->scratch.data, NULL, NULL, NULL);
+        o->download(losses, t->scratch.data, (size_t)n * sizeof(float));
+    } else {
+        o->softmax_xent(out->data, t->targets.data, NULL, n, k, losses, NULL, NULL, NULL);
+    }
+    return 0;
+}
+
+/* Labels for the step's accuracy count: host ones on the CPU; none on a device (the count is only
+ * a by-product there, and hooks may have reordered the rows). */
+static const int *step_labels(const trainer *t) { return t->dd ? NULL : t->labels; }
+
+/* Forward, loss and backward of the current batch into fresh gradients. */
+static int forward_backward(trainer *t)
+{
+    int k = t->data->classes;
+    t->logits = nn_forward(t->model, &t->x, 1);
+    if (!t->logits) return trainer_fail(t, "step %ld: %s", t->step + 1, t->model->err);
+    int n = t->logits->shape[0];
+    tensor_resize2(&t->dlogits, n, k);
+    float loss = t->model->ops->softmax_xent(t->logits->data, t->targets.data, t->weight.data, n, k,
+                                             t->loss.data, t->dlogits.data, step_labels(t),
+                                             &t->batch_correct);
+    if (!isfinite(loss)) return trainer_fail(t, "step %ld: loss is not finite in a recomputed pass", t->step + 1);
+    nn_zero_grad(t->model);
+    nn_backward(t->model, &t->dlogits);
+    return 0;
+}
+
+int trainer_regrad(trainer *t) { return forward_backward(t); }
+
+int trainer_metric(trainer *t, const char *name, float value)
+{
+    size_t len = strlen(name);
+    if (t->n_extra == TRAINER_MAX_EXTRA || !len || len >= sizeof t->extra_name[0]) return -1;
+    for (size_t i = 0; i < len; i++)
+        if (!(name[i] == '_' || (name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z') ||
+              (i && name[i] >= '0' && name[i] <= '9')))
+            return -1;
+    for (int i = 0; i < t->n_extra; i++)
+        if (!strcmp(t->extra_name[i], name)) { t->extra_val[i] = value; return 0; }
+    memcpy(t->extra_name[t->n_extra], name, len + 1);
+    t->extra_val[t->n_extra++] = value;
+    return 0;
+}
+
 static int train_step(trainer *t)
 {
     double t0 = trainer_now(), wait, tp;
-    const data_batch *b = data_loader_next(t->loader, &wait);
+    const data_batch *b = next_batch(t, &wait);
     t->phase[PHASE_DATA] += wait;
     int n = b->n, k = t->data->classes;
-    if (b->index == 0) {
+    if (b->index == 0 && !t->echoed) {
         t->epoch = b->epoch;
         if (emit(t, EV_EPOCH_START)) return -1;
     }
     ensure_batch(t, n);
-    tensor_resize4(&t->x, n, b->h, b->w, b->c);
-    memcpy(t->x.data, b->x, t->x.n * sizeof(float));
     memcpy(t->labels, b->labels, (size_t)n * sizeof *t->labels);
-    one_hot(&t->targets, t->labels, n, k);
+    if (t->dd) {   /* the batch is gathered and augmented on the device */
+        devdata_gather(t->dd, DEVDATA_TRAIN, b->idx, b->aug, n, &t->x, &t->targets);
+    } else {
+        tensor_resize4(&t->x, n, b->h, b->w, b->c);
+        memcpy(t->x.data, b->x, t->x.n * sizeof(float));
+        one_hot(&t->targets, t->labels, n, k);
+    }
     tensor_fill(&t->weight, 1.0f);
     if (emit(t, EV_BATCH_START) || emit(t, EV_BEFORE_FORWARD)) return -1;
 
@@ -296,8 +436,9 @@ static int train_step(trainer *t)
     tp = trainer_now();
     n = t->logits->shape[0];   /* a hook may have changed the batch */
     tensor_resize2(&t->dlogits, n, k);
-    t->batch_loss = cpu_softmax_xent(t->logits->data, t->targets.data, t->weight.data, n, k,
-                                     t->loss.data, t->dlogits.data, t->labels, &t->batch_correct);
+    t->batch_loss = t->model->ops->softmax_xent(t->logits->data, t->targets.data, t->weight.data, n, k,
+                                                t->loss.data, t->dlogits.data, step_labels(t),
+                                                &t->batch_correct);
     t->phase[PHASE_FORWARD] += trainer_now() - tp;
     if (!isfinite(t->batch_loss))
         return trainer_fail(t, "step %ld: training loss is %s; the run is stopped (lr %g may be too high)",
@@ -325,8 +466,9 @@ static int train_step(trainer *t)
                          .samples = t->samples, .seconds = t->train_seconds,
                          .train_loss = t->batch_loss, .lr = t->opt.groups[0].lr };
     push_record(t, &r);
+    t->n_extra = 0;
 
-    int epoch_done = b->index == t->steps_per_epoch - 1;
+    int epoch_done = !t->echoed && t->echo_left == 0 && b->index == t->steps_per_epoch - 1;
     int spent = t->progress >= 1;
     if (epoch_done) {
         double te = trainer_now();
@@ -346,7 +488,8 @@ int trainer_run(trainer *t)
     t->status = RUN_RUNNING;
     t->run_started = trainer_now();
     data_augment aug = { c->crop_pad, c->flip };
-    t->loader = data_loader_start(t->data, c->batch, aug, c->seed);
+    t->loader = t->dd ? data_loader_start_indices(t->data, c->batch, aug, c->seed)
+                      : data_loader_start(t->data, c->batch, aug, c->seed);
     if (!t->loader) return trainer_fail(t, "cannot start the data loader for batch %d", c->batch);
     t->steps_per_epoch = data_loader_steps_per_epoch(t->loader);
     t->total_steps = budget_steps(t);
@@ -394,7 +537,7 @@ static void cpu_model(char *out, size_t len)
     fclose(f);
 }
 
-static cJSON *fingerprint(void)
+static cJSON *fingerprint(const trainer *t)
 {
     cJSON *fp = cJSON_CreateObject();
     char buf[256];
@@ -409,7 +552,8 @@ static cJSON *fingerprint(void)
         cJSON_AddStringToObject(fp, "os", buf);
         cJSON_AddStringToObject(fp, "host", u.nodename);
     }
-    cJSON_AddStringToObject(fp, "device", "cpu");
+    cJSON_AddStringToObject(fp, "device", ops_device_name(t->model->device));
+    if (t->model->device == DEVICE_CUDA) cJSON_AddStringToObject(fp, "gpu", ops_cuda_describe());
     cJSON_AddStringToObject(fp, "blas", openblas_get_config());
     cJSON_AddStringToObject(fp, "compiler", "gcc " __VERSION__);
     cJSON_AddStringToObject(fp, "hasten", HASTEN_VERSION);
@@ -434,7 +578,19 @@ void trainer_write_summary(trainer *t)
     cJSON_AddStringToObject(s, "dataset", t->data->name);
     cJSON_AddStringToObject(s, "dataset_source", t->data->source);
     cJSON_AddNumberToObject(s, "seed", (double)c->seed);
+    cJSON *plugins = cJSON_AddArrayToObject(s, "plugins");
+    for (int i = 0; i < c->n_plugins; i++) {
+        cJSON *p = cJSON_CreateObject(), *params = NULL;
+        cJSON_AddStringToObject(p, "name", c->plugins[i].name);
+        params = cJSON_AddObjectToObject(p, "params");
+        for (int k = 0; k < c->plugins[i].n_params; k++)
+            cJSON_AddStringToObject(params, c->plugins[i].keys[k], c->plugins[i].values[k]);
+        cJSON_AddItemToArray(plugins, p);
+    }
     cJSON_AddNumberToObject(s, "batch", c->batch);
+    char budget[64];
+    config_format_budget(&c->budget, budget, sizeof budget);
+    cJSON_AddStringToObject(s, "budget", budget);
     add_number_or_null(s, "test_acc", t->last_test_acc, 1);
     add_number_or_null(s, "test_loss", t->last_test_loss, 1);
     cJSON_AddNumberToObject(s, "train_seconds", t->train_seconds);
@@ -456,7 +612,7 @@ void trainer_write_summary(trainer *t)
     add_number_or_null(s, "steps_to_target", (double)t->steps_to_target, t->steps_to_target >= 0);
     cJSON *ph = cJSON_AddObjectToObject(s, "phase_seconds");
     for (int p = 0; p < PHASE_COUNT; p++) cJSON_AddNumberToObject(ph, phase_names[p], t->phase[p]);
-    cJSON_AddItemToObject(s, "fingerprint", fingerprint());
+    cJSON_AddItemToObject(s, "fingerprint", fingerprint(t));
     char when[64];
     time_t now = time(NULL);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S%z", localtime(&now));

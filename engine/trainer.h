@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include "engine/config.h"
 #include "engine/data.h"
+#include "engine/devdata.h"
 #include "engine/nn.h"
 #include "engine/optim.h"
 #include "engine/runlog.h"
@@ -45,6 +46,7 @@ typedef struct trainer trainer;
 typedef int (*trainer_hook_fn)(trainer *t, trainer_event ev, void *ud);
 
 #define TRAINER_MAX_HOOKS 8
+#define TRAINER_MAX_EXTRA 8
 
 struct trainer {
     const train_config *cfg;
@@ -53,14 +55,17 @@ struct trainer {
     optim opt;
     data_loader *loader;
 
-    /* The current step, open to hooks. */
+    devdata *dd;         /* the dataset on the model's device; NULL on the CPU */
+
+    /* The current step, open to hooks; tensors live on the model's device. */
     tensor x;            /* (B, H, W, C) inputs */
     tensor targets;      /* (B, K) soft targets, one-hot unless a hook changes them */
-    int *labels;         /* (B) */
+    int *labels;         /* (B) host */
     int labels_cap;
     tensor weight;       /* (B) per-sample loss weights, 1 by default */
     tensor loss;         /* (B) per-sample losses after the loss */
     tensor dlogits;      /* (B, K) */
+    tensor scratch;      /* (B) device-side results bound for the host (trainer_score) */
     const tensor *logits;  /* (B, K) model output of this step */
     float batch_loss;
     int batch_correct;
@@ -91,11 +96,18 @@ struct trainer {
     int n_hooks;
     struct { trainer_hook_fn fn; void *ud; } hooks[TRAINER_MAX_HOOKS];
     runlog *log;                           /* NULL = no files */
+    const data_batch *cur;                 /* the loader's batch of this step (borrowed) */
+    int n_extra;                           /* plugin metrics of the current step */
+    char extra_name[TRAINER_MAX_EXTRA][32];
+    float extra_val[TRAINER_MAX_EXTRA];
+    data_batch held;                       /* a copy kept for data echoing */
+    int echo_left, echoed;                 /* echoes still to run; this step is one */
     char extra_summary[4096];              /* JSON members appended to summary.json, e.g. "\"x\":1" */
 };
 
-/* Builds the model and optimizer for cfg on ds. cfg and ds must outlive the trainer.
- * Returns NULL with a one-line message in err (bad model for this data, etc.). */
+/* Builds the model and optimizer for cfg on ds, on cfg->device (the dataset is then uploaded there
+ * too). cfg and ds must outlive the trainer. Returns NULL with a one-line message in err (bad model
+ * for this data, a device that cannot be opened, etc.). */
 trainer *trainer_new(const train_config *cfg, const data_set *ds, char *err, size_t errlen);
 void trainer_free(trainer *t);
 
@@ -118,6 +130,22 @@ int trainer_series(trainer *t, int from, trainer_record *out, int max);
 
 /* Evaluates on the test split in eval mode; fills loss and accuracy. Not counted as training time. */
 void trainer_evaluate(trainer *t, float *loss, float *acc);
+
+/* Requests hooks may make (they change the current step; each returns 0 or -1 on bad arguments):
+ * trainer_select keeps rows idx[0..n) of the batch (inputs, targets, labels, weights), e.g. for
+ * selective backprop; trainer_echo reuses this step's loaded batch for `times` more steps (data
+ * echoing; augmentation is not redone); trainer_score runs a forward-only pass in eval mode and
+ * writes the per-sample losses of the current batch into losses (n floats); trainer_regrad redoes
+ * forward, loss and backward of the current batch into fresh gradients (SAM). */
+int trainer_select(trainer *t, const int *idx, int n);
+int trainer_echo(trainer *t, int times);
+int trainer_score(trainer *t, float *losses);
+int trainer_regrad(trainer *t);
+
+/* Adds a named value to the current step's record in metrics.jsonl (a custom series, e.g. a
+ * plugin's grad_norm). Returns 0, or -1 when the step already has TRAINER_MAX_EXTRA values or the
+ * name is not a plain identifier. */
+int trainer_metric(trainer *t, const char *name, float value);
 
 /* Marks the run failed with a message (for hooks); returns -1 for convenience. */
 int trainer_fail(trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

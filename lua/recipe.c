@@ -2,6 +2,7 @@
  * field against tables of field descriptors (one table serves reading, writing and messages) and
  * writes a resolved config back as Lua. Not the plugin sandbox and not a general Lua bridge. */
 #include "lua/recipe.h"
+#include "lua/sandbox.h"
 
 #include <errno.h>
 #include <float.h>
@@ -18,17 +19,10 @@
 
 #define MEM_CAP_MIB 64
 #define MEM_CAP     ((size_t)MEM_CAP_MIB << 20)
-#define HOOK_EVERY  1000              /* VM instructions between two hook calls */
 #define MAX_INSTR   10000000LL        /* a recipe builds one table; ten million means a runaway loop */
 #define MAX_DEPTH   16                /* nested residual blocks */
 #define PATH_LEN    160
 #define COUNT(a)    ((int)(sizeof(a) / sizeof((a)[0])))
-
-typedef struct sandbox {
-    size_t used;          /* bytes the Lua state holds */
-    int denied;           /* an allocation was refused: report the cap, not Lua's generic text */
-    long long hooks;      /* count-hook calls so far */
-} sandbox;
 
 typedef struct reader {
     lua_State *L;
@@ -163,6 +157,7 @@ static const field augment_fields[] = {
     FLD(train_config, "crop", FT_INT, crop_pad, R_NONNEG, 0),
     FLD(train_config, "flip", FT_BOOL, flip, R_ANY, 0) };
 static const field data_fields[] = {
+    TEXT(train_config, "path", data_path),
     CUSTOM("augment", 0, "a table { crop = N, flip = true }", read_augment, write_augment) };
 
 /* Indexed by enum budget_unit. */
@@ -177,7 +172,7 @@ static const field target_fields[] = {
 static const field eval_fields[] = {
     CUSTOM("every", F_REQ, "\"epoch\", a number of steps or \"Nep\"", read_every, NULL) };
 
-static const char want_data[] = "a dataset name or { \"name\", augment = {...} }",
+static const char want_data[] = "a dataset name or { \"name\", path = \"dir\", augment = {...} }",
     want_optim[] = "\"sgd\", \"adamw\" or { \"sgd\", lr = ... }",
     want_schedule[] = "a schedule name or { \"name\", warmup = ... }",
     want_target[] = "{ test_acc = X }, { test_loss = X } or false",
@@ -777,40 +772,6 @@ static int read_plugins(reader *r, int idx, const char *path, void *base)
     return 0;
 }
 
-/* ---- the sandbox ---- */
-
-static void *sandbox_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
-{
-    sandbox *sb = ud;
-    size_t old = ptr ? osize : 0;   /* with ptr NULL, osize is a type tag, not a size */
-    if (nsize == 0) {
-        free(ptr);
-        sb->used -= old;
-        return NULL;
-    }
-    if (nsize > old && nsize - old > MEM_CAP - sb->used) {
-        sb->denied = 1;
-        return NULL;
-    }
-    void *p = realloc(ptr, nsize);
-    if (p) sb->used = sb->used - old + nsize;
-    return p;
-}
-
-static void count_hook(lua_State *L, lua_Debug *ar)
-{
-    void *ud;
-    lua_getallocf(L, &ud);
-    sandbox *sb = ud;
-    if (++sb->hooks * HOOK_EVERY < MAX_INSTR) return;
-    /* From now on every instruction fails, so a pcall in the recipe cannot swallow the stop. */
-    lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
-    lua_getinfo(L, "Sl", ar);
-    lua_pushfstring(L, "%s:%d: recipe stopped after %d million instructions (an endless loop?)",
-                    ar->short_src, ar->currentline, (int)(MAX_INSTR / 1000000));
-    lua_error(L);
-}
-
 /* nn.<kind>(args..., opts): a plain table { "kind", arg = ..., opt = ... }; the recipe reader
  * checks the values, this only places them. Upvalue 1: the layer kind. */
 static int nn_layer(lua_State *L)
@@ -906,22 +867,8 @@ static int nn_index(lua_State *L)
     return 1;
 }
 
-static void open_sandbox(lua_State *L)
+static void open_nn(lua_State *L)
 {
-    static const luaL_Reg libs[] = {
-        { LUA_GNAME, luaopen_base }, { LUA_MATHLIBNAME, luaopen_math },
-        { LUA_STRLIBNAME, luaopen_string }, { LUA_TABLIBNAME, luaopen_table } };
-    /* Base functions that reach files, load code or write to the terminal. */
-    static const char *const unsafe[] = { "dofile", "loadfile", "load", "require", "print",
-                                          "collectgarbage" };
-    for (int i = 0; i < COUNT(libs); i++) {
-        luaL_requiref(L, libs[i].name, libs[i].func, 1);
-        lua_pop(L, 1);
-    }
-    for (int i = 0; i < COUNT(unsafe); i++) {
-        lua_pushnil(L);
-        lua_setglobal(L, unsafe[i]);
-    }
     lua_newtable(L);
     for (int k = 0; k < LAYER_KIND_COUNT; k++) {
         if (k == LAYER_RESIDUAL) lua_pushcfunction(L, nn_residual);
@@ -945,11 +892,10 @@ static void open_sandbox(lua_State *L)
 static int run_recipe(lua_State *L)
 {
     reader *r = lua_touserdata(L, 1);
-    open_sandbox(L);
+    open_nn(L);
     int st = r->file ? luaL_loadfilex(L, r->file, "t")
                      : luaL_loadbufferx(L, r->text, strlen(r->text), r->chunk, "t");
     if (st != LUA_OK) return lua_error(L);
-    lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_EVERY);
     lua_call(L, 0, 1);
     int t = lua_gettop(L);
     if (!lua_istable(L, t))
@@ -967,10 +913,10 @@ static void one_line(char *s)
 
 static int load(reader *r)
 {
-    sandbox sb = { 0 };
+    sandbox sb;
     int st = LUA_ERRRUN;
     config_defaults(r->c);
-    lua_State *L = lua_newstate(sandbox_alloc, &sb);
+    lua_State *L = sandbox_new(&sb, MEM_CAP, "recipe");
     if (!L) {
         snprintf(r->err, r->errlen, "%s: out of memory", r->name);
         goto fail;
@@ -978,6 +924,7 @@ static int load(reader *r)
     r->L = L;
     lua_pushcfunction(L, run_recipe);
     lua_pushlightuserdata(L, r);
+    sandbox_arm(L, &sb, MAX_INSTR, 0);
     st = lua_pcall(L, 1, 0, 0);
     if (st != LUA_OK) {
         const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "error object is not a string";

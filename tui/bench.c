@@ -2,8 +2,10 @@
  * achieves on exactly the GEMM shapes one training step of each model issues (its roofline).
  * Not a test: it prints figures and never fails on timing. */
 #include "tui/cli.h"
+#include "lua/plugin.h"
 #include "datasets/datasets.h"
 #include "engine/cpu/cpu.h"
+#include "engine/ops.h"
 #include "engine/trainer.h"
 #include <getopt.h>
 #include <math.h>
@@ -13,6 +15,8 @@
 #include <sys/resource.h>
 
 #define MAX_SHAPES 256
+
+static device_kind bench_device = DEVICE_CPU;   /* --device: where the recipes train */
 
 typedef struct bench_result {
     const char *recipe;
@@ -73,7 +77,17 @@ static double time_gemm(const cpu_gemm_shape *s)
     return samples[2];
 }
 
-static int bench_recipe(const char *name, int steps, int batch, bench_result *r)
+/* A plugin that handles every event and does nothing: its cost is the bridge's own. */
+static const char noop_source[] =
+    "local function nop(ctx, p) end\n"
+    "return hasten.plugin { name = 'noop', title = 'No-op', summary = 'handles every event, does nothing',\n"
+    "  reference = 'hasten bench', taxonomy = { component = 'optimization', action = 'retrofit', when = 'every step' },\n"
+    "  fit_start = nop, epoch_start = nop, batch_start = nop, before_forward = nop, after_forward = nop,\n"
+    "  before_loss = nop, after_loss = nop, after_backward = nop, before_step = nop, after_step = nop,\n"
+    "  epoch_end = nop, eval_start = nop, eval_end = nop, fit_end = nop }\n";
+
+/* Benchmarks recipe `name`; with_noop adds the no-op plugin. */
+static int bench_recipe(const char *name, int steps, int batch, int with_noop, bench_result *r)
 {
     char path[1024], err[1024];
     train_config cfg;
@@ -91,9 +105,23 @@ static int bench_recipe(const char *name, int steps, int batch, bench_result *r)
     bench_hook h = { .warm = steps / 5 + 5, .measure = steps };
     cfg.budget = (budget_spec){ BUDGET_STEPS, h.warm + steps };
     cfg.eval_every_steps = 1 << 30;
+    cfg.device = bench_device;
+    plug_catalog cat = {0};
+    plug_host *host = NULL;
+    if (with_noop) {
+        snprintf(cfg.plugins[0].name, sizeof cfg.plugins[0].name, "noop");
+        cfg.n_plugins = 1;
+        if (plug_catalog_add_source(&cat, "noop", noop_source, err, sizeof err))
+            fprintf(stderr, "hasten bench: %s\n", err);
+    }
     trainer *t = trainer_new(&cfg, &ds, err, sizeof err);
+    if (t && with_noop && !(host = plug_host_new(t, &cat, &cfg, NULL, NULL, err, sizeof err))) {
+        trainer_free(t);
+        t = NULL;
+    }
     if (!t) {
         fprintf(stderr, "hasten bench: %s: %s\n", path, err);
+        plug_catalog_free(&cat);
         data_set_free(&ds);
         config_free(&cfg);
         return -1;
@@ -109,13 +137,15 @@ static int bench_recipe(const char *name, int steps, int batch, bench_result *r)
         r->gemm_gflop_step += gemm_flops(&h.shapes[i]) * 1e-9;
         r->roofline_ms += 1e3 * time_gemm(&h.shapes[i]);
     }
+    plug_host_free(host);
+    plug_catalog_free(&cat);
     trainer_free(t);
     data_set_free(&ds);
     config_free(&cfg);
     return 0;
 }
 
-static void print_text(const bench_result *r, int n, double peak)
+static void print_text(const bench_result *r, int n, double peak, const bench_result *noop)
 {
     printf("machine sgemm peak (2048^3): %.1f GFLOP/s on %d threads\n\n", peak, cpu_threads());
     printf("%-12s %6s %10s %9s %10s %10s %11s %7s\n", "recipe", "batch", "samples/s", "step ms",
@@ -128,17 +158,21 @@ static void print_text(const bench_result *r, int n, double peak)
                100 * b->roofline_ms / b->step_ms);
     }
     printf("\nstep time breakdown (ms per step):\n%-12s", "recipe");
-    for (int p = 0; p < PHASE_COUNT; p++) printf(" %10s", trainer_phase_name(p));
+    for (int p = 0; p < PHASE_EVAL; p++) printf(" %10s", trainer_phase_name(p));
     printf("\n");
     for (int i = 0; i < n; i++) {
         printf("%-12s", r[i].recipe);
-        for (int p = 0; p < PHASE_COUNT; p++) printf(" %10.3f", r[i].phase_ms[p]);
+        for (int p = 0; p < PHASE_EVAL; p++) printf(" %10.3f", r[i].phase_ms[p]);
         printf("\n");
     }
     printf("\nratio = time sgemm alone needs for the step's GEMM shapes / measured step time\n");
+    if (noop)
+        printf("no-op plugin on all 14 events (fmnist_cnn): %.1f us per step in the plugin bridge, "
+               "%.3f%% of a %.2f ms step\n", 1e3 * noop->phase_ms[PHASE_PLUGINS],
+               100 * noop->phase_ms[PHASE_PLUGINS] / noop->step_ms, noop->step_ms);
 }
 
-static void print_json(const bench_result *r, int n, double peak)
+static void print_json(const bench_result *r, int n, double peak, const bench_result *noop)
 {
     printf("{\"threads\":%d,\"sgemm_peak_gflops\":%.2f,\"models\":[", cpu_threads(), peak);
     for (int i = 0; i < n; i++) {
@@ -149,13 +183,37 @@ static void print_json(const bench_result *r, int n, double peak)
                i ? "," : "", b->recipe, b->batch, b->steps, b->samples_per_s, b->step_ms,
                b->gemm_gflop_step, b->gemm_gflop_step / (b->step_ms * 1e-3),
                b->gemm_gflop_step / (b->roofline_ms * 1e-3), b->roofline_ms, b->roofline_ms / b->step_ms);
-        for (int p = 0; p < PHASE_COUNT; p++)
+        for (int p = 0; p < PHASE_EVAL; p++)
             printf("%s\"%s\":%.4f", p ? "," : "", trainer_phase_name(p), b->phase_ms[p]);
         printf("}}");
     }
+    if (noop)
+        printf("],\"noop_plugin\":{\"recipe\":\"fmnist_cnn\",\"plugin_ms_per_step\":%.5f,\"step_ms\":%.4f,"
+               "\"fraction_of_step\":%.6f", noop->phase_ms[PHASE_PLUGINS], noop->step_ms,
+               noop->phase_ms[PHASE_PLUGINS] / noop->step_ms);
+    else
+        printf("],\"noop_plugin\":null");
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("],\"peak_rss_mib\":%.1f}\n", ru.ru_maxrss / 1024.0);
+    printf("%s,\"peak_rss_mib\":%.1f}\n", noop ? "}" : "", ru.ru_maxrss / 1024.0);
+}
+
+/* On a GPU: throughput only (the sgemm roofline is the CPU's); phases there time the host's
+ * launches and the loss read-back, not the kernels. */
+static void print_device(const bench_result *r, int n, int json)
+{
+    if (json) printf("{\"device\":\"cuda\",\"gpu\":\"%s\",\"models\":[", ops_cuda_describe());
+    else printf("device: %s\n\n%-12s %6s %7s %10s %9s\n", ops_cuda_describe(), "recipe", "batch",
+                "steps", "samples/s", "step ms");
+    for (int i = 0; i < n; i++) {
+        const bench_result *b = &r[i];
+        if (json)
+            printf("%s{\"recipe\":\"%s\",\"batch\":%d,\"steps\":%d,\"samples_per_second\":%.1f,"
+                   "\"step_ms\":%.4f}", i ? "," : "", b->recipe, b->batch, b->steps, b->samples_per_s, b->step_ms);
+        else
+            printf("%-12s %6d %7d %10.0f %9.4f\n", b->recipe, b->batch, b->steps, b->samples_per_s, b->step_ms);
+    }
+    if (json) printf("]}\n");
 }
 
 int cli_bench(int argc, char **argv)
@@ -174,27 +232,42 @@ int cli_bench(int argc, char **argv)
         case 's': steps = atoi(optarg); break;
         case 'b': batch = atoi(optarg); break;
         case 't': threads = atoi(optarg); break;
-        case 'd':
-            if (strcmp(optarg, "cpu") && strcmp(optarg, "auto")) {
-                fprintf(stderr, "hasten bench: --device %s: only cpu is built\n", optarg);
-                return EXIT_USAGE;
+        case 'd': {
+            char why[512], note[512] = "";
+            int rc = ops_pick(optarg, &bench_device, why, sizeof why, note, sizeof note);
+            if (rc) {
+                fprintf(stderr, "hasten bench: %s\n", why);
+                return rc == -2 ? EXIT_USAGE : EXIT_FAILED;
             }
+            if (note[0]) fprintf(stderr, "hasten bench: %s\n", note);
             break;
+        }
         default:
             fprintf(stderr, "hasten bench: unknown option '%s'\n(usage: hasten bench [--json] "
-                    "[--steps N] [--batch N] [--threads N])\n", argv[optind - 1]);
+                    "[--steps N] [--batch N] [--threads N] [--device cpu|cuda|auto])\n", argv[optind - 1]);
             return EXIT_USAGE;
         }
     }
     cpu_threads_init(threads);
+    if (bench_device == DEVICE_CUDA) {   /* GPU steps are short: time many more of them */
+        bench_result r[2];
+        int n = 0;
+        if (bench_recipe("fmnist_mlp", steps ? steps : 3000, batch, 0, &r[n]) == 0) n++;
+        if (bench_recipe("fmnist_cnn", steps ? steps : 1000, batch, 0, &r[n]) == 0) n++;
+        if (!n) return EXIT_FAILED;
+        print_device(r, n, json);
+        return EXIT_DONE;
+    }
     cpu_gemm_shape big = { 0, 0, 2048, 2048, 2048, 0 };
     double peak = gemm_flops(&big) / time_gemm(&big) * 1e-9;
     bench_result r[2];
     int n = 0;
-    if (bench_recipe("fmnist_mlp", steps ? steps : 300, batch, &r[n]) == 0) n++;
-    if (bench_recipe("fmnist_cnn", steps ? steps : 60, batch, &r[n]) == 0) n++;
+    bench_result noop;
+    if (bench_recipe("fmnist_mlp", steps ? steps : 300, batch, 0, &r[n]) == 0) n++;
+    if (bench_recipe("fmnist_cnn", steps ? steps : 60, batch, 0, &r[n]) == 0) n++;
+    int have_noop = bench_recipe("fmnist_cnn", steps ? steps : 60, batch, 1, &noop) == 0;
     if (!n) return EXIT_FAILED;
-    if (json) print_json(r, n, peak);
-    else print_text(r, n, peak);
+    if (json) print_json(r, n, peak, have_noop ? &noop : NULL);
+    else print_text(r, n, peak, have_noop ? &noop : NULL);
     return EXIT_DONE;
 }

@@ -3,8 +3,12 @@
 #include "tui/cli.h"
 #include "datasets/datasets.h"
 #include "lua/recipe.h"
+#include "lua/plugin.h"
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 static int file_exists(const char *p)
 {
@@ -31,14 +35,142 @@ int cli_load_recipe(const char *path, train_config *cfg, char *err, size_t errle
     return recipe_load(path, cfg, err, errlen);
 }
 
+static void note_stderr(void *ud, const char *line) { fprintf(stderr, "hasten: %s\n", line); }
+
 int cli_load_data(const train_config *cfg, data_set *ds, char *err, size_t errlen)
 {
-    int rc = data_load(cfg->dataset, NULL, ds, err, errlen);
-    if (rc == DATA_MISSING) {
-        fprintf(stderr, "hasten: %s\nhasten: using the synthetic dataset instead; results are not "
-                "comparable with %s\n", err, cfg->dataset);
+    return cli_load_data_to(cfg, ds, note_stderr, NULL, err, errlen);
+}
+
+int cli_load_data_to(const train_config *cfg, data_set *ds, cli_note_fn note, void *ud,
+                     char *err, size_t errlen)
+{
+    const char *dir = cfg->data_path[0] ? cfg->data_path : NULL;   /* the recipe says where: no fallback */
+    int rc = data_load(cfg->dataset, dir, ds, err, errlen);
+    if (rc == DATA_MISSING && !dir && !cli_fetch_missing(cfg->dataset, note, ud))
+        rc = data_load(cfg->dataset, NULL, ds, err, errlen);
+    if (rc == DATA_MISSING && !dir) {
+        char line[1200];
+        note(ud, err);
+        snprintf(line, sizeof line, "using the synthetic dataset instead; results are not "
+                 "comparable with %s", cfg->dataset);
+        note(ud, line);
         rc = data_load("synthetic", NULL, ds, err, errlen);
     }
     return rc ? -1 : 0;
+}
+
+const char *cli_runs_root(void)
+{
+    const char *root = getenv("HASTEN_RUNS_DIR");
+    return root && *root ? root : "runs";
+}
+
+void cli_default_run_dir(const train_config *cfg, char *out, size_t len)
+{
+    char stamp[32], name[128];
+    time_t now = time(NULL);
+    strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", localtime(&now));
+    const char *recipe = cfg->recipe_path[0] ? cfg->recipe_path : "run";
+    const char *base = strrchr(recipe, '/');
+    snprintf(name, sizeof name, "%s", base ? base + 1 : recipe);
+    char *dot = strrchr(name, '.');
+    if (dot) *dot = 0;
+    const char *root = cli_runs_root();
+    for (int k = 0; k < 1000; k++) {
+        if (k) snprintf(out, len, "%s/%s-%s-s%llu-%d", root, stamp, name, (unsigned long long)cfg->seed, k);
+        else snprintf(out, len, "%s/%s-%s-s%llu", root, stamp, name, (unsigned long long)cfg->seed);
+        struct stat st;
+        if (stat(out, &st)) return;
+    }
+}
+
+static int write_resolved_recipe(runlog *log, const train_config *cfg)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) return -1;
+    int rc = recipe_write(cfg, f);
+    if (fclose(f)) rc = -1;
+    if (!rc) rc = runlog_write_file(log, "recipe.lua", text);
+    free(text);
+    return rc;
+}
+
+/* ---- plugins ---- */
+
+static char plugin_path[512];
+static plug_catalog catalog;
+static int catalog_loaded;
+
+static void print_plugin_log(void *ud, const char *plugin, const char *line)
+{
+    fprintf(stderr, "[%s] %s\n", plugin, line);
+}
+
+static struct { plug_log_fn fn; void *ud; } plugin_log = { print_plugin_log, NULL };
+
+void cli_set_plugin_log(plug_log_fn fn, void *ud)
+{
+    plugin_log.fn = fn;
+    plugin_log.ud = ud;
+}
+
+void cli_set_plugin_path(const char *dir) { snprintf(plugin_path, sizeof plugin_path, "%s", dir ? dir : ""); }
+
+const plug_catalog *cli_catalog(void)
+{
+    if (!catalog_loaded) {
+        char dirs[4][512];
+        int n = plug_default_dirs(dirs, 4, plugin_path[0] ? plugin_path : NULL);
+        plug_catalog_load(&catalog, dirs, n);
+        catalog_loaded = 1;
+    }
+    return &catalog;
+}
+
+void cli_catalog_reload(void)
+{
+    if (!catalog_loaded) return;
+    plug_catalog_free(&catalog);
+    catalog_loaded = 0;
+}
+
+int cli_run_open(cli_run *r, const train_config *cfg, const data_set *ds, const char *out,
+                 char *err, size_t errlen)
+{
+    char msg[1024];
+    *r = (cli_run){0};
+    r->t = trainer_new(cfg, ds, msg, sizeof msg);
+    if (!r->t) {
+        snprintf(err, errlen, "%s: %s", cfg->recipe_path[0] ? cfg->recipe_path : "recipe", msg);
+        return -1;
+    }
+    r->host = plug_host_new(r->t, cli_catalog(), cfg, plugin_log.fn, plugin_log.ud, msg, sizeof msg);
+    if (!r->host) {
+        snprintf(err, errlen, "%s", msg);
+        goto fail;
+    }
+    if (out) snprintf(r->dir, sizeof r->dir, "%s", out);
+    else cli_default_run_dir(cfg, r->dir, sizeof r->dir);
+    r->log = runlog_open(r->dir, err, errlen);
+    if (!r->log) goto fail;
+    if (write_resolved_recipe(r->log, cfg)) runlog_log(r->log, "cannot write recipe.lua");
+    trainer_set_log(r->t, r->log);
+    return 0;
+fail:
+    cli_run_close(r);
+    return -1;
+}
+
+void cli_run_close(cli_run *r)
+{
+    plug_host_free(r->host);   /* its hook points at the trainer: free it first */
+    r->host = NULL;
+    trainer_free(r->t);
+    runlog_close(r->log);
+    r->t = NULL;
+    r->log = NULL;
 }
 

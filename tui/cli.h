@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include "engine/config.h"
 #include "engine/data.h"
+#include "lua/plugin.h"
+#include "engine/trainer.h"
 
 #ifndef HASTEN_SHARE
 #define HASTEN_SHARE "/usr/local/share/hasten"
@@ -21,11 +23,77 @@ int cli_find_recipe(const char *arg, char *out, size_t len);
 /* Loads the recipe at path into cfg; returns 0 or -1 with the one-line message in err. */
 int cli_load_recipe(const char *path, train_config *cfg, char *err, size_t errlen);
 
-/* Loads cfg->dataset into ds. When the real dataset is missing, says so on stderr, says how to
- * install it, and falls back to the synthetic set (recorded in ds->name). Returns 0 or -1 (err). */
+/* Loads cfg->dataset into ds: from cfg->data_path when the recipe gives one (then the only place
+ * looked at, and a failure is an error), else from data_load's places. When the dataset is in none
+ * of them, fetches it into the cache (cli_fetch_missing) and, when that fails too, says so on
+ * stderr, says how to get it, and falls back to the synthetic set (recorded in ds->name).
+ * Returns 0 or -1 (err). */
 int cli_load_data(const train_config *cfg, data_set *ds, char *err, size_t errlen);
+
+/* A one-line notice for the person (fallbacks, progress); line has no newline. */
+typedef void (*cli_note_fn)(void *ud, const char *line);
+
+/* cli_load_data with the notices sent to note(ud, line) instead of stderr (the workbench shows
+ * them in its log pane). Same return and ownership as cli_load_data. */
+int cli_load_data_to(const train_config *cfg, data_set *ds, cli_note_fn note, void *ud,
+                     char *err, size_t errlen);
+
+/* Folder that holds run folders: $HASTEN_RUNS_DIR when set and not empty, else "runs".
+ * Returns a string the caller must not free (valid until the environment changes). */
+const char *cli_runs_root(void);
+
+/* Writes a run folder path that does not exist yet into out:
+ * <runs root>/<date>-<time>-<recipe name>-s<seed>, with -1, -2, ... appended on a clash. */
+void cli_default_run_dir(const train_config *cfg, char *out, size_t len);
+
+/* One run wired together: the trainer and the run folder it writes. */
+typedef struct cli_run {
+    trainer *t;
+    plug_host *host;      /* the run's plugins (a host with none when the recipe has none) */
+    runlog *log;
+    char dir[1100];
+} cli_run;
+
+/* Builds the trainer for cfg on ds, opens the run folder (out, or cli_default_run_dir when out is
+ * NULL) and writes the resolved recipe.lua into it; `hasten run` and the workbench both start runs
+ * here, so they leave the same files. cfg and ds must outlive the run. Returns 0 with r filled
+ * (release with cli_run_close), or -1 with one line in err and nothing left open. */
+int cli_run_open(cli_run *r, const train_config *cfg, const data_set *ds, const char *out,
+                 char *err, size_t errlen);
+
+/* Frees the trainer and closes the run files; r may be half filled or already closed. */
+void cli_run_close(cli_run *r);
+
+/* The plugin catalogue of this process, loaded on first use from the default folders and the
+ * folder given to cli_set_plugin_path (--plugin-path). Owned here; lives until exit. */
+const plug_catalog *cli_catalog(void);
+/* Forgets the loaded catalogue so the next cli_catalog() reads the plugin files again (the
+ * workbench calls it after a plugin was edited; not while another thread uses the catalogue). */
+void cli_catalog_reload(void);
+void cli_set_plugin_path(const char *dir);
+/* Where ctx:log lines go for runs opened from now on (default: stderr as "[plugin] line"). */
+void cli_set_plugin_log(plug_log_fn fn, void *ud);
+
+/* `hasten plugins [--json] [--plugin-path DIR]` (tui/cmd_plugins.c): returns an exit code. */
+int cli_plugins(int argc, char **argv);
+
+/* `hasten compare RUN...` (tui/cmd_compare.c): returns an exit code. */
+int cli_compare(int argc, char **argv);
 
 /* Benchmark entry point (tui/bench.c): returns an exit code. */
 int cli_bench(int argc, char **argv);
+
+/* `hasten fetch NAME... [--force] [--quiet]` (tui/cmd_data.c): returns an exit code. */
+int cli_fetch(int argc, char **argv);
+
+/* `hasten datasets [NAME]` (tui/cmd_data.c): returns an exit code. */
+int cli_datasets(int argc, char **argv);
+
+/* Fetches dataset `name` into the cache for a run that needs it, sending one line to note(ud, ...)
+ * when it starts, progress lines every 2 s (each file's start and end, retries) and one line on
+ * failure. Does nothing when the name has nothing to download or HASTEN_OFFLINE is set (not "0").
+ * Returns 0 when every file is now in the cache, else -1. Blocks until done; call it off the UI
+ * thread (note is called on the calling thread). */
+int cli_fetch_missing(const char *name, cli_note_fn note, void *ud);
 
 #endif

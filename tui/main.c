@@ -1,11 +1,14 @@
 /* hasten's command line: run, bench, and (with no command) the default recipe.
  * Parses options, wires recipe, data, trainer and run folder together; owns no training logic. */
 #include "tui/cli.h"
+#include "tui/ui.h"
 #include "datasets/datasets.h"
 #include "engine/check.h"
 #include "engine/cpu/cpu.h"
+#include "engine/ops.h"
 #include "engine/trainer.h"
 #include "lua/recipe.h"
+#include "lua/plugin.h"
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -26,9 +29,14 @@
 static const char usage_text[] =
     "usage: hasten [COMMAND] [options]\n"
     "\n"
-    "  hasten                      train the default recipe (" DEFAULT_RECIPE ")\n"
+    "  hasten [ui] [RECIPE]        the workbench: live plots against a baseline (default " DEFAULT_RECIPE ")\n"
+    "  hasten demo [RECIPE]        teaching mode: the baseline and three contrasting methods\n"
     "  hasten run RECIPE [opts]    headless run: progress on stderr, files in runs/<id>/\n"
     "  hasten bench [--json]       training throughput next to the machine's sgemm roofline\n"
+    "  hasten fetch NAME...        download datasets into the cache, with progress and checksums\n"
+    "  hasten datasets [NAME]      the datasets hasten knows, and where each one is\n"
+    "  hasten plugins [--json]     the catalogue of speedup methods with their taxonomy\n"
+    "  hasten compare RUN... [--target test_acc=0.9] [--markdown]   time to target, speedup\n"
     "  hasten help | --version\n"
     "\n"
     "run options:\n"
@@ -36,8 +44,12 @@ static const char usage_text[] =
     "  --seed N       random seed\n"
     "  --out DIR      run folder (default runs/<date>-<recipe>-s<seed>)\n"
     "  --threads N    CPU threads (default: all cores)\n"
-    "  --device D     cpu | cuda | auto (default cpu)\n"
+    "  --device D     cpu | cuda | auto (default cpu; auto = cuda when a GPU is present)\n"
+    "  --batch N      batch size (overrides the recipe)\n"
     "  --quiet        no progress lines\n"
+    "  --plugin NAME[:key=value,...]   add a speedup method (repeatable)\n"
+    "  --plugin-path DIR               also load plugins from DIR\n"
+    "  --eval-every N                  evaluate every N steps (default: the recipe's)\n"
     "\n"
     "exit codes: 0 done, 1 run failed, 2 bad usage\n";
 
@@ -82,49 +94,37 @@ static int progress_hook(trainer *t, trainer_event ev, void *ud)
     return 0;
 }
 
-static void default_run_dir(const train_config *cfg, const char *recipe, char *out, size_t len)
-{
-    char stamp[32], name[128];
-    time_t now = time(NULL);
-    strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", localtime(&now));
-    const char *base = strrchr(recipe, '/');
-    snprintf(name, sizeof name, "%s", base ? base + 1 : recipe);
-    char *dot = strrchr(name, '.');
-    if (dot) *dot = 0;
-    for (int k = 0; k < 1000; k++) {
-        if (k) snprintf(out, len, "runs/%s-%s-s%llu-%d", stamp, name, (unsigned long long)cfg->seed, k);
-        else snprintf(out, len, "runs/%s-%s-s%llu", stamp, name, (unsigned long long)cfg->seed);
-        struct stat st;
-        if (stat(out, &st)) return;
-    }
-}
-
-static int write_resolved_recipe(runlog *log, const train_config *cfg)
-{
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    if (!f) return -1;
-    int rc = recipe_write(cfg, f);
-    if (fclose(f)) rc = -1;
-    if (!rc) rc = runlog_write_file(log, "recipe.lua", text);
-    free(text);
-    return rc;
-}
-
 typedef struct run_opts {
     const char *recipe, *budget, *out, *device;
-    long long seed;
+    long long seed, eval_every;
     int threads, quiet;
+    int batch;           /* 0 = the recipe's */
+    int n_plugins;
+    const char *plugins[CONFIG_MAX_PLUGINS];   /* --plugin NAME[:k=v,...], in order */
 } run_opts;
+
+/* Appends the --plugin options to the recipe's plugins and checks them all against the catalogue. */
+static int add_plugins(const run_opts *o, train_config *cfg, char *err, size_t errlen)
+{
+    for (int i = 0; i < o->n_plugins; i++) {
+        if (cfg->n_plugins == CONFIG_MAX_PLUGINS) {
+            snprintf(err, errlen, "--plugin %s: at most %d plugins a run", o->plugins[i], CONFIG_MAX_PLUGINS);
+            return -1;
+        }
+        if (plug_parse_arg(o->plugins[i], &cfg->plugins[cfg->n_plugins], err, errlen)) return -1;
+        cfg->n_plugins++;
+    }
+    const plug_catalog *cat = cli_catalog();
+    for (int i = 0; i < cat->n_errors; i++) fprintf(stderr, "hasten: warning: %s\n", cat->errors[i]);
+    return plug_check(cat, cfg, err, errlen);
+}
 
 static int run_recipe(const run_opts *o)
 {
-    char path[1024], err[1024], dir[1100];
+    char path[1024], err[1024];
     train_config cfg;
     data_set ds = {0};
-    trainer *t = NULL;
-    runlog *log = NULL;
+    cli_run run = {0};
     int code = EXIT_FAILED;
 
     if (cli_find_recipe(o->recipe, path, sizeof path)) {
@@ -141,35 +141,37 @@ static int run_recipe(const run_opts *o)
         code = EXIT_USAGE;
         goto done;
     }
-    if (o->seed >= 0) cfg.seed = (uint64_t)o->seed;
-    if (o->threads >= 0) cfg.threads = o->threads;
-    if (o->device && strcmp(o->device, "cpu") && strcmp(o->device, "auto")) {
-        if (!strcmp(o->device, "cuda"))
-            fprintf(stderr, "hasten: --device cuda: this build has no CUDA backend yet; use cpu\n");
-        else
-            fprintf(stderr, "hasten: --device %s: expected cpu, cuda or auto\n", o->device);
+    if (add_plugins(o, &cfg, err, sizeof err)) {
+        fprintf(stderr, "hasten: %s\n", err);
         code = EXIT_USAGE;
         goto done;
     }
+    if (o->seed >= 0) cfg.seed = (uint64_t)o->seed;
+    if (o->eval_every > 0) cfg.eval_every_steps = (int)o->eval_every;
+    if (o->threads >= 0) cfg.threads = o->threads;
+    if (o->batch > 0) cfg.batch = o->batch;
+    device_kind dev;
+    char note[512] = "";
+    int picked = ops_pick(o->device, &dev, err, sizeof err, note, sizeof note);
+    if (picked) {   /* a bad name is usage; a missing GPU is a failed run */
+        fprintf(stderr, "hasten: %s\n", err);
+        code = picked == -2 ? EXIT_USAGE : EXIT_FAILED;
+        goto done;
+    }
+    if (note[0] && !o->quiet) fprintf(stderr, "hasten: %s\n", note);
+    if (dev == DEVICE_CUDA && !o->quiet) fprintf(stderr, "hasten: training on %s\n", ops_cuda_describe());
+    cfg.device = dev;
     int threads = cpu_threads_init(cfg.threads);
     if (cli_load_data(&cfg, &ds, err, sizeof err)) {
         fprintf(stderr, "hasten: %s\n", err);
         goto done;
     }
-    t = trainer_new(&cfg, &ds, err, sizeof err);
-    if (!t) {
-        fprintf(stderr, "hasten: %s: %s\n", path, err);
-        goto done;
-    }
-    if (o->out) snprintf(dir, sizeof dir, "%s", o->out);
-    else default_run_dir(&cfg, path, dir, sizeof dir);
-    log = runlog_open(dir, err, sizeof err);
-    if (!log) {
+    if (cli_run_open(&run, &cfg, &ds, o->out, err, sizeof err)) {
         fprintf(stderr, "hasten: %s\n", err);
         goto done;
     }
-    if (write_resolved_recipe(log, &cfg)) fprintf(stderr, "hasten: %s: cannot write recipe.lua\n", dir);
-    trainer_set_log(t, log);
+    trainer *t = run.t;
+    const char *dir = run.dir;
     progress prog = { .quiet = o->quiet };
     trainer_add_hook(t, progress_hook, &prog);
     if (!o->quiet)
@@ -191,13 +193,12 @@ static int run_recipe(const run_opts *o)
                 t->train_seconds, t->train_seconds > 0 ? t->samples / t->train_seconds : 0, ttt, dir);
         code = EXIT_DONE;
     }
-    if (runlog_error(log)) {
-        fprintf(stderr, "hasten: %s\n", runlog_error(log));
+    if (runlog_error(run.log)) {
+        fprintf(stderr, "hasten: %s\n", runlog_error(run.log));
         code = EXIT_FAILED;
     }
 done:
-    trainer_free(t);
-    runlog_close(log);
+    cli_run_close(&run);
     data_set_free(&ds);
     config_free(&cfg);
     return code;
@@ -219,9 +220,12 @@ static int cmd_run(int argc, char **argv, const char *default_recipe)
         {"budget", required_argument, 0, 'b'}, {"seed", required_argument, 0, 's'},
         {"out", required_argument, 0, 'o'}, {"threads", required_argument, 0, 't'},
         {"device", required_argument, 0, 'd'}, {"quiet", no_argument, 0, 'q'},
+        {"plugin", required_argument, 0, 'p'}, {"plugin-path", required_argument, 0, 'P'},
+        {"batch", required_argument, 0, 'B'},
+        {"eval-every", required_argument, 0, 'e'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
-    run_opts o = { .seed = -1, .threads = -1 };
+    run_opts o = { .seed = -1, .threads = -1, .eval_every = -1 };
     long long v;
     int c;
     optind = 1;
@@ -231,9 +235,16 @@ static int cmd_run(int argc, char **argv, const char *default_recipe)
         case 'b': o.budget = optarg; break;
         case 's': if (parse_int("seed", optarg, 0, &v)) return EXIT_USAGE; o.seed = v; break;
         case 't': if (parse_int("threads", optarg, 0, &v)) return EXIT_USAGE; o.threads = (int)v; break;
+        case 'B': if (parse_int("batch", optarg, 1, &v)) return EXIT_USAGE; o.batch = (int)v; break;
         case 'o': o.out = optarg; break;
         case 'd': o.device = optarg; break;
         case 'q': o.quiet = 1; break;
+        case 'p':
+            if (o.n_plugins == CONFIG_MAX_PLUGINS) return usage_error("%s", "too many --plugin options");
+            o.plugins[o.n_plugins++] = optarg;
+            break;
+        case 'P': cli_set_plugin_path(optarg); break;
+        case 'e': if (parse_int("eval-every", optarg, 1, &v)) return EXIT_USAGE; o.eval_every = v; break;
         case 'h': fputs(usage_text, stdout); return EXIT_DONE;
         default:  return usage_error("unknown option '%s'", argv[optind - 1]);
         }
@@ -248,10 +259,16 @@ static int cmd_run(int argc, char **argv, const char *default_recipe)
 int main(int argc, char **argv)
 {
     setvbuf(stderr, NULL, _IOLBF, 0);
-    if (argc < 2) return cmd_run(argc, argv, DEFAULT_RECIPE);
+    if (argc < 2) return ui_cmd(argc, argv, 0);
     const char *cmd = argv[1];
+    if (!strcmp(cmd, "ui")) return ui_cmd(argc - 1, argv + 1, 0);
+    if (!strcmp(cmd, "demo")) return ui_cmd(argc - 1, argv + 1, 1);
     if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1, NULL);
     if (!strcmp(cmd, "bench")) return cli_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "fetch")) return cli_fetch(argc - 1, argv + 1);
+    if (!strcmp(cmd, "datasets")) return cli_datasets(argc - 1, argv + 1);
+    if (!strcmp(cmd, "plugins")) return cli_plugins(argc - 1, argv + 1);
+    if (!strcmp(cmd, "compare")) return cli_compare(argc - 1, argv + 1);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         fputs(usage_text, stdout);
         return EXIT_DONE;
@@ -260,6 +277,6 @@ int main(int argc, char **argv)
         printf("hasten %s\n", HASTEN_VERSION);
         return EXIT_DONE;
     }
-    if (cmd[0] == '-') return cmd_run(argc, argv, DEFAULT_RECIPE);
+    if (cmd[0] == '-') return ui_cmd(argc, argv, 0);
     return usage_error("unknown command '%s'", cmd);
 }

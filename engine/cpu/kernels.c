@@ -335,8 +335,15 @@ typedef struct {
     int c, relu;
 } bn_args;
 
-/* dy masked by a fused ReLU's output (y > 0), or dy itself. */
-static inline float bn_dy(const bn_args *a, size_t i) { return !a->act || a->act[i] > 0 ? a->dy[i] : 0; }
+/* One row of dy, masked by a fused ReLU's output (y > 0) into buf, or dy itself. */
+static inline const float *bn_dy_row(const bn_args *a, size_t r, float *restrict buf)
+{
+    const float *restrict d = a->dy + r * a->c;
+    if (!a->act) return d;
+    const float *restrict y = a->act + r * a->c;
+    for (int j = 0; j < a->c; j++) buf[j] = y[j] > 0 ? d[j] : 0;
+    return buf;
+}
 
 /* Pass 1: per-chunk sums of x and x^2 (train) or of dy and dy*xhat (backward). */
 static void bn_sums_range(void *p, size_t lo, size_t hi, int chunk)
@@ -346,12 +353,12 @@ static void bn_sums_range(void *p, size_t lo, size_t hi, int chunk)
     float *s1 = a->partial + (size_t)chunk * 2 * c, *s2 = s1 + c;
     memset(s1, 0, 2 * (size_t)c * sizeof(float));
     if (a->dy) {
+        float buf[c];
         for (size_t r = lo; r < hi; r++) {
-            const float *xh = a->xhat + r * c;
+            const float *restrict xh = a->xhat + r * c, *restrict d = bn_dy_row(a, r, buf);
             for (int j = 0; j < c; j++) {
-                float d = bn_dy(a, r * c + j);
-                s1[j] += d;
-                s2[j] += d * xh[j];
+                s1[j] += d[j];
+                s2[j] += d[j] * xh[j];
             }
         }
     } else {
@@ -367,15 +374,25 @@ static void bn_sums_range(void *p, size_t lo, size_t hi, int chunk)
 static void bn_apply_range(void *p, size_t lo, size_t hi, int chunk)
 {
     const bn_args *a = p;
-    int c = a->c;
+    const int c = a->c;
+    const float *restrict mean = a->mean, *restrict inv = a->inv_std, *restrict g = a->gamma, *restrict b = a->beta;
+    const float lo_clip = a->relu ? 0.0f : -INFINITY;
     for (size_t r = lo; r < hi; r++) {
-        const float *x = a->x + r * c;
-        float *y = a->y + r * c, *xh = a->xhat_out ? a->xhat_out + r * c : NULL;
-        for (int j = 0; j < c; j++) {
-            float v = (x[j] - a->mean[j]) * a->inv_std[j];
-            if (xh) xh[j] = v;
-            float out = a->gamma[j] * v + a->beta[j];
-            y[j] = a->relu && out < 0 ? 0 : out;
+        const float *restrict x = a->x + r * c;
+        float *restrict y = a->y + r * c;
+        if (a->xhat_out) {
+            float *restrict xh = a->xhat_out + r * c;
+            for (int j = 0; j < c; j++) {
+                float v = (x[j] - mean[j]) * inv[j];
+                xh[j] = v;
+                float o = g[j] * v + b[j];
+                y[j] = o < lo_clip ? lo_clip : o;   /* not fmaxf: a NaN must stay a NaN */
+            }
+        } else {
+            for (int j = 0; j < c; j++) {
+                float o = g[j] * ((x[j] - mean[j]) * inv[j]) + b[j];
+                y[j] = o < lo_clip ? lo_clip : o;
+            }
         }
     }
 }
@@ -388,9 +405,10 @@ static void bn_dx_range(void *p, size_t lo, size_t hi, int chunk)
     int c = a->c;
     const float *m1 = a->mean, *m2 = a->beta, *scale = a->inv_std;
     for (size_t r = lo; r < hi; r++) {
-        const float *xh = a->xhat + r * c;
-        float *dx = a->dx + r * c;
-        for (int j = 0; j < c; j++) dx[j] = scale[j] * (bn_dy(a, r * c + j) - m1[j] - xh[j] * m2[j]);
+        float buf[c];
+        const float *restrict xh = a->xhat + r * c, *restrict d = bn_dy_row(a, r, buf);
+        float *restrict dx = a->dx + r * c;
+        for (int j = 0; j < c; j++) dx[j] = scale[j] * (d[j] - m1[j] - xh[j] * m2[j]);
     }
 }
 

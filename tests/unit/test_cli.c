@@ -195,8 +195,12 @@ static void test_missing_dataset_fallback(void **s)
     const char *dir = new_dir("fallback");
     const char *err = path_in(test_tmpdir(), "fallback.err");
     setenv("HASTEN_DATA_DIR", test_tmpdir(), 1);
+    setenv("HASTEN_OFFLINE", "1", 1);            /* never download during a test */
+    setenv("XDG_CACHE_HOME", test_tmpdir(), 1);  /* nor touch the user's cache */
     int rc = run(err, (const char *[]){ "run", recipe, "--out", dir, NULL });
     unsetenv("HASTEN_DATA_DIR");
+    unsetenv("HASTEN_OFFLINE");
+    unsetenv("XDG_CACHE_HOME");
     if (!access("/usr/share/datasets/mnist", R_OK)) skip();   /* mnist really installed */
     assert_int_equal(rc, 0);
     char *msg = test_read_file(err, NULL);

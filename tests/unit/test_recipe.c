@@ -62,6 +62,7 @@ static void assert_layers_equal(const layer_spec *a, const layer_spec *b, int n)
 static void assert_config_equal(const train_config *a, const train_config *b)
 {
     assert_string_equal(a->dataset, b->dataset);
+    assert_string_equal(a->data_path, b->data_path);
     assert_int_equal(a->crop_pad, b->crop_pad);
     assert_int_equal(a->flip, b->flip);
     assert_int_equal(a->n_layers, b->n_layers);
@@ -197,7 +198,7 @@ static void test_cnn_recipe(void **state)
     train_config c;
     (void)state;
     assert_int_equal(recipe_load("recipes/fmnist_cnn.lua", &c, err, sizeof err), 0);
-    assert_int_equal(c.crop_pad, 2);
+    assert_int_equal(c.crop_pad, 0);
     assert_int_equal(c.flip, 1);
     assert_int_equal(c.n_layers, 12);
     for (int b = 0; b < 2; b++) {
@@ -215,7 +216,7 @@ static void test_cnn_recipe(void **state)
     check_layer(&c.layers[9], LAYER_LINEAR, 128, 0, 1, 0, 1);
     assert_int_equal(c.layers[10].kind, LAYER_RELU);
     check_layer(&c.layers[11], LAYER_LINEAR, 10, 0, 1, 0, 1);
-    assert_true(c.optim.lr == 0.05f);
+    assert_true(c.optim.lr == 0.1f);
     assert_int_equal(c.optim.nesterov, 1);
     assert_true(c.optim.weight_decay == 5e-4f);
     assert_int_equal(c.schedule.kind, SCHED_LINEAR_DECAY);
@@ -308,6 +309,37 @@ static void test_full_recipe(void **state)
     assert_non_null(strstr(text, "lr = 0.0003,"));    /* shortest exact form, not 0.000300000014 */
     free(text);
     config_free(&c);
+}
+
+/* data = { "name", path = "dir" }: the folder a dataset is read from, written back only when set. */
+static void test_data_path(void **state)
+{
+    train_config c;
+    (void)state;
+    load_ok("return { data = { \"mnist\", path = \"/srv/data/my \\\"mnist\\\"\", augment = { crop = 1 } }, "
+            "model = nn.sequential { nn.flatten(), nn.linear(10) } }", &c);
+    assert_string_equal(c.dataset, "mnist");
+    assert_string_equal(c.data_path, "/srv/data/my \"mnist\"");
+    assert_int_equal(c.crop_pad, 1);
+    char *text = round_trip(&c);
+    assert_non_null(strstr(text, "path = \"/srv/data/my \\\"mnist\\\"\""));
+    free(text);
+    config_free(&c);
+
+    load_ok("return { data = \"mnist\", model = nn.sequential { nn.linear(10) } }", &c);
+    assert_string_equal(c.data_path, "");
+    text = round_trip(&c);
+    assert_null(strstr(text, "path ="));
+    free(text);
+    config_free(&c);
+
+    load_fails("return { data = { \"mnist\", path = 3 }, model = { nn.relu() } }",
+               "data.path: expected a string of at most 255 bytes, got 3", NULL);
+    char long_recipe[700];
+    snprintf(long_recipe, sizeof long_recipe, "return { data = { \"mnist\", path = \"%0300d\" }, model = { nn.relu() } }", 0);
+    load_fails(long_recipe, "data.path: expected a string of at most 255 bytes", NULL);
+    load_fails("return { data = { \"mnist\", paht = \"/x\" }, model = { nn.relu() } }",
+               "data: unknown field 'paht' (did you mean 'path'?)", NULL);
 }
 
 static void test_defaults_and_forms(void **state)
@@ -527,6 +559,7 @@ int main(void)
         cmocka_unit_test(test_mlp_recipe),
         cmocka_unit_test(test_cnn_recipe),
         cmocka_unit_test(test_full_recipe),
+        cmocka_unit_test(test_data_path),
         cmocka_unit_test(test_defaults_and_forms),
         cmocka_unit_test(test_field_errors),
         cmocka_unit_test(test_layer_errors),

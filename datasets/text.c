@@ -1,0 +1,175 @@
+/* Plain-text corpora (tinyshakespeare): UTF-8 validated, a character vocabulary, and the text as
+ * two id sequences split train/test at a character boundary. Not a tokenizer beyond characters,
+ * and not a batcher: a future text model takes windows of these sequences itself. */
+#include "datasets/datasets.h"
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define TEXT_MAX_BYTES (256u << 20)
+#define MAX_CP 0x110000u
+#define MAX_VOCAB 65535
+
+static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
+{
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    snprintf(err, errlen, "%s: %s", path, msg);
+    return DATA_MALFORMED;
+}
+
+/* Decodes the UTF-8 character at s (n > 0 bytes left) into *cp. Returns its length in bytes, or 0
+ * when the bytes are not valid UTF-8 (overlong forms, surrogates and values past U+10FFFF too). */
+static int utf8_next(const uint8_t *s, size_t n, uint32_t *cp)
+{
+    static const uint32_t min[5] = { 0, 0, 0x80, 0x800, 0x10000 };
+    uint8_t c = s[0];
+    int len;
+    if (c < 0x80) { *cp = c; return 1; }
+    if ((c & 0xe0) == 0xc0) { len = 2; *cp = c & 0x1fu; }
+    else if ((c & 0xf0) == 0xe0) { len = 3; *cp = c & 0x0fu; }
+    else if ((c & 0xf8) == 0xf0) { len = 4; *cp = c & 0x07u; }
+    else return 0;
+    if ((size_t)len > n) return 0;
+    for (int i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80) return 0;
+        *cp = *cp << 6 | (s[i] & 0x3fu);
+    }
+    if (*cp < min[len] || *cp >= MAX_CP || (*cp >= 0xd800 && *cp <= 0xdfff)) return 0;
+    return len;
+}
+
+/* Reads the whole file (at most TEXT_MAX_BYTES) into a malloc'd buffer. */
+static int slurp(const char *path, uint8_t **buf, size_t *len, char *err, size_t errlen)
+{
+    struct stat st;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (errno == ENOENT) {
+            snprintf(err, errlen, "%s: no such file", path);
+            return DATA_MISSING;
+        }
+        return fail(err, errlen, path, "cannot open: %s", strerror(errno));
+    }
+    if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return fail(err, errlen, path, "not a regular file");
+    }
+    if ((unsigned long long)st.st_size > TEXT_MAX_BYTES) {
+        fclose(f);
+        return fail(err, errlen, path, "%lld bytes is over the %u MiB limit for a text corpus",
+                    (long long)st.st_size, TEXT_MAX_BYTES >> 20);
+    }
+    *len = (size_t)st.st_size;
+    *buf = malloc(*len ? *len : 1);
+    int ok = *buf && fread(*buf, 1, *len, f) == *len;
+    fclose(f);
+    if (!ok) {
+        free(*buf);
+        *buf = NULL;
+        return fail(err, errlen, path, "read error");
+    }
+    return 0;
+}
+
+int data_text_id(const data_text *t, uint32_t cp)
+{
+    int lo = 0, hi = t->vocab - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (t->chars[mid] == cp) return mid;
+        if (t->chars[mid] < cp) lo = mid + 1;
+        else hi = mid - 1;
+    }
+    return -1;
+}
+
+void data_text_free(data_text *t)
+{
+    free(t->chars);
+    free(t->train);
+    free(t->test);
+    memset(t, 0, sizeof *t);
+}
+
+int data_text_read(const char *path, double test_frac, data_text *out, char *err, size_t errlen)
+{
+    uint8_t *bytes = NULL, *seen = NULL;
+    uint32_t *cps = NULL;
+    size_t len = 0, n = 0;
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    if (!(test_frac > 0 && test_frac < 1)) return fail(err, errlen, path, "test fraction %g is not in (0, 1)", test_frac);
+    if ((rc = slurp(path, &bytes, &len, err, errlen))) return rc;
+    rc = DATA_MALFORMED;
+    size_t at = len >= 3 && !memcmp(bytes, "\xef\xbb\xbf", 3) ? 3 : 0;   /* a byte-order mark is no text */
+    cps = malloc((len - at + 1) * sizeof *cps);
+    seen = calloc(MAX_CP / 8, 1);
+    if (!cps || !seen) {
+        fail(err, errlen, path, "out of memory for %zu bytes of text", len);
+        goto fail;
+    }
+    while (at < len) {
+        uint32_t cp;
+        int k = utf8_next(bytes + at, len - at, &cp);
+        if (!k) {
+            fail(err, errlen, path, "not UTF-8 text: invalid byte 0x%02x at offset %zu", bytes[at], at);
+            goto fail;
+        }
+        if (!cp) {
+            fail(err, errlen, path, "NUL character at offset %zu: binary data, not text", at);
+            goto fail;
+        }
+        if (!(seen[cp >> 3] & (1u << (cp & 7)))) {
+            seen[cp >> 3] |= (uint8_t)(1u << (cp & 7));
+            if (++out->vocab > MAX_VOCAB) {
+                fail(err, errlen, path, "more than %d distinct characters", MAX_VOCAB);
+                goto fail;
+            }
+        }
+        cps[n++] = cp;
+        at += (size_t)k;
+    }
+    size_t n_train = (size_t)((double)n * (1.0 - test_frac));
+    if (n_train < 1 || n_train >= n) {
+        fail(err, errlen, path, "%zu characters are too few to split into training and test text", n);
+        goto fail;
+    }
+    out->chars = malloc((size_t)out->vocab * sizeof *out->chars);
+    out->train = malloc(n_train * sizeof *out->train);
+    out->test = malloc((n - n_train) * sizeof *out->test);
+    if (!out->chars || !out->train || !out->test) {
+        fail(err, errlen, path, "out of memory for %zu characters", n);
+        goto fail;
+    }
+    for (uint32_t cp = 0, v = 0; cp < MAX_CP; cp++)
+        if (seen[cp >> 3] & (1u << (cp & 7))) out->chars[v++] = cp;
+    for (size_t i = 0; i < n; i++) {
+        uint16_t id = (uint16_t)data_text_id(out, cps[i]);
+        if (i < n_train) out->train[i] = id;
+        else out->test[i - n_train] = id;
+    }
+    out->n_train = n_train;
+    out->n_test = n - n_train;
+    const char *base = strrchr(path, '/');
+    snprintf(out->name, sizeof out->name, "%s", base ? base + 1 : path);
+    snprintf(out->source, sizeof out->source, "%s", path);
+    free(bytes);
+    free(cps);
+    free(seen);
+    return 0;
+
+fail:
+    free(bytes);
+    free(cps);
+    free(seen);
+    data_text_free(out);
+    return rc;
+}

@@ -1,0 +1,151 @@
+/* The CPU op table: the tuned kernels of engine/cpu/ as they are, plus the small loops the engine
+ * used to write inline (optimizer updates, dropout, residual sums, plugin maps). */
+#include "engine/ops.h"
+#include "engine/check.h"
+#include "engine/cpu/cpu.h"
+#include "engine/data.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void *cpu_alloc(size_t bytes) { return tensor_alloc_floats((bytes + sizeof(float) - 1) / sizeof(float)); }
+static void cpu_free(void *p) { free(p); }
+static void cpu_zero(void *p, size_t bytes) { if (bytes) memset(p, 0, bytes); }
+static void cpu_copy(void *dst, const void *src, size_t bytes) { if (bytes && dst != src) memmove(dst, src, bytes); }
+static void cpu_sync(void) {}
+
+static void cpu_fill(float *p, float v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) p[i] = v;
+}
+
+static void bn_backward(const float *dy, const float *act, const float *xhat, const float *inv_std,
+                        size_t rows, int c, const float *gamma, float *dgamma, float *dbeta, float *dx)
+{
+    float scratch_g[c], scratch_b[c];   /* a frozen parameter's sums go nowhere */
+    cpu_batchnorm_backward(dy, act, xhat, inv_std, rows, c, gamma, dgamma ? dgamma : scratch_g,
+                           dbeta ? dbeta : scratch_b, dx);
+}
+
+static void dropout_forward(const float *x, float *y, float *mask, size_t n, float p, uint64_t seed)
+{
+    float keep = 1.0f / (1.0f - p);
+    for (size_t i = 0; i < n; i++) {
+        mask[i] = ops_hash_uniform(seed, i) >= p ? keep : 0.0f;
+        y[i] = x[i] * mask[i];
+    }
+}
+
+static void mul(const float *a, const float *b, float *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) out[i] = a[i] * b[i];
+}
+
+static void add(const float *a, const float *b, float *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+static void sgd_update(const ops_update *u, int count, int nesterov)
+{
+    for (int k = 0; k < count; k++) {
+        float lr = u[k].lr, mu = u[k].mu, shrink = u[k].shrink;
+        float *w = u[k].w, *v = u[k].m;
+        const float *grad = u[k].g;
+        size_t n = u[k].n;
+        if (nesterov) {
+            for (size_t i = 0; i < n; i++) {
+                v[i] = mu * v[i] + grad[i];
+                w[i] = w[i] * shrink - lr * (grad[i] + mu * v[i]);
+            }
+        } else {
+            for (size_t i = 0; i < n; i++) {
+                v[i] = mu * v[i] + grad[i];
+                w[i] = w[i] * shrink - lr * v[i];
+            }
+        }
+    }
+}
+
+static void adamw_update(const ops_update *u, int count, float b2, float eps)
+{
+    for (int k = 0; k < count; k++) {
+        float b1 = u[k].mu, shrink = u[k].shrink, step = u[k].step, rc2 = u[k].rc2;
+        float *w = u[k].w, *m = u[k].m, *v = u[k].v;
+        const float *grad = u[k].g;
+        for (size_t i = 0; i < u[k].n; i++) {
+            m[i] = b1 * m[i] + (1 - b1) * grad[i];
+            v[i] = b2 * v[i] + (1 - b2) * grad[i] * grad[i];
+            w[i] = w[i] * shrink - step * m[i] / (sqrtf(v[i]) * rc2 + eps);
+        }
+    }
+}
+
+static void gather(const uint8_t *pixels, const uint8_t *labels, const float *lut, int h, int w,
+                   int c, int k, const int *idx, const int *aug, int n, float *x, int *labels_out,
+                   float *targets)
+{
+    size_t img = (size_t)h * w * c;
+    for (int i = 0; i < n; i++) {
+        const int *a = aug ? aug + 3 * i : (const int[3]){ 0, 0, 0 };
+        data_fill_example(x + img * i, pixels + img * idx[i], h, w, c, lut, a[0], a[1], a[2]);
+        if (labels_out) labels_out[i] = labels[idx[i]];
+        if (targets) {
+            memset(targets + (size_t)i * k, 0, (size_t)k * sizeof(float));
+            targets[(size_t)i * k + labels[idx[i]]] = 1.0f;
+        }
+    }
+}
+
+static void select_rows(float *data, size_t row, const int *idx, int n)
+{
+    float *tmp = tensor_alloc_floats((size_t)n * row);
+    for (int i = 0; i < n; i++) memcpy(tmp + (size_t)i * row, data + (size_t)idx[i] * row, row * sizeof(float));
+    memcpy(data, tmp, (size_t)n * row * sizeof(float));
+    free(tmp);
+}
+
+static void map(enum ops_map op, float *t, const float *a, size_t n, float s1, float s2)
+{
+    switch (op) {
+    case OPS_SCALE:      for (size_t i = 0; i < n; i++) t[i] *= s1; break;
+    case OPS_ADD_SCALAR: for (size_t i = 0; i < n; i++) t[i] += s1; break;
+    case OPS_AXPY:       for (size_t i = 0; i < n; i++) t[i] += s1 * a[i]; break;
+    case OPS_LERP:       for (size_t i = 0; i < n; i++) t[i] += s1 * (a[i] - t[i]); break;
+    case OPS_MUL:        for (size_t i = 0; i < n; i++) t[i] *= a[i]; break;
+    case OPS_CLAMP:      for (size_t i = 0; i < n; i++) t[i] = fminf(fmaxf(t[i], s1), s2); break;
+    }
+}
+
+static double reduce(enum ops_reduce op, const float *t, size_t n)
+{
+    if (!n) return 0;
+    double r = op == OPS_MAX || op == OPS_MIN ? t[0] : 0;
+    for (size_t i = 0; i < n; i++) {
+        switch (op) {
+        case OPS_SUM:   r += t[i]; break;
+        case OPS_SUMSQ: r += (double)t[i] * t[i]; break;
+        case OPS_MAX:   r = t[i] > r ? t[i] : r; break;
+        case OPS_MIN:   r = t[i] < r ? t[i] : r; break;
+        }
+    }
+    return r;
+}
+
+const engine_ops ops_cpu = {
+    .name = "cpu", .device = DEVICE_CPU,
+    .alloc = cpu_alloc, .free = cpu_free, .zero = cpu_zero, .fill = cpu_fill, .copy = cpu_copy,
+    .upload = cpu_copy, .download = cpu_copy, .sync = cpu_sync,
+    .sgemm = cpu_sgemm, .sgemm_bf16 = NULL, .im2col = cpu_im2col, .col2im = cpu_col2im,
+    .add_bias = cpu_add_bias, .sum_rows = cpu_sum_rows,
+    .relu_forward = cpu_relu_forward, .relu_backward = cpu_relu_backward,
+    .gelu_forward = cpu_gelu_forward, .gelu_backward = cpu_gelu_backward,
+    .maxpool_forward = cpu_maxpool_forward, .maxpool_backward = cpu_maxpool_backward,
+    .avgpool_forward = cpu_avgpool_forward, .avgpool_backward = cpu_avgpool_backward,
+    .batchnorm_forward = cpu_batchnorm_forward, .batchnorm_backward = bn_backward,
+    .dropout_forward = dropout_forward, .mul = mul, .add = add,
+    .softmax_xent = cpu_softmax_xent,
+    .sgd_update = sgd_update, .adamw_update = adamw_update,
+    .gather = gather, .select_rows = select_rows,
+    .map = map, .reduce = reduce,
+};

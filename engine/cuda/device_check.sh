@@ -1,0 +1,93 @@
+#!/bin/bash
+# The CUDA backend's check on a GPU machine, in one short session:
+#   engine/cuda/device_check.sh pack   on the workstation: builds, then puts the binaries, the
+#                                      shared libraries they need and Fashion-MNIST into .devcarry/
+#                                      (ignored by git), for a GPU machine that lacks the build
+#                                      dependencies and the network;
+#   engine/cuda/device_check.sh run    on the GPU machine, from the repository root: CUDA parity
+#                                      tests, `hasten bench --device cuda --batch 512`, the PyTorch
+#                                      eager baseline of the same model on the same GPU, the
+#                                      fmnist_cnn time to 90% at batch 512, and a per-kernel
+#                                      profile. Everything lands in $OUT (or /tmp/hasten-device).
+# Not a test target: CI has no GPU; `make test` runs test_cuda, which skips there.
+set -u
+C=.devcarry
+
+pack() {
+    make -j"$(nproc)" hasten build/tests/test_cuda >/dev/null || exit 1
+    rm -rf "$C" && mkdir -p "$C/bin" "$C/data/fashion-mnist" "$C/lib"
+    cp hasten build/tests/test_cuda "$C/bin/"
+    # Every library the binaries load, except the C runtime the GPU machine has its own of.
+    ldd "$C/bin/hasten" "$C/bin/test_cuda" | awk '/=> \//{print $3}' | sort -u |
+        grep -vE '/(libc|libm|libpthread|libdl|librt|ld-linux[^/]*|libstdc\+\+|libgcc_s)\.so' |
+        xargs -I{} cp -L {} "$C/lib/"
+    tar -cJf "$C/libs.tar.xz" -C "$C/lib" . && rm -rf "$C/lib"
+    cp /usr/share/datasets/fashion-mnist/*.gz "$C/data/fashion-mnist/"
+    mkdir -p .git/info
+    grep -qx "/$C/" .git/info/exclude 2>/dev/null || echo "/$C/" >>.git/info/exclude
+    du -sh "$C"
+}
+
+run() {
+    out=${OUT:-/tmp/hasten-device}
+    mkdir -p "$out"
+    echo "== machine"
+    grep PRETTY /etc/os-release; nproc
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader
+    python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
+    mkdir -p /tmp/hasten-lib && tar -xJf "$C/libs.tar.xz" -C /tmp/hasten-lib
+    blas=$(ls -d /usr/local/cuda/lib64 /usr/local/cuda-13*/lib64 2>/dev/null | while read -r d; do
+        [ -e "$d/libcublas.so.13" ] && echo "$d"; done | head -1)
+    [ -n "$blas" ] || blas=$(dirname "$(find / -xdev -name 'libcublas.so.13' 2>/dev/null | head -1)")
+    echo "cuBLAS from: $blas"
+    export LD_LIBRARY_PATH=/tmp/hasten-lib:$blas:${LD_LIBRARY_PATH:-}
+    if [ -d /usr/share/datasets/fashion-mnist ]; then echo "dataset: system copy"
+    else export HASTEN_DATA_DIR=$PWD/$C/data; echo "dataset: carried copy"; fi
+    H=$C/bin/hasten
+    T=$C/bin/test_cuda
+    if ! "$H" --version; then   # the carried build does not start here: build on this machine
+        echo "carried binaries do not run here; building"
+        make -j"$(nproc)" hasten build/tests/test_cuda >"$out/build.log" 2>&1 || tail -20 "$out/build.log"
+        H=./hasten T=build/tests/test_cuda
+    fi
+
+    echo "== CUDA parity tests"
+    if ! timeout 150 "$T" >"$out/test_cuda.log" 2>&1; then
+        tail -40 "$out/test_cuda.log"
+        echo "== compute-sanitizer on the failing tests"
+        timeout 100 compute-sanitizer --print-limit 8 "$T" >"$out/sanitizer.log" 2>&1
+        tail -40 "$out/sanitizer.log"
+    else
+        grep -E "OK|PASSED|SKIPPED|model|steps|gap|op " "$out/test_cuda.log"
+    fi
+
+    echo "== hasten bench --device cuda --batch 512"
+    timeout 120 "$H" bench --device cuda --batch 512 --json | tee "$out/bench.json"
+
+    echo "== PyTorch eager, same model, same GPU, batch 512"
+    PYTHONUNBUFFERED=1 timeout 150 python3 tests/bench/torch_fmnist_cnn.py --batch 512 | tee "$out/torch.jsonl"
+
+    echo "== fmnist_cnn to 90% test accuracy on the GPU"
+    for run in "512 10ep" "512 20ep" "128 10ep"; do
+        set -- $run
+        rm -rf /tmp/hasten-run
+        timeout 60 "$H" run fmnist_cnn --device cuda --batch "$1" --budget "$2" --out /tmp/hasten-run --quiet
+        echo "batch $1, $2: $(grep -o '"time_to_target":[^,]*' /tmp/hasten-run/summary.json)" \
+             "$(grep -o '"train_seconds":[^,]*' /tmp/hasten-run/summary.json)" \
+             "$(grep -o '"samples_per_second":[^,]*' /tmp/hasten-run/summary.json)"
+        grep test_acc /tmp/hasten-run/metrics.jsonl | sed 's/.*"seconds":\([^,]*\).*"test_acc":\([^}]*\).*/  \1 s: test_acc \2/'
+        cat /tmp/hasten-run/summary.json >>"$out/runs.json"
+    done
+
+    echo "== per-kernel GPU time of one fmnist_cnn step (ncu)"
+    timeout 120 ncu --metrics gpu__time_duration.sum --launch-skip 500 --launch-count 60 \
+        --print-summary per-kernel "$H" run fmnist_cnn --device cuda --batch 512 --budget 30steps \
+        --quiet --out /tmp/hasten-prof >"$out/ncu.txt" 2>&1
+    echo "ncu: exit $?, $(grep -c gpu__time_duration "$out/ncu.txt") kernel rows in ncu.txt"
+}
+
+case "${1:-}" in
+pack) pack ;;
+run) mkdir -p "${OUT:-/tmp/hasten-device}" && run 2>&1 | tee "${OUT:-/tmp/hasten-device}/all.log" ;;
+*) echo "usage: $0 pack | run" >&2; exit 2 ;;
+esac

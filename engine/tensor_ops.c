@@ -1,0 +1,177 @@
+/* Plugin-facing tensor operations on the CPU. Single-threaded: they touch one batch or one
+ * parameter vector, a small fraction of a step. */
+#include "engine/tensor_ops.h"
+#include "engine/check.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void tensor_add_(tensor *t, const tensor *a, float alpha)
+{
+    CHECK(a->n == t->n, "tensor_add_: %zu vs %zu elements", t->n, a->n);
+    for (size_t i = 0; i < t->n; i++) t->data[i] += alpha * a->data[i];
+}
+
+void tensor_scale_(tensor *t, float s) { for (size_t i = 0; i < t->n; i++) t->data[i] *= s; }
+void tensor_add_scalar_(tensor *t, float s) { for (size_t i = 0; i < t->n; i++) t->data[i] += s; }
+
+void tensor_lerp_(tensor *t, const tensor *a, float w)
+{
+    CHECK(a->n == t->n, "tensor_lerp_: %zu vs %zu elements", t->n, a->n);
+    for (size_t i = 0; i < t->n; i++) t->data[i] += w * (a->data[i] - t->data[i]);
+}
+
+void tensor_mul_(tensor *t, const tensor *a)
+{
+    CHECK(a->n == t->n, "tensor_mul_: %zu vs %zu elements", t->n, a->n);
+    for (size_t i = 0; i < t->n; i++) t->data[i] *= a->data[i];
+}
+
+void tensor_clamp_(tensor *t, float lo, float hi)
+{
+    for (size_t i = 0; i < t->n; i++) t->data[i] = fminf(fmaxf(t->data[i], lo), hi);
+}
+
+double tensor_sum(const tensor *t)
+{
+    double s = 0;
+    for (size_t i = 0; i < t->n; i++) s += t->data[i];
+    return s;
+}
+
+double tensor_norm(const tensor *t)
+{
+    double s = 0;
+    for (size_t i = 0; i < t->n; i++) s += (double)t->data[i] * t->data[i];
+    return sqrt(s);
+}
+
+float tensor_max(const tensor *t)
+{
+    float m = t->n ? t->data[0] : 0;
+    for (size_t i = 1; i < t->n; i++) m = fmaxf(m, t->data[i]);
+    return m;
+}
+
+float tensor_min(const tensor *t)
+{
+    float m = t->n ? t->data[0] : 0;
+    for (size_t i = 1; i < t->n; i++) m = fminf(m, t->data[i]);
+    return m;
+}
+
+void tensor_smooth_(tensor *t, float alpha)
+{
+    int k = t->ndim >= 2 ? t->shape[t->ndim - 1] : (int)t->n;
+    float u = alpha / (float)k;
+    for (size_t i = 0; i < t->n; i++) t->data[i] = (1 - alpha) * t->data[i] + u;
+}
+
+void tensor_mix_rows_(tensor *t, const int *perm, float lam)
+{
+    int n = t->shape[0];
+    size_t row = n ? t->n / (size_t)n : 0;
+    float *copy = tensor_alloc_floats(t->n);
+    memcpy(copy, t->data, t->n * sizeof(float));
+    for (int i = 0; i < n; i++) {
+        float *dst = t->data + (size_t)i * row;
+        const float *other = copy + (size_t)perm[i] * row;
+        for (size_t j = 0; j < row; j++) dst[j] = lam * dst[j] + (1 - lam) * other[j];
+    }
+    free(copy);
+}
+
+static void clip_box(int size, int *start, int *len)
+{
+    if (*start < 0) { *len += *start; *start = 0; }
+    if (*start + *len > size) *len = size - *start;
+    if (*len < 0) *len = 0;
+}
+
+/* One image's box: from the source image (src != NULL) or set to v. */
+static void fill_box(float *img, const float *src, int w, int c, int y0, int x0, int bh, int bw, float v)
+{
+    for (int y = y0; y < y0 + bh; y++) {
+        size_t off = ((size_t)y * w + x0) * c;
+        if (src) memcpy(img + off, src + off, (size_t)bw * c * sizeof(float));
+        else for (size_t j = 0; j < (size_t)bw * c; j++) img[off + j] = v;
+    }
+}
+
+void tensor_box_(tensor *t, const int *perm, int y0, int x0, int bh, int bw, float v)
+{
+    int n = t->shape[0], h = t->shape[1], w = t->shape[2], c = t->shape[3];
+    size_t img = (size_t)h * w * c;
+    clip_box(h, &y0, &bh);
+    clip_box(w, &x0, &bw);
+    float *copy = NULL;
+    if (perm) {
+        copy = tensor_alloc_floats(t->n);
+        memcpy(copy, t->data, t->n * sizeof(float));
+    }
+    for (int i = 0; i < n; i++)
+        fill_box(t->data + i * img, copy ? copy + (size_t)perm[i] * img : NULL, w, c, y0, x0, bh, bw, v);
+    free(copy);
+}
+
+void tensor_cutout_(tensor *t, int size, float v, rng *r)
+{
+    int n = t->shape[0], h = t->shape[1], w = t->shape[2], c = t->shape[3];
+    size_t img = (size_t)h * w * c;
+    for (int i = 0; i < n; i++) {
+        int cy = (int)rng_below(r, (uint32_t)h), cx = (int)rng_below(r, (uint32_t)w);
+        int y0 = cy - size / 2, x0 = cx - size / 2, bh = size, bw = size;
+        clip_box(h, &y0, &bh);
+        clip_box(w, &x0, &bw);
+        fill_box(t->data + i * img, NULL, w, c, y0, x0, bh, bw, v);
+    }
+}
+
+void tensor_resize_bilinear(tensor *dst, const tensor *src, int oh, int ow)
+{
+    int n = src->shape[0], h = src->shape[1], w = src->shape[2], c = src->shape[3];
+    tensor_resize4(dst, n, oh, ow, c);
+    float sy = (float)h / oh, sx = (float)w / ow;
+    for (int i = 0; i < n; i++) {
+        const float *in = src->data + (size_t)i * h * w * c;
+        float *out = dst->data + (size_t)i * oh * ow * c;
+        for (int y = 0; y < oh; y++) {
+            float fy = fmaxf((y + 0.5f) * sy - 0.5f, 0);
+            int y0 = (int)fy, y1 = y0 + 1 < h ? y0 + 1 : h - 1;
+            float wy = fy - y0;
+            for (int x = 0; x < ow; x++) {
+                float fx = fmaxf((x + 0.5f) * sx - 0.5f, 0);
+                int x0 = (int)fx, x1 = x0 + 1 < w ? x0 + 1 : w - 1;
+                float wx = fx - x0;
+                const float *a = in + ((size_t)y0 * w + x0) * c, *b = in + ((size_t)y0 * w + x1) * c;
+                const float *d = in + ((size_t)y1 * w + x0) * c, *e = in + ((size_t)y1 * w + x1) * c;
+                float *o = out + ((size_t)y * ow + x) * c;
+                for (int ch = 0; ch < c; ch++)
+                    o[ch] = (1 - wy) * ((1 - wx) * a[ch] + wx * b[ch]) + wy * ((1 - wx) * d[ch] + wx * e[ch]);
+            }
+        }
+    }
+}
+
+static int topk_cmp(const void *a, const void *b, void *vals)
+{
+    const float *v = vals;
+    int i = *(const int *)a, j = *(const int *)b;
+    if (v[i] != v[j]) return v[i] < v[j] ? 1 : -1;
+    return i - j;
+}
+
+int tensor_topk(const tensor *t, int k, int *idx)
+{
+    int n = (int)t->n;
+    if (k > n) k = n;
+    if (k <= 0) return 0;
+    int *all = malloc((size_t)n * sizeof *all);
+    CHECK(all, "out of memory");
+    for (int i = 0; i < n; i++) all[i] = i;
+    /* n is a batch: a full sort is cheap and keeps ties stable */
+    qsort_r(all, (size_t)n, sizeof *all, topk_cmp, t->data);
+    memcpy(idx, all, (size_t)k * sizeof *idx);
+    free(all);
+    return k;
+}

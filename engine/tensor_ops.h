@@ -1,0 +1,41 @@
+/* Vectorised tensor operations for plugins: arithmetic, norms, target smoothing, mixing rows,
+ * boxes, bilinear resizing, top-k. Plugins are control logic; the per-element work is here.
+ * Not for layers (engine/cpu/ has those kernels). All on CPU tensors, (rows, ...) row-major. */
+#ifndef HASTEN_TENSOR_OPS_H
+#define HASTEN_TENSOR_OPS_H
+
+#include "engine/rng.h"
+#include "engine/tensor.h"
+
+/* In-place arithmetic; a must have t's element count where given. */
+void tensor_add_(tensor *t, const tensor *a, float alpha);    /* t += alpha * a */
+void tensor_scale_(tensor *t, float s);                        /* t *= s */
+void tensor_add_scalar_(tensor *t, float s);                   /* t += s */
+void tensor_lerp_(tensor *t, const tensor *a, float w);        /* t += w * (a - t) */
+void tensor_mul_(tensor *t, const tensor *a);                  /* t *= a, elementwise */
+void tensor_clamp_(tensor *t, float lo, float hi);
+double tensor_sum(const tensor *t);
+double tensor_norm(const tensor *t);                           /* L2 */
+float tensor_max(const tensor *t);
+float tensor_min(const tensor *t);
+
+/* Soft targets (n, k): t = (1 - alpha) * t + alpha / k. */
+void tensor_smooth_(tensor *t, float alpha);
+
+/* Row mixing: row i = lam * row i + (1 - lam) * row perm[i], for a (n, ...) tensor. */
+void tensor_mix_rows_(tensor *t, const int *perm, float lam);
+
+/* Images (n, h, w, c): for each image i, the box [y0, y0+bh) x [x0, x0+bw) gets image perm[i]'s
+ * pixels (perm != NULL; CutMix) or the value v (perm == NULL; Cutout). Boxes are clipped. */
+void tensor_box_(tensor *t, const int *perm, int y0, int x0, int bh, int bw, float v);
+/* Cutout with a random box position per image (centre uniform over the image, clipped). */
+void tensor_cutout_(tensor *t, int size, float v, rng *r);
+
+/* Bilinear resize of images (n, h, w, c) into dst (n, oh, ow, c), align_corners = false. */
+void tensor_resize_bilinear(tensor *dst, const tensor *src, int oh, int ow);
+
+/* Indices of the k largest values of a vector, in descending order of value (ties: lower index
+ * first). idx must hold k ints. Returns k clipped to [0, n]. */
+int tensor_topk(const tensor *t, int k, int *idx);
+
+#endif

@@ -1,0 +1,571 @@
+/* The per-run plugin host: one sandboxed Lua state per run holding the run's plugins, the ctx
+ * they see (batch, model, optimizer, rng, requests), and the trainer hook that calls their
+ * handlers in recipe order (reversed on after_* events). */
+#include "lua/plugin_priv.h"
+#include "engine/tensor_ops.h"
+#include <lauxlib.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- ctx ------------------------------------------------------------------------------------ */
+
+static int c_log(lua_State *L)
+{
+    plug_host *h = plug_host_of(L);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = 2; i <= lua_gettop(L); i++) {
+        if (i > 2) luaL_addchar(&b, ' ');
+        (void)luaL_tolstring(L, i, NULL);
+        luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+    const char *line = lua_tostring(L, -1), *name = h->current ? h->current->info->name : "?";
+    if (h->t->log) runlog_log(h->t->log, "[%s] %s", name, line);
+    if (h->log) h->log(h->log_ud, name, line);
+    return 0;
+}
+
+static int c_metric(lua_State *L)
+{
+    plug_host *h = plug_host_of(L);
+    const char *name = luaL_checkstring(L, 2);
+    if (trainer_metric(h->t, name, (float)luaL_checknumber(L, 3)))
+        return luaL_error(L, "ctx:metric('%s'): use a plain identifier, at most %d metrics a step", name, TRAINER_MAX_EXTRA);
+    return 0;
+}
+
+static int c_score(lua_State *L)
+{
+    plug_host *h = plug_host_of(L);
+    int n = h->t->x.shape[0];
+    tensor_resize(&h->scores, 1, &n);
+    if (trainer_score(h->t, h->scores.data)) return luaL_error(L, "%s", h->t->error);
+    plug_push_view(L, h, &h->scores);
+    return 1;
+}
+
+static int c_echo(lua_State *L)
+{
+    plug_host *h = plug_host_of(L);
+    lua_Integer n = luaL_checkinteger(L, 2);
+    if (h->event != EV_BATCH_START) return luaL_error(L, "ctx:echo is for batch_start");
+    if (n < 0 || trainer_echo(h->t, (int)n)) return luaL_error(L, "ctx:echo(%d): bad count", (int)n);
+    return 0;
+}
+
+static int c_regrad(lua_State *L)
+{
+    plug_host *h = plug_host_of(L);
+    if (h->event != EV_AFTER_BACKWARD) return luaL_error(L, "ctx:regrad is for after_backward");
+    if (trainer_regrad(h->t)) return luaL_error(L, "%s", h->t->error);
+    return 0;
+}
+
+/* batch:select(idx): keep those rows. */
+static int b_select(lua_State *L)
+{
+    plug_host *h = plug_host_of(L);
+    int n, *idx = plug_index_list(L, 2, h->t->x.shape[0], &n);
+    int rc = trainer_select(h->t, idx, n);
+    free(idx);
+    if (rc) return luaL_error(L, "batch:select: need 1 to %d distinct rows", h->t->x.shape[0]);
+    return 0;
+}
+
+static int b_size(lua_State *L) { lua_pushinteger(L, plug_host_of(L)->t->x.shape[0]); return 1; }
+
+static int b_dims(lua_State *L)
+{
+    tensor *x = &plug_host_of(L)->t->x;
+    lua_pushinteger(L, x->shape[1]);
+    lua_pushinteger(L, x->shape[2]);
+    return 2;
+}
+
+/* batch:resize(h, w): bilinear resize of the inputs. */
+static int b_resize(lua_State *L)
+{
+    plug_host *h = plug_host_of(L);
+    lua_Integer oh = luaL_checkinteger(L, 2), ow = luaL_optinteger(L, 3, oh);
+    if (oh < 1 || ow < 1 || oh > 4096 || ow > 4096) return luaL_error(L, "batch:resize(%d, %d): bad size", (int)oh, (int)ow);
+    if (h->event != EV_BATCH_START && h->event != EV_BEFORE_FORWARD)
+        return luaL_error(L, "batch:resize is for batch_start or before_forward");
+    tensor *x = &h->t->x;
+    if (oh == x->shape[1] && ow == x->shape[2]) return 0;
+    tensor tmp = {0};
+    tensor_resize_bilinear(&tmp, x, (int)oh, (int)ow);
+    tensor_copy(x, &tmp);
+    tensor_free(&tmp);
+    return 0;
+}
+
+static int *perm_arg(lua_State *L, int i, plug_host *h)
+{
+    int n, rows = h->t->x.shape[0];
+    int *perm = plug_index_list(L, i, rows, &n);
+    if (n != rows) { free(perm); luaL_error(L, "permutation has %d entries for %d rows", n, rows); }
+    return perm;
+}
+
+/* batch:mix(perm, lam): mixup of inputs and soft targets with the same lambda. */
+static int b_mix(lua_State *L)
+{
+    plug_host *h = plug_host_of(L);
+    int *perm = perm_arg(L, 2, h);
+    float lam = (float)luaL_checknumber(L, 3);
+    tensor_mix_rows_(&h->t->x, perm, lam);
+    tensor_mix_rows_(&h->t->targets, perm, lam);
+    free(perm);
+    return 0;
+}
+
+/* batch:cutmix(perm, lam): paste a box of area (1 - lam) from each partner, mix targets by the
+ * box's true area; returns that lambda. */
+static int b_cutmix(lua_State *L)
+{
+    plug_host *h = plug_host_of(L);
+    int *perm = perm_arg(L, 2, h);
+    double lam = luaL_checknumber(L, 3);
+    tensor *x = &h->t->x;
+    int H = x->shape[1], W = x->shape[2];
+    double cut = sqrt(1 - lam);
+    int bh = (int)(H * cut), bw = (int)(W * cut);
+    int cy = (int)rng_below(&h->rng, (uint32_t)H), cx = (int)rng_below(&h->rng, (uint32_t)W);
+    int y0 = cy - bh / 2, x0 = cx - bw / 2, y1 = y0 + bh, x1 = x0 + bw;
+    if (y0 < 0) y0 = 0;
+    if (x0 < 0) x0 = 0;
+    if (y1 > H) y1 = H;
+    if (x1 > W) x1 = W;
+    tensor_box_(x, perm, y0, x0, y1 - y0, x1 - x0, 0);
+    float real = 1.0f - (float)((y1 - y0) * (x1 - x0)) / (float)(H * W);
+    tensor_mix_rows_(&h->t->targets, perm, real);
+    free(perm);
+    lua_pushnumber(L, real);
+    return 1;
+}
+
+/* batch:cutout(size [, value]): a random square per image set to value (default 0, the mean). */
+static int b_cutout(lua_State *L)
+{
+    plug_host *h = plug_host_of(L);
+    lua_Integer size = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, size >= 1, 2, "size must be >= 1");
+    tensor_cutout_(&h->t->x, (int)size, (float)luaL_optnumber(L, 3, 0), &h->rng);
+    return 0;
+}
+
+/* ---- model and optimizer -------------------------------------------------------------------- */
+
+static nn_layer *layer_arg(lua_State *L, int i)
+{
+    nn_model *m = plug_host_of(L)->t->model;
+    nn_layer *l = NULL;
+    if (lua_type(L, i) == LUA_TSTRING) l = nn_find_layer(m, lua_tostring(L, i));
+    else {
+        lua_Integer k = luaL_checkinteger(L, i);
+        if (k >= 1 && k <= m->n_layers) l = &m->layers[k - 1];
+    }
+    if (!l) luaL_error(L, "no layer %s", luaL_tolstring(L, i, NULL));
+    return l;
+}
+
+static int layer_frozen(const nn_layer *l)
+{
+    for (int i = 0; i < l->n_params; i++)
+        if (!l->params[i]->frozen) return 0;
+    return l->n_params > 0;
+}
+
+static int count_layer_params(const nn_layer *l)
+{
+    int n = l->n_params + (l->proj ? l->proj->n_params : 0);
+    if (l->branch)
+        for (int i = 0; i < l->branch->n_layers; i++) n += count_layer_params(&l->branch->layers[i]);
+    return n;
+}
+
+/* model:layer(i or name) -> { index, name, kind, params, frozen } */
+static int m_layer(lua_State *L)
+{
+    nn_layer *l = layer_arg(L, 2);
+    nn_model *m = plug_host_of(L)->t->model;
+    lua_createtable(L, 0, 5);
+    lua_pushinteger(L, (lua_Integer)(l - m->layers) + 1);
+    lua_setfield(L, -2, "index");
+    lua_pushstring(L, l->name);
+    lua_setfield(L, -2, "name");
+    lua_pushstring(L, config_layer_name(l->spec.kind));
+    lua_setfield(L, -2, "kind");
+    lua_pushinteger(L, count_layer_params(l));
+    lua_setfield(L, -2, "params");
+    lua_pushboolean(L, layer_frozen(l));
+    lua_setfield(L, -2, "frozen");
+    /* tensors = { { name, value, grad }, ... } for the layer's own parameters */
+    plug_host *h = plug_host_of(L);
+    lua_createtable(L, l->n_params, 0);
+    for (int i = 0; i < l->n_params; i++) {
+        lua_createtable(L, 0, 3);
+        lua_pushstring(L, l->params[i]->name);
+        lua_setfield(L, -2, "name");
+        plug_push_view(L, h, &l->params[i]->w);
+        lua_setfield(L, -2, "value");
+        plug_push_view(L, h, &l->params[i]->g);
+        lua_setfield(L, -2, "grad");
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "tensors");
+    return 1;
+}
+
+static int m_layers(lua_State *L) { lua_pushinteger(L, plug_host_of(L)->t->model->n_layers); return 1; }
+
+static int m_freeze(lua_State *L)
+{
+    nn_layer_freeze(layer_arg(L, 2), lua_isnone(L, 3) ? 1 : lua_toboolean(L, 3));
+    return 0;
+}
+
+static optim_group *group_arg(lua_State *L, int i)
+{
+    optim *o = &plug_host_of(L)->t->opt;
+    const char *name = luaL_optstring(L, i, "decay");
+    for (int g = 0; g < OPTIM_GROUPS; g++)
+        if (!strcmp(o->groups[g].name, name)) return &o->groups[g];
+    luaL_error(L, "no parameter group '%s' (groups: decay, no_decay)", name);
+    return NULL;
+}
+
+/* optim.lr / optim.momentum / optim.weight_decay read the decay group; assigning sets every
+ * group (lr keeps each group's lr_scale). optim.base_lr is the recipe's lr. */
+static int o_index(lua_State *L)
+{
+    plug_host *h = plug_host_of(L);
+    const char *k = luaL_checkstring(L, 2);
+    const optim_group *g = &h->t->opt.groups[OPTIM_GROUP_DECAY];
+    if (!strcmp(k, "lr")) lua_pushnumber(L, g->lr);
+    else if (!strcmp(k, "momentum")) lua_pushnumber(L, g->momentum);
+    else if (!strcmp(k, "weight_decay")) lua_pushnumber(L, g->weight_decay);
+    else if (!strcmp(k, "base_lr")) lua_pushnumber(L, h->t->cfg->optim.lr);
+    else {
+        lua_getmetatable(L, 1);
+        lua_getfield(L, -1, "methods");
+        lua_getfield(L, -1, k);
+    }
+    return 1;
+}
+
+static int o_newindex(lua_State *L)
+{
+    plug_host *h = plug_host_of(L);
+    const char *k = luaL_checkstring(L, 2);
+    float v = (float)luaL_checknumber(L, 3);
+    if (!isfinite(v) || v < 0) return luaL_error(L, "optim.%s = %f: expected a finite value >= 0", k, (double)v);
+    for (int g = 0; g < OPTIM_GROUPS; g++) {
+        optim_group *grp = &h->t->opt.groups[g];
+        if (!strcmp(k, "lr")) grp->lr = v * grp->lr_scale;
+        else if (!strcmp(k, "momentum")) grp->momentum = v;
+        else if (!strcmp(k, "weight_decay")) { if (g == OPTIM_GROUP_DECAY || h->t->cfg->optim.decay_all) grp->weight_decay = v; }
+        else return luaL_error(L, "optim.%s cannot be set (lr, momentum, weight_decay)", k);
+    }
+    return 0;
+}
+
+/* optim:get(group, field) / optim:set(group, field, value) for one parameter group. */
+static float *group_field(lua_State *L, optim_group *g, const char *f)
+{
+    if (!strcmp(f, "lr")) return &g->lr;
+    if (!strcmp(f, "lr_scale")) return &g->lr_scale;
+    if (!strcmp(f, "momentum")) return &g->momentum;
+    if (!strcmp(f, "weight_decay")) return &g->weight_decay;
+    luaL_error(L, "no group field '%s' (lr, lr_scale, momentum, weight_decay)", f);
+    return NULL;
+}
+
+static int o_get(lua_State *L)
+{
+    lua_pushnumber(L, *group_field(L, group_arg(L, 2), luaL_checkstring(L, 3)));
+    return 1;
+}
+
+static int o_set(lua_State *L)
+{
+    float v = (float)luaL_checknumber(L, 4);
+    if (!isfinite(v) || v < 0) return luaL_error(L, "optim:set: expected a finite value >= 0");
+    *group_field(L, group_arg(L, 2), luaL_checkstring(L, 3)) = v;
+    return 0;
+}
+
+/* ---- rng ------------------------------------------------------------------------------------ */
+
+static int r_uniform(lua_State *L)
+{
+    plug_host *h = plug_host_of(L);
+    double lo = luaL_optnumber(L, 2, 0), hi = luaL_optnumber(L, 3, 1);
+    lua_pushnumber(L, lo + (hi - lo) * rng_uniform(&h->rng));
+    return 1;
+}
+
+static int r_normal(lua_State *L) { lua_pushnumber(L, rng_normal(&plug_host_of(L)->rng)); return 1; }
+
+static int r_int(lua_State *L)
+{
+    lua_Integer n = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, n >= 1 && n <= 0x7fffffff, 2, "n must be in [1, 2^31)");
+    lua_pushinteger(L, 1 + rng_below(&plug_host_of(L)->rng, (uint32_t)n));
+    return 1;
+}
+
+/* Gamma(a, 1) by Marsaglia and Tsang; Beta from two gammas. */
+static double gamma_sample(rng *r, double a)
+{
+    if (a < 1) return gamma_sample(r, a + 1) * pow(rng_uniform(r) + 1e-12, 1.0 / a);
+    double d = a - 1.0 / 3, c = 1 / sqrt(9 * d);
+    for (;;) {
+        double x = rng_normal(r), v = 1 + c * x;
+        if (v <= 0) continue;
+        v = v * v * v;
+        double u = rng_uniform(r);
+        if (log(u + 1e-12) < 0.5 * x * x + d - d * v + d * log(v)) return d * v;
+    }
+}
+
+static int r_beta(lua_State *L)
+{
+    plug_host *h = plug_host_of(L);
+    double a = luaL_checknumber(L, 2), b = luaL_optnumber(L, 3, a);
+    luaL_argcheck(L, a > 0 && b > 0, 2, "beta parameters must be > 0");
+    double x = gamma_sample(&h->rng, a), y = gamma_sample(&h->rng, b);
+    lua_pushnumber(L, x / (x + y));
+    return 1;
+}
+
+/* rng:normal_(t [, std]) fills t with N(0, std^2) and returns it. */
+static int r_normal_fill(lua_State *L)
+{
+    plug_host *h = plug_host_of(L);
+    tensor *t = plug_check_tensor(L, 2)->t;
+    float sd = (float)luaL_optnumber(L, 3, 1);
+    for (size_t i = 0; i < t->n; i++) t->data[i] = sd * rng_normal(&h->rng);
+    lua_settop(L, 2);
+    return 1;
+}
+
+/* rng:perm(n) -> index tensor holding a random permutation of 0..n-1. */
+static int r_perm(lua_State *L)
+{
+    plug_host *h = plug_host_of(L);
+    lua_Integer n = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, n >= 1 && n <= (1 << 24), 2, "n out of range");
+    int nn = (int)n, *idx = malloc((size_t)nn * sizeof *idx);
+    if (!idx) return luaL_error(L, "not enough memory");
+    for (int i = 0; i < nn; i++) idx[i] = i;
+    rng_shuffle(&h->rng, idx, nn);
+    ltensor *u = plug_push_owned(L, h, 1, &nn);
+    for (int i = 0; i < nn; i++) u->t->data[i] = (float)idx[i];
+    free(idx);
+    return 1;
+}
+
+/* Sets functions with the host as upvalue into the table at the top of the stack. */
+static void set_funcs(lua_State *L, plug_host *h, const luaL_Reg *fns)
+{
+    for (; fns->name; fns++) {
+        lua_pushlightuserdata(L, h);
+        lua_pushcclosure(L, fns->func, 1);
+        lua_setfield(L, -2, fns->name);
+    }
+}
+
+static void build_ctx(plug_host *h)
+{
+    lua_State *L = h->L;
+    trainer *t = h->t;
+    static const luaL_Reg ctx_fns[] = { { "log", c_log }, { "metric", c_metric }, { "score", c_score },
+                                        { "echo", c_echo }, { "regrad", c_regrad }, { NULL, NULL } };
+    static const luaL_Reg batch_fns[] = { { "select", b_select }, { "size", b_size }, { "dims", b_dims },
+                                          { "resize", b_resize }, { "mix", b_mix }, { "cutmix", b_cutmix },
+                                          { "cutout", b_cutout }, { NULL, NULL } };
+    static const luaL_Reg model_fns[] = { { "layer", m_layer }, { "layers", m_layers }, { "freeze", m_freeze },
+                                          { NULL, NULL } };
+    static const luaL_Reg optim_fns[] = { { "get", o_get }, { "set", o_set }, { NULL, NULL } };
+    static const luaL_Reg optim_meta[] = { { "__index", o_index }, { "__newindex", o_newindex }, { NULL, NULL } };
+    static const luaL_Reg rng_fns[] = { { "uniform", r_uniform }, { "normal", r_normal }, { "int", r_int },
+                                        { "beta", r_beta }, { "perm", r_perm },
+                                        { "normal_", r_normal_fill }, { NULL, NULL } };
+    lua_newtable(L);                       /* ctx */
+    set_funcs(L, h, ctx_fns);
+    lua_newtable(L);                       /* ctx.batch */
+    set_funcs(L, h, batch_fns);
+    plug_push_view(L, h, &t->x);
+    lua_setfield(L, -2, "inputs");
+    plug_push_view(L, h, &t->targets);
+    lua_setfield(L, -2, "targets");
+    plug_push_view(L, h, &t->weight);
+    lua_setfield(L, -2, "weights");
+    lua_setfield(L, -2, "batch");
+    lua_newtable(L);                       /* ctx.model */
+    set_funcs(L, h, model_fns);
+    plug_push_view(L, h, &t->model->weights);
+    lua_setfield(L, -2, "weights");
+    plug_push_view(L, h, &t->model->grads);
+    lua_setfield(L, -2, "grads");
+    lua_setfield(L, -2, "model");
+    lua_newtable(L);                       /* ctx.optim: a proxy */
+    lua_newtable(L);
+    set_funcs(L, h, optim_meta);
+    lua_newtable(L);
+    set_funcs(L, h, optim_fns);
+    lua_setfield(L, -2, "methods");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, -2, "optim");
+    lua_newtable(L);                       /* ctx.rng */
+    set_funcs(L, h, rng_fns);
+    lua_setfield(L, -2, "rng");
+    plug_push_view(L, h, &t->loss);
+    lua_setfield(L, -2, "losses");
+    lua_pushinteger(L, t->data->classes);
+    lua_setfield(L, -2, "classes");
+    h->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+/* ---- dispatch ------------------------------------------------------------------------------- */
+
+static int traceback(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    luaL_traceback(L, L, msg ? msg : "(error object is not a string)", 1);
+    return 1;
+}
+
+static void update_ctx(plug_host *h, trainer_event ev)
+{
+    lua_State *L = h->L;
+    trainer *t = h->t;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->ctx_ref);
+    lua_pushnumber(L, t->progress);
+    lua_setfield(L, -2, "progress");
+    lua_pushinteger(L, t->step);
+    lua_setfield(L, -2, "step");
+    lua_pushinteger(L, t->epoch);
+    lua_setfield(L, -2, "epoch");
+    lua_pushinteger(L, t->samples);
+    lua_setfield(L, -2, "samples");
+    lua_pushnumber(L, t->train_seconds);
+    lua_setfield(L, -2, "elapsed");
+    lua_pushstring(L, trainer_event_name(ev));
+    lua_setfield(L, -2, "event");
+    lua_pop(L, 1);
+}
+
+static int call_handler(plug_host *h, const instance *in, trainer_event ev)
+{
+    lua_State *L = h->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->traceback_ref);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, in->handler[ev]);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->ctx_ref);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, in->params_ref);
+    h->current = in;
+    sandbox_arm(L, &h->sb, CALL_INSTR, CALL_SECS);
+    int st = lua_pcall(L, 2, 0, -4);
+    lua_sethook(L, NULL, 0, 0);
+    h->current = NULL;
+    if (st == LUA_OK) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    const char *msg = lua_tostring(L, -1);
+    char first[512];
+    if (h->sb.denied || st == LUA_ERRMEM)
+        snprintf(first, sizeof first, "over its memory cap of %u MiB", RUN_MEM >> 20);
+    else {
+        snprintf(first, sizeof first, "%s", msg ? msg : "error");
+        char *nl = strchr(first, '\n');
+        if (nl) *nl = 0;
+    }
+    if (h->t->log && msg) runlog_log(h->t->log, "plugin %s failed at %s: %s", in->info->name, trainer_event_name(ev), msg);
+    trainer_fail(h->t, "plugin %s at %s: %s", in->info->name, trainer_event_name(ev), first);
+    lua_pop(L, 2);
+    return -1;
+}
+
+static int host_hook(trainer *t, trainer_event ev, void *ud)
+{
+    plug_host *h = ud;
+    int reverse = ev == EV_AFTER_FORWARD || ev == EV_AFTER_LOSS || ev == EV_AFTER_BACKWARD ||
+                  ev == EV_AFTER_STEP || ev == EV_EPOCH_END || ev == EV_EVAL_END || ev == EV_FIT_END;
+    int updated = 0;
+    h->event = ev;
+    for (int k = 0; k < h->n; k++) {
+        const instance *in = &h->inst[reverse ? h->n - 1 - k : k];
+        if (in->handler[ev] == LUA_NOREF) continue;
+        if (!updated) { update_ctx(h, ev); updated = 1; }
+        if (call_handler(h, in, ev)) return -1;
+    }
+    return 0;
+}
+
+static int load_instance(plug_host *h, instance *in, const plug_info *info, const plugin_spec *ps,
+                         char *err, size_t errlen)
+{
+    lua_State *L = h->L;
+    in->info = info;
+    for (int e = 0; e < EV_COUNT; e++) in->handler[e] = LUA_NOREF;
+    if (plug_load_chunk(L, &h->sb, info->source ? NULL : info->path, info->source, info->name, err, errlen)) return -1;
+    if (!lua_istable(L, -1)) {
+        snprintf(err, errlen, "%s: did not return its plugin table", info->path);
+        return -1;
+    }
+    for (int e = 0; e < EV_COUNT; e++) {
+        if (!(info->events & (1u << e))) continue;
+        lua_getfield(L, -1, trainer_event_name(e));
+        in->handler[e] = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    in->table_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    if (plug_typed_params(L, info, ps, err, errlen)) return -1;
+    in->params_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
+plug_host *plug_host_new(trainer *t, const plug_catalog *cat, const train_config *cfg,
+                         plug_log_fn log, void *log_ud, char *err, size_t errlen)
+{
+    plug_host *h = calloc(1, sizeof *h);
+    if (!h) { snprintf(err, errlen, "out of memory"); return NULL; }
+    h->t = t;
+    h->log = log;
+    h->log_ud = log_ud;
+    if (!cfg->n_plugins) return h;
+    if (plug_check(cat, cfg, err, errlen)) goto fail;
+    h->L = sandbox_new(&h->sb, RUN_MEM, "plugin");
+    if (!h->L) { snprintf(err, errlen, "out of memory"); goto fail; }
+    rng_seed(&h->rng, cfg->seed, 77);
+    plug_open_hasten(h->L);
+    plug_open_tensors(h->L, h);
+    lua_pushcfunction(h->L, traceback);
+    h->traceback_ref = luaL_ref(h->L, LUA_REGISTRYINDEX);
+    build_ctx(h);
+    for (int i = 0; i < cfg->n_plugins; i++) {
+        if (load_instance(h, &h->inst[i], plug_find(cat, cfg->plugins[i].name), &cfg->plugins[i], err, errlen))
+            goto fail;
+        h->n++;
+    }
+    if (trainer_add_hook(t, host_hook, h)) {
+        snprintf(err, errlen, "too many trainer hooks");
+        goto fail;
+    }
+    return h;
+fail:
+    plug_host_free(h);
+    return NULL;
+}
+
+void plug_host_free(plug_host *h)
+{
+    if (!h) return;
+    if (h->L) lua_close(h->L);   /* runs __gc of owned tensors first */
+    tensor_free(&h->scores);
+    free(h);
+}

@@ -1,0 +1,262 @@
+/* Tensors as Lua sees them: userdata views of engine tensors or tensors a plugin owns, with
+ * vectorised methods implemented in C (engine/tensor_ops.c). No per-element work in Lua. */
+#include "lua/plugin_priv.h"
+#include "engine/tensor_ops.h"
+#include <lauxlib.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+plug_host *plug_host_of(lua_State *L) { return lua_touserdata(L, lua_upvalueindex(1)); }
+
+ltensor *plug_check_tensor(lua_State *L, int i) { return luaL_checkudata(L, i, TENSOR_MT); }
+
+void plug_push_view(lua_State *L, plug_host *h, tensor *t)
+{
+    ltensor *u = lua_newuserdatauv(L, sizeof *u, 0);
+    memset(u, 0, sizeof *u);
+    u->t = t;
+    u->host = h;
+    luaL_setmetatable(L, TENSOR_MT);
+}
+
+/* A new owned tensor of the given shape, charged to the plugin memory cap. */
+ltensor *plug_push_owned(lua_State *L, plug_host *h, int ndim, const int *shape)
+{
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= (size_t)shape[i];
+    if (sandbox_charge(&h->sb, (long long)(n * sizeof(float))))
+        luaL_error(L, "not enough memory: a tensor of %d MiB is over the plugin memory cap", (int)(n >> 18));
+    ltensor *u = lua_newuserdatauv(L, sizeof *u, 0);
+    memset(u, 0, sizeof *u);
+    u->host = h;
+    u->t = &u->own;
+    luaL_setmetatable(L, TENSOR_MT);
+    tensor_resize(&u->own, ndim, shape);
+    tensor_zero(&u->own);
+    return u;
+}
+
+static int t_gc(lua_State *L)
+{
+    ltensor *u = plug_check_tensor(L, 1);
+    if (u->t == &u->own && u->own.cap) {
+        sandbox_charge(&u->host->sb, -(long long)(u->own.cap * sizeof(float)));
+        tensor_free(&u->own);
+    }
+    return 0;
+}
+
+static void same_size(lua_State *L, const tensor *a, const tensor *b)
+{
+    if (a->n != b->n) luaL_error(L, "tensors differ in size: %d and %d elements", (int)a->n, (int)b->n);
+}
+
+static int t_size(lua_State *L) { lua_pushinteger(L, (lua_Integer)plug_check_tensor(L, 1)->t->n); return 1; }
+
+static int t_shape(lua_State *L)
+{
+    tensor *t = plug_check_tensor(L, 1)->t;
+    for (int i = 0; i < t->ndim; i++) lua_pushinteger(L, t->shape[i]);
+    return t->ndim;
+}
+
+static int t_clone(lua_State *L)
+{
+    ltensor *u = plug_check_tensor(L, 1);
+    ltensor *c = plug_push_owned(L, u->host, u->t->ndim, u->t->shape);
+    memcpy(c->t->data, u->t->data, u->t->n * sizeof(float));
+    return 1;
+}
+
+static int t_copy(lua_State *L)
+{
+    tensor *a = plug_check_tensor(L, 1)->t, *b = plug_check_tensor(L, 2)->t;
+    same_size(L, a, b);
+    memcpy(a->data, b->data, a->n * sizeof(float));
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int t_fill(lua_State *L)
+{
+    tensor_fill(plug_check_tensor(L, 1)->t, (float)luaL_checknumber(L, 2));
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* t:add_(x [, alpha]) with x a tensor or a number. */
+static int t_add(lua_State *L)
+{
+    tensor *a = plug_check_tensor(L, 1)->t;
+    if (lua_isnumber(L, 2)) tensor_add_scalar_(a, (float)lua_tonumber(L, 2));
+    else {
+        tensor *b = plug_check_tensor(L, 2)->t;
+        same_size(L, a, b);
+        tensor_add_(a, b, (float)luaL_optnumber(L, 3, 1));
+    }
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int t_mul(lua_State *L)
+{
+    tensor *a = plug_check_tensor(L, 1)->t;
+    if (lua_isnumber(L, 2)) tensor_scale_(a, (float)lua_tonumber(L, 2));
+    else {
+        tensor *b = plug_check_tensor(L, 2)->t;
+        same_size(L, a, b);
+        tensor_mul_(a, b);
+    }
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int t_lerp(lua_State *L)
+{
+    tensor *a = plug_check_tensor(L, 1)->t, *b = plug_check_tensor(L, 2)->t;
+    same_size(L, a, b);
+    tensor_lerp_(a, b, (float)luaL_checknumber(L, 3));
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int t_clamp(lua_State *L)
+{
+    tensor_clamp_(plug_check_tensor(L, 1)->t, (float)luaL_checknumber(L, 2), (float)luaL_checknumber(L, 3));
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int t_smooth(lua_State *L)
+{
+    double a = luaL_checknumber(L, 2);
+    luaL_argcheck(L, a >= 0 && a <= 1, 2, "alpha must be in [0, 1]");
+    tensor_smooth_(plug_check_tensor(L, 1)->t, (float)a);
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int t_reduce(lua_State *L, int what)
+{
+    tensor *t = plug_check_tensor(L, 1)->t;
+    double v = what == 0 ? tensor_sum(t) : what == 1 ? tensor_sum(t) / (t->n ? (double)t->n : 1)
+             : what == 2 ? tensor_norm(t) : what == 3 ? tensor_max(t) : tensor_min(t);
+    lua_pushnumber(L, v);
+    return 1;
+}
+static int t_sum(lua_State *L) { return t_reduce(L, 0); }
+static int t_mean(lua_State *L) { return t_reduce(L, 1); }
+static int t_norm(lua_State *L) { return t_reduce(L, 2); }
+static int t_max(lua_State *L) { return t_reduce(L, 3); }
+static int t_min(lua_State *L) { return t_reduce(L, 4); }
+
+/* Reads an index tensor (0-based row numbers stored as floats) into ints; n rows expected. */
+int *plug_index_list(lua_State *L, int i, int rows, int *count)
+{
+    tensor *t = plug_check_tensor(L, i)->t;
+    int *idx = malloc((t->n ? t->n : 1) * sizeof *idx);
+    if (!idx) luaL_error(L, "not enough memory");
+    for (size_t k = 0; k < t->n; k++) {
+        float v = t->data[k];
+        if (v < 0 || v >= rows || v != floorf(v)) {
+            free(idx);
+            luaL_error(L, "index %f out of range for %d rows", (double)v, rows);
+        }
+        idx[k] = (int)v;
+    }
+    *count = (int)t->n;
+    return idx;
+}
+
+static int t_mix_rows(lua_State *L)
+{
+    tensor *t = plug_check_tensor(L, 1)->t;
+    int n, rows = t->shape[0];
+    int *perm = plug_index_list(L, 2, rows, &n);
+    float lam = (float)luaL_checknumber(L, 3);
+    if (n != rows) { free(perm); return luaL_error(L, "mix_rows_: permutation has %d entries for %d rows", n, rows); }
+    tensor_mix_rows_(t, perm, lam);
+    free(perm);
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* t:topk(k) -> index tensor of the k largest values (0-based positions). */
+static int t_topk(lua_State *L)
+{
+    ltensor *u = plug_check_tensor(L, 1);
+    int k = (int)luaL_checkinteger(L, 2);
+    if (k < 0) k = 0;
+    if (k > (int)u->t->n) k = (int)u->t->n;
+    int *idx = malloc((size_t)(k ? k : 1) * sizeof *idx);
+    if (!idx) return luaL_error(L, "not enough memory");
+    tensor_topk(u->t, k, idx);
+    ltensor *r = plug_push_owned(L, u->host, 1, &k);
+    for (int i = 0; i < k; i++) r->t->data[i] = (float)idx[i];
+    free(idx);
+    return 1;
+}
+
+/* t:get(i) -> element i (1-based, flat): for inspection and tests, not for loops. */
+static int t_get(lua_State *L)
+{
+    tensor *t = plug_check_tensor(L, 1)->t;
+    lua_Integer i = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, i >= 1 && (size_t)i <= t->n, 2, "index out of range");
+    lua_pushnumber(L, t->data[i - 1]);
+    return 1;
+}
+
+static int t_tostring(lua_State *L)
+{
+    tensor *t = plug_check_tensor(L, 1)->t;
+    lua_pushfstring(L, "tensor(%d", t->ndim ? t->shape[0] : 0);
+    for (int i = 1; i < t->ndim; i++) lua_pushfstring(L, "x%d", t->shape[i]);
+    lua_pushliteral(L, ")");
+    lua_concat(L, t->ndim + 1);
+    return 1;
+}
+
+static const luaL_Reg tensor_methods[] = {
+    { "size", t_size }, { "shape", t_shape }, { "clone", t_clone }, { "copy_", t_copy },
+    { "fill_", t_fill }, { "add_", t_add }, { "mul_", t_mul }, { "lerp_", t_lerp },
+    { "clamp_", t_clamp }, { "smooth_", t_smooth }, { "sum", t_sum }, { "mean", t_mean },
+    { "norm", t_norm }, { "max", t_max }, { "min", t_min }, { "mix_rows_", t_mix_rows },
+    { "topk", t_topk }, { "get", t_get }, { NULL, NULL },
+};
+
+/* hasten.zeros(d1, d2, ...) -> a plugin-owned tensor. */
+static int l_zeros(lua_State *L)
+{
+    int nd = lua_gettop(L), shape[4];
+    luaL_argcheck(L, nd >= 1 && nd <= 4, 1, "1 to 4 dimensions");
+    for (int i = 0; i < nd; i++) {
+        lua_Integer d = luaL_checkinteger(L, i + 1);
+        luaL_argcheck(L, d >= 1 && d <= (1 << 28), i + 1, "dimension out of range");
+        shape[i] = (int)d;
+    }
+    plug_push_owned(L, plug_host_of(L), nd, shape);
+    return 1;
+}
+
+
+void plug_open_tensors(lua_State *L, plug_host *h)
+{
+    lua_getglobal(L, "hasten");
+    lua_pushlightuserdata(L, h);
+    lua_pushcclosure(L, l_zeros, 1);
+    lua_setfield(L, -2, "zeros");
+    lua_pop(L, 1);
+    luaL_newmetatable(L, TENSOR_MT);
+    lua_newtable(L);
+    luaL_setfuncs(L, tensor_methods, 0);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, t_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, t_size);
+    lua_setfield(L, -2, "__len");
+    lua_pushcfunction(L, t_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pop(L, 1);
+}

@@ -1,0 +1,29 @@
+-- Layer freezing (FreezeOut): early layers stop training one by one; frozen layers get no
+-- update and, at the front of the network, no backward pass at all.
+return hasten.plugin {
+  name = "layer_freezing", title = "Layer freezing",
+  summary = "Freeze early layers one by one: no backward, no update.",
+  reference = "Brock et al. 2017 FreezeOut, arXiv:1706.04983",
+  taxonomy = { component = "function", action = "remove", when = "scheduled" },
+  params = {
+    start = { default = 0.1, min = 0, max = 1, doc = "freezing begins at this fraction of the budget" },
+    fraction = { default = 0.5, min = 0, max = 1, doc = "fraction of the trainable layers frozen by the end" },
+  },
+  fit_start = function(ctx, p)
+    p.trainable = {}
+    for i = 1, ctx.model:layers() do
+      if ctx.model:layer(i).params > 0 then p.trainable[#p.trainable + 1] = i end
+    end
+    p.frozen = 0
+  end,
+  epoch_end = function(ctx, p)
+    local t = math.max(0, math.min(1, (ctx.progress - p.start) / math.max(1 - p.start, 1e-9)))
+    local want = math.floor(p.fraction * #p.trainable * t)
+    while p.frozen < want do
+      p.frozen = p.frozen + 1
+      local layer = ctx.model:layer(p.trainable[p.frozen])
+      ctx.model:freeze(layer.index)
+      ctx:log("froze " .. layer.name .. " at " .. string.format("%.0f%%", 100 * ctx.progress))
+    end
+  end,
+}

@@ -1,0 +1,127 @@
+#!/bin/sh
+# The workbench end to end: drives the real binary in a private tmux server (100x30), sends keys,
+# reads the pane. Covers: start with no baseline (one is queued and trains), the step counter
+# advancing, braille on the plot, toggling a plugin and queueing a run, the x axis, resizing to
+# 80x24 and to a too-small 60x20, quitting with the confirmation, the terminal restored, valid run
+# files; then a second start that shows the finished baseline at once and SIGTERM mid-run.
+# HASTEN_BIN overrides the binary (default ./hasten); needs tmux (skipped without it).
+set -u
+name=test_workbench
+if ! command -v tmux >/dev/null 2>&1; then echo "$name: skipped (tmux not installed)"; exit 0; fi
+bin=${HASTEN_BIN:-./hasten}
+[ -x "$bin" ] || { echo "$name: $bin not built"; exit 1; }
+case $bin in /*) ;; *) bin=$(pwd)/$bin ;; esac
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/hasten-wb-XXXXXX")
+T="tmux -S $tmp/sock -f /dev/null"
+cleanup() { $T kill-server >/dev/null 2>&1; rm -rf "$tmp"; }
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+fail() {
+  echo "$name: FAIL: $*"
+  echo "---- last pane:"; cat "$tmp/pane" 2>/dev/null
+  exit 1
+}
+cap() { $T capture-pane -p -t wb > "$tmp/pane" 2>/dev/null; }
+# wait_for PATTERN SECONDS: polls the pane every 0.2 s until grep finds PATTERN.
+wait_for() {
+  n=0
+  while [ "$n" -lt $(($2 * 5)) ]; do
+    cap
+    grep -q -- "$1" "$tmp/pane" && return 0
+    sleep 0.2; n=$((n + 1))
+  done
+  return 1
+}
+step_now() { sed -n 's/.*step \([0-9][0-9]*\)\/200.*/\1/p' "$tmp/pane" | head -n 1; }
+keys() { $T send-keys -t wb "$@"; }
+
+# A plain shell in the pane, so that after quitting its prompt and the exit status show.
+$T new-session -d -s wb -x 100 -y 30 "env PS1='wb$ ' LANG=C.UTF-8 LC_ALL=C.UTF-8 HASTEN_RUNS_DIR='$tmp/runs' sh" \
+  || fail "cannot start tmux"
+keys "cd '$(pwd)' && '$bin' ui --budget 200steps; echo \"exit=\$?\"" Enter
+
+# 1. No baseline on disk: one is queued and trains; the step counter advances; braille on the plot.
+wait_for "running" 30 || fail "the baseline did not start"
+wait_for "step [0-9][0-9]*/200" 20 || fail "no step counter"
+s1=$(step_now)
+sleep 1.5; cap
+s2=$(step_now)
+[ -n "$s1" ] && [ -n "$s2" ] && [ "$s2" -gt "$s1" ] || fail "step counter did not advance ($s1 -> $s2)"
+LC_ALL=C grep -q "$(printf '\342[\240-\243]')" "$tmp/pane" || fail "no braille characters on the plot"
+grep -q "vs training seconds" "$tmp/pane" || fail "plot title"
+
+# 2. Plugins: toggle the first one (if any) and queue a run with it.
+keys Tab
+wait_for "space toggle" 5 || fail "plugins pane did not open"
+if grep -q "no plugins found" "$tmp/pane"; then
+  plugin=baseline
+else
+  keys Space
+  wait_for "\[x\]" 5 || fail "plugin toggle"
+  plugin=$(sed -n 's/.*\[x\] \([a-z_0-9]*\).*/\1/p' "$tmp/pane" | head -n 1)
+fi
+keys Tab n
+wait_for "^ *2 .* $plugin" 5 || fail "queued run #2 ($plugin) not in the runs pane"
+grep -q "queued\|starting\|running" "$tmp/pane" || fail "run #2 neither queued nor running"
+
+# 3. The x axis.
+keys x
+wait_for "vs steps" 5 || fail "x axis did not change to steps"
+
+# 4. Resize: 80x24 fits, 60x20 says so, back to 100x30.
+$T resize-window -t wb -x 80 -y 24
+wait_for "Step time" 5 || fail "80x24 layout"
+for pane in "hasten" "vs steps" "Runs" "Step time" "Log"; do grep -q "$pane" "$tmp/pane" || fail "80x24: no '$pane'"; done
+$T resize-window -t wb -x 60 -y 20
+wait_for "needs at least 80x24" 5 || fail "too-small notice"
+$T resize-window -t wb -x 100 -y 30
+wait_for "vs steps" 5 || fail "layout after growing back"
+
+# 5. Quit while run #2 is queued or training: asks first, then restores the terminal.
+wait_for "^ *1 .*done" 60 || fail "baseline did not finish"
+keys q
+wait_for "Quit?" 5 || fail "no quit confirmation"
+keys y
+wait_for "exit=0" 30 || fail "did not exit 0 after quitting"
+[ "$($T display -p -t wb '#{alternate_on}')" = 0 ] || fail "alternate screen still on"
+[ "$($T display -p -t wb '#{cursor_flag}')" = 1 ] || fail "cursor still hidden"
+grep -q '^wb\$' "$tmp/pane" || fail "no shell prompt after quitting"
+
+# 6. Run files: two folders, complete and valid.
+check_runs() {
+  for d in "$tmp"/runs/*/; do
+    for f in summary.json metrics.jsonl recipe.lua log.txt; do [ -s "$d$f" ] || fail "$d$f missing"; done
+    if command -v python3 >/dev/null 2>&1; then
+      python3 - "$d" <<'EOF' || fail "$d: invalid run files"
+import json, sys
+d = sys.argv[1]
+s = json.load(open(d + "summary.json"))
+assert s["status"] in ("done", "stopped"), s["status"]
+for line in open(d + "metrics.jsonl"):
+    json.loads(line)
+EOF
+    fi
+  done
+}
+[ "$(ls "$tmp/runs" | wc -l)" -eq 2 ] || fail "expected 2 run folders, got: $(ls "$tmp/runs")"
+check_runs
+grep -q '"status":[[:space:]]*"done"' "$tmp"/runs/*/summary.json || fail "no finished run"
+grep -q '"status":[[:space:]]*"stopped"' "$tmp"/runs/*/summary.json || fail "run #2 was not stopped cleanly"
+
+# 7. Second start: the finished baseline shows at once; SIGTERM mid-run stops cleanly.
+keys "clear; '$bin' ui --budget 200steps; echo \"exit=\$?\"" Enter
+wait_for "baseline: finished run" 15 || fail "the finished baseline was not picked up"
+grep -q "^ *1 .*baseline.*done" "$tmp/pane" || fail "baseline not shown as done"
+keys n
+wait_for "^ *2 .*running" 30 || fail "queued run did not start"
+wait_for "step [0-9][0-9]*/200" 20 || fail "second run has no steps"
+pid=$(pgrep -P "$($T display -p -t wb '#{pane_pid}')" -f "ui --budget" | head -n 1)
+[ -n "$pid" ] || fail "cannot find the workbench process"
+kill -TERM "$pid"
+wait_for "exit=0" 30 || fail "SIGTERM: did not exit cleanly"
+[ "$($T display -p -t wb '#{alternate_on}')" = 0 ] || fail "SIGTERM: alternate screen still on"
+[ "$(ls "$tmp/runs" | wc -l)" -eq 3 ] || fail "expected 3 run folders after the second start"
+check_runs
+echo "$name: ok"

@@ -1,0 +1,494 @@
+/* Every CUDA op against the CPU op, forward and backward, on the same random inputs; a whole model,
+ * the optimizers, the device batch gather and 20 training steps end to end, CPU against CUDA.
+ * Where no GPU is present each test skips, after one line that says why. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "datasets/datasets.h"
+#include "engine/cpu/cpu.h"
+#include "engine/devdata.h"
+#include "engine/ops.h"
+#include "engine/trainer.h"
+
+static const engine_ops *gpu;   /* NULL when no device opened */
+static data_set ds;
+
+static int setup(void **s)
+{
+    char why[256];
+    cpu_threads_init(2);
+    if (ops_open(DEVICE_CUDA, why, sizeof why)) printf("test_cuda: every test skipped: %s\n", why);
+    else gpu = ops_for(DEVICE_CUDA);
+    return data_synthetic(&ds, 2048, 512, 28, 28, 10, 1);
+}
+
+static int teardown(void **s)
+{
+    data_set_free(&ds);
+    return 0;
+}
+
+#define NEED_GPU() do { if (!gpu) skip(); } while (0)
+
+/* ---- the op harness ---------------------------------------------------------------------------
+ * A case names its buffers (inputs get seeded random values, outputs a sentinel), and a call that
+ * runs the op through a table on pointers of that table's device. The harness runs it on both
+ * devices and compares every output within |a - b| <= atol + rtol * |b|. */
+
+enum role { IN, OUT, INOUT };
+enum type { F32, I32, U8 };
+
+typedef struct buf {
+    size_t n;
+    enum role role;
+    enum type type;
+    float lo, hi;        /* uniform inputs in [lo, hi); integers in [lo, hi) */
+} buf;
+
+#define MAX_BUFS 16
+typedef void (*op_call)(const engine_ops *o, void **p);
+
+typedef struct op_case {
+    const char *name;
+    op_call call;
+    double atol, rtol;
+    int nb;
+    buf b[MAX_BUFS];
+} op_case;
+
+static size_t type_size(enum type t) { return t == U8 ? 1 : 4; }
+
+static void fill_host(const buf *b, void *h, rng *g)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        float u = b->lo + (b->hi - b->lo) * rng_uniform(g);
+        if (b->role == OUT) u = 7.25f;   /* sentinel: untouched entries must agree too */
+        if (b->type == F32) ((float *)h)[i] = u;
+        else if (b->type == I32) ((int32_t *)h)[i] = b->role == OUT ? -7 : (int32_t)floorf(u);
+        else ((uint8_t *)h)[i] = (uint8_t)floorf(u);
+    }
+}
+
+static double value(const buf *b, const void *h, size_t i)
+{
+    return b->type == F32 ? ((const float *)h)[i] : b->type == I32 ? ((const int32_t *)h)[i]
+                                                                   : ((const uint8_t *)h)[i];
+}
+
+static void run_case(const op_case *c)
+{
+    void *cpu[MAX_BUFS], *dev[MAX_BUFS], *back[MAX_BUFS];
+    rng g;
+    rng_seed(&g, 42, 7);
+    for (int k = 0; k < c->nb; k++) {
+        size_t bytes = c->b[k].n * type_size(c->b[k].type);
+        cpu[k] = malloc(bytes ? bytes : 1);
+        back[k] = malloc(bytes ? bytes : 1);
+        fill_host(&c->b[k], cpu[k], &g);
+        dev[k] = gpu->alloc(bytes);
+        gpu->upload(dev[k], cpu[k], bytes);
+    }
+    c->call(&ops_cpu, cpu);
+    c->call(gpu, dev);
+    int bad = 0;
+    for (int k = 0; k < c->nb; k++) {
+        const buf *b = &c->b[k];
+        gpu->download(back[k], dev[k], b->n * type_size(b->type));
+        if (b->role == IN) continue;
+        double worst = 0;
+        for (size_t i = 0; i < b->n; i++) {
+            double want = value(b, cpu[k], i), got = value(b, back[k], i);
+            double err = fabs(got - want), tol = c->atol + c->rtol * fabs(want);
+            if (!(err <= tol)) {
+                if (bad++ < 5) print_message("%s: buffer %d [%zu]: cpu %.8g cuda %.8g\n", c->name, k, i, want, got);
+            }
+            if (err > worst) worst = err;
+        }
+    }
+    for (int k = 0; k < c->nb; k++) {
+        free(cpu[k]);
+        free(back[k]);
+        gpu->free(dev[k]);
+    }
+    if (bad) print_message("%s: %d entries out of tolerance (atol %g, rtol %g)\n", c->name, bad, c->atol, c->rtol);
+    assert_int_equal(bad, 0);
+}
+
+/* ---- the cases (geometry in the names' comments; buffers in call order) ---------------------- */
+
+#define F(p) ((float *)(p))
+#define I(p) ((int32_t *)(p))
+
+/* (M, N, K) = (37, 29, 53) in all four transpositions, beta 0 and 1 */
+static void call_sgemm(const engine_ops *o, void **p)
+{
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            int M = 37, N = 29, K = 53;
+            float *C = F(p[2]) + (ta * 2 + tb) * M * N;
+            o->sgemm(ta, tb, M, N, K, 1.0f, F(p[0]), ta ? M : K, F(p[1]), tb ? K : N, (float)(ta ^ tb), C, N);
+        }
+}
+
+static void call_sgemm_bf16(const engine_ops *o, void **p)
+{
+    /* the CPU has no bf16 path: its fp32 product is the reference */
+    (o->sgemm_bf16 ? o->sgemm_bf16 : o->sgemm)(0, 1, 64, 48, 96, 1.0f, F(p[0]), 96, F(p[1]), 96, 0, F(p[2]), 48);
+}
+
+/* conv geometry: n 3, 9x7x5, k 3, stride 2, pad 1 -> 5x4; and a 1-channel 28x28 k 3 pad 1 */
+static void call_im2col(const engine_ops *o, void **p)
+{
+    o->im2col(F(p[0]), 3, 9, 7, 5, 3, 2, 1, 5, 4, F(p[1]));
+    o->col2im(F(p[2]), 3, 9, 7, 5, 3, 2, 1, 5, 4, F(p[3]));
+    o->im2col(F(p[4]), 2, 28, 28, 1, 3, 1, 1, 28, 28, F(p[5]));
+    o->col2im(F(p[5]), 2, 28, 28, 1, 3, 1, 1, 28, 28, F(p[6]));
+}
+
+/* (rows, cols) = (1000, 37) */
+static void call_bias(const engine_ops *o, void **p)
+{
+    o->add_bias(F(p[0]), F(p[1]), 1000, 37);
+    o->sum_rows(F(p[2]), 1000, 37, F(p[3]));
+}
+
+static void call_activations(const engine_ops *o, void **p)
+{
+    size_t n = 5000;
+    o->relu_forward(F(p[0]), F(p[1]), n);
+    o->relu_backward(F(p[1]), F(p[2]), F(p[3]), n);
+    o->gelu_forward(F(p[0]), F(p[4]), n);
+    o->gelu_backward(F(p[0]), F(p[2]), F(p[5]), n);
+    o->mul(F(p[0]), F(p[2]), F(p[6]), n);
+    o->add(F(p[0]), F(p[2]), F(p[7]), n);
+    o->dropout_forward(F(p[0]), F(p[8]), F(p[9]), n, 0.3f, 12345);
+}
+
+/* max pool: n 4, 10x9x6, k 2 s 2 -> 5x4, and k 3 s 2 -> 4x4 (overlapping windows) */
+static void call_maxpool(const engine_ops *o, void **p)
+{
+    o->maxpool_forward(F(p[0]), 4, 10, 9, 6, 2, 2, 5, 4, F(p[1]), I(p[2]));
+    o->maxpool_backward(F(p[3]), I(p[2]), 4, 5 * 4 * 6, F(p[4]), 10 * 9 * 6);
+    o->maxpool_forward(F(p[0]), 4, 10, 9, 6, 3, 2, 4, 4, F(p[5]), I(p[6]));
+    o->maxpool_backward(F(p[3]), I(p[6]), 4, 4 * 4 * 6, F(p[7]), 10 * 9 * 6);
+}
+
+/* avg pool: k 3 s 2 on 10x9 -> 4x4; global (k 10, s 1 -> 1x1) */
+static void call_avgpool(const engine_ops *o, void **p)
+{
+    o->avgpool_forward(F(p[0]), 4, 10, 9, 6, 3, 2, 4, 4, F(p[1]));
+    o->avgpool_backward(F(p[2]), 4, 10, 9, 6, 3, 2, 4, 4, F(p[3]));
+    o->avgpool_forward(F(p[0]), 4, 10, 9, 6, 10, 1, 1, 1, F(p[4]));
+    o->avgpool_backward(F(p[5]), 4, 10, 9, 6, 10, 1, 1, 1, F(p[6]));
+}
+
+/* batch norm over (rows, c) = (3000, 19): train with fused ReLU, backward, then eval */
+static void call_batchnorm(const engine_ops *o, void **p)
+{
+    size_t rows = 3000;
+    int c = 19;
+    o->batchnorm_forward(F(p[0]), rows, c, F(p[1]), F(p[2]), F(p[3]), F(p[4]), 0.1f, 1e-5f, 1, 1,
+                         F(p[5]), F(p[6]), F(p[7]));
+    o->batchnorm_backward(F(p[8]), F(p[5]), F(p[6]), F(p[7]), rows, c, F(p[1]), F(p[9]), NULL, F(p[10]));
+    o->batchnorm_backward(F(p[8]), NULL, F(p[6]), F(p[7]), rows, c, F(p[1]), NULL, F(p[11]), NULL);
+    o->batchnorm_forward(F(p[0]), rows, c, F(p[1]), F(p[2]), F(p[3]), F(p[4]), 0.1f, 1e-5f, 0, 0,
+                         F(p[12]), NULL, F(p[13]));
+}
+
+/* softmax cross-entropy, (n, k) = (300, 10), soft targets, weights; mean and count into p[7] */
+static void call_xent(const engine_ops *o, void **p)
+{
+    int correct;
+    float r[2];
+    r[0] = o->softmax_xent(F(p[0]), F(p[1]), F(p[2]), 300, 10, F(p[3]), F(p[4]), I(p[5]), &correct);
+    r[1] = (float)correct;
+    o->upload(p[6], r, sizeof r);
+}
+
+static void call_optim(const engine_ops *o, void **p)
+{
+    ops_update u[2] = {
+        { .w = F(p[0]), .g = F(p[1]), .m = F(p[2]), .n = 3000, .lr = 0.1f, .mu = 0.9f, .shrink = 0.9995f },
+        { .w = F(p[3]), .g = F(p[4]), .m = F(p[5]), .n = 70, .lr = 0.05f, .mu = 0.8f, .shrink = 1 },
+    };
+    o->sgd_update(u, 2, 1);
+    o->sgd_update(u + 1, 1, 0);
+    ops_update a = { .w = F(p[6]), .g = F(p[1]), .m = F(p[7]), .v = F(p[8]), .n = 3000, .lr = 1e-3f,
+                     .mu = 0.9f, .shrink = 0.9999f, .step = 1e-2f, .rc2 = 1.3f };
+    o->adamw_update(&a, 1, 0.999f, 1e-8f);
+}
+
+static void call_rows_and_maps(const engine_ops *o, void **p)
+{
+    static const int idx[] = { 5, 0, 9, 9, 2 };
+    o->select_rows(F(p[0]), 13, idx, 5);
+    o->map(OPS_SCALE, F(p[1]), NULL, 500, 0.5f, 0);
+    o->map(OPS_ADD_SCALAR, F(p[1]), NULL, 500, -0.25f, 0);
+    o->map(OPS_AXPY, F(p[1]), F(p[2]), 500, 0.3f, 0);
+    o->map(OPS_LERP, F(p[1]), F(p[2]), 500, 0.1f, 0);
+    o->map(OPS_MUL, F(p[1]), F(p[2]), 500, 0, 0);
+    o->map(OPS_CLAMP, F(p[1]), NULL, 500, -0.2f, 0.3f);
+    float r[4];
+    for (int k = 0; k < 4; k++) r[k] = (float)o->reduce((enum ops_reduce)k, F(p[2]), 500);
+    o->upload(p[3], r, sizeof r);
+    o->fill(F(p[4]), 3.5f, 100);
+    o->zero(F(p[4]) + 10, 20 * sizeof(float));
+    o->copy(F(p[4]) + 50, F(p[2]), 30 * sizeof(float));
+}
+
+/* gather: 6 examples of a 40-image (9, 8, 3) set, crop shifts and flips, then without aug */
+static void call_gather(const engine_ops *o, void **p)
+{
+    static const int idx[] = { 3, 39, 0, 17, 17, 8 };
+    static const int aug[] = { 0, 0, 0, -2, 1, 1, 2, -2, 0, 1, 1, 1, -1, 0, 1, 9, 9, 0 };
+    o->gather((const uint8_t *)p[0], (const uint8_t *)p[1], F(p[2]), 9, 8, 3, 10, idx, aug, 6,
+              F(p[3]), I(p[4]), F(p[5]));
+    o->gather((const uint8_t *)p[0], (const uint8_t *)p[1], F(p[2]), 9, 8, 3, 10, idx, NULL, 6,
+              F(p[6]), NULL, NULL);
+}
+
+static const op_case cases[] = {
+    { "sgemm", call_sgemm, 1e-5, 1e-4, 3,
+      { { 37 * 53, IN, F32, -1, 1 }, { 53 * 29, IN, F32, -1, 1 }, { 4 * 37 * 29, INOUT, F32, -1, 1 } } },
+    { "sgemm_bf16", call_sgemm_bf16, 0.05, 0.02, 3,
+      { { 64 * 96, IN, F32, -1, 1 }, { 48 * 96, IN, F32, -1, 1 }, { 64 * 48, OUT, F32, 0, 1 } } },
+    { "im2col_col2im", call_im2col, 1e-6, 1e-5, 7,
+      { { 3 * 9 * 7 * 5, IN, F32, -1, 1 }, { 3 * 5 * 4 * 45, OUT, F32, 0, 1 }, { 3 * 5 * 4 * 45, IN, F32, -1, 1 },
+        { 3 * 9 * 7 * 5, OUT, F32, 0, 1 }, { 2 * 784, IN, F32, -1, 1 }, { 2 * 784 * 9, OUT, F32, 0, 1 },
+        { 2 * 784, OUT, F32, 0, 1 } } },
+    { "bias_sum_rows", call_bias, 1e-4, 1e-5, 4,
+      { { 37000, INOUT, F32, -1, 1 }, { 37, IN, F32, -1, 1 }, { 37000, IN, F32, -1, 1 }, { 37, INOUT, F32, -1, 1 } } },
+    { "activations_dropout", call_activations, 1e-6, 1e-5, 10,
+      { { 5000, IN, F32, -3, 3 }, { 5000, OUT, F32, 0, 1 }, { 5000, IN, F32, -1, 1 }, { 5000, OUT, F32, 0, 1 },
+        { 5000, OUT, F32, 0, 1 }, { 5000, OUT, F32, 0, 1 }, { 5000, OUT, F32, 0, 1 }, { 5000, OUT, F32, 0, 1 },
+        { 5000, OUT, F32, 0, 1 }, { 5000, OUT, F32, 0, 1 } } },
+    { "maxpool", call_maxpool, 1e-6, 1e-6, 8,
+      { { 4 * 540, IN, F32, -1, 1 }, { 4 * 120, OUT, F32, 0, 1 }, { 4 * 120, OUT, I32, 0, 1 },
+        { 4 * 120, IN, F32, -1, 1 }, { 4 * 540, OUT, F32, 0, 1 }, { 4 * 96, OUT, F32, 0, 1 },
+        { 4 * 96, OUT, I32, 0, 1 }, { 4 * 540, OUT, F32, 0, 1 } } },
+    { "avgpool_gap", call_avgpool, 1e-6, 1e-5, 7,
+      { { 4 * 540, IN, F32, -1, 1 }, { 4 * 96, OUT, F32, 0, 1 }, { 4 * 96, IN, F32, -1, 1 },
+        { 4 * 540, OUT, F32, 0, 1 }, { 4 * 6, OUT, F32, 0, 1 }, { 4 * 6, IN, F32, -1, 1 }, { 4 * 540, OUT, F32, 0, 1 } } },
+    { "batchnorm", call_batchnorm, 1e-4, 1e-4, 14,
+      { { 3000 * 19, IN, F32, 0.5f, 3 }, { 19, IN, F32, 0.5f, 1.5f }, { 19, IN, F32, -0.5f, 0.5f },
+        { 19, INOUT, F32, -0.1f, 0.1f }, { 19, INOUT, F32, 0.8f, 1.2f }, { 3000 * 19, OUT, F32, 0, 1 },
+        { 3000 * 19, OUT, F32, 0, 1 }, { 19, OUT, F32, 0, 1 }, { 3000 * 19, IN, F32, -1, 1 },
+        { 19, INOUT, F32, -1, 1 }, { 3000 * 19, OUT, F32, 0, 1 }, { 19, INOUT, F32, -1, 1 },
+        { 3000 * 19, OUT, F32, 0, 1 }, { 19, OUT, F32, 0, 1 } } },
+    { "softmax_xent", call_xent, 1e-6, 1e-5, 7,
+      { { 3000, IN, F32, -4, 4 }, { 3000, IN, F32, 0, 0.2f }, { 300, IN, F32, 0.5f, 2 }, { 300, OUT, F32, 0, 1 },
+        { 3000, OUT, F32, 0, 1 }, { 300, IN, I32, 0, 10 }, { 2, OUT, F32, 0, 1 } } },
+    { "sgd_adamw", call_optim, 1e-6, 1e-5, 9,
+      { { 3000, INOUT, F32, -1, 1 }, { 3000, IN, F32, -1, 1 }, { 3000, INOUT, F32, -1, 1 },
+        { 70, INOUT, F32, -1, 1 }, { 70, IN, F32, -1, 1 }, { 70, INOUT, F32, -1, 1 },
+        { 3000, INOUT, F32, -1, 1 }, { 3000, INOUT, F32, -1, 1 }, { 3000, INOUT, F32, 0, 1 } } },
+    { "rows_maps_reduce_memory", call_rows_and_maps, 1e-6, 1e-5, 5,
+      { { 130, INOUT, F32, -1, 1 }, { 500, INOUT, F32, -1, 1 }, { 500, IN, F32, -1, 1 },
+        { 4, OUT, F32, 0, 1 }, { 100, OUT, F32, 0, 1 } } },
+    { "gather", call_gather, 0, 0, 7,
+      { { 40 * 216, IN, U8, 0, 256 }, { 40, IN, U8, 0, 10 }, { 3 * 256, IN, F32, -2, 2 },
+        { 6 * 216, OUT, F32, 0, 1 }, { 6, OUT, I32, 0, 1 }, { 60, OUT, F32, 0, 1 }, { 6 * 216, OUT, F32, 0, 1 } } },
+};
+
+static void test_ops(void **s)
+{
+    NEED_GPU();
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        print_message("op %s\n", cases[i].name);
+        run_case(&cases[i]);
+    }
+}
+
+/* ---- a whole model: every layer kind, forward and backward, then optimizer steps -------------- */
+
+static double max_rel_diff(const tensor *cpu, const tensor *dev)
+{
+    float *h = malloc(dev->n * sizeof *h);
+    gpu->download(h, dev->data, dev->n * sizeof *h);
+    double worst = 0;
+    for (size_t i = 0; i < cpu->n; i++) {
+        double d = fabs((double)h[i] - cpu->data[i]) / fmax(1e-2, fabs(cpu->data[i]));
+        if (d > worst) worst = d;
+    }
+    free(h);
+    return worst;
+}
+
+#define L(...) { __VA_ARGS__ }
+
+static void test_model(void **s)
+{
+    NEED_GPU();
+    layer_spec inner[] = { L(.kind = LAYER_CONV, .out = 12, .k = 3, .stride = 2, .pad = 1, .bias = 0),
+                           L(.kind = LAYER_BATCHNORM), L(.kind = LAYER_GELU) };
+    layer_spec specs[] = {
+        L(.kind = LAYER_CONV, .out = 8, .k = 3, .stride = 1, .pad = 1, .bias = 1), L(.kind = LAYER_BATCHNORM),
+        L(.kind = LAYER_RELU), L(.kind = LAYER_MAXPOOL, .k = 2),
+        L(.kind = LAYER_RESIDUAL, .n_inner = 3, .inner = inner), L(.kind = LAYER_BATCHNORM),
+        L(.kind = LAYER_AVGPOOL, .k = 2, .stride = 1), L(.kind = LAYER_DROPOUT, .p = 0.2f),
+        L(.kind = LAYER_FLATTEN), L(.kind = LAYER_LINEAR, .out = 32, .bias = 1), L(.kind = LAYER_RELU),
+        L(.kind = LAYER_LINEAR, .out = 10, .bias = 1),
+    };
+    int n_specs = sizeof specs / sizeof *specs;
+    char err[256];
+    nn_model *a = nn_build(specs, n_specs, 16, 16, 3, 5, err, sizeof err);
+    nn_model *b = nn_build(specs, n_specs, 16, 16, 3, 5, err, sizeof err);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal(nn_to_device(b, DEVICE_CUDA), 0);
+    assert_int_equal(b->device, DEVICE_CUDA);
+    rng g;
+    rng_seed(&g, 9, 0);
+    tensor x = {0}, dout = {0}, xd = { .device = DEVICE_CUDA }, doutd = { .device = DEVICE_CUDA };
+    tensor_resize4(&x, 24, 16, 16, 3);
+    for (size_t i = 0; i < x.n; i++) x.data[i] = rng_normal(&g);
+    tensor_copy(&xd, &x);
+    optim oa, ob;
+    optim_spec spec = { .kind = OPTIM_SGD, .lr = 0.05f, .momentum = 0.9f, .nesterov = 1, .weight_decay = 5e-4f };
+    optim_init(&oa, &spec, a);
+    optim_init(&ob, &spec, b);
+    for (int step = 0; step < 3; step++) {
+        const tensor *ya = nn_forward(a, &x, 1), *yb = nn_forward(b, &xd, 1);
+        assert_non_null(ya);
+        assert_non_null(yb);
+        double fwd = max_rel_diff(ya, yb);
+        if (!dout.n) {
+            tensor_resize(&dout, ya->ndim, ya->shape);
+            for (size_t i = 0; i < dout.n; i++) dout.data[i] = rng_normal(&g);
+            tensor_copy(&doutd, &dout);
+        }
+        nn_zero_grad(a);
+        nn_zero_grad(b);
+        nn_backward_full(a, &dout);
+        nn_backward_full(b, &doutd);
+        double grads = max_rel_diff(&a->grads, &b->grads), dx = max_rel_diff(&a->layers[0].dx, &b->layers[0].dx);
+        optim_step(&oa, a);
+        optim_step(&ob, b);
+        double w = max_rel_diff(&a->weights, &b->weights);
+        print_message("model step %d: forward %.2e, grads %.2e, dx %.2e, weights %.2e (max relative)\n",
+                      step, fwd, grads, dx, w);
+        assert_true(fwd < 1e-3 && grads < 1e-2 && dx < 1e-2 && w < 1e-3);
+    }
+    double eval = max_rel_diff(nn_forward(a, &x, 0), nn_forward(b, &xd, 0));
+    print_message("model eval forward: %.2e\n", eval);
+    assert_true(eval < 1e-3);
+    tensor_free(&x); tensor_free(&dout); tensor_free(&xd); tensor_free(&doutd);
+    nn_free(a);
+    nn_free(b);
+}
+
+/* The device gather reproduces the CPU loader's augmented batch exactly. */
+static void test_gather_matches_loader(void **s)
+{
+    NEED_GPU();
+    char err[256];
+    devdata dd;
+    assert_int_equal(devdata_open(&dd, &ds, gpu, err, sizeof err), 0);
+    data_loader *l = data_loader_start(&ds, 64, (data_augment){ 2, 1 }, 3);
+    const data_batch *b = data_loader_next(l, NULL);
+    tensor x = { .device = DEVICE_CUDA }, t = { .device = DEVICE_CUDA };
+    devdata_gather(&dd, DEVDATA_TRAIN, b->idx, b->aug, b->n, &x, &t);
+    float *h = malloc(x.n * sizeof *h);
+    gpu->download(h, x.data, x.n * sizeof *h);
+    assert_memory_equal(h, b->x, x.n * sizeof *h);
+    free(h);
+    tensor_free(&x); tensor_free(&t);
+    data_loader_stop(l);
+    devdata_close(&dd);
+}
+
+/* ---- 20 training steps end to end ---------------------------------------------------------- */
+
+static layer_spec cnn[] = {
+    { .kind = LAYER_CONV, .out = 8, .k = 3, .stride = 1, .pad = 1 }, { .kind = LAYER_BATCHNORM },
+    { .kind = LAYER_RELU }, { .kind = LAYER_MAXPOOL, .k = 2 },
+    { .kind = LAYER_CONV, .out = 16, .k = 3, .stride = 1, .pad = 1 }, { .kind = LAYER_BATCHNORM },
+    { .kind = LAYER_RELU }, { .kind = LAYER_MAXPOOL, .k = 2 }, { .kind = LAYER_FLATTEN },
+    { .kind = LAYER_LINEAR, .out = 32, .bias = 1 }, { .kind = LAYER_RELU },
+    { .kind = LAYER_LINEAR, .out = 10, .bias = 1 },
+};
+
+static trainer *train(int device, int low_precision, enum optim_kind opt)
+{
+    static train_config c[4];
+    static int next;
+    train_config *cfg = &c[next++ % 4];
+    char err[256];
+    config_defaults(cfg);
+    cfg->layers = cnn;
+    cfg->n_layers = sizeof cnn / sizeof *cnn;
+    cfg->batch = 64;
+    cfg->crop_pad = 2;
+    cfg->flip = 1;
+    cfg->optim.kind = opt;
+    if (opt == OPTIM_ADAMW) cfg->optim.lr = 2e-3f;
+    cfg->budget = (budget_spec){ BUDGET_STEPS, 20 };
+    cfg->eval_every_steps = 10;
+    cfg->device = device;
+    trainer *t = trainer_new(cfg, &ds, err, sizeof err);
+    assert_non_null(t);
+    if (low_precision) assert_int_equal(nn_set_low_precision(t->model, 1), 0);
+    assert_int_equal(trainer_run(t), 0);
+    return t;
+}
+
+/* Worst relative difference of the per-step training losses. */
+static double loss_gap(trainer *a, trainer *b)
+{
+    assert_int_equal(a->n_rec, b->n_rec);
+    double worst = 0;
+    for (int i = 0; i < a->n_rec; i++) {
+        double d = fabs(a->rec[i].train_loss - b->rec[i].train_loss) / fmax(1e-3, a->rec[i].train_loss);
+        if (d > worst) worst = d;
+    }
+    return worst;
+}
+
+static void test_training_parity(void **s)
+{
+    NEED_GPU();
+    for (int opt = OPTIM_SGD; opt <= OPTIM_ADAMW; opt++) {
+        trainer *a = train(DEVICE_CPU, 0, opt), *b = train(DEVICE_CUDA, 0, opt);
+        double gap = loss_gap(a, b);
+        print_message("%s, 20 steps: loss %.5f (cpu) vs %.5f (cuda), worst step gap %.2e, test_acc %.4f vs %.4f\n",
+                      opt == OPTIM_SGD ? "sgd" : "adamw", a->batch_loss, b->batch_loss, gap,
+                      a->last_test_acc, b->last_test_acc);
+        assert_true(gap < 5e-3);
+        assert_true(fabs(a->last_test_acc - b->last_test_acc) < 0.02);
+        trainer_free(a);
+        trainer_free(b);
+    }
+}
+
+/* bf16 products train like fp32 over a short run; the CPU refuses them. */
+static void test_low_precision(void **s)
+{
+    char err[128];
+    nn_model *m = nn_build(cnn, sizeof cnn / sizeof *cnn, 28, 28, 1, 1, err, sizeof err);
+    assert_int_equal(nn_set_low_precision(m, 1), -1);
+    assert_non_null(strstr(m->err, "CUDA"));
+    nn_free(m);
+    NEED_GPU();
+    trainer *a = train(DEVICE_CUDA, 0, OPTIM_SGD), *b = train(DEVICE_CUDA, 1, OPTIM_SGD);
+    double gap = loss_gap(a, b);
+    print_message("bf16 vs fp32 on cuda, 20 steps: worst step gap %.2e\n", gap);
+    assert_true(gap < 0.05);
+    trainer_free(a);
+    trainer_free(b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ops), cmocka_unit_test(test_model),
+        cmocka_unit_test(test_gather_matches_loader), cmocka_unit_test(test_training_parity),
+        cmocka_unit_test(test_low_precision),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,606 @@
+/* Each shipped plugin does what it claims, through the real engine and the real Lua bridge, and
+ * the sandbox stops misbehaving plugins without taking the process down. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "datasets/datasets.h"
+#include "engine/cpu/cpu.h"
+#include "engine/trainer.h"
+#include "lua/plugin.h"
+#include "tests/support.h"
+
+static data_set ds;
+static plug_catalog cat;
+
+static layer_spec cnn_gap[] = {
+    { .kind = LAYER_CONV, .out = 8, .k = 3, .stride = 1, .pad = 1 }, { .kind = LAYER_BATCHNORM },
+    { .kind = LAYER_RELU }, { .kind = LAYER_MAXPOOL, .k = 2 },
+    { .kind = LAYER_CONV, .out = 16, .k = 3, .stride = 1, .pad = 1 }, { .kind = LAYER_RELU },
+    { .kind = LAYER_GAP }, { .kind = LAYER_LINEAR, .out = 10, .bias = 1 },
+};
+static layer_spec mlp[] = {
+    { .kind = LAYER_FLATTEN }, { .kind = LAYER_LINEAR, .out = 32, .bias = 1 }, { .kind = LAYER_RELU },
+    { .kind = LAYER_LINEAR, .out = 32, .bias = 1 }, { .kind = LAYER_RELU },
+    { .kind = LAYER_LINEAR, .out = 10, .bias = 1 },
+};
+
+static int setup(void **s)
+{
+    cpu_threads_init(2);
+    char dirs[1][512] = { "plugins" };
+    if (plug_catalog_load(&cat, dirs, 1)) return -1;
+    return data_synthetic(&ds, 1024, 256, 28, 28, 10, 1);
+}
+
+static int teardown(void **s)
+{
+    plug_catalog_free(&cat);
+    data_set_free(&ds);
+    return 0;
+}
+
+static void base_config(train_config *c, int gap)
+{
+    config_defaults(c);
+    c->layers = gap ? cnn_gap : mlp;
+    c->n_layers = gap ? 8 : 6;
+    c->batch = 64;
+    c->budget = (budget_spec){ BUDGET_STEPS, 20 };
+    c->eval_every_steps = 10;
+}
+
+/* "name" or "name:k=v,..." appended to c's plugins. */
+static void add(train_config *c, const char *arg)
+{
+    char err[256];
+    assert_int_equal(plug_parse_arg(arg, &c->plugins[c->n_plugins++], err, sizeof err), 0);
+}
+
+typedef struct harness {
+    trainer *t;
+    plug_host *h;
+    char err[512];
+} harness;
+
+/* The host's hook is added first, so a test hook added after it sees before_* events after the
+ * plugins (and after_* events before them). */
+static int open_run(harness *hr, const train_config *c)
+{
+    hr->t = trainer_new(c, &ds, hr->err, sizeof hr->err);
+    assert_non_null(hr->t);
+    hr->h = plug_host_new(hr->t, &cat, c, NULL, NULL, hr->err, sizeof hr->err);
+    return hr->h ? 0 : -1;
+}
+
+static void close_run(harness *hr)
+{
+    plug_host_free(hr->h);
+    trainer_free(hr->t);
+}
+
+static int run_with(const train_config *c, trainer_hook_fn fn, void *ud, harness *hr)
+{
+    assert_int_equal(open_run(hr, c), 0);
+    if (fn) trainer_add_hook(hr->t, fn, ud);
+    return trainer_run(hr->t);
+}
+
+/* ---- catalogue and parameters ---- */
+
+static void test_catalogue(void **s)
+{
+    static const char *const shipped[] = { "budget_schedule", "one_cycle", "warmup", "label_smoothing",
+        "mixup", "cutmix", "cutout", "progressive_resizing", "selective_backprop", "layer_freezing",
+        "ema", "grad_clipping", "data_echoing" };
+    for (size_t i = 0; i < sizeof shipped / sizeof *shipped; i++) {
+        const plug_info *p = plug_find(&cat, shipped[i]);
+        if (!p) print_message("missing %s\n", shipped[i]);
+        assert_non_null(p);
+        assert_true(p->title[0] && p->summary[0] && p->reference[0] && p->events);
+    }
+    assert_int_equal(cat.n_errors, 0);
+}
+
+static void expect_param_error(const char *arg, const char *needle)
+{
+    train_config c;
+    base_config(&c, 0);
+    char err[256];
+    if (plug_parse_arg(arg, &c.plugins[0], err, sizeof err) == 0) {
+        c.n_plugins = 1;
+        assert_int_equal(plug_check(&cat, &c, err, sizeof err), -1);
+    }
+    if (!strstr(err, needle)) print_message("error was: %s\n", err);
+    assert_non_null(strstr(err, needle));
+}
+
+static void test_param_errors(void **s)
+{
+    expect_param_error("label_smoothing:alpha=0.9", "alpha = 0.9 is outside [0, 0.5]");
+    expect_param_error("label_smoothing:alfa=0.1", "unknown parameter 'alfa' (known: alpha)");
+    expect_param_error("cutout:size=2.5", "expected an integer");
+    expect_param_error("mixup:alpha=lots", "expected a number");
+    expect_param_error("no_such_method", "plugin 'no_such_method' not found");
+    expect_param_error("mixup:alpha", "not key=value");
+}
+
+static void test_bad_plugin_files(void **s)
+{
+    plug_catalog c2;
+    char err[300];
+    memset(&c2, 0, sizeof c2);
+    assert_int_equal(plug_catalog_add_source(&c2, "x", "return { name = 'x' }", err, sizeof err), -1);
+    assert_non_null(strstr(err, "hasten.plugin"));
+    assert_int_equal(plug_catalog_add_source(&c2, "x", "return hasten.plugin { name = 'x', title = 't', summary = 's', "
+        "reference = 'r', taxonomy = { component = 'data', action = 'shuffle', when = 'once' } }", err, sizeof err), -1);
+    assert_non_null(strstr(err, "taxonomy.action = 'shuffle'"));
+    assert_int_equal(plug_catalog_add_source(&c2, "x", "return hasten.plugin { name = 'x', title = 't', summary = 's', "
+        "reference = 'r', taxonomy = { component = 'data', action = 'remove', when = 'once' }, "
+        "before_stepp = function() end }", err, sizeof err), -1);
+    assert_non_null(strstr(err, "before_stepp"));
+    assert_int_equal(plug_catalog_add_source(&c2, "x", "return hasten.plugin {", err, sizeof err), -1);
+    assert_non_null(strstr(err, "x.lua:1"));
+    plug_catalog_free(&c2);
+}
+
+/* ---- each method ---- */
+
+static int check_smoothing(trainer *t, trainer_event ev, void *ud)
+{
+    if (ev != EV_BEFORE_LOSS) return 0;
+    int k = t->data->classes, n = t->targets.shape[0];
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < k; j++) {
+            float v = t->targets.data[i * k + j], want = j == t->labels[i] ? 0.9f + 0.01f : 0.01f;
+            if (fabsf(v - want) > 1e-6f) return trainer_fail(t, "target %d,%d = %f, want %f", i, j, v, want);
+        }
+    (*(int *)ud)++;
+    return 0;
+}
+
+static void test_label_smoothing(void **s)
+{
+    train_config c;
+    base_config(&c, 0);
+    add(&c, "label_smoothing:alpha=0.1");
+    harness hr;
+    int checked = 0;
+    assert_int_equal(run_with(&c, check_smoothing, &checked, &hr), 0);
+    assert_int_equal(checked, 20);
+    close_run(&hr);
+}
+
+/* Finds the partner j of mixed row i: x_mixed[i] = lam * x[i] + (1 - lam) * x[j]. */
+static int find_partner(const data_batch *b, const float *xi, int i, float lam, size_t d)
+{
+    for (int j = 0; j < b->n; j++) {
+        size_t k = 0;
+        for (; k < d; k++)
+            if (fabsf(xi[k] - (lam * b->x[i * d + k] + (1 - lam) * b->x[j * d + k])) > 1e-4f) break;
+        if (k == d) return j;
+    }
+    return -1;
+}
+
+static int check_mixup(trainer *t, trainer_event ev, void *ud)
+{
+    if (ev != EV_BEFORE_FORWARD) return 0;
+    float lam = t->extra_val[0];   /* the plugin's mixup_lambda metric */
+    const data_batch *b = t->cur;
+    int k = t->data->classes;
+    size_t d = t->x.n / (size_t)t->x.shape[0];
+    for (int i = 0; i < b->n; i += 7) {
+        int j = find_partner(b, t->x.data + i * d, i, lam, d);
+        if (j < 0) return trainer_fail(t, "row %d is not a mix of two inputs with lambda %f", i, lam);
+        for (int c = 0; c < k; c++) {
+            float want = lam * (b->labels[i] == c) + (1 - lam) * (b->labels[j] == c);
+            if (fabsf(t->targets.data[i * k + c] - want) > 1e-5f)
+                return trainer_fail(t, "targets of row %d not mixed with the inputs' lambda", i);
+        }
+    }
+    (*(int *)ud)++;
+    return 0;
+}
+
+static void test_mixup(void **s)
+{
+    train_config c;
+    base_config(&c, 0);
+    add(&c, "mixup:alpha=0.4");
+    harness hr;
+    int checked = 0;
+    int rc = run_with(&c, check_mixup, &checked, &hr);
+    if (rc) print_message("%s\n", hr.t->error);
+    assert_int_equal(rc, 0);
+    assert_int_equal(checked, 20);
+    close_run(&hr);
+}
+
+static int check_cutmix(trainer *t, trainer_event ev, void *ud)
+{
+    if (ev != EV_BEFORE_FORWARD) return 0;
+    float lam = t->extra_val[0];
+    int k = t->data->classes;
+    for (int i = 0; i < t->targets.shape[0]; i++) {
+        float sum = 0, own = t->targets.data[i * k + t->labels[i]];
+        for (int c = 0; c < k; c++) sum += t->targets.data[i * k + c];
+        if (fabsf(sum - 1) > 1e-5f || own < lam - 1e-5f) return trainer_fail(t, "cutmix targets of row %d", i);
+    }
+    (*(int *)ud)++;
+    return 0;
+}
+
+static void test_cutmix(void **s)
+{
+    train_config c;
+    base_config(&c, 0);
+    add(&c, "cutmix");
+    harness hr;
+    int checked = 0;
+    assert_int_equal(run_with(&c, check_cutmix, &checked, &hr), 0);
+    assert_int_equal(checked, 20);
+    close_run(&hr);
+}
+
+static int check_cutout(trainer *t, trainer_event ev, void *ud)
+{
+    if (ev != EV_BEFORE_FORWARD) return 0;
+    size_t d = t->x.n / (size_t)t->x.shape[0];
+    for (int i = 0; i < t->x.shape[0]; i++) {
+        int zeros = 0;
+        for (size_t k = 0; k < d; k++) zeros += t->x.data[i * d + k] == 0.0f;
+        if (zeros < 1 || zeros > 6 * 6) return trainer_fail(t, "image %d has %d masked pixels", i, zeros);
+    }
+    (*(int *)ud)++;
+    return 0;
+}
+
+static void test_cutout(void **s)
+{
+    train_config c;
+    base_config(&c, 0);
+    add(&c, "cutout:size=6");
+    harness hr;
+    int checked = 0;
+    assert_int_equal(run_with(&c, check_cutout, &checked, &hr), 0);
+    assert_int_equal(checked, 20);
+    close_run(&hr);
+}
+
+/* Records the input side and the GEMM work of each step. */
+typedef struct size_log { int side[64]; double flops[64]; int n; cpu_gemm_shape shapes[256]; } size_log;
+
+static int log_sizes(trainer *t, trainer_event ev, void *ud)
+{
+    size_log *l = ud;
+    if (ev == EV_BEFORE_FORWARD) {
+        l->side[l->n] = t->x.shape[1];
+        cpu_gemm_record(l->shapes, 256);
+    } else if (ev == EV_AFTER_STEP && l->n < 64) {
+        double f = 0;
+        for (int i = 0; i < cpu_gemm_recorded(); i++) f += 2.0 * l->shapes[i].M * l->shapes[i].N * l->shapes[i].K;
+        cpu_gemm_record(NULL, 0);
+        l->flops[l->n++] = f;
+    }
+    return 0;
+}
+
+static void test_progressive_resizing(void **s)
+{
+    train_config c;
+    base_config(&c, 1);
+    add(&c, "progressive_resizing:start=0.5,hold=0.4,finetune=0.2");
+    harness hr;
+    size_log l = {0};
+    assert_int_equal(run_with(&c, log_sizes, &l, &hr), 0);
+    assert_int_equal(l.n, 20);
+    /* steps 1..8 have progress < 0.4: side 14; steps 17..20 (progress >= 0.8) full size */
+    for (int i = 0; i < 8; i++) assert_int_equal(l.side[i], 16);   /* 14 rounded to a multiple of 4 */
+    for (int i = 16; i < 20; i++) assert_int_equal(l.side[i], 28);
+    for (int i = 8; i < 16; i++) assert_true(l.side[i] >= 16 && l.side[i] <= 28);
+    assert_true(l.flops[0] < 0.5 * l.flops[19]);   /* early steps are cheaper */
+    close_run(&hr);
+    /* A flatten head cannot take smaller images: the run fails with a clear message. */
+    base_config(&c, 0);
+    add(&c, "progressive_resizing");
+    assert_int_equal(run_with(&c, NULL, NULL, &hr), -1);
+    assert_non_null(strstr(hr.t->error, "gap"));
+    close_run(&hr);
+}
+
+static int count_rows(trainer *t, trainer_event ev, void *ud)
+{
+    int *rows = ud;
+    if (ev == EV_AFTER_FORWARD && t->step < 40) rows[t->step] = t->logits->shape[0];
+    return 0;
+}
+
+static void test_selective_backprop(void **s)
+{
+    train_config c;
+    base_config(&c, 0);
+    add(&c, "selective_backprop:keep=0.25,start=0.5,stop=0.9");
+    harness hr;
+    int rows[40] = {0};
+    assert_int_equal(run_with(&c, count_rows, rows, &hr), 0);
+    for (int i = 0; i < 20; i++) {
+        int active = i >= 10 && i < 18;   /* progress i/20 in [0.5, 0.9) */
+        assert_int_equal(rows[i], active ? 16 : 64);
+    }
+    close_run(&hr);
+}
+
+typedef struct freeze_check { float first[8]; int gemms_early, gemms_late; cpu_gemm_shape shapes[64]; } freeze_check;
+
+static int check_freeze(trainer *t, trainer_event ev, void *ud)
+{
+    freeze_check *f = ud;
+    nn_param *w0 = t->model->params[0];
+    if (ev == EV_BATCH_START && (t->step == 1 || t->step == t->total_steps - 1)) cpu_gemm_record(f->shapes, 64);
+    if (ev == EV_AFTER_STEP && (t->step == 2 || t->step == t->total_steps)) {
+        *(t->step == 2 ? &f->gemms_early : &f->gemms_late) = cpu_gemm_recorded();
+        cpu_gemm_record(NULL, 0);
+    }
+    if (ev == EV_AFTER_STEP && w0->frozen) {
+        if (!f->first[0] && !f->first[1]) memcpy(f->first, w0->w.data, sizeof f->first);
+        else if (memcmp(f->first, w0->w.data, sizeof f->first))
+            return trainer_fail(t, "a frozen weight changed");
+    }
+    return 0;
+}
+
+static void test_layer_freezing(void **s)
+{
+    train_config c;
+    base_config(&c, 0);
+    c.budget = (budget_spec){ BUDGET_EPOCHS, 4 };   /* 16 steps an epoch; freezing acts at epoch ends */
+    add(&c, "layer_freezing:start=0,fraction=0.7");
+    harness hr;
+    freeze_check f = {0};
+    assert_int_equal(run_with(&c, check_freeze, &f, &hr), 0);
+    assert_true(hr.t->model->params[0]->frozen);
+    assert_true(hr.t->model->params[2]->frozen);   /* two of the three linear layers */
+    assert_false(hr.t->model->params[4]->frozen);
+    assert_true(f.gemms_late < f.gemms_early);      /* backward skips the frozen prefix */
+    close_run(&hr);
+}
+
+typedef struct ema_check { tensor avg, live; float decay; int evals, restored; } ema_check;
+
+static int check_ema(trainer *t, trainer_event ev, void *ud)
+{
+    ema_check *e = ud;
+    tensor *w = &t->model->weights;
+    if (ev == EV_AFTER_STEP) {   /* runs before the plugin's after_step (reverse order) */
+        if (e->live.n && memcmp(e->live.data, w->data, w->n * sizeof(float)) == 0) e->restored++;
+        return 0;
+    }
+    if (ev == EV_BATCH_START && e->live.n) {   /* after an evaluation, the live weights are back */
+        if (memcmp(e->live.data, w->data, w->n * sizeof(float))) return trainer_fail(t, "live weights not restored");
+        e->restored++;
+    }
+    if (ev == EV_EVAL_START) {   /* after the plugin: the averaged weights are in place */
+        e->evals++;
+        if (!memcmp(e->live.data, w->data, w->n * sizeof(float))) return trainer_fail(t, "evaluated live weights");
+    }
+    return 0;
+}
+
+static int track_live(trainer *t, trainer_event ev, void *ud)
+{
+    ema_check *e = ud;
+    if (ev == EV_AFTER_STEP) tensor_copy(&e->live, &t->model->weights);   /* registered before the host */
+    return 0;
+}
+
+static void test_ema(void **s)
+{
+    train_config c;
+    base_config(&c, 0);
+    add(&c, "ema:half_life=5");
+    harness hr;
+    ema_check e = {0};
+    hr.t = trainer_new(&c, &ds, hr.err, sizeof hr.err);
+    trainer_add_hook(hr.t, track_live, &e);   /* after_* run in reverse: this one sees the final live weights */
+    hr.h = plug_host_new(hr.t, &cat, &c, NULL, NULL, hr.err, sizeof hr.err);
+    assert_non_null(hr.h);
+    trainer_add_hook(hr.t, check_ema, &e);
+    assert_int_equal(trainer_run(hr.t), 0);
+    assert_int_equal(e.evals, 2);
+    assert_true(e.restored >= 1);
+    tensor_free(&e.live);
+    close_run(&hr);
+}
+
+static int check_clip(trainer *t, trainer_event ev, void *ud)
+{
+    if (ev != EV_BEFORE_STEP) return 0;
+    double n = 0;
+    for (size_t i = 0; i < t->model->grads.n; i++) n += (double)t->model->grads.data[i] * t->model->grads.data[i];
+    if (sqrt(n) > 0.01 * (1 + 1e-4)) return trainer_fail(t, "gradient norm %f above 0.01", sqrt(n));
+    (*(int *)ud)++;
+    return 0;
+}
+
+static void test_grad_clipping(void **s)
+{
+    train_config c;
+    base_config(&c, 0);
+    add(&c, "grad_clipping:max_norm=0.01");
+    harness hr;
+    int checked = 0;
+    assert_int_equal(run_with(&c, check_clip, &checked, &hr), 0);
+    assert_int_equal(checked, 20);
+    close_run(&hr);
+}
+
+static int count_echoes(trainer *t, trainer_event ev, void *ud)
+{
+    if (ev == EV_BEFORE_FORWARD) ((int *)ud)[t->echoed]++;
+    return 0;
+}
+
+static void test_data_echoing(void **s)
+{
+    train_config c;
+    base_config(&c, 0);
+    add(&c, "data_echoing:factor=4");
+    harness hr;
+    int n[2] = {0};
+    assert_int_equal(run_with(&c, count_echoes, n, &hr), 0);
+    assert_int_equal(n[0], 5);    /* 20 steps from 5 loaded batches */
+    assert_int_equal(n[1], 15);
+    close_run(&hr);
+}
+
+/* Schedules: the lr of each step's record against the formula at that step's progress. */
+static void schedule_case(const char *plugin, double (*want)(double progress))
+{
+    train_config c;
+    base_config(&c, 0);
+    c.schedule.kind = SCHED_CONSTANT;
+    c.optim.lr = 0.01f;
+    add(&c, plugin);
+    harness hr;
+    assert_int_equal(run_with(&c, NULL, NULL, &hr), 0);
+    trainer_record r[64];
+    int n = trainer_series(hr.t, 0, r, 64);
+    for (int i = 0; i < n; i++) {
+        if (r[i].is_eval) continue;
+        double p = (double)(r[i].step - 1) / 20, w = 0.01 * want(p);
+        if (fabs(r[i].lr - w) > 1e-6) print_message("%s step %ld: lr %g want %g\n", plugin, r[i].step, r[i].lr, w);
+        assert_true(fabs(r[i].lr - w) <= 1e-6);
+    }
+    close_run(&hr);
+}
+
+static double want_budget(double p) { return 1 - p; }
+static double want_warmup(double p) { return p < 0.25 ? p / 0.25 : 1; }
+static double want_one_cycle(double p)
+{
+    return p < 0.25 ? 1 + 4 * p / 0.25 : 5 * 0.5 * (1 + cos(M_PI * (p - 0.25) / 0.75));
+}
+
+static void test_schedules(void **s)
+{
+    schedule_case("budget_schedule", want_budget);
+    schedule_case("warmup:fraction=0.25", want_warmup);
+    schedule_case("one_cycle:peak=5,pct_up=0.25", want_one_cycle);
+}
+
+static void test_sam_costs_a_pass(void **s)
+{
+    train_config c;
+    base_config(&c, 0);
+    add(&c, "sam:rho=0.05,every=1");
+    harness hr;
+    size_log l = {0};
+    assert_int_equal(run_with(&c, log_sizes, &l, &hr), 0);
+    close_run(&hr);
+    train_config plain;
+    base_config(&plain, 0);
+    size_log l0 = {0};
+    assert_int_equal(run_with(&plain, log_sizes, &l0, &hr), 0);
+    assert_true(l.flops[3] > 1.9 * l0.flops[3]);   /* a second forward and backward */
+    close_run(&hr);
+}
+
+/* ---- the sandbox ---- */
+
+static const char *plugin_src(const char *event, const char *body)
+{
+    static char buf[4096];
+    snprintf(buf, sizeof buf, "return hasten.plugin { name = 'bad', title = 'Bad', summary = 'misbehaves', "
+             "reference = 'none', taxonomy = { component = 'data', action = 'remove', when = 'once' }, "
+             "%s = function(ctx, p) %s end }", event, body);
+    return buf;
+}
+
+static void expect_failure(const char *event, const char *body, const char *needle, double max_s)
+{
+    char err[300];
+    assert_int_equal(plug_catalog_add_source(&cat, "bad", plugin_src(event, body), err, sizeof err), 0);
+    train_config c;
+    base_config(&c, 0);
+    add(&c, "bad");
+    harness hr;
+    double t0 = trainer_now();
+    assert_int_equal(run_with(&c, NULL, NULL, &hr), -1);
+    double dt = trainer_now() - t0;
+    if (!strstr(hr.t->error, needle)) print_message("error: %s\n", hr.t->error);
+    assert_non_null(strstr(hr.t->error, "plugin bad at "));
+    assert_non_null(strstr(hr.t->error, event));
+    assert_non_null(strstr(hr.t->error, needle));
+    assert_true(dt < max_s);
+    assert_true(hr.t->n_rec >= 0);   /* the trainer is intact and its series readable */
+    close_run(&hr);
+}
+
+static void test_sandbox(void **s)
+{
+    expect_failure("batch_start", "error('boom')", "boom", 5);
+    expect_failure("after_step", "local x = nil; return x.y", "attempt to index", 5);
+    expect_failure("batch_start", "while true do end", "endless loop", 2);
+    expect_failure("batch_start", "pcall(function() while true do end end) while true do end", "endless loop", 2);
+    expect_failure("fit_start", "local s = string.rep('x', 1 << 30)", "memory cap", 2);
+    expect_failure("fit_start", "os.execute('true')", "os", 5);
+    expect_failure("fit_start", "io.open('/tmp/x', 'w')", "io", 5);
+    expect_failure("fit_start", "hasten.zeros(1 << 14, 1 << 14)", "memory cap", 2);
+}
+
+/* The ctx API as documented, asserted from Lua: a failed assert fails the run. */
+static void test_ctx_api(void **s)
+{
+    static const char body[] =
+        "local l = ctx.model:layer(2) "
+        "assert(l.name == 'linear1' and l.kind == 'linear' and l.params == 2 and not l.frozen) "
+        "assert(l.tensors[1].value:size() == 784 * 32 and l.tensors[2].grad:size() == 32) "
+        "assert(ctx.model:layers() == 6 and ctx.model:layer('relu1').index == 3) "
+        "assert(#ctx.model.weights == ctx.model.grads:size()) "
+        "assert(ctx.batch:size() == 64 and select(2, ctx.batch:dims()) == 28) "
+        "assert(ctx.classes == 10 and ctx.optim.base_lr > 0.0499 and ctx.optim.base_lr < 0.0501) "
+        "ctx.optim:set('no_decay', 'lr_scale', 0.5) assert(ctx.optim:get('no_decay', 'lr_scale') == 0.5) "
+        "local z = hasten.zeros(3, 4) assert(z:size() == 12 and z:sum() == 0) "
+        "z:fill_(2):add_(1):mul_(2) assert(z:mean() == 6 and z:max() == 6) "
+        "local t = ctx.rng:perm(5) assert(t:sum() == 10) "
+        "local k = z:clone():add_(hasten.zeros(3, 4), 1):topk(2) assert(k:size() == 2) "
+        "assert(not pcall(function() ctx.optim.lr = -1 end)) "
+        "ctx:log('api ok')";
+    char err[300];
+    int added = plug_catalog_add_source(&cat, "api", plugin_src("batch_start", body), err, sizeof err);
+    if (added) print_message("%s\n", err);
+    assert_int_equal(added, 0);
+    train_config c;
+    base_config(&c, 0);
+    c.budget = (budget_spec){ BUDGET_STEPS, 2 };
+    add(&c, "api");
+    snprintf(c.plugins[0].name, sizeof c.plugins[0].name, "bad");   /* plugin_src names it 'bad' */
+    harness hr;
+    int rc = run_with(&c, NULL, NULL, &hr);
+    if (rc) print_message("%s\n", hr.t->error);
+    assert_int_equal(rc, 0);
+    /* lr_scale 0.5 on no_decay: its lr is half the decay group's */
+    assert_true(fabsf(hr.t->opt.groups[1].lr - 0.5f * hr.t->opt.groups[0].lr) < 1e-7f);
+    close_run(&hr);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_catalogue), cmocka_unit_test(test_param_errors),
+        cmocka_unit_test(test_bad_plugin_files), cmocka_unit_test(test_label_smoothing),
+        cmocka_unit_test(test_mixup), cmocka_unit_test(test_cutmix), cmocka_unit_test(test_cutout),
+        cmocka_unit_test(test_progressive_resizing), cmocka_unit_test(test_selective_backprop),
+        cmocka_unit_test(test_layer_freezing), cmocka_unit_test(test_ema),
+        cmocka_unit_test(test_grad_clipping), cmocka_unit_test(test_data_echoing),
+        cmocka_unit_test(test_schedules), cmocka_unit_test(test_sam_costs_a_pass),
+        cmocka_unit_test(test_ctx_api), cmocka_unit_test(test_sandbox),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

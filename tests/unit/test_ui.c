@@ -1,0 +1,699 @@
+/* The workbench's pure logic without a terminal: braille encoding and line drawing, tick and
+ * scale choice, pane layout at several terminal sizes, text formats, plugin choices, run folders
+ * on disk, and the run queue's worker on a tiny synthetic recipe. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "engine/cpu/cpu.h"
+#include "lua/recipe.h"
+#include "tests/support.h"
+#include "tui/ui_catalog.h"
+#include "tui/ui_draw.h"
+#include "tui/ui_runs.h"
+
+/* ---- braille ---------------------------------------------------------------------------------- */
+
+static void test_braille_bits(void **s)
+{
+    /* U+2800 numbering: left column dots 1, 2, 3, 7; right column 4, 5, 6, 8. */
+    assert_int_equal(ui_braille_bit(0, 0), 0x01);
+    assert_int_equal(ui_braille_bit(0, 1), 0x02);
+    assert_int_equal(ui_braille_bit(0, 2), 0x04);
+    assert_int_equal(ui_braille_bit(1, 0), 0x08);
+    assert_int_equal(ui_braille_bit(1, 1), 0x10);
+    assert_int_equal(ui_braille_bit(1, 2), 0x20);
+    assert_int_equal(ui_braille_bit(0, 3), 0x40);
+    assert_int_equal(ui_braille_bit(1, 3), 0x80);
+    assert_int_equal(ui_braille_bit(2, 0), 0);
+    assert_int_equal(ui_braille_bit(0, 4), 0);
+    assert_int_equal(ui_braille_codepoint(0), 0x2800);
+    assert_int_equal(ui_braille_codepoint(0xff), 0x28ff);
+}
+
+static void test_canvas_dots_and_lines(void **s)
+{
+    ui_canvas c = {0};
+    assert_int_equal(ui_canvas_resize(&c, 3, 2), 0);   /* 6 x 8 dots */
+    ui_canvas_dot(&c, 0, 0, 1);
+    ui_canvas_dot(&c, 5, 7, 1);
+    ui_canvas_dot(&c, 6, 0, 1);    /* outside: ignored */
+    ui_canvas_dot(&c, -1, 3, 1);
+    assert_int_equal(c.bits[0], 0x01);
+    assert_int_equal(c.bits[1 * 3 + 2], 0x80);
+    assert_int_equal(c.style[0], 1);
+    assert_int_equal(c.style[1], 0);
+
+    /* A horizontal line through dot row 1 sets dots 2 and 5 of every top cell. */
+    ui_canvas_clear(&c);
+    ui_canvas_line(&c, 0, 1, 5, 1, 2);
+    for (int x = 0; x < 3; x++) assert_int_equal(c.bits[x], 0x12);
+    for (int x = 0; x < 3; x++) assert_int_equal(c.bits[3 + x], 0);
+
+    /* A vertical line fills a column; a line far outside draws nothing; one crossing is clipped. */
+    ui_canvas_clear(&c);
+    ui_canvas_line(&c, 1, -20, 1, 40, 2);
+    assert_int_equal(c.bits[0], 0x08 | 0x10 | 0x20 | 0x80);
+    assert_int_equal(c.bits[3], 0x08 | 0x10 | 0x20 | 0x80);
+    ui_canvas_clear(&c);
+    ui_canvas_line(&c, -10, -10, -5, -2, 2);
+    ui_canvas_line(&c, 0, NAN, 3, 3, 2);
+    for (int i = 0; i < 6; i++) assert_int_equal(c.bits[i], 0);
+    ui_canvas_line(&c, -6, -6, 30, 30, 2);   /* the diagonal, clipped */
+    assert_int_equal(c.bits[0], 0x01 | 0x10);   /* dots (0,0) (1,1) */
+    assert_int_equal(c.bits[1], 0x04 | 0x80);   /* (2,2) (3,3) */
+    assert_int_equal(c.bits[5], 0x01 | 0x10);   /* (4,4) (5,5) */
+
+    /* A later layer of another style takes the whole cell; the same style adds dots. */
+    ui_canvas_clear(&c);
+    ui_canvas_dot(&c, 0, 0, 1);
+    ui_canvas_dot(&c, 1, 1, 1);
+    assert_int_equal(c.bits[0], 0x11);
+    ui_canvas_dot(&c, 0, 3, 2);
+    assert_int_equal(c.bits[0], 0x40);
+    assert_int_equal(c.style[0], 2);
+    ui_canvas_free(&c);
+    assert_null(c.bits);
+}
+
+static void test_ascii_cells(void **s)
+{
+    assert_int_equal(ui_ascii_cell(0), ' ');
+    assert_int_equal(ui_ascii_cell(0x01 | 0x08), '\'');                  /* top row */
+    assert_int_equal(ui_ascii_cell(0x02 | 0x10), '-');                   /* second row */
+    assert_int_equal(ui_ascii_cell(0x04), '.');                          /* third row */
+    assert_int_equal(ui_ascii_cell(0x40 | 0x80), '_');                   /* bottom row */
+    assert_int_equal(ui_ascii_cell(0x01 | 0x02 | 0x04 | 0x40), '|');    /* steep */
+}
+
+/* ---- scales and ticks --------------------------------------------------------------------------- */
+
+static void test_nice_steps(void **s)
+{
+    assert_true(fabs(ui_nice_step(10, 6) - 2) < 1e-12);
+    assert_true(fabs(ui_nice_step(1, 5) - 0.25) < 1e-12);
+    assert_true(fabs(ui_nice_step(100, 11) - 10) < 1e-12);
+    assert_true(fabs(ui_nice_step(0.7, 8) - 0.1) < 1e-12);
+    assert_true(fabs(ui_nice_step(4680, 8) - 1000) < 1e-9);
+    assert_true(fabs(ui_nice_step(0, 5) - 1) < 1e-12);    /* degenerate */
+    /* Never more ticks than asked, over many ranges. */
+    for (double range = 0.013; range < 1e7; range *= 1.37)
+        for (int max = 2; max < 12; max++) {
+            ui_scale sc = { 0.37 * range, 1.37 * range, 0 };
+            double t[64], st;
+            int n = ui_scale_ticks(&sc, max, t, 64, &st);
+            assert_true(n <= max);
+            assert_true(n >= 1);
+            for (int i = 0; i < n; i++) assert_true(t[i] >= sc.lo - 1e-9 * range && t[i] <= sc.hi + 1e-9 * range);
+        }
+}
+
+static void test_linear_ticks(void **s)
+{
+    ui_scale sc = { 0, 10, 0 };
+    double t[32], step;
+    int n = ui_scale_ticks(&sc, 6, t, 32, &step);
+    assert_int_equal(n, 6);
+    for (int i = 0; i < 6; i++) assert_true(fabs(t[i] - 2 * i) < 1e-12);
+    assert_true(fabs(step - 2) < 1e-12);
+    sc = (ui_scale){ -0.3, 0.3, 0 };
+    n = ui_scale_ticks(&sc, 7, t, 32, &step);
+    assert_int_equal(n, 7);
+    assert_true(t[3] == 0);    /* exactly zero, no -0.0000001 */
+}
+
+static void test_log_ticks(void **s)
+{
+    ui_scale sc = { 0.15, 3, 1 };
+    double t[32], step;
+    int n = ui_scale_ticks(&sc, 8, t, 32, &step);
+    assert_int_equal(n, 4);   /* 0.2 0.5 1 2 */
+    assert_true(fabs(t[0] - 0.2) < 1e-12 && fabs(t[1] - 0.5) < 1e-12 && fabs(t[2] - 1) < 1e-12 && fabs(t[3] - 2) < 1e-12);
+    assert_true(step == 0);
+    sc = (ui_scale){ 1e-4, 10, 1 };   /* too many 1-2-5 ticks: decades */
+    n = ui_scale_ticks(&sc, 6, t, 32, &step);
+    assert_int_equal(n, 6);
+    assert_true(fabs(t[0] - 1e-4) < 1e-16 && fabs(t[5] - 10) < 1e-9);
+    sc = (ui_scale){ 1e-12, 1e12, 1 };   /* every few decades */
+    n = ui_scale_ticks(&sc, 5, t, 32, &step);
+    assert_true(n >= 2 && n <= 5);
+    sc = (ui_scale){ 0.31, 0.42, 1 };    /* within a decade: plain ticks on the log axis */
+    n = ui_scale_ticks(&sc, 5, t, 32, &step);
+    assert_true(n >= 2);
+    assert_true(step > 0);
+}
+
+static void test_scale_fit_and_pos(void **s)
+{
+    ui_scale sc;
+    ui_scale_fit(&sc, 0.2, 2.3, 0, 0);
+    assert_true(sc.lo < 0.2 && sc.lo >= 0 && sc.hi > 2.3);
+    ui_scale_fit(&sc, 3, 50, 0, 1);
+    assert_true(sc.lo == 0 && sc.hi > 50);
+    ui_scale_fit(&sc, 0.5, 0.5, 0, 0);   /* flat */
+    assert_true(sc.hi > sc.lo && sc.lo < 0.5 && sc.hi > 0.5);
+    ui_scale_fit(&sc, 0, 0, 0, 0);
+    assert_true(sc.hi > sc.lo);
+    ui_scale_fit(&sc, 1, -1, 0, 0);       /* no data */
+    assert_true(sc.lo == 0 && sc.hi > 1);
+    ui_scale_fit(&sc, -1, 4, 1, 0);       /* log keeps only positive values */
+    assert_true(sc.lo > 0 && sc.hi > 4);
+    ui_scale lin = { 0, 10, 0 }, lg = { 1, 100, 1 };
+    assert_true(fabs(ui_scale_pos(&lin, 2.5) - 0.25) < 1e-12);
+    assert_true(fabs(ui_scale_pos(&lg, 10) - 0.5) < 1e-12);
+    assert_true(isnan(ui_scale_pos(&lg, 0)));
+}
+
+static void test_tick_labels(void **s)
+{
+    char b[32];
+    ui_format_tick(0.25, 0.05, b, sizeof b);   assert_string_equal(b, "0.25");
+    ui_format_tick(2.5, 2.5, b, sizeof b);     assert_string_equal(b, "2.5");
+    ui_format_tick(10, 2.5, b, sizeof b);      assert_string_equal(b, "10.0");
+    ui_format_tick(0, 0.5, b, sizeof b);       assert_string_equal(b, "0");
+    ui_format_tick(120, 20, b, sizeof b);      assert_string_equal(b, "120");
+    ui_format_tick(60000, 10000, b, sizeof b); assert_string_equal(b, "60k");
+    ui_format_tick(12500, 2500, b, sizeof b);  assert_string_equal(b, "12.5k");
+    ui_format_tick(1.5e6, 5e5, b, sizeof b);   assert_string_equal(b, "1.5M");
+    ui_format_tick(0.2, 0, b, sizeof b);       assert_string_equal(b, "0.2");   /* log ticks */
+    ui_format_tick(2, 0, b, sizeof b);         assert_string_equal(b, "2");
+    ui_format_tick(-0.4, 0.2, b, sizeof b);    assert_string_equal(b, "-0.4");
+}
+
+/* ---- layout ----------------------------------------------------------------------------------- */
+
+static int inside(ui_rect r, int cols, int rows)
+{
+    return r.w == 0 || (r.x >= 0 && r.y >= 0 && r.w > 0 && r.h > 0 && r.x + r.w <= cols && r.y + r.h <= rows);
+}
+
+static int overlap(ui_rect a, ui_rect b)
+{
+    if (!a.w || !b.w) return 0;
+    return a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
+}
+
+static void check_layout(int cols, int rows, ui_layout_mode mode)
+{
+    ui_layout l;
+    ui_layout_compute(cols, rows, mode, &l);
+    assert_int_equal(l.ok, 1);
+    ui_rect r[] = { l.header, l.plot, l.runs, l.plugins, l.steps, l.log, l.footer };
+    int n = 7, covered = 0;
+    for (int i = 0; i < n; i++) {
+        assert_true(inside(r[i], cols, rows));
+        for (int j = i + 1; j < n; j++)
+            if (!(l.shared && i == 2 && j == 3)) assert_false(overlap(r[i], r[j]));
+        if (!(l.shared && i == 3)) covered += r[i].w * r[i].h;
+    }
+    assert_int_equal(covered, cols * rows);   /* every cell belongs to a pane */
+    assert_int_equal(l.header.y, 0);
+    assert_int_equal(l.footer.y, rows - 1);
+    assert_true(l.plot.h >= 10);
+    assert_true(l.runs.h >= 6);
+    assert_true(l.log.h >= 3);
+    ui_rect c = ui_plot_canvas_rect(l.plot, 5);
+    assert_true(c.w >= 60 && c.h >= 7);
+    assert_true(c.x + c.w <= l.plot.x + l.plot.w && c.y + c.h + 2 <= l.plot.y + l.plot.h);
+    if (mode == UI_LAYOUT_DEMO) {
+        assert_int_equal(l.plugins.w, 0);
+        assert_true(l.plot.h >= rows / 3);
+    } else {
+        assert_int_equal(l.shared, cols < UI_SIDE_BY_SIDE_COLS);
+    }
+}
+
+static void test_layout_sizes(void **s)
+{
+    int sizes[][2] = { {80, 24}, {100, 30}, {119, 30}, {120, 40}, {160, 50}, {250, 70}, {80, 60}, {300, 24} };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        check_layout(sizes[i][0], sizes[i][1], UI_LAYOUT_WORKBENCH);
+        check_layout(sizes[i][0], sizes[i][1], UI_LAYOUT_DEMO);
+    }
+    ui_layout l;
+    ui_layout_compute(100, 30, UI_LAYOUT_WORKBENCH, &l);
+    ui_layout bigger;
+    ui_layout_compute(100, 50, UI_LAYOUT_WORKBENCH, &bigger);
+    assert_true(bigger.plot.h > l.plot.h);   /* extra rows go mostly to the plot */
+    ui_layout demo;
+    ui_layout_compute(100, 30, UI_LAYOUT_DEMO, &demo);
+    assert_true(demo.plot.h > l.plot.h);
+}
+
+static void test_layout_too_small(void **s)
+{
+    int sizes[][2] = { {79, 24}, {80, 23}, {40, 10}, {1, 1} };
+    for (size_t i = 0; i < 4; i++) {
+        ui_layout l;
+        ui_layout_compute(sizes[i][0], sizes[i][1], UI_LAYOUT_WORKBENCH, &l);
+        assert_int_equal(l.ok, 0);
+        assert_int_equal(l.plot.w, 0);
+        assert_int_equal(l.header.w, sizes[i][0]);
+    }
+    ui_layout l;
+    ui_layout_compute(0, 0, UI_LAYOUT_WORKBENCH, &l);
+    assert_int_equal(l.ok, 0);
+    assert_int_equal(l.header.w, 0);
+}
+
+/* ---- formats and series arithmetic --------------------------------------------------------------- */
+
+static void test_formats(void **s)
+{
+    char b[64];
+    ui_format_duration(-1, b, sizeof b);     assert_string_equal(b, "--");
+    ui_format_duration(NAN, b, sizeof b);    assert_string_equal(b, "--");
+    ui_format_duration(9.844, b, sizeof b);  assert_string_equal(b, "9.84s");
+    ui_format_duration(41.23, b, sizeof b);  assert_string_equal(b, "41.2s");
+    ui_format_duration(125, b, sizeof b);    assert_string_equal(b, "2m05s");
+    ui_format_duration(59.97, b, sizeof b);  assert_string_equal(b, "1m00s");
+    ui_format_duration(3725, b, sizeof b);   assert_string_equal(b, "1h02m");
+    ui_format_speedup(41.2, 30, b, sizeof b); assert_string_equal(b, "1.37x");
+    ui_format_speedup(30, 60, b, sizeof b);   assert_string_equal(b, "0.50x");
+    ui_format_speedup(-1, 30, b, sizeof b);   assert_string_equal(b, "--");
+    ui_format_speedup(30, -1, b, sizeof b);   assert_string_equal(b, "--");
+    ui_format_speedup(30, 0, b, sizeof b);    assert_string_equal(b, "--");
+}
+
+static void test_split_and_bars(void **s)
+{
+    double parts[5] = { 0.01, 0.3, 0.5, 0.1, 0.09 };
+    int w[5], sum = 0;
+    assert_int_equal(ui_split_widths(parts, 5, 40, w), 40);
+    for (int i = 0; i < 5; i++) sum += w[i];
+    assert_int_equal(sum, 40);
+    assert_int_equal(w[2], 20);
+    assert_int_equal(w[1], 12);
+    double zero[3] = { 0, -1, 0 };
+    assert_int_equal(ui_split_widths(zero, 3, 10, w), 0);
+    assert_int_equal(w[0] + w[1] + w[2], 0);
+    double one[3] = { 0, 5, 0 };
+    ui_split_widths(one, 3, 7, w);
+    assert_int_equal(w[1], 7);
+
+    char b[128];
+    ui_format_bar(0.5, 10, 0, b, sizeof b);  assert_string_equal(b, "#####     ");
+    ui_format_bar(1.5, 4, 0, b, sizeof b);   assert_string_equal(b, "####");
+    ui_format_bar(-1, 3, 0, b, sizeof b);    assert_string_equal(b, "   ");
+    ui_format_bar(0.6, 2, 1, b, sizeof b);   assert_string_equal(b, "\u2588\u258f");   /* 1 and 1/8 */
+    ui_format_bar(1, 3, 1, b, sizeof b);     assert_string_equal(b, "\u2588\u2588\u2588");
+}
+
+static void test_ema(void **s)
+{
+    ui_ema e;
+    ui_ema_init(&e, 0.9);
+    assert_true(fabs(ui_ema_push(&e, 5) - 5) < 1e-12);   /* bias-corrected: starts at the data */
+    for (int i = 0; i < 200; i++) ui_ema_push(&e, 1);
+    assert_true(fabs(ui_ema_push(&e, 1) - 1) < 1e-6);
+    ui_ema_init(&e, 0);
+    ui_ema_push(&e, 3);
+    assert_true(fabs(ui_ema_push(&e, 7) - 7) < 1e-12);    /* weight 0: no smoothing */
+}
+
+static trainer_record rec(long step, double seconds, int eval, float acc, float loss)
+{
+    return (trainer_record){ .step = step, .epoch = step / 100.0, .samples = step * 128, .seconds = seconds,
+                             .train_loss = loss, .is_eval = eval, .test_acc = acc, .test_loss = loss };
+}
+
+static void test_target_and_x(void **s)
+{
+    trainer_record r[5] = { rec(1, 0.1, 0, 0, 2), rec(100, 10, 1, 0.85, 0.5), rec(101, 10.1, 0, 0, 0.4),
+                            rec(200, 20, 1, 0.91, 0.3), rec(300, 30, 1, 0.95, 0.2) };
+    assert_int_equal(ui_target_index(r, 5, "test_acc", 0.9), 3);
+    assert_int_equal(ui_target_index(r, 5, "test_acc", 0.99), -1);
+    assert_int_equal(ui_target_index(r, 5, "test_loss", 0.45), 3);   /* train records do not count */
+    assert_int_equal(ui_target_index(r, 5, "test_loss", 0.5), 1);
+    assert_int_equal(ui_target_index(r, 5, "", 0.9), -1);
+    assert_int_equal(ui_target_index(r, 0, "test_acc", 0.9), -1);
+    assert_true(ui_record_x(&r[3], UI_X_SECONDS) == 20);
+    assert_true(ui_record_x(&r[3], UI_X_STEPS) == 200);
+    assert_true(ui_record_x(&r[3], UI_X_SAMPLES) == 200 * 128);
+    assert_true(ui_record_x(&r[3], UI_X_EPOCHS) == 2);
+}
+
+static void test_run_append(void **s)
+{
+    ui_run *r = calloc(1, sizeof *r);
+    snprintf(r->target_metric, sizeof r->target_metric, "test_acc");
+    r->target_value = 0.9;
+    trainer_record a[3] = { rec(1, 0.1, 0, 0, 2), rec(2, 0.2, 0, 0, 1), rec(2, 0.2, 1, 0.8, 0.9) };
+    assert_int_equal(ui_run_append(r, a, 3), 0);
+    assert_int_equal(r->n, 3);
+    assert_true(fabs(r->smooth[0] - 2) < 1e-6);
+    assert_true(r->smooth[1] < 2 && r->smooth[1] > 1);
+    assert_true(r->smooth[2] == r->smooth[1]);   /* eval records carry the train curve on */
+    assert_true(ui_run_ttt(r) < 0);
+    for (int i = 0; i < 3000; i++) {   /* grows past its first allocation */
+        trainer_record b = rec(3 + i, 0.3 + i, i == 2500, 0.93f, 0.5f);
+        assert_int_equal(ui_run_append(r, &b, 1), 0);
+    }
+    assert_int_equal(r->target_idx, 3 + 2500);
+    assert_true(fabs(ui_run_ttt(r) - 2500.3) < 1e-9);
+    ui_run_free(r);
+}
+
+/* ---- plugin choices ---------------------------------------------------------------------------- */
+
+static void fill_catalog(ui_catalog *cat)
+{
+    memset(cat, 0, sizeof *cat);
+    ui_plugin *p = ui_catalog_add(cat);
+    snprintf(p->name, sizeof p->name, "sam");
+    snprintf(p->component, sizeof p->component, "optimization");
+    snprintf(p->action, sizeof p->action, "retrofit");
+    p = ui_catalog_add(cat);
+    snprintf(p->name, sizeof p->name, "label_smoothing");
+    snprintf(p->component, sizeof p->component, "optimization");
+    snprintf(p->action, sizeof p->action, "replace");
+    p->n_params = 1;
+    snprintf(p->params[0].name, sizeof p->params[0].name, "alpha");
+    snprintf(p->params[0].def, sizeof p->params[0].def, "0.1");
+    p->params[0].min = 0;
+    p->params[0].max = 0.5;
+    p = ui_catalog_add(cat);
+    snprintf(p->name, sizeof p->name, "progressive_resizing");
+    snprintf(p->component, sizeof p->component, "data");
+    snprintf(p->action, sizeof p->action, "restrict");
+    ui_catalog_sort(cat);
+}
+
+static void test_catalog_order_and_find(void **s)
+{
+    ui_catalog cat;
+    fill_catalog(&cat);
+    assert_int_equal(cat.n, 3);
+    assert_string_equal(cat.items[0].name, "progressive_resizing");   /* data first */
+    assert_string_equal(cat.items[1].name, "label_smoothing");        /* replace before retrofit */
+    assert_string_equal(cat.items[2].name, "sam");
+    assert_non_null(ui_catalog_find(&cat, "sam"));
+    assert_null(ui_catalog_find(&cat, "nope"));
+    assert_true(isinf(cat.items[2].params[0].min));   /* open ranges by default */
+    ui_catalog_free(&cat);
+    assert_int_equal(cat.n, 0);
+}
+
+static void test_param_check(void **s)
+{
+    char err[160];
+    ui_param p = { .type = UI_PARAM_NUMBER, .min = 0, .max = 0.5 };
+    snprintf(p.name, sizeof p.name, "alpha");
+    assert_int_equal(ui_param_check(&p, "0.2", err, sizeof err), 0);
+    assert_int_equal(ui_param_check(&p, "0.5", err, sizeof err), 0);
+    assert_int_equal(ui_param_check(&p, "0.6", err, sizeof err), -1);
+    assert_string_equal(err, "alpha must be between 0 and 0.5");
+    assert_int_equal(ui_param_check(&p, "abc", err, sizeof err), -1);
+    assert_string_equal(err, "alpha must be a number");
+    assert_int_equal(ui_param_check(&p, "", err, sizeof err), -1);
+    assert_int_equal(ui_param_check(&p, "nan", err, sizeof err), -1);
+    p.type = UI_PARAM_INTEGER;
+    p.min = 1;
+    p.max = INFINITY;
+    assert_int_equal(ui_param_check(&p, "3", err, sizeof err), 0);
+    assert_int_equal(ui_param_check(&p, "2.5", err, sizeof err), -1);
+    assert_string_equal(err, "alpha must be a whole number");
+    assert_int_equal(ui_param_check(&p, "0", err, sizeof err), -1);
+    assert_string_equal(err, "alpha must be at least 1");
+    p.type = UI_PARAM_BOOLEAN;
+    assert_int_equal(ui_param_check(&p, "true", err, sizeof err), 0);
+    assert_int_equal(ui_param_check(&p, "yes", err, sizeof err), -1);
+    p.type = UI_PARAM_STRING;
+    assert_int_equal(ui_param_check(&p, "cosine", err, sizeof err), 0);
+}
+
+static void test_choices_to_specs(void **s)
+{
+    ui_catalog cat;
+    fill_catalog(&cat);
+    ui_choice *ch = ui_choices_make(&cat, NULL, 0);
+    assert_non_null(ch);
+    plugin_spec specs[CONFIG_MAX_PLUGINS];
+    char name[200];
+    assert_int_equal(ui_choices_specs(&cat, ch, specs, CONFIG_MAX_PLUGINS), 0);
+    ui_run_name(specs, 0, name, sizeof name);
+    assert_string_equal(name, "baseline");
+    ch[1].on = 1;   /* label_smoothing at its default: no parameters written */
+    ch[2].on = 1;
+    assert_int_equal(ui_choices_specs(&cat, ch, specs, CONFIG_MAX_PLUGINS), 2);
+    assert_int_equal(specs[0].n_params, 0);
+    ui_run_name(specs, 2, name, sizeof name);
+    assert_string_equal(name, "label_smoothing+sam");
+    snprintf(ch[1].values[0], sizeof ch[1].values[0], "0.2");
+    assert_int_equal(ui_choices_specs(&cat, ch, specs, CONFIG_MAX_PLUGINS), 2);
+    assert_int_equal(specs[0].n_params, 1);
+    assert_string_equal(specs[0].keys[0], "alpha");
+    assert_string_equal(specs[0].values[0], "0.2");
+    ui_run_name(specs, 2, name, sizeof name);
+    assert_string_equal(name, "label_smoothing(alpha=0.2)+sam");
+    assert_int_equal(ui_choices_specs(&cat, ch, specs, 1), 1);   /* cap */
+
+    /* A reload keeps choices by name, and drops values the new range forbids. */
+    ui_catalog again;
+    fill_catalog(&again);
+    ui_choice *kept = ui_choices_make(&again, ch, cat.n);
+    assert_int_equal(kept[1].on, 1);
+    assert_string_equal(kept[1].values[0], "0.2");
+    again.items[1].params[0].max = 0.15;
+    ui_choice *clamped = ui_choices_make(&again, ch, cat.n);
+    assert_string_equal(clamped[1].values[0], "0.1");
+    free(clamped);
+    free(kept);
+    free(ch);
+    ui_catalog_free(&again);
+    ui_catalog_free(&cat);
+    assert_null(ui_choices_make(&cat, NULL, 0));   /* empty catalogue */
+}
+
+/* ---- run folders ------------------------------------------------------------------------------- */
+
+static void cpu_name(char *out, size_t len)
+{
+    snprintf(out, len, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[512];
+    while (f && fgets(line, sizeof line, f)) {
+        char *colon = strchr(line, ':');
+        if (strncmp(line, "model name", 10) || !colon) continue;
+        colon[strcspn(colon, "\n")] = 0;
+        snprintf(out, len, "%s", colon + 2);
+        break;
+    }
+    if (f) fclose(f);
+}
+
+/* Writes a run folder as a finished run would leave it. */
+static const char *make_run(const char *name, const char *status, const char *budget, int plugins, int threads)
+{
+    static char dir[4][700];
+    static int k;
+    char *d = dir[k++ % 4], path[800], cpu[256], text[2048];
+    snprintf(d, sizeof dir[0], "%s/runs/%s", test_tmpdir(), name);
+    snprintf(path, sizeof path, "%s/runs", test_tmpdir());
+    mkdir(path, 0755);
+    assert_int_equal(mkdir(d, 0755), 0);
+
+    train_config c;
+    char err[256];
+    snprintf(text, sizeof text, "return { data = { \"synthetic\" }, model = nn.sequential { nn.flatten(), nn.linear(10) },"
+             " budget = %s %s }", budget, plugins ? ", plugins = { \"label_smoothing\" }" : "");
+    assert_int_equal(recipe_load_string(text, "r.lua", &c, err, sizeof err), 0);
+    snprintf(path, sizeof path, "%s/recipe.lua", d);
+    FILE *f = fopen(path, "w");
+    assert_int_equal(recipe_write(&c, f), 0);
+    fclose(f);
+    config_free(&c);
+
+    cpu_name(cpu, sizeof cpu);
+    snprintf(path, sizeof path, "%s/summary.json", d);
+    f = fopen(path, "w");
+    fprintf(f, "{\"version\":1,\"status\":\"%s\",\"recipe\":\"recipes/x.lua\",\"dataset\":\"synthetic\","
+            "\"phase_seconds\":{\"data_wait\":1,\"forward\":2,\"backward\":3,\"optimizer\":0.5,\"plugins\":0,\"eval\":1},"
+            "\"fingerprint\":{\"cpu\":\"%s\",\"cores\":%ld,\"threads\":%d}}", status, cpu,
+            sysconf(_SC_NPROCESSORS_ONLN), threads);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/metrics.jsonl", d);
+    f = fopen(path, "w");
+    fprintf(f, "{\"step\":1,\"epoch\":0.01,\"samples\":128,\"seconds\":0.5,\"train_loss\":2.3,\"lr\":0.05}\n"
+               "{\"step\":2,\"epoch\":0.02,\"samples\":256,\"seconds\":1.0,\"train_loss\":2.1,\"lr\":0.05}\n"
+               "{\"step\":2,\"epoch\":0.02,\"samples\":256,\"seconds\":1.0,\"train_loss\":2.1,\"lr\":0.05,"
+               "\"test_loss\":0.3,\"test_acc\":0.92}\n"
+               "{\"step\":3,\"epoch\":0.0");   /* a line cut by a crash */
+    fclose(f);
+    return d;
+}
+
+static void test_history(void **s)
+{
+    budget_spec two = { BUDGET_STEPS, 2 }, three = { BUDGET_STEPS, 3 };
+    char runs[700], dir[1200], err[512];
+    snprintf(runs, sizeof runs, "%s/runs", test_tmpdir());
+    assert_int_equal(ui_history_find_baseline(runs, "recipes/x.lua", "synthetic", &two, 2, dir, sizeof dir), 0);
+    make_run("a-failed", "failed", "{ steps = 2 }", 0, 2);
+    make_run("b-plugins", "done", "{ steps = 2 }", 1, 2);
+    make_run("c-threads", "done", "{ steps = 2 }", 0, 1);
+    assert_int_equal(ui_history_find_baseline(runs, "recipes/x.lua", "synthetic", &two, 2, dir, sizeof dir), 0);
+    const char *good = make_run("d-good", "done", "{ steps = 2 }", 0, 2);
+    assert_int_equal(ui_history_find_baseline(runs, "recipes/x.lua", "synthetic", &two, 2, dir, sizeof dir), 1);
+    assert_string_equal(dir, good);
+    assert_int_equal(ui_history_find_baseline(runs, "recipes/x.lua", "synthetic", &three, 2, dir, sizeof dir), 0);
+    assert_int_equal(ui_history_find_baseline(runs, "recipes/y.lua", "synthetic", &two, 2, dir, sizeof dir), 0);
+    assert_int_equal(ui_history_find_baseline(runs, "recipes/x.lua", "fashion-mnist", &two, 2, dir, sizeof dir), 0);
+    assert_int_equal(ui_history_find_baseline(runs, "recipes/x.lua", "synthetic", &two, 1, dir, sizeof dir), 1);
+
+    ui_run *r = calloc(1, sizeof *r);
+    snprintf(r->target_metric, sizeof r->target_metric, "test_acc");
+    r->target_value = 0.9;
+    assert_int_equal(ui_history_read(good, r, err, sizeof err), 0);
+    assert_string_equal(r->name, "baseline");
+    assert_int_equal(r->budget.unit, BUDGET_STEPS);
+    assert_int_equal(r->n, 3);   /* the cut line is skipped */
+    assert_int_equal(r->rec[2].is_eval, 1);
+    assert_true(fabs(r->rec[2].test_acc - 0.92) < 1e-6);
+    assert_true(fabs(ui_run_ttt(r) - 1.0) < 1e-9);
+    assert_true(r->phase[PHASE_BACKWARD] == 3);
+    assert_int_equal(atomic_load(&r->state), UI_RUN_DONE);
+    ui_run_free(r);
+
+    r = calloc(1, sizeof *r);
+    assert_int_equal(ui_history_read(make_run("e-named", "stopped", "{ epochs = 1 }", 1, 2), r, err, sizeof err), 0);
+    assert_string_equal(r->name, "label_smoothing");
+    assert_int_equal(atomic_load(&r->state), UI_RUN_STOPPED);
+    ui_run_free(r);
+    r = calloc(1, sizeof *r);
+    assert_int_equal(ui_history_read(runs, r, err, sizeof err), -1);   /* not a run folder */
+    ui_run_free(r);
+}
+
+/* ---- the queue and its worker -------------------------------------------------------------------- */
+
+static void wait_state(ui_runs *q, ui_run *r, int state)
+{
+    for (int i = 0; i < 6000 && atomic_load(&r->state) != state; i++) {
+        ui_runs_update(q);
+        usleep(5000);
+    }
+    ui_runs_update(q);
+    assert_int_equal(atomic_load(&r->state), state);
+}
+
+static void test_queue_worker(void **s)
+{
+    char runs[700], err[512];
+    snprintf(runs, sizeof runs, "%s/queue-runs", test_tmpdir());
+    setenv("HASTEN_RUNS_DIR", runs, 1);
+    cpu_threads_init(2);
+    train_config recipe;
+    const char *text = "return { data = { \"synthetic\" }, model = nn.sequential { nn.flatten(), nn.linear(10) },"
+                       " budget = { steps = 40 }, eval = { every = 20 }, target = { test_acc = 0.05 } }";
+    assert_int_equal(recipe_load_string(text, "tiny.lua", &recipe, err, sizeof err), 0);
+    snprintf(recipe.recipe_path, sizeof recipe.recipe_path, "tiny.lua");
+    static ui_log log;
+    ui_log_init(&log);
+    static ui_runs q;
+    assert_int_equal(ui_runs_start(&q, &recipe, &log, err, sizeof err), 0);
+
+    ui_run *a = ui_runs_queue(&q, NULL, 0, recipe.budget);
+    budget_spec long_budget = { BUDGET_STEPS, 100000 };
+    ui_run *b = ui_runs_queue(&q, NULL, 0, long_budget);
+    ui_run *c = ui_runs_queue(&q, NULL, 0, recipe.budget);
+    assert_int_equal(q.n, 3);
+    assert_string_equal(a->name, "baseline");
+    wait_state(&q, a, UI_RUN_DONE);
+    assert_true(a->n >= 40);
+    assert_int_equal(a->rec[a->n - 1].step, 40);
+    assert_true(ui_run_ttt(a) > 0);
+    assert_true(a->phase[PHASE_FORWARD] > 0);
+    assert_null(a->live.t);   /* harvested: the trainer is gone, the series stays */
+    char path[1300];
+    snprintf(path, sizeof path, "%s/summary.json", a->dir);
+    assert_int_equal(access(path, R_OK), 0);
+    assert_int_equal(strncmp(a->dir, runs, strlen(runs)), 0);
+
+    /* b trains next, alone; c waits. Pause, then stop: b's files stay complete. */
+    wait_state(&q, b, UI_RUN_RUNNING);
+    assert_ptr_equal(ui_runs_active(&q), b);
+    assert_int_equal(ui_runs_count(&q, UI_RUN_QUEUED), 1);
+    ui_runs_pause(&q, 1);
+    ui_runs_stop(&q, c);   /* queued: dropped */
+    assert_int_equal(q.n, 2);
+    ui_runs_stop(&q, b);
+    wait_state(&q, b, UI_RUN_STOPPED);
+    snprintf(path, sizeof path, "%s/summary.json", b->dir);
+    char *sum = test_read_file(path, NULL);
+    assert_non_null(sum);
+    assert_non_null(strstr(sum, "\"stopped\""));
+    free(sum);
+    assert_null(ui_runs_active(&q));
+
+    /* Removing a finished run keeps its folder; removing the baseline clears it. */
+    q.baseline = a;
+    char adir[1100];
+    snprintf(adir, sizeof adir, "%s", a->dir);
+    ui_runs_remove(&q, a);
+    assert_int_equal(q.n, 1);
+    assert_null(q.baseline);
+    assert_int_equal(access(adir, R_OK), 0);
+
+    /* Shutdown with a run training stops it cleanly. */
+    ui_run *d = ui_runs_queue(&q, NULL, 0, long_budget);
+    wait_state(&q, d, UI_RUN_RUNNING);
+    ui_runs_shutdown(&q);
+    assert_int_equal(q.n, 0);
+    ui_runs_shutdown(&q);   /* twice is fine */
+
+    char lines[UI_LOG_LINES][UI_LOG_WIDTH];
+    uint8_t level[UI_LOG_LINES];
+    int n = ui_log_last(&log, UI_LOG_LINES, lines, level), saw_started = 0;
+    for (int i = 0; i < n; i++) saw_started |= strstr(lines[i], "#1 baseline started") != NULL;
+    assert_true(saw_started);
+    ui_log_destroy(&log);
+    config_free(&recipe);
+    unsetenv("HASTEN_RUNS_DIR");
+}
+
+static void test_log_ring(void **s)
+{
+    static ui_log log;
+    static char lines[UI_LOG_LINES][UI_LOG_WIDTH];
+    uint8_t level[UI_LOG_LINES];
+    ui_log_init(&log);
+    assert_int_equal(ui_log_last(&log, 5, lines, level), 0);
+    for (int i = 0; i < UI_LOG_LINES + 10; i++) ui_log_add(&log, i % 2, "line %d\nwith a newline", i);
+    int n = ui_log_last(&log, 3, lines, level);
+    assert_int_equal(n, 3);
+    char want[64];
+    snprintf(want, sizeof want, "line %d with a newline", UI_LOG_LINES + 9);
+    assert_string_equal(lines[2], want);
+    assert_int_equal(level[2], (UI_LOG_LINES + 9) % 2);
+    assert_int_equal(ui_log_last(&log, UI_LOG_LINES * 2, lines, level), UI_LOG_LINES);
+    char p[UI_LOG_WIDTH];
+    ui_log_progress_set(&log, "fetching 40%");
+    ui_log_progress_get(&log, p, sizeof p);
+    assert_string_equal(p, "fetching 40%");
+    ui_log_destroy(&log);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_braille_bits), cmocka_unit_test(test_canvas_dots_and_lines),
+        cmocka_unit_test(test_ascii_cells), cmocka_unit_test(test_nice_steps),
+        cmocka_unit_test(test_linear_ticks), cmocka_unit_test(test_log_ticks),
+        cmocka_unit_test(test_scale_fit_and_pos), cmocka_unit_test(test_tick_labels),
+        cmocka_unit_test(test_layout_sizes), cmocka_unit_test(test_layout_too_small),
+        cmocka_unit_test(test_formats), cmocka_unit_test(test_split_and_bars), cmocka_unit_test(test_ema),
+        cmocka_unit_test(test_target_and_x), cmocka_unit_test(test_run_append),
+        cmocka_unit_test(test_catalog_order_and_find), cmocka_unit_test(test_param_check),
+        cmocka_unit_test(test_choices_to_specs), cmocka_unit_test(test_history),
+        cmocka_unit_test(test_log_ring), cmocka_unit_test(test_queue_worker),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,107 @@
+/* `hasten plugins`: the catalogue of speedup methods grouped by taxonomy, as text or JSON.
+ * Not for running them: runs load plugins through cli_run_open. */
+#include "tui/cli.h"
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *type_name(enum plug_type t)
+{
+    static const char *names[] = { "number", "integer", "boolean", "string" };
+    return names[t];
+}
+
+static void param_default(const plug_param *p, char *out, size_t len)
+{
+    if (p->type == PLUG_STRING) snprintf(out, len, "%s", p->sdef);
+    else if (p->type == PLUG_BOOLEAN) snprintf(out, len, "%s", p->def ? "true" : "false");
+    else snprintf(out, len, "%g", p->def);
+}
+
+static void print_json(const plug_catalog *cat)
+{
+    cJSON *root = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(root, "plugins");
+    for (int i = 0; i < cat->n; i++) {
+        const plug_info *p = &cat->items[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", p->name);
+        cJSON_AddStringToObject(o, "title", p->title);
+        cJSON_AddStringToObject(o, "summary", p->summary);
+        cJSON_AddStringToObject(o, "reference", p->reference);
+        cJSON *tx = cJSON_AddObjectToObject(o, "taxonomy");
+        cJSON_AddStringToObject(tx, "component", p->component);
+        cJSON_AddStringToObject(tx, "action", p->action);
+        cJSON_AddStringToObject(tx, "when", p->when);
+        cJSON_AddStringToObject(o, "path", p->path);
+        cJSON *ev = cJSON_AddArrayToObject(o, "events");
+        for (int e = 0; e < EV_COUNT; e++)
+            if (p->events & (1u << e)) cJSON_AddItemToArray(ev, cJSON_CreateString(trainer_event_name(e)));
+        cJSON *ps = cJSON_AddArrayToObject(o, "params");
+        for (int k = 0; k < p->n_params; k++) {
+            const plug_param *pp = &p->params[k];
+            cJSON *q = cJSON_CreateObject();
+            char def[80];
+            param_default(pp, def, sizeof def);
+            cJSON_AddStringToObject(q, "name", pp->name);
+            cJSON_AddStringToObject(q, "type", type_name(pp->type));
+            cJSON_AddStringToObject(q, "default", def);
+            if (pp->min > -1e300) cJSON_AddNumberToObject(q, "min", pp->min);
+            if (pp->max < 1e300) cJSON_AddNumberToObject(q, "max", pp->max);
+            cJSON_AddStringToObject(q, "doc", pp->doc);
+            cJSON_AddItemToArray(ps, q);
+        }
+        cJSON_AddItemToArray(arr, o);
+    }
+    cJSON *errs = cJSON_AddArrayToObject(root, "errors");
+    for (int i = 0; i < cat->n_errors; i++) cJSON_AddItemToArray(errs, cJSON_CreateString(cat->errors[i]));
+    char *text = cJSON_Print(root);
+    puts(text);
+    free(text);
+    cJSON_Delete(root);
+}
+
+static void print_text(const plug_catalog *cat)
+{
+    static const char *const comps[] = { "data", "function", "optimization" };
+    if (!cat->n) printf("no plugins found (looked in plugins/, ~/.config/hasten/plugins and --plugin-path)\n");
+    for (int c = 0; c < 3; c++) {
+        int shown = 0;
+        for (int i = 0; i < cat->n; i++) {
+            const plug_info *p = &cat->items[i];
+            if (strcmp(p->component, comps[c])) continue;
+            if (!shown++) printf("\n%s\n", comps[c]);
+            printf("  %-20s %-9s %-11s %s\n", p->name, p->action, p->when, p->summary);
+            for (int k = 0; k < p->n_params; k++) {
+                char def[80];
+                param_default(&p->params[k], def, sizeof def);
+                printf("  %-20s   %s = %s  %s\n", "", p->params[k].name, def, p->params[k].doc);
+            }
+        }
+    }
+    for (int i = 0; i < cat->n_errors; i++) printf("\nnot loaded: %s\n", cat->errors[i]);
+}
+
+int cli_plugins(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"json", no_argument, 0, 'j'}, {"plugin-path", required_argument, 0, 'P'}, {0, 0, 0, 0},
+    };
+    int json = 0, c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 'j') json = 1;
+        else if (c == 'P') cli_set_plugin_path(optarg);
+        else {
+            fprintf(stderr, "hasten plugins: unknown option '%s' (usage: hasten plugins [--json] [--plugin-path DIR])\n",
+                    argv[optind - 1]);
+            return EXIT_USAGE;
+        }
+    }
+    const plug_catalog *cat = cli_catalog();
+    if (json) print_json(cat);
+    else print_text(cat);
+    return cat->n_errors ? EXIT_FAILED : EXIT_DONE;
+}

@@ -1,0 +1,128 @@
+/* The workbench's pure drawing logic: braille canvas, axis scales and ticks, pane layout for a
+ * terminal size, and the text formats of the panes. No curses here: tests run without a terminal,
+ * and tui/ui_*.c turn these results into screen cells. */
+#ifndef HASTEN_UI_DRAW_H
+#define HASTEN_UI_DRAW_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "engine/trainer.h"
+
+typedef struct ui_rect { int x, y, w, h; } ui_rect;
+
+/* ---- braille canvas (tui/braille.c) -------------------------------------------------------- */
+
+/* w x h character cells of 2 x 4 dots each; dot (0, 0) is the top-left dot. Each cell remembers
+ * the style of the layer that drew it last: a layer drawing into a cell of another style takes the
+ * whole cell, so lines stay clean where they cross (draw the layer that matters most last). */
+typedef struct ui_canvas {
+    int w, h;            /* cells */
+    uint8_t *bits;       /* (h, w) braille dot bits of each cell, Unicode order */
+    uint8_t *style;      /* (h, w) style of the cell's dots; 0 = empty */
+} ui_canvas;
+
+/* Sizes c to w x h cells (w, h >= 1) and clears it. Returns 0, or -1 out of memory (c then empty). */
+int ui_canvas_resize(ui_canvas *c, int w, int h);
+void ui_canvas_free(ui_canvas *c);
+void ui_canvas_clear(ui_canvas *c);
+
+/* Bit of dot (dx, dy) inside a cell, dx in 0..1, dy in 0..3 (U+2800 numbering). */
+uint8_t ui_braille_bit(int dx, int dy);
+
+/* Sets dot (x, y), x in [0, 2w), y in [0, 4h); dots outside are ignored. style >= 1. */
+void ui_canvas_dot(ui_canvas *c, int x, int y, uint8_t style);
+
+/* Draws the segment between two points in dot coordinates (fractions allowed), clipped to the
+ * canvas; non-finite ends draw nothing. */
+void ui_canvas_line(ui_canvas *c, double x0, double y0, double x1, double y1, uint8_t style);
+
+/* The character of a cell: U+2800 + bits in braille mode. */
+unsigned ui_braille_codepoint(uint8_t bits);
+
+/* ASCII stand-in for a cell's dots: ' ' when empty, else '|' for a steep stroke through the
+ * cell, and '\'', '-', '.' or '_' by the height of the dots. */
+char ui_ascii_cell(uint8_t bits);
+
+/* ---- scales and ticks (tui/scale.c) -------------------------------------------------------- */
+
+typedef struct ui_scale {
+    double lo, hi;       /* hi > lo; both > 0 when log */
+    int log;             /* log10 axis */
+} ui_scale;
+
+/* Position of v along s: 0 at lo, 1 at hi, outside [0, 1] beyond them; NAN for v <= 0 on a log
+ * scale. */
+double ui_scale_pos(const ui_scale *s, double v);
+
+/* A "nice" tick step (1, 2, 2.5 or 5 x 10^k) giving at most max_ticks ticks over range. */
+double ui_nice_step(double range, int max_ticks);
+
+/* Sets s to show data spanning [lo, hi]: a small margin on both sides, lo kept at 0 when zero0
+ * and lo >= 0, a sensible span for flat or empty data (lo > hi means no data: [0, 1]); a log
+ * scale keeps only positive values. */
+void ui_scale_fit(ui_scale *s, double lo, double hi, int log, int zero0);
+
+/* Tick values inside s, at most max_ticks (and cap): multiples of ui_nice_step on a linear scale;
+ * 1, 2, 5 x 10^k (or decades only, or every few decades) on a log scale. Returns the count and
+ * the step between ticks in *step (for formatting; on log scales the smallest tick value). */
+int ui_scale_ticks(const ui_scale *s, int max_ticks, double *ticks, int cap, double *step);
+
+/* Formats tick value v with as many decimals as step needs; thousands as "12k", millions as
+ * "1.5M". Always NUL-terminated. */
+void ui_format_tick(double v, double step, char *out, size_t len);
+
+/* ---- layout (tui/layout.c) ------------------------------------------------------------------ */
+
+enum { UI_MIN_COLS = 80, UI_MIN_ROWS = 24, UI_SIDE_BY_SIDE_COLS = 120 };
+
+typedef enum { UI_LAYOUT_WORKBENCH, UI_LAYOUT_DEMO } ui_layout_mode;
+
+typedef struct ui_layout {
+    int ok;              /* 0 when the terminal is smaller than UI_MIN_COLS x UI_MIN_ROWS */
+    int shared;          /* runs and plugins share one rect; Tab shows one or the other */
+    ui_rect header, plot, runs, plugins, steps, log, footer;   /* w = 0 when absent */
+} ui_layout;
+
+/* Places the panes for a cols x rows terminal. Rects never overlap and stay inside the screen;
+ * when ok is 0 only header and footer are set. The demo layout has no plugins pane and gives
+ * the plot most of the screen. */
+void ui_layout_compute(int cols, int rows, ui_layout_mode mode, ui_layout *l);
+
+/* The canvas area inside a plot pane: below one title row, right of a y-label gutter of
+ * label_w columns plus the axis column, above the x axis line and its labels. w or h may be <= 0
+ * when the pane is too small to plot. */
+ui_rect ui_plot_canvas_rect(ui_rect plot, int label_w);
+
+/* ---- text formats and series arithmetic (tui/ui_text.c) ------------------------------------ */
+
+/* "--" for s < 0 or not finite; "9.84s", "59.9s", "2m05s", "1h02m". */
+void ui_format_duration(double s, char *out, size_t len);
+
+/* Speedup of a run over the baseline, base_ttt / ttt, as "1.37x"; "--" unless both are > 0. */
+void ui_format_speedup(double base_ttt, double ttt, char *out, size_t len);
+
+/* Splits width columns among n parts in proportion to parts[] (negative counts as 0) by largest
+ * remainder; out[] sums to width (all 0 when every part is 0). Returns the sum. */
+int ui_split_widths(const double *parts, int n, int width, int *out);
+
+/* A progress bar of exactly width columns for frac in [0, 1]: UTF-8 full and eighth blocks when
+ * utf8, else '#'; padded with spaces. out needs 3 * width + 1 bytes in UTF-8 mode. */
+void ui_format_bar(double frac, int width, int utf8, char *out, size_t len);
+
+/* Exponential moving average with bias correction (the first value is not pulled towards 0). */
+typedef struct ui_ema { double weight, m, corr; } ui_ema;
+void ui_ema_init(ui_ema *e, double weight);   /* weight in [0, 1): share of the past */
+double ui_ema_push(ui_ema *e, double x);      /* adds x; returns the smoothed value */
+
+/* The x axes and y metrics of the plot. */
+enum { UI_X_SECONDS, UI_X_STEPS, UI_X_SAMPLES, UI_X_EPOCHS, UI_X_COUNT };
+enum { UI_Y_TRAIN_LOSS, UI_Y_TEST_LOSS, UI_Y_TEST_ACC, UI_Y_COUNT };
+
+/* x of a record on axis mode (UI_X_*). */
+double ui_record_x(const trainer_record *r, int mode);
+
+/* Index of the first evaluation record meeting the target (metric "test_acc": >= value,
+ * "test_loss": <= value), or -1 (also for an empty or unknown metric). */
+int ui_target_index(const trainer_record *r, int n, const char *metric, double value);
+
+#endif

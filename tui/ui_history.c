@@ -1,0 +1,199 @@
+/* Finished runs on disk: finding a baseline for this recipe and machine under the runs folder,
+ * and reading a run folder (recipe.lua, summary.json, metrics.jsonl) back into a ui_run.
+ * Not for writing run files: the engine's runlog does that. */
+#include "tui/ui_runs.h"
+#include "tui/ui_catalog.h"
+#include "lua/recipe.h"
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (cap - len < 4096) {
+            char *nb = realloc(buf, cap = cap ? cap * 2 : 65536);
+            if (!nb) { free(buf); fclose(f); return NULL; }
+            buf = nb;
+        }
+        size_t got = fread(buf + len, 1, cap - len - 1, f);
+        len += got;
+        if (got == 0) break;
+    }
+    fclose(f);
+    buf[len] = 0;
+    return buf;
+}
+
+static cJSON *read_json(const char *dir, const char *name)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    char *text = read_text(path);
+    cJSON *j = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    return j;
+}
+
+static const char *json_str(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static double json_num(const cJSON *o, const char *key, double fallback)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : fallback;
+}
+
+/* This machine's CPU model as the summaries' fingerprint spells it ("model name" of cpuinfo). */
+static void cpu_model(char *out, size_t len)
+{
+    snprintf(out, len, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        char *colon = strchr(line, ':');
+        if (strncmp(line, "model name", 10) || !colon) continue;
+        colon += colon[1] == ' ' ? 2 : 1;
+        colon[strcspn(colon, "\n")] = 0;
+        snprintf(out, len, "%s", colon);
+        break;
+    }
+    fclose(f);
+}
+
+static int same_budget(const budget_spec *a, const budget_spec *b)
+{
+    return a->unit == b->unit && fabs(a->amount - b->amount) <= 1e-9 * fabs(b->amount);
+}
+
+/* Whether run folder dir is a finished plain run of this recipe on this machine. */
+static int is_baseline(const char *dir, const char *recipe_path, const char *dataset,
+                       const budget_spec *budget, int threads, const char *cpu, int cores)
+{
+    cJSON *s = read_json(dir, "summary.json");
+    const cJSON *fp = s ? cJSON_GetObjectItemCaseSensitive(s, "fingerprint") : NULL;
+    int ok = fp && !strcmp(json_str(s, "status"), "done") && !strcmp(json_str(s, "recipe"), recipe_path) &&
+             !strcmp(json_str(s, "dataset"), dataset) && !strcmp(json_str(fp, "cpu"), cpu) &&
+             json_num(fp, "cores", -1) == cores && json_num(fp, "threads", -1) == threads;
+    const cJSON *plugins = s ? cJSON_GetObjectItemCaseSensitive(s, "plugins") : NULL;
+    if (cJSON_GetArraySize(plugins) > 0) ok = 0;
+    cJSON_Delete(s);
+    if (!ok) return 0;
+    /* The budget and the plugins are in the resolved recipe. */
+    char path[1200], err[256];
+    train_config c;
+    snprintf(path, sizeof path, "%s/recipe.lua", dir);
+    if (recipe_load(path, &c, err, sizeof err)) return 0;
+    ok = c.n_plugins == 0 && same_budget(&c.budget, budget);
+    config_free(&c);
+    return ok;
+}
+
+int ui_history_find_baseline(const char *root, const char *recipe_path, const char *dataset,
+                             const budget_spec *budget, int threads, char *dir, size_t len)
+{
+    DIR *d = opendir(root);
+    if (!d) return 0;
+    char cpu[256], path[1200], best[1200] = "";
+    cpu_model(cpu, sizeof cpu);
+    int cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    double best_time = -1;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s/summary.json", root, e->d_name);
+        if (stat(path, &st) || (double)st.st_mtime < best_time) continue;
+        snprintf(path, sizeof path, "%s/%s", root, e->d_name);
+        if (!is_baseline(path, recipe_path, dataset, budget, threads, cpu, cores)) continue;
+        best_time = (double)st.st_mtime;
+        snprintf(best, sizeof best, "%s", path);
+    }
+    closedir(d);
+    if (!best[0]) return 0;
+    snprintf(dir, len, "%s", best);
+    return 1;
+}
+
+static int read_metrics(const char *dir, ui_run *r)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    char *text = read_text(path);
+    if (!text) return -1;
+    int rc = 0;
+    for (char *line = text, *next; line && *line && !rc; line = next) {
+        next = strchr(line, '\n');
+        if (next) *next++ = 0;
+        cJSON *j = cJSON_Parse(line);
+        if (!j) continue;   /* a line cut by a crash */
+        trainer_record rec = {
+            .step = (long)json_num(j, "step", 0), .epoch = json_num(j, "epoch", 0),
+            .samples = (long)json_num(j, "samples", 0), .seconds = json_num(j, "seconds", 0),
+            .train_loss = (float)json_num(j, "train_loss", NAN), .lr = (float)json_num(j, "lr", 0),
+        };
+        if (cJSON_GetObjectItemCaseSensitive(j, "test_acc")) {
+            rec.is_eval = 1;
+            rec.test_loss = (float)json_num(j, "test_loss", NAN);
+            rec.test_acc = (float)json_num(j, "test_acc", NAN);
+        }
+        cJSON_Delete(j);
+        rc = ui_run_append(r, &rec, 1);
+    }
+    free(text);
+    return rc;
+}
+
+int ui_history_read(const char *dir, ui_run *r, char *err, size_t errlen)
+{
+    char path[1200], msg[512];
+    train_config c;
+    snprintf(path, sizeof path, "%s/recipe.lua", dir);
+    if (recipe_load(path, &c, msg, sizeof msg)) {
+        snprintf(err, errlen, "%s", msg);
+        return -1;
+    }
+    r->budget = c.budget;
+    r->n_plugins = c.n_plugins;
+    r->plugins = c.n_plugins ? malloc((size_t)c.n_plugins * sizeof *r->plugins) : NULL;
+    if (r->plugins) memcpy(r->plugins, c.plugins, (size_t)c.n_plugins * sizeof *r->plugins);
+    else r->n_plugins = 0;
+    ui_run_name(r->plugins, r->n_plugins, r->name, sizeof r->name);
+    config_free(&c);
+
+    cJSON *s = read_json(dir, "summary.json");
+    if (!s) {
+        snprintf(err, errlen, "%s/summary.json: missing or not JSON", dir);
+        return -1;
+    }
+    const char *status = json_str(s, "status");
+    atomic_store(&r->state, !strcmp(status, "done") ? UI_RUN_DONE : !strcmp(status, "failed") ? UI_RUN_FAILED : UI_RUN_STOPPED);
+    const cJSON *ph = cJSON_GetObjectItemCaseSensitive(s, "phase_seconds");
+    for (int p = 0; p < PHASE_COUNT; p++) r->phase[p] = json_num(ph, trainer_phase_name(p), 0);
+    snprintf(r->error, sizeof r->error, "%s", json_str(s, "error"));
+    cJSON_Delete(s);
+    snprintf(r->dir, sizeof r->dir, "%s", dir);
+    r->from_disk = 1;
+    r->progress = 1;
+    snprintf(path, sizeof path, "%s/log.txt", dir);
+    struct stat st;
+    r->log_offset = stat(path, &st) ? 0 : (long)st.st_size;   /* old lines are not news */
+    if (read_metrics(dir, r)) {
+        snprintf(err, errlen, "%s/metrics.jsonl: cannot read", dir);
+        return -1;
+    }
+    return 0;
+}

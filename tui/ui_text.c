@@ -1,0 +1,105 @@
+/* Text formats of the panes (durations, speedups, bars) and small series arithmetic (smoothing,
+ * time to target, the x value of a record). Not for curses: callers print the strings. */
+#include "tui/ui_draw.h"
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+void ui_format_duration(double s, char *out, size_t len)
+{
+    if (!(s >= 0) || !isfinite(s)) snprintf(out, len, "--");
+    else if (s < 10) snprintf(out, len, "%.2fs", s);
+    else if (s < 59.95) snprintf(out, len, "%.1fs", s);
+    else if (s < 3600) {
+        long r = lround(s);
+        snprintf(out, len, "%ldm%02lds", r / 60, r % 60);
+    } else {
+        long m = lround(s / 60);
+        snprintf(out, len, "%ldh%02ldm", m / 60, m % 60);
+    }
+}
+
+void ui_format_speedup(double base_ttt, double ttt, char *out, size_t len)
+{
+    if (base_ttt > 0 && ttt > 0 && isfinite(base_ttt) && isfinite(ttt))
+        snprintf(out, len, "%.2fx", base_ttt / ttt);
+    else
+        snprintf(out, len, "--");
+}
+
+int ui_split_widths(const double *parts, int n, int width, int *out)
+{
+    double total = 0, rem[16];
+    for (int i = 0; i < n; i++) total += parts[i] > 0 ? parts[i] : 0;
+    if (!(total > 0) || width <= 0 || n > 16) {
+        for (int i = 0; i < n; i++) out[i] = 0;
+        return 0;
+    }
+    int used = 0;
+    for (int i = 0; i < n; i++) {
+        double exact = (parts[i] > 0 ? parts[i] : 0) / total * width;
+        out[i] = (int)exact;
+        rem[i] = exact - out[i];
+        used += out[i];
+    }
+    while (used < width) {   /* largest remainder first; ties to the earlier part */
+        int best = 0;
+        for (int i = 1; i < n; i++)
+            if (rem[i] > rem[best]) best = i;
+        out[best]++;
+        rem[best] = -1;
+        used++;
+    }
+    return used;
+}
+
+void ui_format_bar(double frac, int width, int utf8, char *out, size_t len)
+{
+    static const char *eighths[8] = { "", "\u258f", "\u258e", "\u258d", "\u258c", "\u258b", "\u258a", "\u2589" };
+    if (!(frac > 0)) frac = 0;
+    if (frac > 1) frac = 1;
+    size_t n = 0;
+    out[0] = 0;
+    int full = (int)(frac * width), part = (int)((frac * width - full) * 8), col = 0;
+    for (; col < full; col++) n += (size_t)snprintf(out + n, len > n ? len - n : 0, "%s", utf8 ? "\u2588" : "#");
+    if (col < width && utf8 && part) {
+        n += (size_t)snprintf(out + n, len > n ? len - n : 0, "%s", eighths[part]);
+        col++;
+    }
+    for (; col < width; col++) n += (size_t)snprintf(out + n, len > n ? len - n : 0, " ");
+}
+
+void ui_ema_init(ui_ema *e, double weight)
+{
+    e->weight = weight;
+    e->m = 0;
+    e->corr = 1;
+}
+
+double ui_ema_push(ui_ema *e, double x)
+{
+    e->m = e->weight * e->m + (1 - e->weight) * x;
+    e->corr *= e->weight;
+    return e->corr < 1 ? e->m / (1 - e->corr) : x;
+}
+
+double ui_record_x(const trainer_record *r, int mode)
+{
+    switch (mode) {
+    case UI_X_STEPS:   return (double)r->step;
+    case UI_X_SAMPLES: return (double)r->samples;
+    case UI_X_EPOCHS:  return r->epoch;
+    default:           return r->seconds;
+    }
+}
+
+int ui_target_index(const trainer_record *r, int n, const char *metric, double value)
+{
+    int acc = !strcmp(metric, "test_acc"), loss = !strcmp(metric, "test_loss");
+    if (!acc && !loss) return -1;
+    for (int i = 0; i < n; i++) {
+        if (!r[i].is_eval) continue;
+        if (acc ? r[i].test_acc >= value : r[i].test_loss <= value) return i;
+    }
+    return -1;
+}
