@@ -29,17 +29,6 @@ typedef struct raw_batches {
     size_t len[N_BATCHES];
 } raw_batches;
 
-static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    snprintf(err, errlen, "%s: %s", path, msg);
-    return DATA_MALFORMED;
-}
-
 static void raw_free(raw_batches *r)
 {
     for (int i = 0; i < N_BATCHES; i++) free(r->data[i]);
@@ -60,11 +49,11 @@ static int add_batch(raw_batches *r, int which, uint8_t *buf, size_t len, const 
 {
     if (r->data[which]) {
         free(buf);
-        return fail(err, errlen, path, "%s appears twice", where);
+        return data_error(err, errlen, path, DATA_MALFORMED, "%s appears twice", where);
     }
     if (len == 0 || len % RECORD) {
         free(buf);
-        return fail(err, errlen, path, "%s holds %zu bytes, not a whole number of %d-byte records",
+        return data_error(err, errlen, path, DATA_MALFORMED, "%s holds %zu bytes, not a whole number of %d-byte records",
                     where, len, RECORD);
     }
     r->data[which] = buf;
@@ -80,13 +69,13 @@ static int convert(const raw_batches *r, int first, int n, data_split *s, const 
     for (int b = first; b < first + n; b++) records += r->len[b] / RECORD;
     s->pixels = malloc(records * 3 * PLANE);
     s->labels = malloc(records);
-    if (!s->pixels || !s->labels) return fail(err, errlen, path, "out of memory for %zu images", records);
+    if (!s->pixels || !s->labels) return data_error(err, errlen, path, DATA_MALFORMED, "out of memory for %zu images", records);
     size_t k = 0;
     for (int b = first; b < first + n; b++) {
         for (size_t i = 0; i < r->len[b] / RECORD; i++, k++) {
             const uint8_t *rec = r->data[b] + i * RECORD;
             if (rec[0] >= 10)
-                return fail(err, errlen, path, "%s: label %d in record %zu is out of range for 10 classes",
+                return data_error(err, errlen, path, DATA_MALFORMED, "%s: label %d in record %zu is out of range for 10 classes",
                             batch_names[b], rec[0], i);
             s->labels[k] = rec[0];
             uint8_t *px = s->pixels + k * 3 * PLANE;
@@ -102,7 +91,7 @@ static int convert(const raw_batches *r, int first, int n, data_split *s, const 
 static int assemble(const raw_batches *r, const char *path, data_set *out, char *err, size_t errlen)
 {
     for (int i = 0; i < N_BATCHES; i++)
-        if (!r->data[i]) return fail(err, errlen, path, "%s is missing", batch_names[i]);
+        if (!r->data[i]) return data_error(err, errlen, path, DATA_MALFORMED, "%s is missing", batch_names[i]);
     int rc = convert(r, 0, 5, &out->train, path, err, errlen);
     if (!rc) rc = convert(r, 5, 1, &out->test, path, err, errlen);
     if (rc) return rc;
@@ -145,22 +134,22 @@ static int read_entry(struct archive *a, const char *path, const char *name, uin
 {
     size_t cap = 1 << 20, n = 0, limit = (size_t)MAX_RECORDS * RECORD;
     uint8_t *b = malloc(cap);
-    if (!b) return fail(err, errlen, path, "out of memory");
+    if (!b) return data_error(err, errlen, path, DATA_MALFORMED, "out of memory");
     for (;;) {
         if (n == cap) {
             if (cap >= limit + 1) {
                 free(b);
-                return fail(err, errlen, path, "%s is larger than %d records", name, MAX_RECORDS);
+                return data_error(err, errlen, path, DATA_MALFORMED, "%s is larger than %d records", name, MAX_RECORDS);
             }
             cap = cap * 2 > limit + 1 ? limit + 1 : cap * 2;
             uint8_t *nb = realloc(b, cap);
-            if (!nb) { free(b); return fail(err, errlen, path, "out of memory"); }
+            if (!nb) { free(b); return data_error(err, errlen, path, DATA_MALFORMED, "out of memory"); }
             b = nb;
         }
         la_ssize_t r = archive_read_data(a, b + n, cap - n);
         if (r < 0) {
             free(b);
-            return fail(err, errlen, path, "%s: %s", name, archive_error_string(a));
+            return data_error(err, errlen, path, DATA_MALFORMED, "%s: %s", name, archive_error_string(a));
         }
         if (r == 0) break;
         n += (size_t)r;
@@ -178,20 +167,20 @@ int data_cifar_read_archive(const char *path, data_set *out, char *err, size_t e
 
     memset(out, 0, sizeof *out);
     struct archive *a = archive_read_new();
-    if (!a) return fail(err, errlen, path, "out of memory");
+    if (!a) return data_error(err, errlen, path, DATA_MALFORMED, "out of memory");
     archive_read_support_filter_gzip(a);
     archive_read_support_format_tar(a);
     if (archive_read_open_filename(a, path, 1 << 16) != ARCHIVE_OK) {
         if (archive_errno(a) == ENOENT) {
             snprintf(err, errlen, "%s: no such file", path);
             rc = DATA_MISSING;
-        } else fail(err, errlen, path, "cannot read as a tar or tar.gz archive (%s)", archive_error_string(a));
+        } else data_error(err, errlen, path, DATA_MALFORMED, "cannot read as a tar or tar.gz archive (%s)", archive_error_string(a));
         goto fail;
     }
     while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
         const char *name = archive_entry_pathname(e);
         if (!name || !safe_path(name)) {
-            fail(err, errlen, path, "unsafe entry path '%.200s' (absolute or with ..); archive rejected",
+            data_error(err, errlen, path, DATA_MALFORMED, "unsafe entry path '%.200s' (absolute or with ..); archive rejected",
                  name ? name : "(none)");
             goto fail;
         }
@@ -203,7 +192,7 @@ int data_cifar_read_archive(const char *path, data_set *out, char *err, size_t e
         if (add_batch(&raw, which, buf, len, path, name, err, errlen)) goto fail;
     }
     if (r != ARCHIVE_EOF) {
-        fail(err, errlen, path, "corrupt archive (%s)", archive_error_string(a));
+        data_error(err, errlen, path, DATA_MALFORMED, "corrupt archive (%s)", archive_error_string(a));
         goto fail;
     }
     if ((rc = assemble(&raw, path, out, err, errlen))) goto fail;
@@ -225,10 +214,10 @@ static int read_file(const char *path, uint8_t **buf, size_t *len, char *err, si
 {
     struct stat st;
     FILE *f = fopen(path, "rb");
-    if (!f) return fail(err, errlen, path, "cannot open: %s", strerror(errno));
+    if (!f) return data_error(err, errlen, path, DATA_MALFORMED, "cannot open: %s", strerror(errno));
     if (fstat(fileno(f), &st) || st.st_size > (off_t)MAX_RECORDS * RECORD) {
         fclose(f);
-        return fail(err, errlen, path, "larger than %d records", MAX_RECORDS);
+        return data_error(err, errlen, path, DATA_MALFORMED, "larger than %d records", MAX_RECORDS);
     }
     *len = (size_t)st.st_size;
     *buf = malloc(*len ? *len : 1);
@@ -236,7 +225,7 @@ static int read_file(const char *path, uint8_t **buf, size_t *len, char *err, si
     fclose(f);
     if (!ok) {
         free(*buf);
-        return fail(err, errlen, path, "read error");
+        return data_error(err, errlen, path, DATA_MALFORMED, "read error");
     }
     return 0;
 }

@@ -105,6 +105,11 @@ int data_load_idx(const char *name, const char *dir, int classes, data_set *out,
  * On success returns 0, dims[0..ndims) holds the sizes and *data a malloc'd buffer the caller
  * frees. On failure *data is NULL, err holds "<path>: <problem>", and the return is DATA_MISSING
  * when the file does not exist, else DATA_MALFORMED. */
+/* Writes "<path>: <message>" into err[errlen] and returns code, so that readers' failures read
+ * `return data_error(err, errlen, path, DATA_MALFORMED, "...", ...)`. */
+int data_error(char *err, size_t errlen, const char *path, int code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
 int data_idx_read(const char *path, int ndims, int dims[3], uint8_t **data,
                   char *err, size_t errlen);
 

@@ -13,8 +13,7 @@
 #define IDX_PATH_MAX 4096
 #define READ_CHUNK (1u << 20)
 
-/* Writes "<path>: <message>" into err and returns code, so failures read `return fail(...)`. */
-static int fail(char *err, size_t errlen, const char *path, int code, const char *fmt, ...)
+int data_error(char *err, size_t errlen, const char *path, int code, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -45,10 +44,10 @@ static int gz_check(gzFile g, const char *path, char *err, size_t errlen)
     int errnum = Z_OK;
     const char *msg = gzerror(g, &errnum);
     if (errnum == Z_OK) return 0;
-    if (errnum == Z_ERRNO) return fail(err, errlen, path, DATA_MALFORMED, "read error: %s", strerror(errno));
+    if (errnum == Z_ERRNO) return data_error(err, errlen, path, DATA_MALFORMED, "read error: %s", strerror(errno));
     size_t plen = strlen(path);   /* zlib's message repeats "<path>: " */
     if (!strncmp(msg, path, plen) && !strncmp(msg + plen, ": ", 2)) msg += plen + 2;
-    return fail(err, errlen, path, DATA_MALFORMED, "corrupt gzip stream (%s)", msg);
+    return data_error(err, errlen, path, DATA_MALFORMED, "corrupt gzip stream (%s)", msg);
 }
 
 static uint32_t be32(const uint8_t *p)
@@ -73,41 +72,41 @@ int data_idx_read(const char *path, int ndims, int dims[3], uint8_t **data, char
     int rc = DATA_MALFORMED;
 
     *data = NULL;
-    if (ndims < 1 || ndims > 3) return fail(err, errlen, path, rc, "cannot read %d-dimensional IDX data", ndims);
+    if (ndims < 1 || ndims > 3) return data_error(err, errlen, path, rc, "cannot read %d-dimensional IDX data", ndims);
     gzFile g = gzopen(path, "rb");
     if (!g) {
-        if (errno == ENOENT) return fail(err, errlen, path, DATA_MISSING, "no such file");
-        return fail(err, errlen, path, rc, "cannot open: %s", strerror(errno));
+        if (errno == ENOENT) return data_error(err, errlen, path, DATA_MISSING, "no such file");
+        return data_error(err, errlen, path, rc, "cannot open: %s", strerror(errno));
     }
     gzbuffer(g, 1 << 17);
 
     got = gz_read_full(g, head, 4 + 4 * (size_t)ndims);
     if (gz_check(g, path, err, errlen)) goto fail;
     if (got >= 4 && (head[0] || head[1])) {
-        fail(err, errlen, path, rc, "not an IDX file (magic 0x%08x, expected 0x%08x)",
+        data_error(err, errlen, path, rc, "not an IDX file (magic 0x%08x, expected 0x%08x)",
              be32(head), 0x800u | (unsigned)ndims);
         goto fail;
     }
     if (got >= 4 && head[2] != 0x08) {
-        fail(err, errlen, path, rc, "unsupported IDX element type 0x%02x (only 0x08, unsigned bytes)", head[2]);
+        data_error(err, errlen, path, rc, "unsupported IDX element type 0x%02x (only 0x08, unsigned bytes)", head[2]);
         goto fail;
     }
     if (got >= 4 && head[3] != ndims) {
-        fail(err, errlen, path, rc, "IDX file has %d dimensions, expected %d", head[3], ndims);
+        data_error(err, errlen, path, rc, "IDX file has %d dimensions, expected %d", head[3], ndims);
         goto fail;
     }
     if (got < 4 + 4 * (size_t)ndims) {
-        fail(err, errlen, path, rc, "truncated: file ends inside the IDX header (%zu bytes)", got);
+        data_error(err, errlen, path, rc, "truncated: file ends inside the IDX header (%zu bytes)", got);
         goto fail;
     }
     for (int i = 0; i < ndims; i++) {
         uint32_t d = be32(head + 4 + 4 * i);
         if (d == 0) {
-            fail(err, errlen, path, rc, "dimension %d of the IDX header is zero", i);
+            data_error(err, errlen, path, rc, "dimension %d of the IDX header is zero", i);
             goto fail;
         }
         if (d >= IDX_MAX_BYTES || total * d >= IDX_MAX_BYTES) {
-            fail(err, errlen, path, rc, "IDX header dimensions are too large (%u in dimension %d, limit 1e9 bytes in all)", d, i);
+            data_error(err, errlen, path, rc, "IDX header dimensions are too large (%u in dimension %d, limit 1e9 bytes in all)", d, i);
             goto fail;
         }
         total *= d;
@@ -122,7 +121,7 @@ int data_idx_read(const char *path, int ndims, int dims[3], uint8_t **data, char
     for (;;) {
         uint8_t *grown = realloc(buf, cap);
         if (!grown) {
-            fail(err, errlen, path, rc, "out of memory for %zu bytes", cap);
+            data_error(err, errlen, path, rc, "out of memory for %zu bytes", cap);
             goto fail;
         }
         buf = grown;
@@ -132,14 +131,14 @@ int data_idx_read(const char *path, int ndims, int dims[3], uint8_t **data, char
         cap = cap < total / 2 ? cap * 2 : total;
     }
     if (got < total) {
-        fail(err, errlen, path, rc, "truncated: header says %s, file holds %zu bytes of data", what, got);
+        data_error(err, errlen, path, rc, "truncated: header says %s, file holds %zu bytes of data", what, got);
         goto fail;
     }
     /* One more read: zlib checks the gzip trailer (CRC, length) only when asked past the data. */
     got = gz_read_full(g, &extra, 1);
     if (gz_check(g, path, err, errlen)) goto fail;
     if (got) {
-        fail(err, errlen, path, rc, "trailing bytes after the data (header says %s)", what);
+        data_error(err, errlen, path, rc, "trailing bytes after the data (header says %s)", what);
         goto fail;
     }
     gzclose(g);
@@ -185,12 +184,12 @@ static int read_split(const char *dir, int which, int classes, data_split *s,
     if ((rc = data_idx_read(lpath, 1, ldims, &labels, err, errlen))) goto fail;
     rc = DATA_MALFORMED;
     if (ldims[0] != dims[0]) {
-        fail(err, errlen, ipath, rc, "%d images but %d labels in %s", dims[0], ldims[0], lpath);
+        data_error(err, errlen, ipath, rc, "%d images but %d labels in %s", dims[0], ldims[0], lpath);
         goto fail;
     }
     for (int i = 0; i < ldims[0]; i++) {
         if (labels[i] >= classes) {
-            fail(err, errlen, lpath, rc, "label %d at index %d is out of range for %d classes",
+            data_error(err, errlen, lpath, rc, "label %d at index %d is out of range for %d classes",
                  labels[i], i, classes);
             goto fail;
         }
@@ -226,7 +225,7 @@ int data_load_idx(const char *name, const char *dir, int classes, data_set *out,
     if ((rc = read_split(dir, 2, classes, &out->test, test_dims, err, errlen))) goto fail;
     if (test_dims[1] != train_dims[1] || test_dims[2] != train_dims[2]) {
         idx_path(path, dir, idx_names[2]);
-        rc = fail(err, errlen, path, DATA_MALFORMED, "images are %dx%d but the training images are %dx%d",
+        rc = data_error(err, errlen, path, DATA_MALFORMED, "images are %dx%d but the training images are %dx%d",
                   test_dims[1], test_dims[2], train_dims[1], train_dims[2]);
         goto fail;
     }

@@ -13,17 +13,6 @@
 #define MAX_CP 0x110000u
 #define MAX_VOCAB 65535
 
-static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
-{
-    char msg[400];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    snprintf(err, errlen, "%s: %s", path, msg);
-    return DATA_MALFORMED;
-}
-
 /* Decodes the UTF-8 character at s (n > 0 bytes left) into *cp. Returns its length in bytes, or 0
  * when the bytes are not valid UTF-8 (overlong forms, surrogates and values past U+10FFFF too). */
 static int utf8_next(const uint8_t *s, size_t n, uint32_t *cp)
@@ -55,15 +44,15 @@ static int slurp(const char *path, uint8_t **buf, size_t *len, char *err, size_t
             snprintf(err, errlen, "%s: no such file", path);
             return DATA_MISSING;
         }
-        return fail(err, errlen, path, "cannot open: %s", strerror(errno));
+        return data_error(err, errlen, path, DATA_MALFORMED, "cannot open: %s", strerror(errno));
     }
     if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
         fclose(f);
-        return fail(err, errlen, path, "not a regular file");
+        return data_error(err, errlen, path, DATA_MALFORMED, "not a regular file");
     }
     if ((unsigned long long)st.st_size > TEXT_MAX_BYTES) {
         fclose(f);
-        return fail(err, errlen, path, "%lld bytes is over the %u MiB limit for a text corpus",
+        return data_error(err, errlen, path, DATA_MALFORMED, "%lld bytes is over the %u MiB limit for a text corpus",
                     (long long)st.st_size, TEXT_MAX_BYTES >> 20);
     }
     *len = (size_t)st.st_size;
@@ -73,7 +62,7 @@ static int slurp(const char *path, uint8_t **buf, size_t *len, char *err, size_t
     if (!ok) {
         free(*buf);
         *buf = NULL;
-        return fail(err, errlen, path, "read error");
+        return data_error(err, errlen, path, DATA_MALFORMED, "read error");
     }
     return 0;
 }
@@ -106,31 +95,31 @@ int data_text_read(const char *path, double test_frac, data_text *out, char *err
     int rc;
 
     memset(out, 0, sizeof *out);
-    if (!(test_frac > 0 && test_frac < 1)) return fail(err, errlen, path, "test fraction %g is not in (0, 1)", test_frac);
+    if (!(test_frac > 0 && test_frac < 1)) return data_error(err, errlen, path, DATA_MALFORMED, "test fraction %g is not in (0, 1)", test_frac);
     if ((rc = slurp(path, &bytes, &len, err, errlen))) return rc;
     rc = DATA_MALFORMED;
     size_t at = len >= 3 && !memcmp(bytes, "\xef\xbb\xbf", 3) ? 3 : 0;   /* a byte-order mark is no text */
     cps = malloc((len - at + 1) * sizeof *cps);
     seen = calloc(MAX_CP / 8, 1);
     if (!cps || !seen) {
-        fail(err, errlen, path, "out of memory for %zu bytes of text", len);
+        data_error(err, errlen, path, DATA_MALFORMED, "out of memory for %zu bytes of text", len);
         goto fail;
     }
     while (at < len) {
         uint32_t cp;
         int k = utf8_next(bytes + at, len - at, &cp);
         if (!k) {
-            fail(err, errlen, path, "not UTF-8 text: invalid byte 0x%02x at offset %zu", bytes[at], at);
+            data_error(err, errlen, path, DATA_MALFORMED, "not UTF-8 text: invalid byte 0x%02x at offset %zu", bytes[at], at);
             goto fail;
         }
         if (!cp) {
-            fail(err, errlen, path, "NUL character at offset %zu: binary data, not text", at);
+            data_error(err, errlen, path, DATA_MALFORMED, "NUL character at offset %zu: binary data, not text", at);
             goto fail;
         }
         if (!(seen[cp >> 3] & (1u << (cp & 7)))) {
             seen[cp >> 3] |= (uint8_t)(1u << (cp & 7));
             if (++out->vocab > MAX_VOCAB) {
-                fail(err, errlen, path, "more than %d distinct characters", MAX_VOCAB);
+                data_error(err, errlen, path, DATA_MALFORMED, "more than %d distinct characters", MAX_VOCAB);
                 goto fail;
             }
         }
@@ -139,14 +128,14 @@ int data_text_read(const char *path, double test_frac, data_text *out, char *err
     }
     size_t n_train = (size_t)((double)n * (1.0 - test_frac));
     if (n_train < 1 || n_train >= n) {
-        fail(err, errlen, path, "%zu characters are too few to split into training and test text", n);
+        data_error(err, errlen, path, DATA_MALFORMED, "%zu characters are too few to split into training and test text", n);
         goto fail;
     }
     out->chars = malloc((size_t)out->vocab * sizeof *out->chars);
     out->train = malloc(n_train * sizeof *out->train);
     out->test = malloc((n - n_train) * sizeof *out->test);
     if (!out->chars || !out->train || !out->test) {
-        fail(err, errlen, path, "out of memory for %zu characters", n);
+        data_error(err, errlen, path, DATA_MALFORMED, "out of memory for %zu characters", n);
         goto fail;
     }
     for (uint32_t cp = 0, v = 0; cp < MAX_CP; cp++)

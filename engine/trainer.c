@@ -29,6 +29,12 @@ static const char *phase_names[PHASE_COUNT] = {
 };
 static const char *status_names[] = { "ready", "running", "done", "stopped", "failed" };
 
+int trainer_event_reversed(trainer_event e)
+{
+    return e == EV_AFTER_FORWARD || e == EV_AFTER_LOSS || e == EV_AFTER_BACKWARD || e == EV_AFTER_STEP ||
+           e == EV_EPOCH_END || e == EV_EVAL_END || e == EV_FIT_END;
+}
+
 const char *trainer_event_name(trainer_event e) { return (unsigned)e < EV_COUNT ? event_names[e] : "?"; }
 const char *trainer_phase_name(int p) { return (unsigned)p < PHASE_COUNT ? phase_names[p] : "?"; }
 const char *trainer_status_name(run_status s) { return status_names[s]; }
@@ -125,8 +131,7 @@ int trainer_fail(trainer *t, const char *fmt, ...)
 static int emit(trainer *t, trainer_event ev)
 {
     if (!t->n_hooks) return 0;
-    int reverse = ev == EV_AFTER_FORWARD || ev == EV_AFTER_LOSS || ev == EV_AFTER_BACKWARD ||
-                  ev == EV_AFTER_STEP || ev == EV_EPOCH_END || ev == EV_EVAL_END || ev == EV_FIT_END;
+    int reverse = trainer_event_reversed(ev);
     double t0 = trainer_now();
     int rc = 0;
     for (int k = 0; k < t->n_hooks && !rc; k++) {

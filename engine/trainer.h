@@ -18,6 +18,10 @@ typedef enum {
     EV_EPOCH_END, EV_EVAL_START, EV_EVAL_END, EV_FIT_END, EV_COUNT
 } trainer_event;
 
+/* 1 for the events whose handlers run in reverse order (after_*, epoch_end, eval_end, fit_end),
+ * so a hook or plugin can undo what it did on the matching opening event. */
+int trainer_event_reversed(trainer_event e);
+
 /* "fit_start", "batch_start", ... as DESIGN.md spells them. */
 const char *trainer_event_name(trainer_event e);
 

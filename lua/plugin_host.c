@@ -494,8 +494,7 @@ static int call_handler(plug_host *h, const instance *in, trainer_event ev)
 static int host_hook(trainer *t, trainer_event ev, void *ud)
 {
     plug_host *h = ud;
-    int reverse = ev == EV_AFTER_FORWARD || ev == EV_AFTER_LOSS || ev == EV_AFTER_BACKWARD ||
-                  ev == EV_AFTER_STEP || ev == EV_EPOCH_END || ev == EV_EVAL_END || ev == EV_FIT_END;
+    int reverse = trainer_event_reversed(ev);
     int updated = 0;
     h->event = ev;
     for (int k = 0; k < h->n; k++) {
