@@ -59,6 +59,12 @@ void tensor_fill(tensor *t, float v) { if (t->n) ops_for(t->device)->fill(t->dat
 void tensor_copy(tensor *dst, const tensor *src)
 {
     tensor_resize(dst, src->ndim, src->shape);
+    tensor_assign(dst, src);
+}
+
+void tensor_assign(tensor *dst, const tensor *src)
+{
+    CHECK(dst->n == src->n, "tensor_assign: %zu vs %zu elements", dst->n, src->n);
     size_t bytes = src->n * sizeof(float);
     if (!bytes) return;
     if (dst->device == src->device) ops_for(dst->device)->copy(dst->data, src->data, bytes);

@@ -33,6 +33,9 @@ void tensor_view(tensor *t, float *data, int ndim, const int *shape);
 
 void tensor_zero(tensor *t);
 void tensor_fill(tensor *t, float v);
+/* Copies src's values into dst, which must hold as many elements (a view stays a view), across
+ * devices. */
+void tensor_assign(tensor *dst, const tensor *src);
 /* Copies src into dst, resizing dst to src's shape; across devices when they differ. */
 void tensor_copy(tensor *dst, const tensor *src);
 /* Frees an owned buffer and resets t to empty on the same device; views are only reset. */

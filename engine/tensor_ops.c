@@ -1,39 +1,79 @@
-/* Plugin-facing tensor operations on the CPU. Single-threaded: they touch one batch or one
- * parameter vector, a small fraction of a step. */
+/* Plugin-facing tensor operations. Single-threaded on the CPU: they touch one batch or one
+ * parameter vector, a small fraction of a step. On another device the arithmetic, norms and
+ * smoothing run there through its op table; the rarer image and row operations run on a host copy
+ * (VIA_HOST), so every plugin works on every device. */
 #include "engine/tensor_ops.h"
 #include "engine/check.h"
+#include "engine/ops.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* Device tensors: the op table's map or reduce. */
+#define ON_DEVICE(t) ((t)->device != DEVICE_CPU)
+#define DEVICE_MAP(t, op, a, s1, s2) ops_for((t)->device)->map(op, (t)->data, (a) ? (a)->data : NULL, (t)->n, s1, s2)
+#define DEVICE_REDUCE(t, op) ops_for((t)->device)->reduce(op, (t)->data, (t)->n)
+
+/* Both operands of a binary op on one device: a mix is a plugin bridge bug, not a user error. */
+#define SAME_DEVICE(t, a, what) \
+    CHECK((t)->device == (a)->device, "%s: tensors on %s and %s", what, ops_device_name((t)->device), \
+          ops_device_name((a)->device))
+
+/* Runs `call` on h, a host copy of device tensor t, then copies h back into t. */
+#define VIA_HOST(t, call)                                                                           \
+    do {                                                                                            \
+        tensor h = {0};                                                                             \
+        tensor_copy(&h, (t));                                                                       \
+        call;                                                                                       \
+        tensor_copy((t), &h);                                                                       \
+        tensor_free(&h);                                                                            \
+    } while (0)
+
 void tensor_add_(tensor *t, const tensor *a, float alpha)
 {
     CHECK(a->n == t->n, "tensor_add_: %zu vs %zu elements", t->n, a->n);
+    SAME_DEVICE(t, a, "tensor_add_");
+    if (ON_DEVICE(t)) { DEVICE_MAP(t, OPS_AXPY, a, alpha, 0); return; }
     for (size_t i = 0; i < t->n; i++) t->data[i] += alpha * a->data[i];
 }
 
-void tensor_scale_(tensor *t, float s) { for (size_t i = 0; i < t->n; i++) t->data[i] *= s; }
-void tensor_add_scalar_(tensor *t, float s) { for (size_t i = 0; i < t->n; i++) t->data[i] += s; }
+void tensor_scale_(tensor *t, float s)
+{
+    if (ON_DEVICE(t)) { DEVICE_MAP(t, OPS_SCALE, (const tensor *)NULL, s, 0); return; }
+    for (size_t i = 0; i < t->n; i++) t->data[i] *= s;
+}
+
+void tensor_add_scalar_(tensor *t, float s)
+{
+    if (ON_DEVICE(t)) { DEVICE_MAP(t, OPS_ADD_SCALAR, (const tensor *)NULL, s, 0); return; }
+    for (size_t i = 0; i < t->n; i++) t->data[i] += s;
+}
 
 void tensor_lerp_(tensor *t, const tensor *a, float w)
 {
     CHECK(a->n == t->n, "tensor_lerp_: %zu vs %zu elements", t->n, a->n);
+    SAME_DEVICE(t, a, "tensor_lerp_");
+    if (ON_DEVICE(t)) { DEVICE_MAP(t, OPS_LERP, a, w, 0); return; }
     for (size_t i = 0; i < t->n; i++) t->data[i] += w * (a->data[i] - t->data[i]);
 }
 
 void tensor_mul_(tensor *t, const tensor *a)
 {
     CHECK(a->n == t->n, "tensor_mul_: %zu vs %zu elements", t->n, a->n);
+    SAME_DEVICE(t, a, "tensor_mul_");
+    if (ON_DEVICE(t)) { DEVICE_MAP(t, OPS_MUL, a, 0, 0); return; }
     for (size_t i = 0; i < t->n; i++) t->data[i] *= a->data[i];
 }
 
 void tensor_clamp_(tensor *t, float lo, float hi)
 {
+    if (ON_DEVICE(t)) { DEVICE_MAP(t, OPS_CLAMP, (const tensor *)NULL, lo, hi); return; }
     for (size_t i = 0; i < t->n; i++) t->data[i] = fminf(fmaxf(t->data[i], lo), hi);
 }
 
 double tensor_sum(const tensor *t)
 {
+    if (ON_DEVICE(t)) return DEVICE_REDUCE(t, OPS_SUM);
     double s = 0;
     for (size_t i = 0; i < t->n; i++) s += t->data[i];
     return s;
@@ -41,6 +81,7 @@ double tensor_sum(const tensor *t)
 
 double tensor_norm(const tensor *t)
 {
+    if (ON_DEVICE(t)) return sqrt(DEVICE_REDUCE(t, OPS_SUMSQ));
     double s = 0;
     for (size_t i = 0; i < t->n; i++) s += (double)t->data[i] * t->data[i];
     return sqrt(s);
@@ -48,6 +89,7 @@ double tensor_norm(const tensor *t)
 
 float tensor_max(const tensor *t)
 {
+    if (ON_DEVICE(t)) return (float)DEVICE_REDUCE(t, OPS_MAX);
     float m = t->n ? t->data[0] : 0;
     for (size_t i = 1; i < t->n; i++) m = fmaxf(m, t->data[i]);
     return m;
@@ -55,6 +97,7 @@ float tensor_max(const tensor *t)
 
 float tensor_min(const tensor *t)
 {
+    if (ON_DEVICE(t)) return (float)DEVICE_REDUCE(t, OPS_MIN);
     float m = t->n ? t->data[0] : 0;
     for (size_t i = 1; i < t->n; i++) m = fminf(m, t->data[i]);
     return m;
@@ -64,11 +107,17 @@ void tensor_smooth_(tensor *t, float alpha)
 {
     int k = t->ndim >= 2 ? t->shape[t->ndim - 1] : (int)t->n;
     float u = alpha / (float)k;
+    if (ON_DEVICE(t)) {   /* two roundings, as the loop below: the same values */
+        DEVICE_MAP(t, OPS_SCALE, (const tensor *)NULL, 1 - alpha, 0);
+        DEVICE_MAP(t, OPS_ADD_SCALAR, (const tensor *)NULL, u, 0);
+        return;
+    }
     for (size_t i = 0; i < t->n; i++) t->data[i] = (1 - alpha) * t->data[i] + u;
 }
 
 void tensor_mix_rows_(tensor *t, const int *perm, float lam)
 {
+    if (ON_DEVICE(t)) { VIA_HOST(t, tensor_mix_rows_(&h, perm, lam)); return; }
     int n = t->shape[0];
     size_t row = n ? t->n / (size_t)n : 0;
     float *copy = tensor_alloc_floats(t->n);
@@ -100,6 +149,7 @@ static void fill_box(float *img, const float *src, int w, int c, int y0, int x0,
 
 void tensor_box_(tensor *t, const int *perm, int y0, int x0, int bh, int bw, float v)
 {
+    if (ON_DEVICE(t)) { VIA_HOST(t, tensor_box_(&h, perm, y0, x0, bh, bw, v)); return; }
     int n = t->shape[0], h = t->shape[1], w = t->shape[2], c = t->shape[3];
     size_t img = (size_t)h * w * c;
     clip_box(h, &y0, &bh);
@@ -116,6 +166,7 @@ void tensor_box_(tensor *t, const int *perm, int y0, int x0, int bh, int bw, flo
 
 void tensor_cutout_(tensor *t, int size, float v, rng *r)
 {
+    if (ON_DEVICE(t)) { VIA_HOST(t, tensor_cutout_(&h, size, v, r)); return; }
     int n = t->shape[0], h = t->shape[1], w = t->shape[2], c = t->shape[3];
     size_t img = (size_t)h * w * c;
     for (int i = 0; i < n; i++) {
@@ -129,6 +180,15 @@ void tensor_cutout_(tensor *t, int size, float v, rng *r)
 
 void tensor_resize_bilinear(tensor *dst, const tensor *src, int oh, int ow)
 {
+    if (ON_DEVICE(src) || ON_DEVICE(dst)) {   /* on the host, into dst's device */
+        tensor hs = {0}, hd = {0};
+        tensor_copy(&hs, src);
+        tensor_resize_bilinear(&hd, &hs, oh, ow);
+        tensor_copy(dst, &hd);
+        tensor_free(&hs);
+        tensor_free(&hd);
+        return;
+    }
     int n = src->shape[0], h = src->shape[1], w = src->shape[2], c = src->shape[3];
     tensor_resize4(dst, n, oh, ow, c);
     float sy = (float)h / oh, sx = (float)w / ow;
@@ -153,6 +213,19 @@ void tensor_resize_bilinear(tensor *dst, const tensor *src, int oh, int ow)
     }
 }
 
+float tensor_get(const tensor *t, size_t i)
+{
+    CHECK(i < t->n, "tensor_get: index %zu of %zu", i, t->n);
+    float v;
+    ops_for(t->device)->download(&v, t->data + i, sizeof v);
+    return v;
+}
+
+void tensor_from_host(tensor *t, const float *host)
+{
+    ops_for(t->device)->upload(t->data, host, t->n * sizeof(float));
+}
+
 static int topk_cmp(const void *a, const void *b, void *vals)
 {
     const float *v = vals;
@@ -163,6 +236,13 @@ static int topk_cmp(const void *a, const void *b, void *vals)
 
 int tensor_topk(const tensor *t, int k, int *idx)
 {
+    if (ON_DEVICE(t)) {
+        tensor h = {0};
+        tensor_copy(&h, t);
+        k = tensor_topk(&h, k, idx);
+        tensor_free(&h);
+        return k;
+    }
     int n = (int)t->n;
     if (k > n) k = n;
     if (k <= 0) return 0;

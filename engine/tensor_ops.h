@@ -1,6 +1,6 @@
 /* Vectorised tensor operations for plugins: arithmetic, norms, target smoothing, mixing rows,
  * boxes, bilinear resizing, top-k. Plugins are control logic; the per-element work is here.
- * Not for layers (engine/cpu/ has those kernels). All on CPU tensors, (rows, ...) row-major. */
+ * Not for layers (engine/cpu/ has those kernels). Tensors of any device, (rows, ...) row-major. */
 #ifndef HASTEN_TENSOR_OPS_H
 #define HASTEN_TENSOR_OPS_H
 
@@ -33,6 +33,12 @@ void tensor_cutout_(tensor *t, int size, float v, rng *r);
 
 /* Bilinear resize of images (n, h, w, c) into dst (n, oh, ow, c), align_corners = false. */
 void tensor_resize_bilinear(tensor *dst, const tensor *src, int oh, int ow);
+
+/* Element i of t, read across devices (waits for a GPU): for inspection, not for loops. */
+float tensor_get(const tensor *t, size_t i);
+
+/* Copies t->n floats from host memory into t, on whatever device t lives. */
+void tensor_from_host(tensor *t, const float *host);
 
 /* Indices of the k largest values of a vector, in descending order of value (ties: lower index
  * first). idx must hold k ints. Returns k clipped to [0, n]. */

@@ -228,6 +228,14 @@ static int m_freeze(lua_State *L)
     return 0;
 }
 
+/* model:low_precision([on]): bf16 matrix products with fp32 master weights (CUDA only). */
+static int m_low_precision(lua_State *L)
+{
+    nn_model *m = plug_host_of(L)->t->model;
+    if (nn_set_low_precision(m, lua_isnone(L, 2) ? 1 : lua_toboolean(L, 2))) return luaL_error(L, "%s", m->err);
+    return 0;
+}
+
 static optim_group *group_arg(lua_State *L, int i)
 {
     optim *o = &plug_host_of(L)->t->opt;
@@ -348,7 +356,11 @@ static int r_normal_fill(lua_State *L)
     plug_host *h = plug_host_of(L);
     tensor *t = plug_check_tensor(L, 2)->t;
     float sd = (float)luaL_optnumber(L, 3, 1);
-    for (size_t i = 0; i < t->n; i++) t->data[i] = sd * rng_normal(&h->rng);
+    float *buf = malloc((t->n ? t->n : 1) * sizeof *buf);
+    if (!buf) return luaL_error(L, "not enough memory");
+    for (size_t i = 0; i < t->n; i++) buf[i] = sd * rng_normal(&h->rng);
+    tensor_from_host(t, buf);   /* the draws are made on the host: the same numbers on any device */
+    free(buf);
     lua_settop(L, 2);
     return 1;
 }
@@ -363,7 +375,7 @@ static int r_perm(lua_State *L)
     if (!idx) return luaL_error(L, "not enough memory");
     for (int i = 0; i < nn; i++) idx[i] = i;
     rng_shuffle(&h->rng, idx, nn);
-    ltensor *u = plug_push_owned(L, h, 1, &nn);
+    ltensor *u = plug_push_owned(L, h, DEVICE_CPU, 1, &nn);   /* indices live on the host */
     for (int i = 0; i < nn; i++) u->t->data[i] = (float)idx[i];
     free(idx);
     return 1;
@@ -389,7 +401,7 @@ static void build_ctx(plug_host *h)
                                           { "resize", b_resize }, { "mix", b_mix }, { "cutmix", b_cutmix },
                                           { "cutout", b_cutout }, { NULL, NULL } };
     static const luaL_Reg model_fns[] = { { "layer", m_layer }, { "layers", m_layers }, { "freeze", m_freeze },
-                                          { NULL, NULL } };
+                                          { "low_precision", m_low_precision }, { NULL, NULL } };
     static const luaL_Reg optim_fns[] = { { "get", o_get }, { "set", o_set }, { NULL, NULL } };
     static const luaL_Reg optim_meta[] = { { "__index", o_index }, { "__newindex", o_newindex }, { NULL, NULL } };
     static const luaL_Reg rng_fns[] = { { "uniform", r_uniform }, { "normal", r_normal }, { "int", r_int },

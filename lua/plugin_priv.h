@@ -55,7 +55,8 @@ void plug_open_tensors(lua_State *L, plug_host *h);
 plug_host *plug_host_of(lua_State *L);           /* upvalue 1 of every host function */
 ltensor *plug_check_tensor(lua_State *L, int i);
 void plug_push_view(lua_State *L, plug_host *h, tensor *t);
-ltensor *plug_push_owned(lua_State *L, plug_host *h, int ndim, const int *shape);
+/* A new zeroed tensor on dev, owned by Lua and charged to the plugin memory cap. */
+ltensor *plug_push_owned(lua_State *L, plug_host *h, device_kind dev, int ndim, const int *shape);
 /* An index tensor (0-based rows < rows) as a malloc'd int array of *count entries. */
 int *plug_index_list(lua_State *L, int i, int rows, int *count);
 

@@ -21,7 +21,7 @@ void plug_push_view(lua_State *L, plug_host *h, tensor *t)
 }
 
 /* A new owned tensor of the given shape, charged to the plugin memory cap. */
-ltensor *plug_push_owned(lua_State *L, plug_host *h, int ndim, const int *shape)
+ltensor *plug_push_owned(lua_State *L, plug_host *h, device_kind dev, int ndim, const int *shape)
 {
     size_t n = 1;
     for (int i = 0; i < ndim; i++) n *= (size_t)shape[i];
@@ -31,6 +31,7 @@ ltensor *plug_push_owned(lua_State *L, plug_host *h, int ndim, const int *shape)
     memset(u, 0, sizeof *u);
     u->host = h;
     u->t = &u->own;
+    u->own.device = dev;
     luaL_setmetatable(L, TENSOR_MT);
     tensor_resize(&u->own, ndim, shape);
     tensor_zero(&u->own);
@@ -64,8 +65,8 @@ static int t_shape(lua_State *L)
 static int t_clone(lua_State *L)
 {
     ltensor *u = plug_check_tensor(L, 1);
-    ltensor *c = plug_push_owned(L, u->host, u->t->ndim, u->t->shape);
-    memcpy(c->t->data, u->t->data, u->t->n * sizeof(float));
+    ltensor *c = plug_push_owned(L, u->host, u->t->device, u->t->ndim, u->t->shape);
+    tensor_assign(c->t, u->t);
     return 1;
 }
 
@@ -73,7 +74,7 @@ static int t_copy(lua_State *L)
 {
     tensor *a = plug_check_tensor(L, 1)->t, *b = plug_check_tensor(L, 2)->t;
     same_size(L, a, b);
-    memcpy(a->data, b->data, a->n * sizeof(float));
+    tensor_assign(a, b);
     lua_settop(L, 1);
     return 1;
 }
@@ -155,6 +156,7 @@ static int t_min(lua_State *L) { return t_reduce(L, 4); }
 int *plug_index_list(lua_State *L, int i, int rows, int *count)
 {
     tensor *t = plug_check_tensor(L, i)->t;
+    if (t->device != DEVICE_CPU) luaL_error(L, "an index tensor must live on the host (make it with topk or rng:perm)");
     int *idx = malloc((t->n ? t->n : 1) * sizeof *idx);
     if (!idx) luaL_error(L, "not enough memory");
     for (size_t k = 0; k < t->n; k++) {
@@ -192,7 +194,7 @@ static int t_topk(lua_State *L)
     int *idx = malloc((size_t)(k ? k : 1) * sizeof *idx);
     if (!idx) return luaL_error(L, "not enough memory");
     tensor_topk(u->t, k, idx);
-    ltensor *r = plug_push_owned(L, u->host, 1, &k);
+    ltensor *r = plug_push_owned(L, u->host, DEVICE_CPU, 1, &k);   /* indices live on the host */
     for (int i = 0; i < k; i++) r->t->data[i] = (float)idx[i];
     free(idx);
     return 1;
@@ -204,7 +206,7 @@ static int t_get(lua_State *L)
     tensor *t = plug_check_tensor(L, 1)->t;
     lua_Integer i = luaL_checkinteger(L, 2);
     luaL_argcheck(L, i >= 1 && (size_t)i <= t->n, 2, "index out of range");
-    lua_pushnumber(L, t->data[i - 1]);
+    lua_pushnumber(L, tensor_get(t, (size_t)(i - 1)));
     return 1;
 }
 
@@ -236,7 +238,8 @@ static int l_zeros(lua_State *L)
         luaL_argcheck(L, d >= 1 && d <= (1 << 28), i + 1, "dimension out of range");
         shape[i] = (int)d;
     }
-    plug_push_owned(L, plug_host_of(L), nd, shape);
+    plug_host *h = plug_host_of(L);
+    plug_push_owned(L, h, h->t->model->device, nd, shape);   /* next to the model it will meet */
     return 1;
 }
 

@@ -16,14 +16,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define DEFAULT_RECIPE "fmnist_cnn"
 /* The demo's default: a global-average-pool head, so progressive resizing applies. */
 #define DEMO_RECIPE "fmnist_cnn_gap"
-#define FRAME_BUSY 0.1     /* seconds between frames while a run trains */
+#define FRAME_BUSY 0.2     /* seconds between frames while a run trains (keys: at once) */
 #define FRAME_IDLE 0.25    /* ... and while nothing does */
+/* The UI thread's nice value: on a machine whose cores the trainer fills, the scheduler then
+ * seldom preempts a training thread for a frame (keys still answer within milliseconds). */
+#define UI_NICE 10
 
 /* The methods `hasten demo` queues after the baseline (METHODS.md): one that pays off at short
  * budgets, one that brings no gain there, one that costs more per step than it saves. */
@@ -411,6 +416,18 @@ static void follow_active(ui_app *a)
         if (a->runs.v[i] == r) a->sel_run = i;
 }
 
+/* Changes whenever a frame would differ: new records, states, log lines, a note coming or going. */
+static unsigned long signature(ui_app *a, double now)
+{
+    unsigned long sig = (unsigned long)ui_log_total(&a->log) * 31 + (now < a->note_until) + 2 * (unsigned long)a->runs.n;
+    sig += (unsigned long)atomic_load(&a->runs.data_state) * 7;
+    for (int i = 0; i < a->runs.n; i++) {
+        const ui_run *r = a->runs.v[i];
+        sig = sig * 131 + (unsigned long)r->n * 8 + (unsigned long)atomic_load(&r->state) * 2 + (unsigned long)r->paused;
+    }
+    return sig;
+}
+
 static void draw(ui_app *a)
 {
     getmaxyx(stdscr, a->rows, a->cols);
@@ -500,11 +517,13 @@ static int event_loop(ui_app *a, const ui_options *o)
     curs_set(0);
     set_escdelay(25);
 
+    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), UI_NICE);   /* this thread only */
     double next_frame = 0;
+    unsigned long drawn = 0;
     while (!a->quit && !got_signal) {
         double now = trainer_now();
         int wait_ms = (int)((next_frame - now) * 1000);
-        timeout(wait_ms < 0 ? 0 : wait_ms > 100 ? 100 : wait_ms);
+        timeout(wait_ms < 0 ? 0 : wait_ms > 250 ? 250 : wait_ms);
         int ch = getch();
         int dirty = 0;
         while (ch != ERR && !a->quit) {   /* every key waiting, then one frame */
@@ -518,7 +537,9 @@ static int event_loop(ui_app *a, const ui_options *o)
         check_baseline(a);
         ui_runs_update(&a->runs);
         follow_active(a);
-        draw(a);
+        unsigned long sig = signature(a, now);
+        if (dirty || sig != drawn) draw(a);   /* nothing new: the screen is already right */
+        drawn = sig;
         next_frame = now + (ui_runs_active(&a->runs) ? FRAME_BUSY : FRAME_IDLE);
     }
     if (got_signal) ui_log_add(&a->log, UI_LOG_INFO, "signal %d: stopping", (int)got_signal);

@@ -57,3 +57,11 @@ void ui_log_progress_get(ui_log *l, char *out, size_t len)
     snprintf(out, len, "%s", l->progress);
     pthread_mutex_unlock(&l->mu);
 }
+
+long ui_log_total(ui_log *l)
+{
+    pthread_mutex_lock(&l->mu);
+    long n = l->total;
+    pthread_mutex_unlock(&l->mu);
+    return n;
+}

@@ -31,6 +31,8 @@ void ui_log_destroy(ui_log *l);
 void ui_log_add(ui_log *l, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Copies the last max lines, oldest first, into text/level; returns the number copied. */
 int ui_log_last(ui_log *l, int max, char (*text)[UI_LOG_WIDTH], uint8_t *level);
+/* Lines ever added (changes whenever a line is added). Thread-safe. */
+long ui_log_total(ui_log *l);
 /* Sets (text) or clears ("") the progress line shown under the last lines. Thread-safe. */
 void ui_log_progress_set(ui_log *l, const char *text);
 /* Copies the progress line into out ("" when none). */

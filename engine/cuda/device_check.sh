@@ -7,8 +7,10 @@
 #   engine/cuda/device_check.sh run    on the GPU machine, from the repository root: CUDA parity
 #                                      tests, `hasten bench --device cuda --batch 512`, the PyTorch
 #                                      eager baseline of the same model on the same GPU, the
-#                                      fmnist_cnn time to 90% at batch 512, and a per-kernel
-#                                      profile. Everything lands in $OUT (or /tmp/hasten-device).
+#                                      fmnist_cnn time to 90%, and with HASTEN_PROFILE=1 a
+#                                      per-kernel profile (ncu). Results land in $OUT (or
+#                                      /tmp/hasten-device).
+#   engine/cuda/device_check.sh tests  on the GPU machine: the parity tests alone (about 20 s).
 # Not a test target: CI has no GPU; `make test` runs test_cuda, which skips there.
 set -u
 C=.devcarry
@@ -31,6 +33,7 @@ pack() {
 run() {
     out=${OUT:-/tmp/hasten-device}
     mkdir -p "$out"
+    only_tests=${1:-}
     echo "== machine"
     grep PRETTY /etc/os-release; nproc
     nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader
@@ -61,8 +64,11 @@ run() {
         grep -E "OK|PASSED|SKIPPED|model|steps|gap|op " "$out/test_cuda.log"
     fi
 
-    echo "== hasten bench --device cuda --batch 512"
+    [ -z "$only_tests" ] || return 0
+
+    echo "== hasten bench --device cuda --batch 512 (then 128)"
     timeout 120 "$H" bench --device cuda --batch 512 --json | tee "$out/bench.json"
+    timeout 120 "$H" bench --device cuda --batch 128
 
     echo "== PyTorch eager, same model, same GPU, batch 512"
     PYTHONUNBUFFERED=1 timeout 150 python3 tests/bench/torch_fmnist_cnn.py --batch 512 | tee "$out/torch.jsonl"
@@ -79,6 +85,7 @@ run() {
         cat /tmp/hasten-run/summary.json >>"$out/runs.json"
     done
 
+    [ -n "${HASTEN_PROFILE:-}" ] || return 0
     echo "== per-kernel GPU time of one fmnist_cnn step (ncu)"
     timeout 120 ncu --metrics gpu__time_duration.sum --launch-skip 500 --launch-count 60 \
         --print-summary per-kernel "$H" run fmnist_cnn --device cuda --batch 512 --budget 30steps \
@@ -89,5 +96,6 @@ run() {
 case "${1:-}" in
 pack) pack ;;
 run) mkdir -p "${OUT:-/tmp/hasten-device}" && run 2>&1 | tee "${OUT:-/tmp/hasten-device}/all.log" ;;
-*) echo "usage: $0 pack | run" >&2; exit 2 ;;
+tests) mkdir -p "${OUT:-/tmp/hasten-device}" && run tests 2>&1 | tee "${OUT:-/tmp/hasten-device}/all.log" ;;
+*) echo "usage: $0 pack | run | tests" >&2; exit 2 ;;
 esac

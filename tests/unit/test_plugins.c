@@ -554,6 +554,19 @@ static void test_sandbox(void **s)
     expect_failure("fit_start", "hasten.zeros(1 << 14, 1 << 14)", "memory cap", 2);
 }
 
+/* low_precision needs CUDA: on the CPU the run stops at fit_start and says why. */
+static void test_low_precision_on_cpu(void **s)
+{
+    train_config c;
+    base_config(&c, 0);
+    add(&c, "low_precision");
+    harness hr;
+    assert_int_equal(run_with(&c, NULL, NULL, &hr), -1);
+    assert_non_null(strstr(hr.t->error, "plugin low_precision at fit_start"));
+    assert_non_null(strstr(hr.t->error, "CUDA device"));
+    close_run(&hr);
+}
+
 /* The ctx API as documented, asserted from Lua: a failed assert fails the run. */
 static void test_ctx_api(void **s)
 {
@@ -600,7 +613,7 @@ int main(void)
         cmocka_unit_test(test_layer_freezing), cmocka_unit_test(test_ema),
         cmocka_unit_test(test_grad_clipping), cmocka_unit_test(test_data_echoing),
         cmocka_unit_test(test_schedules), cmocka_unit_test(test_sam_costs_a_pass),
-        cmocka_unit_test(test_ctx_api), cmocka_unit_test(test_sandbox),
+        cmocka_unit_test(test_low_precision_on_cpu), cmocka_unit_test(test_ctx_api), cmocka_unit_test(test_sandbox),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
