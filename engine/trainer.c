@@ -93,6 +93,7 @@ void trainer_free(trainer *t)
     if (!t) return;
     if (t->loader) data_loader_stop(t->loader);
     nn_free(t->model);
+    free(t->specs);
     tensor_free(&t->x); tensor_free(&t->targets); tensor_free(&t->weight);
     tensor_free(&t->loss); tensor_free(&t->dlogits); tensor_free(&t->scratch);
     if (t->dd) devdata_close(t->dd);
@@ -395,6 +396,46 @@ static int forward_backward(trainer *t)
 
 int trainer_regrad(trainer *t) { return forward_backward(t); }
 
+int trainer_insert_layer(trainer *t, int pos, const layer_spec *spec, char *err, size_t errlen)
+{
+    const layer_spec *cur = t->specs ? t->specs : t->cfg->layers;
+    int n = t->specs ? t->n_specs : t->cfg->n_layers;
+    if (t->step != 0) {
+        snprintf(err, errlen, "layers can be inserted only at fit_start");
+        return -1;
+    }
+    if (pos < 0 || pos > n || spec->kind == LAYER_RESIDUAL) {
+        snprintf(err, errlen, pos < 0 || pos > n ? "insert position %d is outside 1..%d" : "a residual block cannot be inserted",
+                 pos + 1, n + 1);
+        return -1;
+    }
+    layer_spec *specs = malloc((size_t)(n + 1) * sizeof *specs);
+    CHECK(specs, "out of memory");
+    memcpy(specs, cur, (size_t)pos * sizeof *specs);
+    specs[pos] = *spec;
+    memcpy(specs + pos + 1, cur + pos, (size_t)(n - pos) * sizeof *specs);
+    const data_set *ds = t->data;
+    nn_model *m = nn_build(specs, n + 1, ds->h, ds->w, ds->c, t->cfg->seed, err, errlen);
+    if (m && m->out_features != ds->classes) {
+        snprintf(err, errlen, "with the new layer the model ends with %d outputs, not %d", m->out_features, ds->classes);
+        nn_free(m);
+        m = NULL;
+    }
+    if (!m) {
+        free(specs);
+        return -1;
+    }
+    if (t->model->device != DEVICE_CPU) nn_to_device(m, t->model->device);
+    nn_free(t->model);
+    t->model = m;
+    free(t->specs);
+    t->specs = specs;   /* inner arrays of residual blocks still belong to the config */
+    t->n_specs = n + 1;
+    optim_init(&t->opt, &t->cfg->optim, m);
+    set_lr(t);
+    return 0;
+}
+
 int trainer_metric(trainer *t, const char *name, float value)
 {
     size_t len = strlen(name);
@@ -524,7 +565,7 @@ int trainer_run(trainer *t)
 
 /* ---- summary ------------------------------------------------------------------------------ */
 
-static void cpu_model(char *out, size_t len)
+void trainer_cpu_model(char *out, size_t len)
 {
     snprintf(out, len, "unknown");
     FILE *f = fopen("/proc/cpuinfo", "r");
@@ -547,7 +588,7 @@ static cJSON *fingerprint(const trainer *t)
     cJSON *fp = cJSON_CreateObject();
     char buf[256];
     struct utsname u;
-    cpu_model(buf, sizeof buf);
+    trainer_cpu_model(buf, sizeof buf);
     cJSON_AddStringToObject(fp, "cpu", buf);
     cJSON_AddNumberToObject(fp, "cores", (double)sysconf(_SC_NPROCESSORS_ONLN));
     cJSON_AddNumberToObject(fp, "threads", cpu_threads());

@@ -101,6 +101,8 @@ struct trainer {
     struct { trainer_hook_fn fn; void *ud; } hooks[TRAINER_MAX_HOOKS];
     runlog *log;                           /* NULL = no files */
     const data_batch *cur;                 /* the loader's batch of this step (borrowed) */
+    layer_spec *specs;                     /* (n_specs) the model's layers after insertions; NULL = cfg's */
+    int n_specs;
     int n_extra;                           /* plugin metrics of the current step */
     char extra_name[TRAINER_MAX_EXTRA][32];
     float extra_val[TRAINER_MAX_EXTRA];
@@ -146,6 +148,11 @@ int trainer_echo(trainer *t, int times);
 int trainer_score(trainer *t, float *losses);
 int trainer_regrad(trainer *t);
 
+/* Model surgery at fit_start: rebuilds the model with spec inserted before 0-based position pos
+ * (weights initialised afresh from the seed, optimizer state rebuilt). Returns 0, or -1 with one
+ * line in err (not at fit_start, bad position, a layer that does not fit). t->model changes. */
+int trainer_insert_layer(trainer *t, int pos, const layer_spec *spec, char *err, size_t errlen);
+
 /* Adds a named value to the current step's record in metrics.jsonl (a custom series, e.g. a
  * plugin's grad_norm). Returns 0, or -1 when the step already has TRAINER_MAX_EXTRA values or the
  * name is not a plain identifier. */
@@ -153,6 +160,10 @@ int trainer_metric(trainer *t, const char *name, float value);
 
 /* Marks the run failed with a message (for hooks); returns -1 for convenience. */
 int trainer_fail(trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* This machine's CPU model ("model name" of /proc/cpuinfo, "unknown" without it), as the
+ * summary's fingerprint records it. */
+void trainer_cpu_model(char *out, size_t len);
 
 /* Monotonic clock in seconds. */
 double trainer_now(void);

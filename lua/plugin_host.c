@@ -210,9 +210,9 @@ static int m_layer(lua_State *L)
         lua_createtable(L, 0, 3);
         lua_pushstring(L, l->params[i]->name);
         lua_setfield(L, -2, "name");
-        plug_push_view(L, h, &l->params[i]->w);
+        plug_push_model_view(L, h, &l->params[i]->w, VIEW_PARAM);
         lua_setfield(L, -2, "value");
-        plug_push_view(L, h, &l->params[i]->g);
+        plug_push_model_view(L, h, &l->params[i]->g, VIEW_PARAM);
         lua_setfield(L, -2, "grad");
         lua_rawseti(L, -2, i + 1);
     }
@@ -225,6 +225,53 @@ static int m_layers(lua_State *L) { lua_pushinteger(L, plug_host_of(L)->t->model
 static int m_freeze(lua_State *L)
 {
     nn_layer_freeze(layer_arg(L, 2), lua_isnone(L, 3) ? 1 : lua_toboolean(L, 3));
+    return 0;
+}
+
+/* Reads an integer option of an insert spec, or def. */
+static int opt_int(lua_State *L, int t, const char *key, int def)
+{
+    lua_getfield(L, t, key);
+    int v = lua_isnil(L, -1) ? def : (int)luaL_checkinteger(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+static double opt_num(lua_State *L, int t, const char *key, double def)
+{
+    lua_getfield(L, t, key);
+    double v = lua_isnil(L, -1) ? def : luaL_checknumber(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+/* model:insert(pos, kind [, opts]): at fit_start, a new layer before position pos (1-based;
+ * layers() + 1 appends), e.g. model:insert(9, "dropout", { p = 0.1 }). Rebuilds the model. */
+static int m_insert(lua_State *L)
+{
+    plug_host *h = plug_host_of(L);
+    lua_Integer pos = luaL_checkinteger(L, 2);
+    const char *kind = luaL_checkstring(L, 3);
+    int k = config_layer_kind(kind), o = 4;
+    if (k < 0) return luaL_error(L, "model:insert: unknown layer kind '%s'", kind);
+    if (!lua_isnoneornil(L, o)) luaL_checktype(L, o, LUA_TTABLE);
+    else { lua_newtable(L); o = lua_gettop(L); }
+    layer_spec spec = { .kind = (enum layer_kind)k };
+    spec.out = opt_int(L, o, "out", 0);
+    spec.k = opt_int(L, o, "k", k == LAYER_CONV ? 3 : 2);
+    spec.stride = opt_int(L, o, "stride", k == LAYER_CONV ? 1 : 0);
+    spec.pad = opt_int(L, o, "pad", 0);
+    spec.bias = opt_int(L, o, "bias", 1);
+    spec.p = (float)opt_num(L, o, "p", 0.5);
+    spec.momentum = (float)opt_num(L, o, "momentum", 0.1);
+    spec.eps = (float)opt_num(L, o, "eps", 1e-5);
+    if ((k == LAYER_LINEAR || k == LAYER_CONV) && spec.out < 1)
+        return luaL_error(L, "model:insert: a %s layer needs out >= 1", kind);
+    if (spec.p < 0 || spec.p >= 1) return luaL_error(L, "model:insert: p must be in [0, 1)");
+    char err[256];
+    if (h->event != EV_FIT_START) return luaL_error(L, "model:insert is for fit_start");
+    if (trainer_insert_layer(h->t, (int)pos - 1, &spec, err, sizeof err)) return luaL_error(L, "model:insert: %s", err);
+    h->model_generation++;
     return 0;
 }
 
@@ -401,7 +448,7 @@ static void build_ctx(plug_host *h)
                                           { "resize", b_resize }, { "mix", b_mix }, { "cutmix", b_cutmix },
                                           { "cutout", b_cutout }, { NULL, NULL } };
     static const luaL_Reg model_fns[] = { { "layer", m_layer }, { "layers", m_layers }, { "freeze", m_freeze },
-                                          { "low_precision", m_low_precision }, { NULL, NULL } };
+                                          { "low_precision", m_low_precision }, { "insert", m_insert }, { NULL, NULL } };
     static const luaL_Reg optim_fns[] = { { "get", o_get }, { "set", o_set }, { NULL, NULL } };
     static const luaL_Reg optim_meta[] = { { "__index", o_index }, { "__newindex", o_newindex }, { NULL, NULL } };
     static const luaL_Reg rng_fns[] = { { "uniform", r_uniform }, { "normal", r_normal }, { "int", r_int },
@@ -420,9 +467,9 @@ static void build_ctx(plug_host *h)
     lua_setfield(L, -2, "batch");
     lua_newtable(L);                       /* ctx.model */
     set_funcs(L, h, model_fns);
-    plug_push_view(L, h, &t->model->weights);
+    plug_push_model_view(L, h, &t->model->weights, VIEW_WEIGHTS);
     lua_setfield(L, -2, "weights");
-    plug_push_view(L, h, &t->model->grads);
+    plug_push_model_view(L, h, &t->model->grads, VIEW_GRADS);
     lua_setfield(L, -2, "grads");
     lua_setfield(L, -2, "model");
     lua_newtable(L);                       /* ctx.optim: a proxy */

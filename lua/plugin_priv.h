@@ -30,6 +30,7 @@ struct plug_host {
     trainer_event event;
     rng rng;
     tensor scores;             /* (B) ctx:score() output */
+    int model_generation;      /* bumped when ctx.model:insert rebuilds the model */
     plug_log_fn log;
     void *log_ud;
 };
@@ -40,6 +41,8 @@ typedef struct ltensor {
     tensor *t;
     tensor own;
     plug_host *host;
+    enum { VIEW_FIXED, VIEW_WEIGHTS, VIEW_GRADS, VIEW_PARAM } kind;   /* what a view follows */
+    int generation;       /* VIEW_PARAM: the model generation it was made in */
 } ltensor;
 
 /* The global `hasten` with hasten.plugin (plugin.c). */
@@ -55,6 +58,9 @@ void plug_open_tensors(lua_State *L, plug_host *h);
 plug_host *plug_host_of(lua_State *L);           /* upvalue 1 of every host function */
 ltensor *plug_check_tensor(lua_State *L, int i);
 void plug_push_view(lua_State *L, plug_host *h, tensor *t);
+/* A view of model memory: the flat weights or grads (followed across model rebuilds), or one
+ * parameter tensor (an error to use after a rebuild). */
+void plug_push_model_view(lua_State *L, plug_host *h, tensor *t, int kind);
 /* A new zeroed tensor on dev, owned by Lua and charged to the plugin memory cap. */
 ltensor *plug_push_owned(lua_State *L, plug_host *h, device_kind dev, int ndim, const int *shape);
 /* An index tensor (0-based rows < rows) as a malloc'd int array of *count entries. */

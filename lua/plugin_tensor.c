@@ -9,7 +9,16 @@
 
 plug_host *plug_host_of(lua_State *L) { return lua_touserdata(L, lua_upvalueindex(1)); }
 
-ltensor *plug_check_tensor(lua_State *L, int i) { return luaL_checkudata(L, i, TENSOR_MT); }
+ltensor *plug_check_tensor(lua_State *L, int i)
+{
+    ltensor *u = luaL_checkudata(L, i, TENSOR_MT);
+    nn_model *m = u->host->t->model;   /* model views follow a rebuilt model */
+    if (u->kind == VIEW_WEIGHTS) u->t = &m->weights;
+    else if (u->kind == VIEW_GRADS) u->t = &m->grads;
+    else if (u->kind == VIEW_PARAM && u->generation != u->host->model_generation)
+        luaL_error(L, "this layer tensor belongs to the model before ctx.model:insert rebuilt it");
+    return u;
+}
 
 void plug_push_view(lua_State *L, plug_host *h, tensor *t)
 {
@@ -18,6 +27,14 @@ void plug_push_view(lua_State *L, plug_host *h, tensor *t)
     u->t = t;
     u->host = h;
     luaL_setmetatable(L, TENSOR_MT);
+}
+
+void plug_push_model_view(lua_State *L, plug_host *h, tensor *t, int kind)
+{
+    plug_push_view(L, h, t);
+    ltensor *u = lua_touserdata(L, -1);
+    u->kind = kind;
+    u->generation = h->model_generation;
 }
 
 /* A new owned tensor of the given shape, charged to the plugin memory cap. */

@@ -3,14 +3,12 @@
  * Not for drawing (tui/ui_panes.c, tui/ui_plot.c) nor for running (tui/ui_runs.c). */
 #include "tui/ui.h"
 #include "tui/ui_app.h"
-#include "datasets/datasets.h"
 #include "engine/check.h"
 #include "engine/cpu/cpu.h"
 #include <errno.h>
 #include <getopt.h>
 #include <langinfo.h>
 #include <locale.h>
-#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>

@@ -4,6 +4,7 @@
 #include "tui/ui_runs.h"
 #include "tui/ui_catalog.h"
 #include "lua/recipe.h"
+#include "engine/trainer.h"
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <math.h>
@@ -56,24 +57,6 @@ static double json_num(const cJSON *o, const char *key, double fallback)
     return cJSON_IsNumber(v) ? v->valuedouble : fallback;
 }
 
-/* This machine's CPU model as the summaries' fingerprint spells it ("model name" of cpuinfo). */
-static void cpu_model(char *out, size_t len)
-{
-    snprintf(out, len, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f) return;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        char *colon = strchr(line, ':');
-        if (strncmp(line, "model name", 10) || !colon) continue;
-        colon += colon[1] == ' ' ? 2 : 1;
-        colon[strcspn(colon, "\n")] = 0;
-        snprintf(out, len, "%s", colon);
-        break;
-    }
-    fclose(f);
-}
-
 static int same_budget(const budget_spec *a, const budget_spec *b)
 {
     return a->unit == b->unit && fabs(a->amount - b->amount) <= 1e-9 * fabs(b->amount);
@@ -108,7 +91,7 @@ int ui_history_find_baseline(const char *root, const char *recipe_path, const ch
     DIR *d = opendir(root);
     if (!d) return 0;
     char cpu[256], path[1200], best[1200] = "";
-    cpu_model(cpu, sizeof cpu);
+    trainer_cpu_model(cpu, sizeof cpu);
     int cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
     double best_time = -1;
     struct dirent *e;

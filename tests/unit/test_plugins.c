@@ -603,6 +603,34 @@ static void test_ctx_api(void **s)
     close_run(&hr);
 }
 
+/* Model surgery at fit_start: a layer inserted, weights views follow the rebuilt model, old
+ * layer tensors refuse to be used, and a layer that breaks the model is a clear error. */
+static void test_insert_layer(void **s)
+{
+    static const char body[] =
+        "local old = ctx.model:layer(2).tensors[1].value "
+        "ctx.model:insert(3, 'dropout', { p = 0.25 }) "
+        "assert(ctx.model:layers() == 7 and ctx.model:layer(3).kind == 'dropout') "
+        "assert(ctx.model.weights:size() == 784 * 32 + 32 + 32 * 32 + 32 + 32 * 10 + 10) "
+        "assert(not pcall(function() return old:sum() end)) "
+        "ctx.model.weights:mul_(1) ";
+    char err[300];
+    assert_int_equal(plug_catalog_add_source(&cat, "bad", plugin_src("fit_start", body), err, sizeof err), 0);
+    train_config c;
+    base_config(&c, 0);
+    c.budget = (budget_spec){ BUDGET_STEPS, 3 };
+    add(&c, "bad");
+    harness hr;
+    int rc = run_with(&c, NULL, NULL, &hr);
+    if (rc) print_message("%s\n", hr.t->error);
+    assert_int_equal(rc, 0);
+    assert_int_equal(hr.t->model->n_layers, 7);
+    assert_int_equal(hr.t->model->layers[2].spec.kind, LAYER_DROPOUT);
+    close_run(&hr);
+    expect_failure("fit_start", "ctx.model:insert(7, 'linear', { out = 3 })", "ends with 3 outputs", 5);
+    expect_failure("batch_start", "ctx.model:insert(1, 'relu')", "fit_start", 5);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -613,7 +641,7 @@ int main(void)
         cmocka_unit_test(test_layer_freezing), cmocka_unit_test(test_ema),
         cmocka_unit_test(test_grad_clipping), cmocka_unit_test(test_data_echoing),
         cmocka_unit_test(test_schedules), cmocka_unit_test(test_sam_costs_a_pass),
-        cmocka_unit_test(test_low_precision_on_cpu), cmocka_unit_test(test_ctx_api), cmocka_unit_test(test_sandbox),
+        cmocka_unit_test(test_insert_layer), cmocka_unit_test(test_low_precision_on_cpu), cmocka_unit_test(test_ctx_api), cmocka_unit_test(test_sandbox),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
