@@ -3,6 +3,7 @@
 #include "engine/data.h"
 #include "engine/rng.h"
 #include <math.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -260,6 +261,10 @@ static void make_batch(data_loader *l, data_batch *b, int epoch, int index)
 static void *loader_main(void *arg)
 {
     data_loader *l = arg;
+    /* The trainer's threads keep both cores busy; the loader runs in their gaps (a whole ring of
+     * batches ahead), so it must not preempt them. SCHED_IDLE does that. */
+    struct sched_param sp = { 0 };
+    pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
     for (uint64_t k = 0;; k++) {
         pthread_mutex_lock(&l->mu);
         while (!l->stop && k - l->released >= DATA_RING) pthread_cond_wait(&l->space, &l->mu);
