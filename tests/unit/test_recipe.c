@@ -200,22 +200,23 @@ static void test_cnn_recipe(void **state)
     assert_int_equal(recipe_load("recipes/fmnist_cnn.lua", &c, err, sizeof err), 0);
     assert_int_equal(c.crop_pad, 0);
     assert_int_equal(c.flip, 1);
-    assert_int_equal(c.n_layers, 12);
-    for (int b = 0; b < 2; b++) {
-        const layer_spec *l = &c.layers[4 * b];
-        check_layer(&l[0], LAYER_CONV, b ? 32 : 16, 3, 1, 1, 0);
-        assert_int_equal(l[1].kind, LAYER_BATCHNORM);
-        assert_true(l[1].momentum == 0.1f);
-        assert_true(l[1].eps == 1e-5f);
-        assert_int_equal(l[2].kind, LAYER_RELU);
-        assert_int_equal(l[3].kind, LAYER_MAXPOOL);
-        assert_int_equal(l[3].k, 2);
-        assert_int_equal(l[3].stride, 2);
+    assert_int_equal(c.n_layers, 11);
+    /* conv 16 (stride 1) + bn + relu + maxpool 2, then conv 32 (stride 2) + bn + relu */
+    check_layer(&c.layers[0], LAYER_CONV, 16, 3, 1, 1, 0);
+    check_layer(&c.layers[4], LAYER_CONV, 32, 3, 2, 1, 0);
+    for (int i = 1; i <= 5; i += 4) {
+        assert_int_equal(c.layers[i].kind, LAYER_BATCHNORM);
+        assert_true(c.layers[i].momentum == 0.1f);
+        assert_true(c.layers[i].eps == 1e-5f);
+        assert_int_equal(c.layers[i + 1].kind, LAYER_RELU);
     }
-    assert_int_equal(c.layers[8].kind, LAYER_FLATTEN);
-    check_layer(&c.layers[9], LAYER_LINEAR, 128, 0, 1, 0, 1);
-    assert_int_equal(c.layers[10].kind, LAYER_RELU);
-    check_layer(&c.layers[11], LAYER_LINEAR, 10, 0, 1, 0, 1);
+    assert_int_equal(c.layers[3].kind, LAYER_MAXPOOL);
+    assert_int_equal(c.layers[3].k, 2);
+    assert_int_equal(c.layers[3].stride, 2);
+    assert_int_equal(c.layers[7].kind, LAYER_FLATTEN);
+    check_layer(&c.layers[8], LAYER_LINEAR, 128, 0, 1, 0, 1);
+    assert_int_equal(c.layers[9].kind, LAYER_RELU);
+    check_layer(&c.layers[10], LAYER_LINEAR, 10, 0, 1, 0, 1);
     assert_true(c.optim.lr == 0.1f);
     assert_int_equal(c.optim.nesterov, 1);
     assert_true(c.optim.weight_decay == 5e-4f);
