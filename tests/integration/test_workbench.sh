@@ -72,8 +72,8 @@ wait_for "vs steps" 5 || fail "x axis did not change to steps"
 
 # 4. Resize: 80x24 fits, 60x20 says so, back to 100x30.
 $T resize-window -t wb -x 80 -y 24
-wait_for "Step time" 5 || fail "80x24 layout"
-for pane in "hasten" "vs steps" "Runs" "Step time" "Log"; do grep -q "$pane" "$tmp/pane" || fail "80x24: no '$pane'"; done
+# tmux keeps the old picture until the program redraws: wait for each pane, not just the first.
+for pane in "hasten" "vs steps" "Runs" "Step time" "Log"; do wait_for "$pane" 5 || fail "80x24: no '$pane'"; done
 $T resize-window -t wb -x 60 -y 20
 wait_for "needs at least 80x24" 5 || fail "too-small notice"
 $T resize-window -t wb -x 100 -y 30
