@@ -210,26 +210,6 @@ fail:
 
 /* ---- an extracted folder ---- */
 
-static int read_file(const char *path, uint8_t **buf, size_t *len, char *err, size_t errlen)
-{
-    struct stat st;
-    FILE *f = fopen(path, "rb");
-    if (!f) return data_error(err, errlen, path, DATA_MALFORMED, "cannot open: %s", strerror(errno));
-    if (fstat(fileno(f), &st) || st.st_size > (off_t)MAX_RECORDS * RECORD) {
-        fclose(f);
-        return data_error(err, errlen, path, DATA_MALFORMED, "larger than %d records", MAX_RECORDS);
-    }
-    *len = (size_t)st.st_size;
-    *buf = malloc(*len ? *len : 1);
-    int ok = *buf && fread(*buf, 1, *len, f) == *len;
-    fclose(f);
-    if (!ok) {
-        free(*buf);
-        return data_error(err, errlen, path, DATA_MALFORMED, "read error");
-    }
-    return 0;
-}
-
 static int read_folder(const char *dir, data_set *out, char *err, size_t errlen)
 {
     raw_batches raw = {0};
@@ -240,7 +220,7 @@ static int read_folder(const char *dir, data_set *out, char *err, size_t errlen)
         uint8_t *buf = NULL;
         size_t len = 0;
         snprintf(path, sizeof path, "%s/%s", dir, batch_names[i]);
-        rc = read_file(path, &buf, &len, err, errlen);
+        rc = data_read_file(path, (size_t)MAX_RECORDS * RECORD, &buf, &len, err, errlen);
         if (!rc) rc = add_batch(&raw, i, buf, len, path, batch_names[i], err, errlen);
     }
     if (!rc) rc = assemble(&raw, dir, out, err, errlen);

@@ -110,6 +110,10 @@ int data_load_idx(const char *name, const char *dir, int classes, data_set *out,
 int data_error(char *err, size_t errlen, const char *path, int code, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
+/* Reads a whole regular file of at most max_bytes into a malloc'd *buf (*len bytes; the caller
+ * frees). Returns 0, DATA_MISSING when it does not exist, else DATA_MALFORMED; err names the file. */
+int data_read_file(const char *path, size_t max_bytes, uint8_t **buf, size_t *len, char *err, size_t errlen);
+
 int data_idx_read(const char *path, int ndims, int dims[3], uint8_t **data,
                   char *err, size_t errlen);
 

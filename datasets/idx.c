@@ -243,3 +243,33 @@ fail:
     memset(out, 0, sizeof *out);
     return rc;
 }
+
+int data_read_file(const char *path, size_t max_bytes, uint8_t **buf, size_t *len, char *err, size_t errlen)
+{
+    struct stat st;
+    *buf = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (errno == ENOENT) return data_error(err, errlen, path, DATA_MISSING, "no such file");
+        return data_error(err, errlen, path, DATA_MALFORMED, "cannot open: %s", strerror(errno));
+    }
+    if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return data_error(err, errlen, path, DATA_MALFORMED, "not a regular file");
+    }
+    if ((unsigned long long)st.st_size > max_bytes) {
+        fclose(f);
+        return data_error(err, errlen, path, DATA_MALFORMED, "%lld bytes is over the limit of %zu",
+                          (long long)st.st_size, max_bytes);
+    }
+    *len = (size_t)st.st_size;
+    *buf = malloc(*len ? *len : 1);
+    int ok = *buf && fread(*buf, 1, *len, f) == *len;
+    fclose(f);
+    if (!ok) {
+        free(*buf);
+        *buf = NULL;
+        return data_error(err, errlen, path, DATA_MALFORMED, "read error");
+    }
+    return 0;
+}

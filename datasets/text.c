@@ -34,39 +34,6 @@ static int utf8_next(const uint8_t *s, size_t n, uint32_t *cp)
     return len;
 }
 
-/* Reads the whole file (at most TEXT_MAX_BYTES) into a malloc'd buffer. */
-static int slurp(const char *path, uint8_t **buf, size_t *len, char *err, size_t errlen)
-{
-    struct stat st;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (errno == ENOENT) {
-            snprintf(err, errlen, "%s: no such file", path);
-            return DATA_MISSING;
-        }
-        return data_error(err, errlen, path, DATA_MALFORMED, "cannot open: %s", strerror(errno));
-    }
-    if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return data_error(err, errlen, path, DATA_MALFORMED, "not a regular file");
-    }
-    if ((unsigned long long)st.st_size > TEXT_MAX_BYTES) {
-        fclose(f);
-        return data_error(err, errlen, path, DATA_MALFORMED, "%lld bytes is over the %u MiB limit for a text corpus",
-                    (long long)st.st_size, TEXT_MAX_BYTES >> 20);
-    }
-    *len = (size_t)st.st_size;
-    *buf = malloc(*len ? *len : 1);
-    int ok = *buf && fread(*buf, 1, *len, f) == *len;
-    fclose(f);
-    if (!ok) {
-        free(*buf);
-        *buf = NULL;
-        return data_error(err, errlen, path, DATA_MALFORMED, "read error");
-    }
-    return 0;
-}
-
 int data_text_id(const data_text *t, uint32_t cp)
 {
     int lo = 0, hi = t->vocab - 1;
@@ -96,7 +63,7 @@ int data_text_read(const char *path, double test_frac, data_text *out, char *err
 
     memset(out, 0, sizeof *out);
     if (!(test_frac > 0 && test_frac < 1)) return data_error(err, errlen, path, DATA_MALFORMED, "test fraction %g is not in (0, 1)", test_frac);
-    if ((rc = slurp(path, &bytes, &len, err, errlen))) return rc;
+    if ((rc = data_read_file(path, TEXT_MAX_BYTES, &bytes, &len, err, errlen))) return rc;
     rc = DATA_MALFORMED;
     size_t at = len >= 3 && !memcmp(bytes, "\xef\xbb\xbf", 3) ? 3 : 0;   /* a byte-order mark is no text */
     cps = malloc((len - at + 1) * sizeof *cps);
