@@ -165,9 +165,10 @@ static void push_record(trainer *t, const trainer_record *r)
         n += snprintf(line + n, sizeof line - (size_t)n, ",\"test_loss\":%.7g,\"test_acc\":%.7g",
                       r->test_loss, r->test_acc);
     else
-        for (int i = 0; i < t->n_extra && n < (int)sizeof line - 64; i++)
-            n += snprintf(line + n, sizeof line - (size_t)n, ",\"%s\":%.7g", t->extra_name[i],
-                          isfinite(t->extra_val[i]) ? t->extra_val[i] : 0);
+        for (int i = 0; i < t->n_metric_names && n < (int)sizeof line - 64; i++)
+            if (r->extra_mask & (1u << i))
+                n += snprintf(line + n, sizeof line - (size_t)n, ",\"%s\":%.7g", t->metric_names[i],
+                              isfinite(r->extra[i]) ? r->extra[i] : 0);
     snprintf(line + n, sizeof line - (size_t)n, "}");
     runlog_metric(t->log, line);
 }
@@ -439,18 +440,33 @@ int trainer_insert_layer(trainer *t, int pos, const layer_spec *spec, char *err,
 int trainer_metric(trainer *t, const char *name, float value)
 {
     size_t len = strlen(name);
-    if (t->n_extra == TRAINER_MAX_EXTRA || !len || len >= sizeof t->extra_name[0]) return -1;
+    if (!len || len >= sizeof t->metric_names[0]) return -1;
     for (size_t i = 0; i < len; i++)
         if (!(name[i] == '_' || (name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z') ||
               (i && name[i] >= '0' && name[i] <= '9')))
             return -1;
-    for (int i = 0; i < t->n_extra; i++)
-        if (!strcmp(t->extra_name[i], name)) { t->extra_val[i] = value; return 0; }
-    memcpy(t->extra_name[t->n_extra], name, len + 1);
-    t->extra_val[t->n_extra++] = value;
+    int k = 0;
+    while (k < t->n_metric_names && strcmp(t->metric_names[k], name)) k++;
+    if (k == t->n_metric_names) {
+        if (k == TRAINER_MAX_EXTRA) return -1;
+        pthread_mutex_lock(&t->mu);
+        memcpy(t->metric_names[k], name, len + 1);
+        t->n_metric_names++;
+        pthread_mutex_unlock(&t->mu);
+    }
+    t->step_extra[k] = value;
+    t->step_mask |= 1u << k;
     return 0;
 }
 
+int trainer_metric_names(trainer *t, char names[][32], int max)
+{
+    pthread_mutex_lock(&t->mu);
+    int n = t->n_metric_names < max ? t->n_metric_names : max;
+    memcpy(names, t->metric_names, (size_t)n * sizeof t->metric_names[0]);
+    pthread_mutex_unlock(&t->mu);
+    return n;
+}
 static int train_step(trainer *t)
 {
     double t0 = trainer_now(), wait, tp;
@@ -510,9 +526,11 @@ static int train_step(trainer *t)
     update_progress(t);
     trainer_record r = { .step = t->step, .epoch = (double)t->samples / t->data->train.n,
                          .samples = t->samples, .seconds = t->train_seconds,
-                         .train_loss = t->batch_loss, .lr = t->opt.groups[0].lr };
+                         .train_loss = t->batch_loss, .lr = t->opt.groups[0].lr,
+                         .extra_mask = t->step_mask };
+    memcpy(r.extra, t->step_extra, sizeof r.extra);
     push_record(t, &r);
-    t->n_extra = 0;
+    t->step_mask = 0;
 
     int epoch_done = !t->echoed && t->echo_left == 0 && b->index == t->steps_per_epoch - 1;
     int spent = t->progress >= 1;

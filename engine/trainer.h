@@ -41,6 +41,8 @@ typedef struct trainer_record {
     float lr;            /* lr of the decay group */
     int is_eval;
     float test_loss, test_acc;   /* eval records only */
+    unsigned extra_mask;         /* bit i: extra[i] holds custom metric i (trainer_metric_names) */
+    float extra[8];              /* (TRAINER_MAX_EXTRA) plugin metrics of this step */
 } trainer_record;
 
 typedef struct trainer trainer;
@@ -103,9 +105,10 @@ struct trainer {
     const data_batch *cur;                 /* the loader's batch of this step (borrowed) */
     layer_spec *specs;                     /* (n_specs) the model's layers after insertions; NULL = cfg's */
     int n_specs;
-    int n_extra;                           /* plugin metrics of the current step */
-    char extra_name[TRAINER_MAX_EXTRA][32];
-    float extra_val[TRAINER_MAX_EXTRA];
+    int n_metric_names;                    /* custom metrics of the run, in first-seen order */
+    char metric_names[TRAINER_MAX_EXTRA][32];   /* appended under mu */
+    unsigned step_mask;                    /* the current step's custom values */
+    float step_extra[TRAINER_MAX_EXTRA];
     data_batch held;                       /* a copy kept for data echoing */
     int echo_left, echoed;                 /* echoes still to run; this step is one */
     char extra_summary[4096];              /* JSON members appended to summary.json, e.g. "\"x\":1" */
@@ -153,10 +156,14 @@ int trainer_regrad(trainer *t);
  * line in err (not at fit_start, bad position, a layer that does not fit). t->model changes. */
 int trainer_insert_layer(trainer *t, int pos, const layer_spec *spec, char *err, size_t errlen);
 
-/* Adds a named value to the current step's record in metrics.jsonl (a custom series, e.g. a
- * plugin's grad_norm). Returns 0, or -1 when the step already has TRAINER_MAX_EXTRA values or the
- * name is not a plain identifier. */
+/* Adds a named value to the current step's record (a custom series, e.g. a plugin's grad_norm):
+ * in the in-memory series (trainer_record.extra) and metrics.jsonl. Returns 0, or -1 when the run
+ * already has TRAINER_MAX_EXTRA other names or the name is not a plain identifier. */
 int trainer_metric(trainer *t, const char *name, float value);
+
+/* Copies the run's custom metric names (index i is trainer_record.extra[i]) into names; returns
+ * their count. Thread-safe. */
+int trainer_metric_names(trainer *t, char names[][32], int max);
 
 /* Marks the run failed with a message (for hooks); returns -1 for convenience. */
 int trainer_fail(trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #ifndef HASTEN_SHARE
 #define HASTEN_SHARE "/usr/local/share/hasten"
@@ -312,11 +313,35 @@ static int is_dir(const char *p)
     return !stat(p, &st) && S_ISDIR(st.st_mode);
 }
 
+const char *plug_share_dir(void)
+{
+    static char dir[600];
+    if (dir[0]) return dir;
+    /* Next to the binary first (<prefix>/bin/hasten -> <prefix>/share/hasten), so an install with
+     * any PREFIX finds its files; then the folder the build was configured for. */
+    char exe[512];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = 0;
+            snprintf(dir, sizeof dir, "%s/../share/hasten", exe);
+            if (is_dir(dir)) return dir;
+        }
+    }
+    snprintf(dir, sizeof dir, "%s", HASTEN_SHARE);
+    return dir;
+}
+
 int plug_default_dirs(char dirs[][512], int max, const char *extra)
 {
     int n = 0;
     const char *home = getenv("HOME");
-    if (n < max) snprintf(dirs[n++], 512, "%s", is_dir("plugins") ? "plugins" : HASTEN_SHARE "/plugins");
+    if (n < max) {
+        if (is_dir("plugins")) snprintf(dirs[n++], 512, "plugins");
+        else snprintf(dirs[n++], 512, "%s/plugins", plug_share_dir());
+    }
     if (home && n < max) snprintf(dirs[n++], 512, "%s/.config/hasten/plugins", home);
     if (extra && n < max) snprintf(dirs[n++], 512, "%s", extra);
     return n;

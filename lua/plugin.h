@@ -35,6 +35,10 @@ typedef struct plug_catalog {
     char errors[32][300];     /* one line per plugin file that could not be loaded */
 } plug_catalog;
 
+/* hasten's installed data folder (recipes/, plugins/): <binary's folder>/../share/hasten when it
+ * exists, else the one configured at build time. Static storage. */
+const char *plug_share_dir(void);
+
 /* The folders searched, in order (later ones override a plugin of the same name): the shipped
  * plugins/ (in the working folder, else the installed share folder), ~/.config/hasten/plugins,
  * then extra (may be NULL). Writes up to max paths into dirs; returns the count. */

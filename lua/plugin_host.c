@@ -15,8 +15,9 @@ static int c_log(lua_State *L)
 {
     plug_host *h = plug_host_of(L);
     luaL_Buffer b;
+    int top = lua_gettop(L);   /* the buffer may push a box of its own: count the arguments first */
     luaL_buffinit(L, &b);
-    for (int i = 2; i <= lua_gettop(L); i++) {
+    for (int i = 2; i <= top; i++) {
         if (i > 2) luaL_addchar(&b, ' ');
         (void)luaL_tolstring(L, i, NULL);
         luaL_addvalue(&b);

@@ -18,7 +18,9 @@ static int file_exists(const char *p)
 
 int cli_find_recipe(const char *arg, char *out, size_t len)
 {
-    const char *bases[] = { "", "recipes/", HASTEN_SHARE "/recipes/" };
+    char shared[700];
+    snprintf(shared, sizeof shared, "%s/recipes/", plug_share_dir());
+    const char *bases[] = { "", "recipes/", shared };
     const char *exts[] = { "", ".lua" };
     for (size_t b = 0; b < 3; b++)
         for (size_t e = 0; e < 2; e++) {
@@ -28,6 +30,12 @@ int cli_find_recipe(const char *arg, char *out, size_t len)
         }
     snprintf(out, len, "%s", arg);
     return -1;
+}
+
+void cli_recipe_not_found(const char *name)
+{
+    fprintf(stderr, "hasten: recipe '%s' not found (looked for it as a path, in recipes/ and in %s/recipes/)\n",
+            name, plug_share_dir());
 }
 
 int cli_load_recipe(const char *path, train_config *cfg, char *err, size_t errlen)

@@ -9,9 +9,6 @@
 #include "lua/plugin.h"
 #include "engine/trainer.h"
 
-#ifndef HASTEN_SHARE
-#define HASTEN_SHARE "/usr/local/share/hasten"
-#endif
 
 /* Exit codes of DESIGN.md. */
 enum { EXIT_DONE = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
@@ -19,6 +16,9 @@ enum { EXIT_DONE = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
 /* Resolves a recipe argument: a path as given, else recipes/NAME(.lua) in the working folder, else
  * in the installed share folder. Writes the path into out; returns 0, or -1 when none exists. */
 int cli_find_recipe(const char *arg, char *out, size_t len);
+
+/* Says on stderr, in one line, that recipe `name` was not found and where hasten looked. */
+void cli_recipe_not_found(const char *name);
 
 /* Loads the recipe at path into cfg; returns 0 or -1 with the one-line message in err. */
 int cli_load_recipe(const char *path, train_config *cfg, char *err, size_t errlen);

@@ -129,8 +129,7 @@ static int run_recipe(const run_opts *o)
     int code = EXIT_FAILED;
 
     if (cli_find_recipe(o->recipe, path, sizeof path)) {
-        fprintf(stderr, "hasten: recipe '%s' not found (looked for it as a path, in recipes/ and in %s/recipes/)\n",
-                o->recipe, HASTEN_SHARE);
+        cli_recipe_not_found(o->recipe);
         return EXIT_USAGE;
     }
     if (cli_load_recipe(path, &cfg, err, sizeof err)) {

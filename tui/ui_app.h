@@ -44,6 +44,7 @@ typedef struct ui_app {
     /* what the person chose */
     budget_spec next_budget;       /* for the next queued run */
     int xmode, ymode, logy, zoom;  /* plot: UI_X_*, UI_Y_*, log y, index into the zoom levels */
+    char ymetric[32];              /* UI_Y_CUSTOM: the plugin metric plotted */
     int focus, sel_run, sel_plugin;
     int followed;                  /* id of the last run selected because it started */
     ui_catalog cat;

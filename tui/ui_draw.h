@@ -116,7 +116,8 @@ double ui_ema_push(ui_ema *e, double x);      /* adds x; returns the smoothed va
 
 /* The x axes and y metrics of the plot. */
 enum { UI_X_SECONDS, UI_X_STEPS, UI_X_SAMPLES, UI_X_EPOCHS, UI_X_COUNT };
-enum { UI_Y_TRAIN_LOSS, UI_Y_TEST_LOSS, UI_Y_TEST_ACC, UI_Y_COUNT };
+/* UI_Y_CUSTOM plots the plugin metric named in ui_app.ymetric (ctx:metric). */
+enum { UI_Y_TRAIN_LOSS, UI_Y_TEST_LOSS, UI_Y_TEST_ACC, UI_Y_CUSTOM, UI_Y_COUNT };
 
 /* x of a record on axis mode (UI_X_*). */
 double ui_record_x(const trainer_record *r, int mode);

@@ -111,6 +111,26 @@ int ui_history_find_baseline(const char *root, const char *recipe_path, const ch
     return 1;
 }
 
+/* Plugin metrics (ctx:metric) are the record's keys beyond the standard ones. */
+static void read_extras(const cJSON *j, ui_run *r, trainer_record *rec)
+{
+    static const char *const standard[] = { "step", "epoch", "samples", "seconds", "train_loss", "lr" };
+    const cJSON *item;
+    cJSON_ArrayForEach(item, j) {
+        int known = !cJSON_IsNumber(item) || strlen(item->string) >= sizeof r->metric_names[0];
+        for (size_t i = 0; i < sizeof standard / sizeof *standard && !known; i++) known = !strcmp(item->string, standard[i]);
+        if (known) continue;
+        int k = 0;
+        while (k < r->n_metric_names && strcmp(r->metric_names[k], item->string)) k++;
+        if (k == r->n_metric_names) {
+            if (k == TRAINER_MAX_EXTRA) continue;
+            snprintf(r->metric_names[r->n_metric_names++], sizeof r->metric_names[0], "%s", item->string);
+        }
+        rec->extra[k] = (float)item->valuedouble;
+        rec->extra_mask |= 1u << k;
+    }
+}
+
 static int read_metrics(const char *dir, ui_run *r)
 {
     char path[1200];
@@ -133,6 +153,8 @@ static int read_metrics(const char *dir, ui_run *r)
             rec.test_loss = (float)json_num(j, "test_loss", NAN);
             rec.test_acc = (float)json_num(j, "test_acc", NAN);
         }
+        else
+            read_extras(j, r, &rec);
         cJSON_Delete(j);
         rc = ui_run_append(r, &rec, 1);
     }

@@ -12,7 +12,8 @@ const int ui_zoom_count = (int)(sizeof ui_zoom_seconds / sizeof ui_zoom_seconds[
 
 static const char *const x_titles[UI_X_COUNT] = { "training seconds", "steps", "samples", "epochs" };
 static const char *const x_units[UI_X_COUNT] = { "s", "steps", "samples", "epochs" };
-static const char *const y_titles[UI_Y_COUNT] = { "Train loss (smoothed, raw faint)", "Test loss", "Test accuracy" };
+static const char *const y_titles[UI_Y_COUNT] = { "Train loss (smoothed, raw faint)", "Test loss", "Test accuracy",
+                                                   "Plugin metric" };
 
 enum { STYLE_TARGET = 1 };
 
@@ -29,12 +30,17 @@ static attr_t style_attr(const ui_app *a, uint8_t style)
 }
 
 /* y of record i for the plot's metric, NAN when the record has none. */
-static double y_value(const ui_run *r, int i, int ymode, int raw)
+static double y_value(const ui_app *a, const ui_run *r, int i, int raw)
 {
     const trainer_record *rec = &r->rec[i];
-    switch (ymode) {
+    switch (a->ymode) {
     case UI_Y_TEST_LOSS: return rec->is_eval ? rec->test_loss : NAN;
     case UI_Y_TEST_ACC:  return rec->is_eval ? rec->test_acc : NAN;
+    case UI_Y_CUSTOM:
+        for (int k = 0; k < r->n_metric_names; k++)
+            if (!strcmp(r->metric_names[k], a->ymetric))
+                return rec->extra_mask & (1u << k) ? rec->extra[k] : NAN;
+        return NAN;
     default:             return rec->is_eval ? NAN : raw ? rec->train_loss : r->smooth[i];
     }
 }
@@ -84,7 +90,7 @@ static void y_range(ui_app *a, double xlo, double xhi, double *lo, double *hi)
     for (int k = 0; k < q->n; k++) {
         const ui_run *r = q->v[k];
         for (int i = 0; i < r->n; i++) {
-            double x = ui_record_x(&r->rec[i], a->xmode), y = y_value(r, i, a->ymode, 0);
+            double x = ui_record_x(&r->rec[i], a->xmode), y = y_value(a, r, i, 0);
             if (x < xlo || x > xhi || !isfinite(y) || (a->logy && !(y > 0))) continue;
             if (y < *lo) *lo = y;
             if (y > *hi) *hi = y;
@@ -109,7 +115,7 @@ static void draw_series(ui_app *a, const view *v, const ui_run *r, int raw, uint
 {
     double px = NAN, py = NAN;
     for (int i = 0; i < r->n; i++) {
-        double y = y_value(r, i, a->ymode, raw);
+        double y = y_value(a, r, i, raw);
         if (!isfinite(y)) continue;
         double x = dot_x(v, ui_record_x(&r->rec[i], a->xmode)), yy = dot_y(v, y);
         if (isfinite(px)) ui_canvas_line(&a->canvas, px, py, x, yy, style);
@@ -192,7 +198,7 @@ static void draw_marks(ui_app *a, const view *v)
         const ui_run *r = q->v[k];
         if (r->target_idx < 0) continue;
         double y = shows_target(a) ? a->recipe.target_value
-                 : a->ymode == UI_Y_TRAIN_LOSS ? r->smooth[r->target_idx] : y_value(r, r->target_idx, a->ymode, 0);
+                 : a->ymode == UI_Y_TRAIN_LOSS ? r->smooth[r->target_idx] : y_value(a, r, r->target_idx, 0);
         double dx = dot_x(v, ui_record_x(&r->rec[r->target_idx], a->xmode)), dy = dot_y(v, y);
         if (!isfinite(dx) || !isfinite(dy) || dx < -0.5 || dy < -0.5 || dx > 2.0 * v->c.w - 0.5 || dy > 4.0 * v->c.h - 0.5) continue;
         ui_glyph(a, v->c.y + (int)(dy + 0.5) / 4, v->c.x + (int)(dx + 0.5) / 2, UI_G_MARK, 1,
@@ -203,7 +209,8 @@ static void draw_marks(ui_app *a, const view *v)
 static void draw_title(ui_app *a, ui_rect r)
 {
     char title[160], hint[160] = "";
-    snprintf(title, sizeof title, "%s vs %s", y_titles[a->ymode], x_titles[a->xmode]);
+    snprintf(title, sizeof title, "%s vs %s", a->ymode == UI_Y_CUSTOM ? a->ymetric : y_titles[a->ymode],
+             x_titles[a->xmode]);
     ui_title(a, r, title, NULL, 0);
     int n = 0;
     if (a->recipe.target_metric[0])
@@ -257,7 +264,8 @@ void ui_draw_plot(ui_app *a, ui_rect r)
     draw_x_axis(a, &v, r);
     draw_marks(a, &v);
     if (!have) {
-        const char *msg = a->ymode == UI_Y_TRAIN_LOSS ? "waiting for the first steps ..." : "no evaluation yet (one per epoch)";
+        const char *msg = a->ymode == UI_Y_TRAIN_LOSS ? "waiting for the first steps ..."
+                        : a->ymode == UI_Y_CUSTOM ? "no values of this metric yet" : "no evaluation yet (one per epoch)";
         ui_put(v.c.y + v.c.h / 2, v.c.x + (v.c.w - (int)strlen(msg)) / 2, v.c.w, A_DIM, "%s", msg);
     }
 }

@@ -328,6 +328,7 @@ static void pull_series(ui_run *r, trainer *t)
         got = trainer_series(t, r->n, buf, 512);
         if (ui_run_append(r, buf, got)) break;
     } while (got == 512);
+    r->n_metric_names = trainer_metric_names(t, r->metric_names, TRAINER_MAX_EXTRA);
 }
 
 /* Shows the lines the run's log.txt gained since the last look (plugin ctx:log lines among

@@ -73,6 +73,8 @@ typedef struct ui_run {
 
     /* UI thread only. */
     trainer_record *rec;           /* (n) the series so far */
+    char metric_names[TRAINER_MAX_EXTRA][32];   /* rec[i].extra[k] is metric_names[k] (ctx:metric) */
+    int n_metric_names;
     float *smooth;                 /* (n) smoothed train loss (eval records repeat the last) */
     int n, cap;
     ui_ema ema;

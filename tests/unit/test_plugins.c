@@ -191,7 +191,7 @@ static int find_partner(const data_batch *b, const float *xi, int i, float lam, 
 static int check_mixup(trainer *t, trainer_event ev, void *ud)
 {
     if (ev != EV_BEFORE_FORWARD) return 0;
-    float lam = t->extra_val[0];   /* the plugin's mixup_lambda metric */
+    float lam = t->step_extra[0];   /* the plugin's mixup_lambda metric */
     const data_batch *b = t->cur;
     int k = t->data->classes;
     size_t d = t->x.n / (size_t)t->x.shape[0];
@@ -225,7 +225,7 @@ static void test_mixup(void **s)
 static int check_cutmix(trainer *t, trainer_event ev, void *ud)
 {
     if (ev != EV_BEFORE_FORWARD) return 0;
-    float lam = t->extra_val[0];
+    float lam = t->step_extra[0];
     int k = t->data->classes;
     for (int i = 0; i < t->targets.shape[0]; i++) {
         float sum = 0, own = t->targets.data[i * k + t->labels[i]];

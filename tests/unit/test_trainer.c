@@ -247,6 +247,47 @@ static void test_run_files_and_learning(void **s)
     runlog_close(log);
 }
 
+static int add_metrics(trainer *t, trainer_event ev, void *ud)
+{
+    if (ev == EV_AFTER_STEP) trainer_metric(t, "twice_step", 2.0f * (float)t->step);
+    if (ev == EV_AFTER_STEP && t->step % 2) trainer_metric(t, "odd", 1.0f);
+    if (ev == EV_BATCH_START) *(int *)ud += trainer_metric(t, "9bad", 1.0f) == -1;
+    return 0;
+}
+
+/* Custom series: in the records (by name index) and in metrics.jsonl, only on steps that set them. */
+static void test_custom_metrics(void **s)
+{
+    train_config c;
+    mlp_config(&c);
+    c.budget = (budget_spec){ BUDGET_STEPS, 4 };
+    char err[256], dir[600], path[700];
+    snprintf(dir, sizeof dir, "%s/metrics", test_tmpdir());
+    runlog *log = runlog_open(dir, err, sizeof err);
+    trainer *t = run_config(&c);
+    trainer_set_log(t, log);
+    int rejected = 0;
+    trainer_add_hook(t, add_metrics, &rejected);
+    assert_int_equal(trainer_run(t), 0);
+    assert_int_equal(rejected, 4);
+    char names[8][32];
+    assert_int_equal(trainer_metric_names(t, names, 8), 2);
+    assert_string_equal(names[0], "twice_step");
+    assert_string_equal(names[1], "odd");
+    trainer_record r[16];
+    int n = trainer_series(t, 0, r, 16);
+    assert_true(n >= 4);
+    assert_true(r[0].extra_mask == 3 && r[0].extra[0] == 2.0f && r[0].extra[1] == 1.0f);
+    assert_true(r[1].extra_mask == 1 && r[1].extra[0] == 4.0f);
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    char *text = test_read_file(path, NULL);
+    assert_non_null(strstr(text, "\"twice_step\":2,\"odd\":1}"));
+    assert_non_null(strstr(text, "\"twice_step\":4}"));
+    free(text);
+    trainer_free(t);
+    runlog_close(log);
+}
+
 static void test_bad_model(void **s)
 {
     train_config c;
@@ -266,7 +307,7 @@ int main(void)
         cmocka_unit_test(test_deterministic), cmocka_unit_test(test_event_order),
         cmocka_unit_test(test_budgets), cmocka_unit_test(test_clock),
         cmocka_unit_test(test_nan_stops), cmocka_unit_test(test_run_files_and_learning),
-        cmocka_unit_test(test_bad_model),
+        cmocka_unit_test(test_custom_metrics), cmocka_unit_test(test_bad_model),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

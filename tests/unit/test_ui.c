@@ -15,6 +15,7 @@
 #include "engine/cpu/cpu.h"
 #include "lua/recipe.h"
 #include "tests/support.h"
+#include "engine/trainer.h"
 #include "tui/ui_catalog.h"
 #include "tui/ui_draw.h"
 #include "tui/ui_runs.h"
@@ -474,21 +475,6 @@ static void test_choices_to_specs(void **s)
 
 /* ---- run folders ------------------------------------------------------------------------------- */
 
-static void cpu_name(char *out, size_t len)
-{
-    snprintf(out, len, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    char line[512];
-    while (f && fgets(line, sizeof line, f)) {
-        char *colon = strchr(line, ':');
-        if (strncmp(line, "model name", 10) || !colon) continue;
-        colon[strcspn(colon, "\n")] = 0;
-        snprintf(out, len, "%s", colon + 2);
-        break;
-    }
-    if (f) fclose(f);
-}
-
 /* Writes a run folder as a finished run would leave it. */
 static const char *make_run(const char *name, const char *status, const char *budget, int plugins, int threads)
 {
@@ -511,7 +497,7 @@ static const char *make_run(const char *name, const char *status, const char *bu
     fclose(f);
     config_free(&c);
 
-    cpu_name(cpu, sizeof cpu);
+    trainer_cpu_model(cpu, sizeof cpu);
     snprintf(path, sizeof path, "%s/summary.json", d);
     f = fopen(path, "w");
     fprintf(f, "{\"version\":1,\"status\":\"%s\",\"recipe\":\"recipes/x.lua\",\"dataset\":\"synthetic\","
@@ -522,7 +508,8 @@ static const char *make_run(const char *name, const char *status, const char *bu
     snprintf(path, sizeof path, "%s/metrics.jsonl", d);
     f = fopen(path, "w");
     fprintf(f, "{\"step\":1,\"epoch\":0.01,\"samples\":128,\"seconds\":0.5,\"train_loss\":2.3,\"lr\":0.05}\n"
-               "{\"step\":2,\"epoch\":0.02,\"samples\":256,\"seconds\":1.0,\"train_loss\":2.1,\"lr\":0.05}\n"
+               "{\"step\":2,\"epoch\":0.02,\"samples\":256,\"seconds\":1.0,\"train_loss\":2.1,\"lr\":0.05,"
+               "\"grad_norm\":4.5}\n"
                "{\"step\":2,\"epoch\":0.02,\"samples\":256,\"seconds\":1.0,\"train_loss\":2.1,\"lr\":0.05,"
                "\"test_loss\":0.3,\"test_acc\":0.92}\n"
                "{\"step\":3,\"epoch\":0.0");   /* a line cut by a crash */
@@ -557,6 +544,9 @@ static void test_history(void **s)
     assert_int_equal(r->n, 3);   /* the cut line is skipped */
     assert_int_equal(r->rec[2].is_eval, 1);
     assert_true(fabs(r->rec[2].test_acc - 0.92) < 1e-6);
+    assert_int_equal(r->n_metric_names, 1);   /* a plugin metric, for the y axis */
+    assert_string_equal(r->metric_names[0], "grad_norm");
+    assert_true(r->rec[1].extra_mask == 1 && r->rec[1].extra[0] == 4.5f && r->rec[0].extra_mask == 0);
     assert_true(fabs(ui_run_ttt(r) - 1.0) < 1e-9);
     assert_true(r->phase[PHASE_BACKWARD] == 3);
     assert_int_equal(atomic_load(&r->state), UI_RUN_DONE);
