@@ -47,15 +47,15 @@ static void note_stderr(void *ud, const char *line) { fprintf(stderr, "hasten: %
 
 int cli_load_data(const train_config *cfg, data_set *ds, char *err, size_t errlen)
 {
-    return cli_load_data_to(cfg, ds, note_stderr, NULL, err, errlen);
+    return cli_load_data_to(cfg, ds, note_stderr, NULL, 1, err, errlen);
 }
 
-int cli_load_data_to(const train_config *cfg, data_set *ds, cli_note_fn note, void *ud,
+int cli_load_data_to(const train_config *cfg, data_set *ds, cli_note_fn note, void *ud, int fetch,
                      char *err, size_t errlen)
 {
     const char *dir = cfg->data_path[0] ? cfg->data_path : NULL;   /* the recipe says where: no fallback */
     int rc = data_load(cfg->dataset, dir, ds, err, errlen);
-    if (rc == DATA_MISSING && !dir && !cli_fetch_missing(cfg->dataset, note, ud))
+    if (rc == DATA_MISSING && !dir && fetch && !cli_fetch_missing(cfg->dataset, note, ud))
         rc = data_load(cfg->dataset, NULL, ds, err, errlen);
     if (rc == DATA_MISSING && !dir) {
         char line[1200];

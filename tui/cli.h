@@ -34,8 +34,9 @@ int cli_load_data(const train_config *cfg, data_set *ds, char *err, size_t errle
 typedef void (*cli_note_fn)(void *ud, const char *line);
 
 /* cli_load_data with the notices sent to note(ud, line) instead of stderr (the workbench shows
- * them in its log pane). Same return and ownership as cli_load_data. */
-int cli_load_data_to(const train_config *cfg, data_set *ds, cli_note_fn note, void *ud,
+ * them in its log pane); fetch 0 skips the download (a caller that fetched with its own progress
+ * display). Same return and ownership as cli_load_data. */
+int cli_load_data_to(const train_config *cfg, data_set *ds, cli_note_fn note, void *ud, int fetch,
                      char *err, size_t errlen);
 
 /* Folder that holds run folders: $HASTEN_RUNS_DIR when set and not empty, else "runs".

@@ -172,19 +172,26 @@ static void load_data(ui_runs *q)
     train_config dcfg;
     config_defaults(&dcfg);
     snprintf(dcfg.dataset, sizeof dcfg.dataset, "%s", q->dataset);
+    snprintf(dcfg.data_path, sizeof dcfg.data_path, "%s", q->data_path);
     const data_info *d = data_info_find(q->dataset);
-    if (d && d->n_files > 0 && data_locate(d, where, sizeof where) == DATA_NOWHERE) {
-        ui_log_add(q->log, UI_LOG_INFO, "%s is not on this machine: downloading it into the cache", q->dataset);
-        fetch_options o;
-        fetch_options_init(&o);
-        o.progress = fetch_progress_line;
-        o.ud = q;
-        o.interval = 0.25;
-        if (data_fetch(q->dataset, 0, &o, err, sizeof err)) ui_log_add(q->log, UI_LOG_ERROR, "%s", err);
-        ui_log_progress_set(q->log, "");
+    /* Fetched here rather than in cli_load_data_to, for the live progress line in the log pane. */
+    if (!q->data_path[0] && d && d->n_files > 0 && data_locate(d, where, sizeof where) == DATA_NOWHERE) {
+        const char *offline = getenv("HASTEN_OFFLINE");
+        if (offline && *offline && strcmp(offline, "0")) {
+            ui_log_add(q->log, UI_LOG_INFO, "%s is not on this machine, and HASTEN_OFFLINE is set", q->dataset);
+        } else {
+            ui_log_add(q->log, UI_LOG_INFO, "%s is not on this machine: downloading it into the cache", q->dataset);
+            fetch_options o;
+            fetch_options_init(&o);
+            o.progress = fetch_progress_line;
+            o.ud = q;
+            o.interval = 0.25;
+            if (data_fetch(q->dataset, 0, &o, err, sizeof err)) ui_log_add(q->log, UI_LOG_ERROR, "%s", err);
+            ui_log_progress_set(q->log, "");
+        }
     }
     ui_log_add(q->log, UI_LOG_INFO, "loading %s ...", q->dataset);
-    if (cli_load_data_to(&dcfg, &q->ds, note_log, q->log, err, sizeof err)) {
+    if (cli_load_data_to(&dcfg, &q->ds, note_log, q->log, 0, err, sizeof err)) {
         ui_log_add(q->log, UI_LOG_ERROR, "%s", err);
         atomic_store(&q->data_state, -1);
         return;
@@ -231,6 +238,7 @@ int ui_runs_start(ui_runs *q, const train_config *recipe, ui_log *log, char *err
     q->next_id = 1;
     snprintf(q->recipe_path, sizeof q->recipe_path, "%s", recipe->recipe_path);
     snprintf(q->dataset, sizeof q->dataset, "%s", recipe->dataset);
+    snprintf(q->data_path, sizeof q->data_path, "%s", recipe->data_path);
     snprintf(q->target_metric, sizeof q->target_metric, "%s", recipe->target_metric);
     q->target_value = recipe->target_value;
     q->seed = recipe->seed;
