@@ -2,6 +2,7 @@
  * Each splits its outer loop over the pool; the inner loops are written for auto-vectorisation. */
 #include "engine/cpu/cpu.h"
 #include "engine/tensor.h"
+#include "engine/xent_row.h"
 #include <stdlib.h>
 #include <float.h>
 #include <math.h>
@@ -497,24 +498,13 @@ float cpu_softmax_xent(const float *logits, const float *targets, const float *w
     double total = 0;
     int right = 0;
     for (int i = 0; i < n; i++) {
-        const float *z = logits + (size_t)i * k, *t = targets + (size_t)i * k;
-        float mx = z[0];
-        int arg = 0;
-        for (int j = 1; j < k; j++)
-            if (z[j] > mx) { mx = z[j]; arg = j; }
-        double sum = 0;
-        for (int j = 0; j < k; j++) sum += exp((double)(z[j] - mx));
-        double lse = mx + log(sum);
-        double li = 0;
-        for (int j = 0; j < k; j++) li += t[j] * (lse - z[j]);
+        int arg;
+        float s = (weight ? weight[i] : 1.0f) / (float)n;
+        double li = xent_row(logits + (size_t)i * k, targets + (size_t)i * k, k, s,
+                             dlogits ? dlogits + (size_t)i * k : NULL, &arg);
         loss[i] = (float)li;
         total += li;
         if (labels && arg == labels[i]) right++;
-        if (dlogits) {
-            float s = (weight ? weight[i] : 1.0f) / (float)n;
-            for (int j = 0; j < k; j++)
-                dlogits[(size_t)i * k + j] = s * ((float)exp((double)z[j] - lse) - t[j]);
-        }
     }
     if (correct) *correct = right;
     return (float)(total / n);

@@ -1,6 +1,7 @@
 /* CUDA training ops: softmax cross-entropy, fused optimizer updates, the batch gather with its
  * augmentation, row selection and plugin reductions. Same contracts as the CPU table. */
 #include "engine/cuda/common.cuh"
+#include "engine/xent_row.h"
 #include <math.h>
 
 /* ---- loss ----------------------------------------------------------------------------------- */
@@ -19,23 +20,13 @@ xent_kernel(const float *__restrict__ logits, const float *__restrict__ targets,
     double total = 0;
     int right = 0;
     for (int i = threadIdx.x; i < n; i += blockDim.x) {
-        const float *z = logits + (size_t)i * k, *t = targets + (size_t)i * k;
-        float mx = z[0];
-        int arg = 0;
-        for (int j = 1; j < k; j++)
-            if (z[j] > mx) { mx = z[j]; arg = j; }
-        double sum = 0;
-        for (int j = 0; j < k; j++) sum += exp((double)(z[j] - mx));
-        double lse = mx + log(sum), li = 0;
-        for (int j = 0; j < k; j++) li += t[j] * (lse - z[j]);
+        int arg;
+        float s = (weight ? weight[i] : 1.0f) / (float)n;
+        double li = xent_row(logits + (size_t)i * k, targets + (size_t)i * k, k, s,
+                             dlogits ? dlogits + (size_t)i * k : NULL, &arg);
         loss[i] = (float)li;
         total += li;
         if (labels && arg == labels[i]) right++;
-        if (dlogits) {
-            float s = (weight ? weight[i] : 1.0f) / (float)n;
-            for (int j = 0; j < k; j++)
-                dlogits[(size_t)i * k + j] = s * ((float)exp((double)z[j] - lse) - t[j]);
-        }
     }
     sh_loss[threadIdx.x] = total;
     sh_right[threadIdx.x] = right;
