@@ -76,6 +76,30 @@ static int b_select(lua_State *L)
     return 0;
 }
 
+/* batch:labels() -> index tensor of each row's class: the loaded labels on the CPU; on a device,
+ * the largest target of each row (the same until a plugin mixes targets). */
+static int b_labels(lua_State *L)
+{
+    plug_host *h = plug_host_of(L);
+    trainer *t = h->t;
+    int n = t->x.shape[0], k = t->data->classes;
+    ltensor *u = plug_push_owned(L, h, DEVICE_CPU, 1, &n);
+    if (t->model->device == DEVICE_CPU) {
+        for (int i = 0; i < n; i++) u->t->data[i] = (float)t->labels[i];
+        return 1;
+    }
+    tensor host = {0};
+    tensor_copy(&host, &t->targets);
+    for (int i = 0; i < n; i++) {
+        int best = 0;
+        for (int j = 1; j < k; j++)
+            if (host.data[(size_t)i * k + j] > host.data[(size_t)i * k + best]) best = j;
+        u->t->data[i] = (float)best;
+    }
+    tensor_free(&host);
+    return 1;
+}
+
 static int b_size(lua_State *L) { lua_pushinteger(L, plug_host_of(L)->t->x.shape[0]); return 1; }
 
 static int b_dims(lua_State *L)
@@ -445,7 +469,8 @@ static void build_ctx(plug_host *h)
     trainer *t = h->t;
     static const luaL_Reg ctx_fns[] = { { "log", c_log }, { "metric", c_metric }, { "score", c_score },
                                         { "echo", c_echo }, { "regrad", c_regrad }, { NULL, NULL } };
-    static const luaL_Reg batch_fns[] = { { "select", b_select }, { "size", b_size }, { "dims", b_dims },
+    static const luaL_Reg batch_fns[] = { { "select", b_select }, { "labels", b_labels },
+                                          { "size", b_size }, { "dims", b_dims },
                                           { "resize", b_resize }, { "mix", b_mix }, { "cutmix", b_cutmix },
                                           { "cutout", b_cutout }, { NULL, NULL } };
     static const luaL_Reg model_fns[] = { { "layer", m_layer }, { "layers", m_layers }, { "freeze", m_freeze },

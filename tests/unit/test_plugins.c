@@ -583,6 +583,8 @@ static void test_ctx_api(void **s)
         "z:fill_(2):add_(1):mul_(2) assert(z:mean() == 6 and z:max() == 6) "
         "local t = ctx.rng:perm(5) assert(t:sum() == 10) "
         "local k = z:clone():add_(hasten.zeros(3, 4), 1):topk(2) assert(k:size() == 2) "
+        "local lab = ctx.batch:labels() assert(lab:size() == 64 and lab:min() >= 0 and lab:max() <= 9) "
+        "ctx.batch:select(lab:topk(8)) assert(ctx.batch:size() == 8) "
         "assert(not pcall(function() ctx.optim.lr = -1 end)) "
         "ctx:log('api ok')";
     char err[300];
