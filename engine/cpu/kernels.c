@@ -17,23 +17,29 @@ typedef struct {
     int h, w, c, k, stride, pad, oh, ow;
 } conv_args;
 
+/* Few channels: the image is first copied into a zero-padded frame, so each patch row is a
+ * plain run of k*c floats with no bounds tests (the first layer of an image model lives here). */
 static void im2col_small(const conv_args *a, const float *restrict x, float *restrict col)
 {
-    const int c = a->c, k = a->k;
+    const int c = a->c, k = a->k, s = a->stride, pw = a->w + 2 * a->pad, ph = a->h + 2 * a->pad;
+    const int kc = k * c, rowlen = pw * c;
+    static _Thread_local float *frame;
+    static _Thread_local size_t have;
+    size_t need = (size_t)ph * rowlen;
+    if (need > have) {
+        free(frame);
+        frame = tensor_alloc_floats(need);
+        have = need;
+    }
+    memset(frame, 0, need * sizeof(float));
+    for (int y = 0; y < a->h; y++)
+        memcpy(frame + ((size_t)(y + a->pad) * pw + a->pad) * c, x + (size_t)y * a->w * c,
+               (size_t)a->w * c * sizeof(float));
     for (int oy = 0; oy < a->oh; oy++)
         for (int ox = 0; ox < a->ow; ox++) {
-            int iy0 = oy * a->stride - a->pad, ix0 = ox * a->stride - a->pad;
-            for (int ky = 0; ky < k; ky++) {
-                int iy = iy0 + ky, rowok = iy >= 0 && iy < a->h;
-                for (int kx = 0; kx < k; kx++) {
-                    int ix = ix0 + kx;
-                    const float *src = x + ((size_t)iy * a->w + ix) * c;
-                    if (rowok && ix >= 0 && ix < a->w)
-                        for (int ch = 0; ch < c; ch++) *col++ = src[ch];
-                    else
-                        for (int ch = 0; ch < c; ch++) *col++ = 0;
-                }
-            }
+            const float *restrict src = frame + ((size_t)oy * s * pw + (size_t)ox * s) * c;
+            for (int ky = 0; ky < k; ky++, src += rowlen, col += kc)
+                for (int j = 0; j < kc; j++) col[j] = src[j];
         }
 }
 
@@ -238,9 +244,41 @@ static void max_update(float *restrict best, int32_t *restrict barg, const float
     }
 }
 
+/* The common 2x2, stride 2 window: four loads and three selects per channel, vectorised. */
+static void maxpool2_image(const pool_args *a, size_t img)
+{
+    const int c = a->c;
+    size_t xbase = img * (size_t)a->h * a->w * c;
+    for (int oy = 0; oy < a->oh; oy++)
+        for (int ox = 0; ox < a->ow; ox++) {
+            size_t o = ((img * a->oh + oy) * a->ow + ox) * c;
+            size_t o00 = xbase + ((size_t)(2 * oy) * a->w + 2 * ox) * c, o01 = o00 + c;
+            size_t o10 = o00 + (size_t)a->w * c, o11 = o10 + c;
+            const float *restrict x = a->x;
+            float *restrict y = a->y + o;
+            int32_t *restrict arg = a->arg + o;
+            for (int ch = 0; ch < c; ch++) {
+                float best = x[o00 + ch];
+                int32_t at = (int32_t)(o00 + ch);
+                float v = x[o01 + ch];
+                at = v > best ? (int32_t)(o01 + ch) : at; best = v > best ? v : best;
+                v = x[o10 + ch];
+                at = v > best ? (int32_t)(o10 + ch) : at; best = v > best ? v : best;
+                v = x[o11 + ch];
+                at = v > best ? (int32_t)(o11 + ch) : at; best = v > best ? v : best;
+                y[ch] = best;
+                arg[ch] = at;
+            }
+        }
+}
+
 static void maxpool_range(void *p, size_t lo, size_t hi, int chunk)
 {
     const pool_args *a = p;
+    if (a->k == 2 && a->s == 2 && a->oh * 2 <= a->h && a->ow * 2 <= a->w) {
+        for (size_t img = lo; img < hi; img++) maxpool2_image(a, img);
+        return;
+    }
     for (size_t img = lo; img < hi; img++) {
         size_t xbase = img * (size_t)a->h * a->w * a->c;
         for (int oy = 0; oy < a->oh; oy++)
