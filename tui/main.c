@@ -74,7 +74,6 @@ static void on_signal(int sig)
 typedef struct progress {
     int quiet;
     double last_print;
-    int printed_eval;
 } progress;
 
 static int progress_hook(trainer *t, trainer_event ev, void *ud)
@@ -172,7 +171,7 @@ static int run_recipe(const run_opts *o)
     }
     trainer *t = run.t;
     const char *dir = run.dir;
-    progress prog = { .quiet = o->quiet };
+    progress prog = { .quiet = o->quiet, .last_print = trainer_now() };   /* first line after 2 s */
     trainer_add_hook(t, progress_hook, &prog);
     if (!o->quiet)
         fprintf(stderr, "hasten: %s on %s (%d train, %d test), %zu parameters, %d threads -> %s\n",

@@ -567,6 +567,11 @@ static void test_low_precision_on_cpu(void **s)
     close_run(&hr);
 }
 
+static void capture_log(void *ud, const char *plugin, const char *line)
+{
+    snprintf(ud, 128, "%s", line);
+}
+
 /* The ctx API as documented, asserted from Lua: a failed assert fails the run. */
 static void test_ctx_api(void **s)
 {
@@ -586,7 +591,7 @@ static void test_ctx_api(void **s)
         "local lab = ctx.batch:labels() assert(lab:size() == 64 and lab:min() >= 0 and lab:max() <= 9) "
         "ctx.batch:select(lab:topk(8)) assert(ctx.batch:size() == 8) "
         "assert(not pcall(function() ctx.optim.lr = -1 end)) "
-        "ctx:log('api ok')";
+        "ctx:log('api', 'ok', 2)";
     char err[300];
     int added = plug_catalog_add_source(&cat, "api", plugin_src("batch_start", body), err, sizeof err);
     if (added) print_message("%s\n", err);
@@ -597,9 +602,14 @@ static void test_ctx_api(void **s)
     add(&c, "api");
     snprintf(c.plugins[0].name, sizeof c.plugins[0].name, "bad");   /* plugin_src names it 'bad' */
     harness hr;
-    int rc = run_with(&c, NULL, NULL, &hr);
+    char logged[128] = "";
+    hr.t = trainer_new(&c, &ds, hr.err, sizeof hr.err);
+    hr.h = plug_host_new(hr.t, &cat, &c, capture_log, logged, hr.err, sizeof hr.err);
+    assert_non_null(hr.h);
+    int rc = trainer_run(hr.t);
     if (rc) print_message("%s\n", hr.t->error);
     assert_int_equal(rc, 0);
+    assert_string_equal(logged, "api ok 2");   /* the arguments, and nothing else */
     /* lr_scale 0.5 on no_decay: its lr is half the decay group's */
     assert_true(fabsf(hr.t->opt.groups[1].lr - 0.5f * hr.t->opt.groups[0].lr) < 1e-7f);
     close_run(&hr);
