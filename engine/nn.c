@@ -273,10 +273,24 @@ static int shape_err(nn_model *top, const nn_layer *l, const char *fmt, ...)
     return -1;
 }
 
+static nn_gemm_shape *rec_buf;
+static int rec_cap, rec_n;
+
+void nn_gemm_record(nn_gemm_shape *buf, int cap)
+{
+    rec_buf = buf;
+    rec_cap = cap;
+    rec_n = 0;
+}
+
+int nn_gemm_recorded(void) { return rec_n; }
+
 /* C = op(A) op(B) + beta C on the model's device, in bf16 when the model asks for it. */
 static void gemm(const nn_model *m, int ta, int tb, int M, int N, int K, const float *A, int lda,
                  const float *B, int ldb, float beta, float *C, int ldc)
 {
+    if (rec_buf && rec_n < rec_cap)
+        rec_buf[rec_n++] = (nn_gemm_shape){ ta, tb, M, N, K, beta };
     (m->low_precision ? m->ops->sgemm_bf16 : m->ops->sgemm)(ta, tb, M, N, K, 1, A, lda, B, ldb, beta, C, ldc);
 }
 

@@ -84,6 +84,12 @@ int nn_to_device(nn_model *m, device_kind d);
  * or -1 with m->err set when the model's device has no bf16 path (the CPU). */
 int nn_set_low_precision(nn_model *m, int on);
 
+/* Matrix-product shape recording, for the roofline benchmark and the tests: while on, the shape of
+ * each product any model does, on any device, is kept. Not thread-safe: one recorder at a time. */
+typedef struct nn_gemm_shape { int ta, tb, M, N, K; float beta; } nn_gemm_shape;
+void nn_gemm_record(nn_gemm_shape *buf, int cap);   /* buf = NULL stops recording */
+int nn_gemm_recorded(void);                         /* products recorded since the start */
+
 void nn_zero_grad(nn_model *m);
 /* Total number of scalar parameters. */
 size_t nn_param_count(const nn_model *m);

@@ -31,7 +31,7 @@ typedef struct bench_result {
 typedef struct bench_hook {
     int warm, measure;
     double start_seconds, start_phase[PHASE_COUNT];
-    cpu_gemm_shape shapes[MAX_SHAPES];
+    nn_gemm_shape shapes[MAX_SHAPES];
     int n_shapes;
 } bench_hook;
 
@@ -42,18 +42,18 @@ static int bench_hook_fn(trainer *t, trainer_event ev, void *ud)
     if (ev == EV_BATCH_START && t->step == h->warm) {
         h->start_seconds = t->train_seconds;
         memcpy(h->start_phase, t->phase, sizeof h->start_phase);
-        cpu_gemm_record(h->shapes, MAX_SHAPES);
+        nn_gemm_record(h->shapes, MAX_SHAPES);
     } else if (ev == EV_AFTER_STEP && t->step == h->warm + 1) {
-        h->n_shapes = cpu_gemm_recorded();
-        cpu_gemm_record(NULL, 0);
+        h->n_shapes = nn_gemm_recorded();
+        nn_gemm_record(NULL, 0);
     }
     return 0;
 }
 
-static double gemm_flops(const cpu_gemm_shape *s) { return 2.0 * s->M * s->N * s->K; }
+static double gemm_flops(const nn_gemm_shape *s) { return 2.0 * s->M * s->N * s->K; }
 
 /* Median-of-5 seconds for one sgemm of this shape, each sample long enough to time well. */
-static double time_gemm(const cpu_gemm_shape *s)
+static double time_gemm(const nn_gemm_shape *s)
 {
     size_t na = (size_t)s->M * s->K, nb = (size_t)s->K * s->N, nc = (size_t)s->M * s->N;
     float *a = malloc(na * 4), *b = malloc(nb * 4), *c = malloc(nc * 4);
@@ -258,7 +258,7 @@ int cli_bench(int argc, char **argv)
         print_device(r, n, json);
         return EXIT_DONE;
     }
-    cpu_gemm_shape big = { 0, 0, 2048, 2048, 2048, 0 };
+    nn_gemm_shape big = { 0, 0, 2048, 2048, 2048, 0 };
     double peak = gemm_flops(&big) / time_gemm(&big) * 1e-9;
     bench_result r[2];
     int n = 0;

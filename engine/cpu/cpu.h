@@ -23,11 +23,6 @@ int cpu_chunks(size_t n, size_t grain);
 void cpu_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                const float *B, int ldb, float beta, float *C, int ldc);
 
-/* GEMM shape recording, for the roofline benchmark: while on, each cpu_sgemm call's shape is kept. */
-typedef struct cpu_gemm_shape { int ta, tb, M, N, K; float beta; } cpu_gemm_shape;
-void cpu_gemm_record(cpu_gemm_shape *buf, int cap);   /* buf = NULL stops recording */
-int cpu_gemm_recorded(void);                          /* shapes recorded since the start */
-
 /* im2col for NHWC: col (n*oh*ow, k*k*c) from x (n, h, w, c), zero outside the image. */
 void cpu_im2col(const float *x, int n, int h, int w, int c, int k, int stride, int pad,
                 int oh, int ow, float *col);

@@ -116,18 +116,6 @@ void cpu_parallel(size_t n, size_t grain, cpu_range_fn fn, void *ctx)
     }
 }
 
-static cpu_gemm_shape *rec_buf;
-static int rec_cap, rec_n;
-
-void cpu_gemm_record(cpu_gemm_shape *buf, int cap)
-{
-    rec_buf = buf;
-    rec_cap = cap;
-    rec_n = 0;
-}
-
-int cpu_gemm_recorded(void) { return rec_n; }
-
 typedef struct {
     int ta, tb, M, N, K, lda, ldb, ldc, split_m;
     float alpha, beta;
@@ -156,8 +144,6 @@ static void gemm_range(void *p, size_t lo, size_t hi, int chunk)
 void cpu_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                const float *B, int ldb, float beta, float *C, int ldc)
 {
-    if (rec_buf && rec_n < rec_cap)
-        rec_buf[rec_n++] = (cpu_gemm_shape){ ta, tb, M, N, K, beta };
     if (M == 0 || N == 0) return;
     gemm_args g = { ta, tb, M, N, K, lda, ldb, ldc, M >= N, alpha, beta, A, B, C };
     double flops = 2.0 * M * N * K;

@@ -5,22 +5,22 @@
 #                                      (ignored by git), for a GPU machine that lacks the build
 #                                      dependencies and the network;
 #   engine/cuda/device_check.sh run    on the GPU machine, from the repository root: CUDA parity
-#                                      tests, `hasten bench --device cuda --batch 512`, the PyTorch
+#                                      tests, the plugin tests on both devices, `hasten bench --device cuda --batch 512`, the PyTorch
 #                                      eager baseline of the same model on the same GPU, the
 #                                      fmnist_cnn time to 90%, and with HASTEN_PROFILE=1 a
 #                                      per-kernel profile (ncu). Results land in $OUT (or
 #                                      /tmp/hasten-device).
-#   engine/cuda/device_check.sh tests  on the GPU machine: the parity tests alone (about 20 s).
+#   engine/cuda/device_check.sh tests  on the GPU machine: the parity and plugin tests alone.
 # Not a test target: CI has no GPU; `make test` runs test_cuda, which skips there.
 set -u
 C=.devcarry
 
 pack() {
-    make -j"$(nproc)" hasten build/tests/test_cuda >/dev/null || exit 1
+    make -j"$(nproc)" hasten build/tests/test_cuda build/tests/test_plugins >/dev/null || exit 1
     rm -rf "$C" && mkdir -p "$C/bin" "$C/data/fashion-mnist" "$C/lib"
-    cp hasten build/tests/test_cuda "$C/bin/"
+    cp hasten build/tests/test_cuda build/tests/test_plugins "$C/bin/"
     # Every library the binaries load, except the C runtime the GPU machine has its own of.
-    ldd "$C/bin/hasten" "$C/bin/test_cuda" | awk '/=> \//{print $3}' | sort -u |
+    ldd "$C"/bin/* | awk '/=> \//{print $3}' | sort -u |
         grep -vE '/(libc|libm|libpthread|libdl|librt|ld-linux[^/]*|libstdc\+\+|libgcc_s)\.so' |
         xargs -I{} cp -L {} "$C/lib/"
     tar -cJf "$C/libs.tar.xz" -C "$C/lib" . && rm -rf "$C/lib"
@@ -48,10 +48,12 @@ run() {
     else export HASTEN_DATA_DIR=$PWD/$C/data; echo "dataset: carried copy"; fi
     H=$C/bin/hasten
     T=$C/bin/test_cuda
+    P=$C/bin/test_plugins
     if ! "$H" --version; then   # the carried build does not start here: build on this machine
         echo "carried binaries do not run here; building"
-        make -j"$(nproc)" hasten build/tests/test_cuda >"$out/build.log" 2>&1 || tail -20 "$out/build.log"
-        H=./hasten T=build/tests/test_cuda
+        make -j"$(nproc)" hasten build/tests/test_cuda build/tests/test_plugins >"$out/build.log" 2>&1 ||
+            tail -20 "$out/build.log"
+        H=./hasten T=build/tests/test_cuda P=build/tests/test_plugins
     fi
 
     echo "== CUDA parity tests"
@@ -63,6 +65,10 @@ run() {
     else
         grep -E "OK|PASSED|SKIPPED|model|steps|gap|op " "$out/test_cuda.log"
     fi
+
+    echo "== plugin tests, CPU then CUDA"
+    if ! timeout 120 "$P" >"$out/test_plugins.log" 2>&1; then tail -40 "$out/test_plugins.log"
+    else grep -E "PASSED|SKIPPED|FAILED|first loss" "$out/test_plugins.log"; fi
 
     [ -z "$only_tests" ] || return 0
 

@@ -1,5 +1,6 @@
 /* Each shipped plugin does what it claims, through the real engine and the real Lua bridge, and
- * the sandbox stops misbehaving plugins without taking the process down. */
+ * the sandbox stops misbehaving plugins without taking the process down: on the CPU, and again on
+ * the CUDA device when one opens (else that group is skipped with the reason). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -11,12 +12,25 @@
 #include <string.h>
 #include "datasets/datasets.h"
 #include "engine/cpu/cpu.h"
+#include "engine/ops.h"
 #include "engine/trainer.h"
 #include "lua/plugin.h"
 #include "tests/support.h"
 
 static data_set ds;
 static plug_catalog cat;
+static device_kind dev;   /* where the method tests of the group now running train */
+
+/* t's values on the host: t itself on the CPU, else a copy in one of a few rotating buffers. */
+static const float *host(const tensor *t)
+{
+    static tensor copies[4];
+    static int next;
+    if (t->device == DEVICE_CPU) return t->data;
+    tensor *c = &copies[next++ % 4];
+    tensor_copy(c, t);
+    return c->data;
+}
 
 static layer_spec cnn_gap[] = {
     { .kind = LAYER_CONV, .out = 8, .k = 3, .stride = 1, .pad = 1 }, { .kind = LAYER_BATCHNORM },
@@ -32,10 +46,21 @@ static layer_spec mlp[] = {
 
 static int setup(void **s)
 {
-    cpu_threads_init(2);
     char dirs[1][512] = { "plugins" };
     if (plug_catalog_load(&cat, dirs, 1)) return -1;
     return data_synthetic(&ds, 1024, 256, 28, 28, 10, 1);
+}
+
+static int setup_cpu(void **s)
+{
+    dev = DEVICE_CPU;
+    return setup(s);
+}
+
+static int setup_cuda(void **s)
+{
+    dev = DEVICE_CUDA;
+    return setup(s);
 }
 
 static int teardown(void **s)
@@ -48,6 +73,7 @@ static int teardown(void **s)
 static void base_config(train_config *c, int gap)
 {
     config_defaults(c);
+    c->device = dev;
     c->layers = gap ? cnn_gap : mlp;
     c->n_layers = gap ? 8 : 6;
     c->batch = 64;
@@ -155,9 +181,10 @@ static int check_smoothing(trainer *t, trainer_event ev, void *ud)
 {
     if (ev != EV_BEFORE_LOSS) return 0;
     int k = t->data->classes, n = t->targets.shape[0];
+    const float *tg = host(&t->targets);
     for (int i = 0; i < n; i++)
         for (int j = 0; j < k; j++) {
-            float v = t->targets.data[i * k + j], want = j == t->labels[i] ? 0.9f + 0.01f : 0.01f;
+            float v = tg[i * k + j], want = j == t->labels[i] ? 0.9f + 0.01f : 0.01f;
             if (fabsf(v - want) > 1e-6f) return trainer_fail(t, "target %d,%d = %f, want %f", i, j, v, want);
         }
     (*(int *)ud)++;
@@ -176,13 +203,26 @@ static void test_label_smoothing(void **s)
     close_run(&hr);
 }
 
-/* Finds the partner j of mixed row i: x_mixed[i] = lam * x[i] + (1 - lam) * x[j]. */
-static int find_partner(const data_batch *b, const float *xi, int i, float lam, size_t d)
+typedef struct mix_check { tensor x; int labels[256]; int checked; } mix_check;
+
+/* Registered before the host: keeps the batch as loaded, before the plugin mixes it. */
+static int keep_batch(trainer *t, trainer_event ev, void *ud)
 {
-    for (int j = 0; j < b->n; j++) {
+    mix_check *m = ud;
+    if (ev == EV_BATCH_START) {
+        tensor_copy(&m->x, &t->x);
+        memcpy(m->labels, t->labels, (size_t)t->x.shape[0] * sizeof(int));
+    }
+    return 0;
+}
+
+/* Finds the partner j of mixed row i: x_mixed[i] = lam * x[i] + (1 - lam) * x[j]. */
+static int find_partner(const float *x, int n, const float *xi, int i, float lam, size_t d)
+{
+    for (int j = 0; j < n; j++) {
         size_t k = 0;
         for (; k < d; k++)
-            if (fabsf(xi[k] - (lam * b->x[i * d + k] + (1 - lam) * b->x[j * d + k])) > 1e-4f) break;
+            if (fabsf(xi[k] - (lam * x[i * d + k] + (1 - lam) * x[j * d + k])) > 1e-4f) break;
         if (k == d) return j;
     }
     return -1;
@@ -190,21 +230,22 @@ static int find_partner(const data_batch *b, const float *xi, int i, float lam, 
 
 static int check_mixup(trainer *t, trainer_event ev, void *ud)
 {
+    mix_check *m = ud;
     if (ev != EV_BEFORE_FORWARD) return 0;
     float lam = t->step_extra[0];   /* the plugin's mixup_lambda metric */
-    const data_batch *b = t->cur;
-    int k = t->data->classes;
-    size_t d = t->x.n / (size_t)t->x.shape[0];
-    for (int i = 0; i < b->n; i += 7) {
-        int j = find_partner(b, t->x.data + i * d, i, lam, d);
+    int k = t->data->classes, n = t->x.shape[0];
+    size_t d = t->x.n / (size_t)n;
+    const float *x = host(&t->x), *tg = host(&t->targets);
+    for (int i = 0; i < n; i += 7) {
+        int j = find_partner(m->x.data, n, x + i * d, i, lam, d);
         if (j < 0) return trainer_fail(t, "row %d is not a mix of two inputs with lambda %f", i, lam);
         for (int c = 0; c < k; c++) {
-            float want = lam * (b->labels[i] == c) + (1 - lam) * (b->labels[j] == c);
-            if (fabsf(t->targets.data[i * k + c] - want) > 1e-5f)
+            float want = lam * (m->labels[i] == c) + (1 - lam) * (m->labels[j] == c);
+            if (fabsf(tg[i * k + c] - want) > 1e-5f)
                 return trainer_fail(t, "targets of row %d not mixed with the inputs' lambda", i);
         }
     }
-    (*(int *)ud)++;
+    m->checked++;
     return 0;
 }
 
@@ -214,11 +255,18 @@ static void test_mixup(void **s)
     base_config(&c, 0);
     add(&c, "mixup:alpha=0.4");
     harness hr;
-    int checked = 0;
-    int rc = run_with(&c, check_mixup, &checked, &hr);
+    mix_check m = {0};
+    hr.t = trainer_new(&c, &ds, hr.err, sizeof hr.err);
+    assert_non_null(hr.t);
+    trainer_add_hook(hr.t, keep_batch, &m);
+    hr.h = plug_host_new(hr.t, &cat, &c, NULL, NULL, hr.err, sizeof hr.err);
+    assert_non_null(hr.h);
+    trainer_add_hook(hr.t, check_mixup, &m);
+    int rc = trainer_run(hr.t);
     if (rc) print_message("%s\n", hr.t->error);
     assert_int_equal(rc, 0);
-    assert_int_equal(checked, 20);
+    assert_int_equal(m.checked, 20);
+    tensor_free(&m.x);
     close_run(&hr);
 }
 
@@ -227,9 +275,10 @@ static int check_cutmix(trainer *t, trainer_event ev, void *ud)
     if (ev != EV_BEFORE_FORWARD) return 0;
     float lam = t->step_extra[0];
     int k = t->data->classes;
+    const float *tg = host(&t->targets);
     for (int i = 0; i < t->targets.shape[0]; i++) {
-        float sum = 0, own = t->targets.data[i * k + t->labels[i]];
-        for (int c = 0; c < k; c++) sum += t->targets.data[i * k + c];
+        float sum = 0, own = tg[i * k + t->labels[i]];
+        for (int c = 0; c < k; c++) sum += tg[i * k + c];
         if (fabsf(sum - 1) > 1e-5f || own < lam - 1e-5f) return trainer_fail(t, "cutmix targets of row %d", i);
     }
     (*(int *)ud)++;
@@ -252,9 +301,10 @@ static int check_cutout(trainer *t, trainer_event ev, void *ud)
 {
     if (ev != EV_BEFORE_FORWARD) return 0;
     size_t d = t->x.n / (size_t)t->x.shape[0];
+    const float *x = host(&t->x);
     for (int i = 0; i < t->x.shape[0]; i++) {
         int zeros = 0;
-        for (size_t k = 0; k < d; k++) zeros += t->x.data[i * d + k] == 0.0f;
+        for (size_t k = 0; k < d; k++) zeros += x[i * d + k] == 0.0f;
         if (zeros < 1 || zeros > 6 * 6) return trainer_fail(t, "image %d has %d masked pixels", i, zeros);
     }
     (*(int *)ud)++;
@@ -274,18 +324,18 @@ static void test_cutout(void **s)
 }
 
 /* Records the input side and the GEMM work of each step. */
-typedef struct size_log { int side[64]; double flops[64]; int n; cpu_gemm_shape shapes[256]; } size_log;
+typedef struct size_log { int side[64]; double flops[64]; int n; nn_gemm_shape shapes[256]; } size_log;
 
 static int log_sizes(trainer *t, trainer_event ev, void *ud)
 {
     size_log *l = ud;
     if (ev == EV_BEFORE_FORWARD) {
         l->side[l->n] = t->x.shape[1];
-        cpu_gemm_record(l->shapes, 256);
+        nn_gemm_record(l->shapes, 256);
     } else if (ev == EV_AFTER_STEP && l->n < 64) {
         double f = 0;
-        for (int i = 0; i < cpu_gemm_recorded(); i++) f += 2.0 * l->shapes[i].M * l->shapes[i].N * l->shapes[i].K;
-        cpu_gemm_record(NULL, 0);
+        for (int i = 0; i < nn_gemm_recorded(); i++) f += 2.0 * l->shapes[i].M * l->shapes[i].N * l->shapes[i].K;
+        nn_gemm_record(NULL, 0);
         l->flops[l->n++] = f;
     }
     return 0;
@@ -336,20 +386,21 @@ static void test_selective_backprop(void **s)
     close_run(&hr);
 }
 
-typedef struct freeze_check { float first[8]; int gemms_early, gemms_late; cpu_gemm_shape shapes[64]; } freeze_check;
+typedef struct freeze_check { float first[8]; int gemms_early, gemms_late; nn_gemm_shape shapes[64]; } freeze_check;
 
 static int check_freeze(trainer *t, trainer_event ev, void *ud)
 {
     freeze_check *f = ud;
     nn_param *w0 = t->model->params[0];
-    if (ev == EV_BATCH_START && (t->step == 1 || t->step == t->total_steps - 1)) cpu_gemm_record(f->shapes, 64);
+    if (ev == EV_BATCH_START && (t->step == 1 || t->step == t->total_steps - 1)) nn_gemm_record(f->shapes, 64);
     if (ev == EV_AFTER_STEP && (t->step == 2 || t->step == t->total_steps)) {
-        *(t->step == 2 ? &f->gemms_early : &f->gemms_late) = cpu_gemm_recorded();
-        cpu_gemm_record(NULL, 0);
+        *(t->step == 2 ? &f->gemms_early : &f->gemms_late) = nn_gemm_recorded();
+        nn_gemm_record(NULL, 0);
     }
     if (ev == EV_AFTER_STEP && w0->frozen) {
-        if (!f->first[0] && !f->first[1]) memcpy(f->first, w0->w.data, sizeof f->first);
-        else if (memcmp(f->first, w0->w.data, sizeof f->first))
+        const float *w = host(&w0->w);
+        if (!f->first[0] && !f->first[1]) memcpy(f->first, w, sizeof f->first);
+        else if (memcmp(f->first, w, sizeof f->first))
             return trainer_fail(t, "a frozen weight changed");
     }
     return 0;
@@ -376,18 +427,19 @@ typedef struct ema_check { tensor avg, live; float decay; int evals, restored; }
 static int check_ema(trainer *t, trainer_event ev, void *ud)
 {
     ema_check *e = ud;
-    tensor *w = &t->model->weights;
+    const tensor *w = &t->model->weights;
+    size_t bytes = w->n * sizeof(float);
     if (ev == EV_AFTER_STEP) {   /* runs before the plugin's after_step (reverse order) */
-        if (e->live.n && memcmp(e->live.data, w->data, w->n * sizeof(float)) == 0) e->restored++;
+        if (e->live.n && memcmp(e->live.data, host(w), bytes) == 0) e->restored++;
         return 0;
     }
     if (ev == EV_BATCH_START && e->live.n) {   /* after an evaluation, the live weights are back */
-        if (memcmp(e->live.data, w->data, w->n * sizeof(float))) return trainer_fail(t, "live weights not restored");
+        if (memcmp(e->live.data, host(w), bytes)) return trainer_fail(t, "live weights not restored");
         e->restored++;
     }
     if (ev == EV_EVAL_START) {   /* after the plugin: the averaged weights are in place */
         e->evals++;
-        if (!memcmp(e->live.data, w->data, w->n * sizeof(float))) return trainer_fail(t, "evaluated live weights");
+        if (!memcmp(e->live.data, host(w), bytes)) return trainer_fail(t, "evaluated live weights");
     }
     return 0;
 }
@@ -422,7 +474,8 @@ static int check_clip(trainer *t, trainer_event ev, void *ud)
 {
     if (ev != EV_BEFORE_STEP) return 0;
     double n = 0;
-    for (size_t i = 0; i < t->model->grads.n; i++) n += (double)t->model->grads.data[i] * t->model->grads.data[i];
+    const float *g = host(&t->model->grads);
+    for (size_t i = 0; i < t->model->grads.n; i++) n += (double)g[i] * g[i];
     if (sqrt(n) > 0.01 * (1 + 1e-4)) return trainer_fail(t, "gradient norm %f above 0.01", sqrt(n));
     (*(int *)ud)++;
     return 0;
@@ -554,17 +607,45 @@ static void test_sandbox(void **s)
     expect_failure("fit_start", "hasten.zeros(1 << 14, 1 << 14)", "memory cap", 2);
 }
 
-/* low_precision needs CUDA: on the CPU the run stops at fit_start and says why. */
-static void test_low_precision_on_cpu(void **s)
+/* The first step's loss, and whether the model did its products in bf16 then. */
+typedef struct first_loss { float loss; int bf16; } first_loss;
+
+static int keep_first_loss(trainer *t, trainer_event ev, void *ud)
+{
+    first_loss *f = ud;
+    if (ev == EV_AFTER_LOSS && t->step == 0) *f = (first_loss){ t->batch_loss, t->model->low_precision };
+    return 0;
+}
+
+/* low_precision on CUDA: bf16 products during the run, off again at its end, and a first loss
+ * that moves by bf16's rounding only. On the CPU the run stops at fit_start and says why. */
+static void test_low_precision(void **s)
 {
     train_config c;
     base_config(&c, 0);
     add(&c, "low_precision");
     harness hr;
-    assert_int_equal(run_with(&c, NULL, NULL, &hr), -1);
-    assert_non_null(strstr(hr.t->error, "plugin low_precision at fit_start"));
-    assert_non_null(strstr(hr.t->error, "CUDA device"));
+    first_loss bf = {0}, fp = {0};
+    int rc = run_with(&c, keep_first_loss, &bf, &hr);
+    if (dev == DEVICE_CPU) {
+        assert_int_equal(rc, -1);
+        assert_non_null(strstr(hr.t->error, "plugin low_precision at fit_start"));
+        assert_non_null(strstr(hr.t->error, "CUDA device"));
+        close_run(&hr);
+        return;
+    }
+    if (rc) print_message("%s\n", hr.t->error);
+    assert_int_equal(rc, 0);
+    assert_true(bf.bf16);
+    assert_false(hr.t->model->low_precision);
     close_run(&hr);
+    base_config(&c, 0);
+    assert_int_equal(run_with(&c, keep_first_loss, &fp, &hr), 0);
+    close_run(&hr);
+    print_message("first loss: fp32 %.7f, bf16 %.7f\n", fp.loss, bf.loss);
+    assert_false(fp.bf16);
+    assert_true(bf.loss != fp.loss);
+    assert_true(fabsf(bf.loss - fp.loss) < 0.02f * fp.loss);
 }
 
 static void capture_log(void *ud, const char *plugin, const char *line)
@@ -645,15 +726,28 @@ static void test_insert_layer(void **s)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
+    const struct CMUnitTest catalogue[] = {
         cmocka_unit_test(test_catalogue), cmocka_unit_test(test_param_errors),
-        cmocka_unit_test(test_bad_plugin_files), cmocka_unit_test(test_label_smoothing),
-        cmocka_unit_test(test_mixup), cmocka_unit_test(test_cutmix), cmocka_unit_test(test_cutout),
+        cmocka_unit_test(test_bad_plugin_files),
+    };
+    /* Everything that trains: once a device. */
+    const struct CMUnitTest methods[] = {
+        cmocka_unit_test(test_label_smoothing), cmocka_unit_test(test_mixup),
+        cmocka_unit_test(test_cutmix), cmocka_unit_test(test_cutout),
         cmocka_unit_test(test_progressive_resizing), cmocka_unit_test(test_selective_backprop),
         cmocka_unit_test(test_layer_freezing), cmocka_unit_test(test_ema),
         cmocka_unit_test(test_grad_clipping), cmocka_unit_test(test_data_echoing),
         cmocka_unit_test(test_schedules), cmocka_unit_test(test_sam_costs_a_pass),
-        cmocka_unit_test(test_insert_layer), cmocka_unit_test(test_low_precision_on_cpu), cmocka_unit_test(test_ctx_api), cmocka_unit_test(test_sandbox),
+        cmocka_unit_test(test_insert_layer), cmocka_unit_test(test_low_precision),
+        cmocka_unit_test(test_ctx_api), cmocka_unit_test(test_sandbox),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    cpu_threads_init(2);
+    int failed = cmocka_run_group_tests_name("catalogue", catalogue, setup_cpu, teardown);
+    failed += cmocka_run_group_tests_name("methods on the cpu", methods, setup_cpu, teardown);
+    char why[256];
+    if (ops_open(DEVICE_CUDA, why, sizeof why))
+        printf("[  SKIPPED ] methods on cuda: %s\n", why);
+    else
+        failed += cmocka_run_group_tests_name("methods on cuda", methods, setup_cuda, teardown);
+    return failed;
 }
