@@ -3,8 +3,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
+
+extern char **environ;
 
 static char tmpdir[512];
 
@@ -71,4 +76,27 @@ char *test_read_file(const char *path, size_t *len)
     buf[n] = 0;
     if (len) *len = n;
     return buf;
+}
+
+int test_hasten(const char *const *args, char **out, char **err)
+{
+    const char *argv[32] = { "./hasten" };
+    int n = 1;
+    while (args[n - 1] && n < 31) { argv[n] = args[n - 1]; n++; }
+    argv[n] = NULL;
+    char opath[700], epath[700];
+    snprintf(opath, sizeof opath, "%s/cmd.out", test_tmpdir());
+    snprintf(epath, sizeof epath, "%s/cmd.err", test_tmpdir());
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, opath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 2, epath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    pid_t pid;
+    int st;
+    if (posix_spawn(&pid, "./hasten", &fa, NULL, (char *const *)argv, environ)) { perror("./hasten"); abort(); }
+    posix_spawn_file_actions_destroy(&fa);
+    if (waitpid(pid, &st, 0) != pid) { perror("waitpid"); abort(); }
+    *out = test_read_file(opath, NULL);
+    *err = test_read_file(epath, NULL);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }

@@ -17,4 +17,9 @@ const char *test_write_gz(const char *name, const void *data, size_t len);
 /* Reads a whole file into a malloc'd NUL-terminated buffer (caller frees); NULL if missing. */
 char *test_read_file(const char *path, size_t *len);
 
+/* Runs ./hasten with args (NULL-terminated, at most 30), its stdout and stderr into malloc'd
+ * strings (caller frees); returns its exit code, 128 + the signal when killed. Aborts when it
+ * cannot be started. */
+int test_hasten(const char *const *args, char **out, char **err);
+
 #endif

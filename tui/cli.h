@@ -81,6 +81,9 @@ int cli_plugins(int argc, char **argv);
 /* `hasten compare RUN...` (tui/cmd_compare.c): returns an exit code. */
 int cli_compare(int argc, char **argv);
 
+/* `hasten sweep RECIPE --budgets ... [--seeds ...]` (tui/cmd_sweep.c): returns an exit code. */
+int cli_sweep(int argc, char **argv);
+
 /* Benchmark entry point (tui/bench.c): returns an exit code. */
 int cli_bench(int argc, char **argv);
 

@@ -1,7 +1,10 @@
 /* `hasten compare RUN...`: time to target, final quality and throughput of finished runs, grouped
- * by variant (their plugins), with the speedup over the baseline (the variant without plugins).
- * Reads run folders only; trains nothing. */
+ * by recipe, variant (their plugins) and budget, with the speedup over the baseline (the variant
+ * without plugins); where the baseline ran at several budgets, its Pareto frontier and where each
+ * variant lands against it. Reads run folders only; trains nothing. */
 #include "tui/cli.h"
+#include "tui/frontier.h"
+#include "engine/check.h"
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <getopt.h>
@@ -14,10 +17,17 @@
 typedef struct run_row {
     char recipe[64];
     char variant[256];
+    char budget[32];
     double acc, ttt, sps, steps_to;   /* ttt, steps_to: -1 when the target was not reached */
+    double seconds;                   /* training time of the whole run */
 } run_row;
 
-typedef struct stats { int n, reached; double acc[64], ttt[64], sps[64], steps[64]; } stats;
+/* The runs of one recipe, variant and budget: seeds of one experiment. */
+typedef struct group {
+    char recipe[64], variant[256], budget[32];
+    int n, reached;
+    double acc[64], ttt[64], sps[64], steps[64], secs[64];
+} group;
 
 static char *read_all(const char *path)
 {
@@ -93,6 +103,9 @@ static int load_row(const char *dir, const char *metric, double value, run_row *
         return -1;
     }
     variant_name(cJSON_GetObjectItem(s, "plugins"), r->variant, sizeof r->variant);
+    const cJSON *bud = cJSON_GetObjectItem(s, "budget"), *secs = cJSON_GetObjectItem(s, "train_seconds");
+    snprintf(r->budget, sizeof r->budget, "%s", cJSON_IsString(bud) ? bud->valuestring : "?");
+    r->seconds = cJSON_IsNumber(secs) ? secs->valuedouble : NAN;
     const cJSON *rp = cJSON_GetObjectItem(s, "recipe");
     const char *rn = cJSON_IsString(rp) ? rp->valuestring : "?", *slash = strrchr(rn, '/');
     snprintf(r->recipe, sizeof r->recipe, "%s", slash ? slash + 1 : rn);
@@ -133,6 +146,181 @@ static int is_run(const char *dir)
     return !stat(p, &st);
 }
 
+
+enum { MAX_GROUPS = 128 };
+
+typedef struct table {
+    group *g;
+    int n;
+    int md;              /* Markdown instead of aligned text */
+} table;
+
+static void add_row(table *t, const run_row *r)
+{
+    int v = 0;
+    while (v < t->n && (strcmp(t->g[v].variant, r->variant) || strcmp(t->g[v].recipe, r->recipe) ||
+                        strcmp(t->g[v].budget, r->budget)))
+        v++;
+    if (v == MAX_GROUPS) {
+        fprintf(stderr, "hasten compare: more than %d recipe/variant/budget groups; the rest left out\n", MAX_GROUPS);
+        return;
+    }
+    group *g = &t->g[v];
+    if (v == t->n) {
+        t->n++;
+        snprintf(g->recipe, sizeof g->recipe, "%s", r->recipe);
+        snprintf(g->variant, sizeof g->variant, "%s", r->variant);
+        snprintf(g->budget, sizeof g->budget, "%s", r->budget);
+    }
+    if (g->n == 64) return;
+    g->acc[g->n] = r->acc;
+    g->sps[g->n] = r->sps;
+    g->secs[g->n] = r->seconds;
+    if (r->ttt >= 0) { g->ttt[g->reached] = r->ttt; g->steps[g->reached++] = r->steps_to; }
+    g->n++;
+}
+
+/* Reads one argument: a run folder, or a folder of run folders (alphabetical). Returns -1 when it
+ * is neither. */
+static int add_arg(table *t, const char *arg, const char *metric, double value)
+{
+    char err[1400];
+    struct dirent **list;
+    if (is_run(arg)) {
+        run_row r;
+        if (load_row(arg, metric, value, &r, err, sizeof err)) fprintf(stderr, "hasten compare: %s\n", err);
+        else add_row(t, &r);
+        return 0;
+    }
+    int k = scandir(arg, &list, NULL, alphasort);
+    if (k < 0) return -1;
+    for (int i = 0; i < k; i++) {
+        char p[1100];
+        snprintf(p, sizeof p, "%s/%s", arg, list[i]->d_name);
+        if (list[i]->d_name[0] != '.' && is_run(p)) {
+            run_row r;
+            if (load_row(p, metric, value, &r, err, sizeof err)) fprintf(stderr, "hasten compare: %s\n", err);
+            else add_row(t, &r);
+        }
+        free(list[i]);
+    }
+    free(list);
+    return 0;
+}
+
+static int is_baseline(const group *g) { return !strcmp(g->variant, "baseline"); }
+
+/* The recipe's baseline group with the smallest mean time to target among those where every run
+ * reached it; NULL when none did. */
+static const group *best_baseline(const table *t, const char *recipe)
+{
+    const group *best = NULL;
+    for (int v = 0; v < t->n; v++) {
+        const group *g = &t->g[v];
+        if (!is_baseline(g) || strcmp(g->recipe, recipe) || !g->n || g->reached != g->n) continue;
+        if (!best || mean(g->ttt, g->n) < mean(best->ttt, best->n)) best = g;
+    }
+    return best;
+}
+
+static int baseline_budgets(const table *t, const char *recipe)
+{
+    int k = 0;
+    for (int v = 0; v < t->n; v++) k += is_baseline(&t->g[v]) && !strcmp(t->g[v].recipe, recipe);
+    return k;
+}
+
+static void print_main_table(const table *t)
+{
+    int md = t->md;
+    const char *head = md ? "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n"
+                          : "%-14s %-30s %-9s %4s %15s %7s %16s %8s %9s %7s\n";
+    printf(head, "recipe", "variant", "budget", "runs", "time to target", "reached", "final test_acc",
+           "train s", "samples/s", "speedup");
+    if (md) printf("|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    int missing_base = 0, swept = 0;
+    for (int v = 0; v < t->n; v++) {
+        const group *s = &t->g[v], *b = best_baseline(t, s->recipe);
+        int any_base = baseline_budgets(t, s->recipe);
+        missing_base |= !any_base;
+        swept |= any_base > 1;
+        char ttt[48] = "-", acc[48], speed[32] = "-", reached[16];
+        if (s->reached) snprintf(ttt, sizeof ttt, "%.1f ± %.1f s", mean(s->ttt, s->reached), sd(s->ttt, s->reached));
+        snprintf(acc, sizeof acc, "%.4f ± %.4f", mean(s->acc, s->n), sd(s->acc, s->n));
+        snprintf(reached, sizeof reached, "%d/%d", s->reached, s->n);
+        /* Speedup only when every run of both reached the target: otherwise the mean flatters. */
+        if (b && s->reached == s->n && s->n)
+            snprintf(speed, sizeof speed, "%.2fx", mean(b->ttt, b->n) / mean(s->ttt, s->n));
+        printf(md ? "| %s | %s | %s | %d | %s | %s | %s | %.1f | %.0f | %s |\n"
+                  : "%-14s %-30s %-9s %4d %15s %7s %16s %8.1f %9.0f %7s\n",
+               s->recipe, s->variant, s->budget, s->n, ttt, reached, acc, mean(s->secs, s->n),
+               mean(s->sps, s->n), speed);
+    }
+    if (md) printf("\n");
+    if (missing_base) printf("(speedup needs a baseline run, without plugins, of the same recipe)\n");
+    if (swept) printf("(speedup: against the baseline budget that reached the target soonest)\n");
+}
+
+/* A recipe's baseline frontier, and every other variant of that recipe read against it. */
+static void print_frontier(const table *t, const char *recipe)
+{
+    int md = t->md;
+    frontier_point pts[FRONTIER_MAX] = {{0}};
+    const group *src[FRONTIER_MAX];
+    int n = 0;
+    double base_noise = 0;   /* the largest seed-to-seed spread of the baseline's final accuracy */
+    for (int v = 0; v < t->n && n < FRONTIER_MAX; v++) {
+        const group *g = &t->g[v];
+        if (!is_baseline(g) || strcmp(g->recipe, recipe) || !g->n) continue;
+        src[n] = g;
+        base_noise = fmax(base_noise, sd(g->acc, g->n));
+        pts[n] = (frontier_point){ mean(g->secs, g->n), mean(g->acc, g->n), n };
+        n++;
+    }
+    frontier f;
+    frontier_build(&f, pts, n);
+    printf("\n%s%s baseline frontier (final test_acc against training time; means over seeds):%s\n",
+           md ? "**" : "", recipe, md ? "**\n" : "");
+    for (int i = 0; i < n; i++) {
+        int on = 0;
+        for (int j = 0; j < f.n; j++) on |= f.p[j].tag == i;
+        printf(md ? "- %s: %.1f s, %.4f%s\n" : "  %-9s %7.1f s  %.4f%s\n", src[i]->budget, pts[i].seconds,
+               pts[i].quality, on ? "" : "  (off the frontier: a shorter budget did as well)");
+    }
+    int any = 0;
+    for (int v = 0; v < t->n; v++) any |= !is_baseline(&t->g[v]) && !strcmp(t->g[v].recipe, recipe);
+    if (!any) return;
+    const char *head = md ? "\n| %s | %s | %s | %s | %s | %s | %s | %s |\n"
+                          : "\n%-30s %-9s %8s %14s %21s %20s %13s %8s\n";
+    printf(head, "variant", "budget", "train s", "final test_acc", "frontier at that time",
+           "frontier to that acc", "speedup", "verdict");
+    if (md) printf("|---|---|---:|---:|---:|---:|---:|---|\n");
+    for (int v = 0; v < t->n; v++) {
+        const group *g = &t->g[v];
+        if (is_baseline(g) || strcmp(g->recipe, recipe) || !g->n) continue;
+        double secs = mean(g->secs, g->n), acc = mean(g->acc, g->n), q = frontier_quality_at(&f, secs), ft;
+        char at[48] = "outside the sweep", to[32], speed[32];
+        if (!isnan(q)) snprintf(at, sizeof at, "%.4f (%+.4f)", q, acc - q);
+        int where = frontier_time_for(&f, acc, &ft);
+        const char *verdict = "?";
+        static const char *const rel[] = { "<", "", ">" };
+        snprintf(to, sizeof to, "%s%.1f s", rel[where + 1], ft);
+        snprintf(speed, sizeof speed, "%s%.2fx", rel[where + 1], ft / secs);
+        if (where == 0) verdict = ft > secs ? "above" : "below";
+        else if (where < 0 && ft <= secs) verdict = "below";
+        else if (where > 0 && ft >= secs) verdict = "above";
+        /* Inside the sweep, a gap no larger than the seeds' spread is no difference. */
+        if (!isnan(q) && fabs(acc - q) <= fmax(base_noise, sd(g->acc, g->n))) verdict = "level";
+        printf(md ? "| %s | %s | %.1f | %.4f | %s | %s | %s | %s |\n"
+                  : "%-30s %-9s %8.1f %14.4f %21s %20s %13s %8s\n",
+               g->variant, g->budget, secs, acc, at, to, speed, verdict);
+    }
+    printf("%s(speedup here: the time the frontier needs for the variant's final test_acc over the "
+           "variant's time. above: the variant beats training the baseline for less time; level: the "
+           "gap in test_acc at equal time is within the seeds' spread; < and >: bounds, the sweep does "
+           "not reach that far)\n", md ? "\n" : "");
+}
+
 int cli_compare(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -146,7 +334,7 @@ int cli_compare(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (c == 'm') md = 1;
         else if (c == 't' && (eq = strchr(optarg, '=')) && eq - optarg < (long)sizeof metric &&
-                 (!strncmp(optarg, "test_acc", 8) || !strncmp(optarg, "test_loss", 9))) {
+                 (!strncmp(optarg, "test_acc=", 9) || !strncmp(optarg, "test_loss=", 10))) {
             snprintf(metric, (size_t)(eq - optarg) + 1, "%s", optarg);
             value = atof(eq + 1);
         } else {
@@ -159,70 +347,21 @@ int cli_compare(int argc, char **argv)
         fprintf(stderr, "hasten compare: give run folders, or folders holding them\n");
         return EXIT_USAGE;
     }
-    /* Expand folders of runs, keep order, group by variant in first-seen order. */
-    enum { MAX_VARIANTS = 64 };
-    char names[MAX_VARIANTS][256], recipes[MAX_VARIANTS][64];
-    stats *st = calloc(MAX_VARIANTS, sizeof *st);
-    int nv = 0;
-    char err[1400];
-    for (int a = optind; a < argc; a++) {
-        char *dirs[512];
-        int nd = 0;
-        if (is_run(argv[a])) dirs[nd++] = strdup(argv[a]);
-        else {
-            struct dirent **list;
-            int k = scandir(argv[a], &list, NULL, alphasort);
-            if (k < 0) { fprintf(stderr, "hasten compare: %s: not a run folder\n", argv[a]); free(st); return EXIT_USAGE; }
-            for (int i = 0; i < k; i++) {
-                char p[1100];
-                snprintf(p, sizeof p, "%s/%s", argv[a], list[i]->d_name);
-                if (list[i]->d_name[0] != '.' && is_run(p) && nd < 512) dirs[nd++] = strdup(p);
-                free(list[i]);
-            }
-            free(list);
+    table t = { .g = calloc(MAX_GROUPS, sizeof(group)), .md = md };
+    CHECK(t.g, "out of memory");
+    for (int a = optind; a < argc; a++)
+        if (add_arg(&t, argv[a], metric[0] ? metric : NULL, value)) {
+            fprintf(stderr, "hasten compare: %s: not a run folder, nor a folder of runs\n", argv[a]);
+            free(t.g);
+            return EXIT_USAGE;
         }
-        for (int i = 0; i < nd; i++) {
-            run_row r;
-            if (load_row(dirs[i], metric[0] ? metric : NULL, value, &r, err, sizeof err)) fprintf(stderr, "hasten compare: %s\n", err);
-            else {
-                int v = 0;
-                while (v < nv && (strcmp(names[v], r.variant) || strcmp(recipes[v], r.recipe))) v++;
-                if (v == nv && nv < MAX_VARIANTS) {
-                    snprintf(recipes[nv], 64, "%s", r.recipe);
-                    snprintf(names[nv++], 256, "%s", r.variant);
-                }
-                stats *s = &st[v];
-                if (v < nv && s->n < 64) {
-                    s->acc[s->n] = r.acc;
-                    s->sps[s->n] = r.sps;
-                    if (r.ttt >= 0) { s->ttt[s->reached] = r.ttt; s->steps[s->reached++] = r.steps_to; }
-                    s->n++;
-                }
-            }
-            free(dirs[i]);
-        }
+    if (t.n) print_main_table(&t);
+    for (int v = 0; v < t.n; v++) {   /* each recipe once, where its baseline was swept */
+        int first = 1;
+        for (int k = 0; k < v; k++) first &= strcmp(t.g[k].recipe, t.g[v].recipe) != 0;
+        if (first && baseline_budgets(&t, t.g[v].recipe) > 1) print_frontier(&t, t.g[v].recipe);
     }
-    const char *fmt_head = md ? "| %s | %s | %s | %s | %s | %s | %s | %s |\n"
-                              : "%-14s %-34s %5s %16s %8s %16s %10s %8s\n";
-    printf(fmt_head, "recipe", "variant", "runs", "time to target", "reached", "final test_acc", "samples/s", "speedup");
-    if (md) printf("|---|---|---:|---:|---:|---:|---:|---:|\n");
-    int missing_base = 0;
-    for (int v = 0; v < nv; v++) {
-        stats *s = &st[v], *b = NULL;
-        for (int k = 0; k < nv; k++)
-            if (!strcmp(names[k], "baseline") && !strcmp(recipes[k], recipes[v])) b = &st[k];
-        missing_base |= !b;
-        char ttt[48] = "-", acc[48], speed[32] = "-", reached[16];
-        if (s->reached) snprintf(ttt, sizeof ttt, "%.1f ± %.1f s", mean(s->ttt, s->reached), sd(s->ttt, s->reached));
-        snprintf(acc, sizeof acc, "%.4f ± %.4f", mean(s->acc, s->n), sd(s->acc, s->n));
-        snprintf(reached, sizeof reached, "%d/%d", s->reached, s->n);
-        /* Speedup only when every run of both reached the target: otherwise the mean flatters. */
-        if (b && s->reached == s->n && b->reached == b->n && s->n && b->n)
-            snprintf(speed, sizeof speed, "%.2fx", mean(b->ttt, b->n) / mean(s->ttt, s->n));
-        printf(md ? "| %s | %s | %d | %s | %s | %s | %.0f | %s |\n" : "%-14s %-34s %5d %16s %8s %16s %10.0f %8s\n",
-               recipes[v], names[v], s->n, ttt, reached, acc, mean(s->sps, s->n), speed);
-    }
-    if (missing_base) printf("%s(speedup needs a baseline run, without plugins, of the same recipe)\n", md ? "\n" : "");
-    free(st);
-    return nv ? EXIT_DONE : EXIT_FAILED;
+    int n = t.n;
+    free(t.g);
+    return n ? EXIT_DONE : EXIT_FAILED;
 }

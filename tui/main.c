@@ -37,7 +37,11 @@ static const char usage_text[] =
     "  hasten fetch NAME...        download datasets into the cache, with progress and checksums\n"
     "  hasten datasets [NAME]      the datasets hasten knows, and where each one is\n"
     "  hasten plugins [--json]     the catalogue of speedup methods with their taxonomy\n"
-    "  hasten compare RUN... [--target test_acc=0.9] [--markdown]   time to target, speedup\n"
+    "  hasten sweep RECIPE --budgets 1ep,2ep,3ep [--seeds 1,2,3] [--plugin ...]\n"
+    "                              one run per budget and seed, then compare: the\n"
+    "                              baseline's time/quality frontier a method must beat\n"
+    "  hasten compare RUN... [--target test_acc=0.9] [--markdown]   time to target, speedup,\n"
+    "                              and each variant against a swept baseline's frontier\n"
     "  hasten help | --version\n"
     "\n"
     "run options:\n"
@@ -268,6 +272,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "datasets")) return cli_datasets(argc - 1, argv + 1);
     if (!strcmp(cmd, "plugins")) return cli_plugins(argc - 1, argv + 1);
     if (!strcmp(cmd, "compare")) return cli_compare(argc - 1, argv + 1);
+    if (!strcmp(cmd, "sweep")) return cli_sweep(argc - 1, argv + 1);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         fputs(usage_text, stdout);
         return EXIT_DONE;

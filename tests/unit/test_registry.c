@@ -315,34 +315,10 @@ static void test_failures_leave_no_file(void **state)
 
 /* ---- the commands ---- */
 
-/* Runs ./hasten with args (NULL-terminated), stdout and stderr into files; returns the exit code. */
-static int hasten(const char *const *args, char **out, char **errtext)
-{
-    const char *argv[16] = { "./hasten" };
-    int n = 1;
-    while (args[n - 1] && n < 15) { argv[n] = args[n - 1]; n++; }
-    argv[n] = NULL;
-    char opath[700], epath[700];
-    snprintf(opath, sizeof opath, "%s/cmd.out", test_tmpdir());
-    snprintf(epath, sizeof epath, "%s/cmd.err", test_tmpdir());
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, opath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, epath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid;
-    int st;
-    assert_int_equal(posix_spawn(&pid, "./hasten", &fa, NULL, (char *const *)argv, environ), 0);
-    posix_spawn_file_actions_destroy(&fa);
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    *out = test_read_file(opath, NULL);
-    *errtext = test_read_file(epath, NULL);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
 static void expect_cmd(const char *const *args, int code, const char *in_out, const char *in_err)
 {
     char *out, *err;
-    int rc = hasten(args, &out, &err);
+    int rc = test_hasten(args, &out, &err);
     if (rc != code || (in_out && !strstr(out, in_out)) || (in_err && !strstr(err, in_err)))
         fail_msg("hasten %s %s: exit %d (want %d)\nstdout: %s\nstderr: %s", args[0], args[1] ? args[1] : "",
                  rc, code, out, err);
@@ -372,7 +348,7 @@ static void test_commands(void **state)
     snprintf(mirror, sizeof mirror, "%s/empty", http_server_url(srv));
     setenv("HASTEN_MIRROR", mirror, 1);
     char *out, *err;
-    assert_int_equal(hasten((const char *[]){ "fetch", "kmnist", NULL }, &out, &err), 1);
+    assert_int_equal(test_hasten((const char *[]){ "fetch", "kmnist", NULL }, &out, &err), 1);
     assert_non_null(strstr(err, "HTTP 404"));
     assert_non_null(strstr(err, "/empty/kmnist/"));
     char *last = strrchr(err, '\n');   /* the error is the last line, and one line */

@@ -1,0 +1,239 @@
+/* `hasten compare` and `hasten sweep`: the baseline's Pareto frontier and the readings against it,
+ * by hand-checked numbers on run folders the test writes, and a real sweep on Fashion-MNIST. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "tests/support.h"
+#include "tui/frontier.h"
+
+/* ---- the arithmetic ---- */
+
+static void test_frontier_math(void **s)
+{
+    frontier_point pts[] = { { 30, 0.85, 2 }, { 10, 0.81, 0 }, { 40, 0.90, 3 }, { 20, 0.86, 1 },
+                             { 20, 0.84, 4 } };
+    frontier f;
+    frontier_build(&f, pts, 5);
+    assert_int_equal(f.n, 3);   /* 30 s at 0.85 and 20 s at 0.84 are dominated */
+    assert_int_equal(f.p[0].tag, 0);
+    assert_int_equal(f.p[1].tag, 1);
+    assert_int_equal(f.p[2].tag, 3);
+    assert_true(fabs(frontier_quality_at(&f, 15) - 0.835) < 1e-12);
+    assert_true(fabs(frontier_quality_at(&f, 30) - 0.88) < 1e-12);
+    assert_true(fabs(frontier_quality_at(&f, 40) - 0.90) < 1e-12);
+    assert_true(isnan(frontier_quality_at(&f, 9.9)));
+    assert_true(isnan(frontier_quality_at(&f, 40.1)));
+    double t;
+    assert_int_equal(frontier_time_for(&f, 0.88, &t), 0);
+    assert_true(fabs(t - 30) < 1e-9);
+    assert_int_equal(frontier_time_for(&f, 0.81, &t), 0);
+    assert_true(t == 10);
+    assert_int_equal(frontier_time_for(&f, 0.70, &t), -1);   /* the shortest budget already beats it */
+    assert_true(t == 10);
+    assert_int_equal(frontier_time_for(&f, 0.95, &t), 1);    /* beyond the longest budget */
+    assert_true(t == 40);
+    frontier empty;
+    frontier_build(&empty, pts, 0);
+    assert_int_equal(frontier_time_for(&empty, 0.5, &t), -2);
+    assert_true(isnan(frontier_quality_at(&empty, 1)));
+}
+
+/* ---- compare on written run folders ---- */
+
+static void write_run(const char *root, const char *name, const char *plugins, const char *budget,
+                      double acc, double secs, double ttt, const char *status)
+{
+    char dir[800], json[1200], t[32] = "null";
+    snprintf(dir, sizeof dir, "%s/%s", root, name);
+    mkdir(root, 0755);
+    mkdir(dir, 0755);
+    if (ttt >= 0) snprintf(t, sizeof t, "%g", ttt);
+    int n = snprintf(json, sizeof json, "{\"version\":1,\"status\":\"%s\",\"recipe\":\"recipes/toy.lua\","
+                     "\"plugins\":%s,\"budget\":\"%s\",\"test_acc\":%g,\"train_seconds\":%g,"
+                     "\"samples_per_second\":1000,\"time_to_target\":%s,\"steps_to_target\":%s}\n",
+                     status, plugins, budget, acc, secs, t, t);
+    char path[900];
+    snprintf(path, sizeof path, "%s/summary.json", name);
+    char rel[1000];
+    snprintf(rel, sizeof rel, "%s/%s", strrchr(root, '/') + 1, path);
+    test_write_file(rel, json, (size_t)n);
+}
+
+/* The output line that starts with prefix (after "| " in Markdown), or NULL. */
+static const char *line_of(const char *text, const char *prefix)
+{
+    static char line[1024];
+    for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        const char *q = p + (p[0] == '|' ? 2 : 0);
+        if (!strncmp(q, prefix, strlen(prefix))) {
+            size_t n = strcspn(p, "\n");
+            snprintf(line, sizeof line, "%.*s", (int)n, p);
+            return line;
+        }
+    }
+    return NULL;
+}
+
+static void expect_in(const char *line, const char *needle)
+{
+    if (!line || !strstr(line, needle)) fail_msg("'%s' not in: %s", needle, line ? line : "(no line)");
+}
+
+static const char *runs_dir(void)
+{
+    static char root[700];
+    snprintf(root, sizeof root, "%s/runs", test_tmpdir());
+    return root;
+}
+
+static void make_runs(void)
+{
+    const char *r = runs_dir();
+    static const char ema[] = "[{\"name\":\"ema\",\"params\":{}}]", mix[] = "[{\"name\":\"mixup\",\"params\":{\"alpha\":\"0.4\"}}]",
+                      sam[] = "[{\"name\":\"sam\",\"params\":{}}]";
+    /* Baseline frontier: (10 s, 0.81) (20 s, 0.86) (40 s, 0.90); 3ep is dominated by 2ep. */
+    write_run(r, "b1-s1", "[]", "1ep", 0.80, 10, -1, "done");
+    write_run(r, "b1-s2", "[]", "1ep", 0.82, 10, -1, "done");
+    write_run(r, "b2-s1", "[]", "2ep", 0.86, 20, 18, "done");
+    write_run(r, "b2-s2", "[]", "2ep", 0.86, 20, 18, "done");
+    write_run(r, "b3-s1", "[]", "3ep", 0.85, 30, 25, "done");
+    write_run(r, "b4-s1", "[]", "4ep", 0.90, 40, 30, "done");
+    write_run(r, "b4-s2", "[]", "4ep", 0.90, 40, 30, "done");
+    write_run(r, "b5-s1", "[]", "5ep", 0.99, 3, 1, "failed");   /* left out */
+    write_run(r, "ema-s1", ema, "2ep", 0.88, 20, 12, "done");
+    write_run(r, "ema-s2", ema, "2ep", 0.88, 20, 12, "done");
+    write_run(r, "mix-s1", mix, "1ep", 0.805, 10, -1, "done");
+    write_run(r, "sam-s1", sam, "4ep", 0.95, 50, 20, "done");
+}
+
+static void test_compare_readings(void **s)
+{
+    make_runs();
+    char *out, *err;
+    int rc = test_hasten((const char *[]){ "compare", runs_dir(), NULL }, &out, &err);
+    if (rc) print_message("%s\n%s\n", out, err);
+    assert_int_equal(rc, 0);
+    expect_in(err, "b5-s1: status is failed, not done: left out");
+    /* Time to target against the baseline budget that reached it soonest (2ep, 18 s). */
+    expect_in(line_of(out, "toy            baseline                       2ep"), "1.00x");
+    expect_in(line_of(out, "toy            baseline                       4ep"), "0.60x");
+    expect_in(line_of(out, "toy            baseline                       1ep"), "0/2");
+    expect_in(line_of(out, "toy            ema"), "1.50x");
+    expect_in(out, "against the baseline budget that reached the target soonest");
+    /* The frontier and each variant against it. */
+    expect_in(line_of(out, "  3ep"), "off the frontier");
+    expect_in(line_of(out, "  2ep"), "20.0 s  0.8600");
+    const char *l = line_of(out, "ema ");
+    expect_in(l, "0.8600 (+0.0200)");   /* the frontier at 20 s */
+    expect_in(l, "30.0 s");             /* where the frontier reaches 0.88 */
+    expect_in(l, "1.50x");
+    expect_in(l, "above");
+    l = line_of(out, "mixup(alpha=0.4) ");
+    expect_in(l, "0.8100 (-0.0050)");
+    expect_in(l, "<10.0 s");
+    expect_in(l, "level");              /* 0.005 is within the 1ep seeds' spread (0.014) */
+    l = line_of(out, "sam ");
+    expect_in(l, "outside the sweep");
+    expect_in(l, ">40.0 s");
+    expect_in(l, ">0.80x");
+    free(out);
+    free(err);
+
+    rc = test_hasten((const char *[]){ "compare", runs_dir(), "--markdown", NULL }, &out, &err);
+    assert_int_equal(rc, 0);
+    expect_in(line_of(out, "ema | 2ep"), "| 1.50x | above |");
+    expect_in(out, "- 2ep: 20.0 s, 0.8600\n");
+    free(out);
+    free(err);
+}
+
+static void test_compare_errors(void **s)
+{
+    char *out, *err;
+    assert_int_equal(test_hasten((const char *[]){ "compare", "/nonexistent/runs", NULL }, &out, &err), 2);
+    expect_in(err, "/nonexistent/runs: not a run folder, nor a folder of runs");
+    free(out);
+    free(err);
+    assert_int_equal(test_hasten((const char *[]){ "compare", runs_dir(), "--target", "speed=3", NULL }, &out, &err), 2);
+    expect_in(err, "bad option");
+    free(out);
+    free(err);
+}
+
+/* ---- a real sweep ---- */
+
+static void test_sweep(void **s)
+{
+    char out_dir[700];
+    snprintf(out_dir, sizeof out_dir, "%s/sweep", test_tmpdir());
+    const char *args[] = { "sweep", "fmnist_mlp", "--budgets", "20steps,40steps", "--seeds", "1,2",
+                           "--eval-every", "10", "--threads", "1", "--out", out_dir,
+                           "--target", "test_acc=0.5", NULL };
+    char *out, *err;
+    int rc = test_hasten(args, &out, &err);
+    if (rc) print_message("%s\n%s\n", out, err);
+    assert_int_equal(rc, 0);
+    expect_in(err, "[4/4] budget 40steps, seed 2");
+    expect_in(line_of(out, "fmnist_mlp     baseline                       20steps"), "2/2");   /* 50% */
+    expect_in(line_of(out, "fmnist_mlp     baseline                       40steps"), "2/2");
+    expect_in(out, "fmnist_mlp baseline frontier");
+    free(out);
+    free(err);
+    /* Each run has its own folder, its budget, and the passed-on evaluation cadence. */
+    char path[900];
+    snprintf(path, sizeof path, "%s/baseline-40steps-s2/metrics.jsonl", out_dir);
+    char *metrics = test_read_file(path, NULL);
+    assert_non_null(metrics);
+    assert_non_null(strstr(metrics, "\"step\":10,"));
+    assert_non_null(strstr(metrics, "\"step\":40,"));
+    free(metrics);
+    /* Again: nothing is retrained. */
+    rc = test_hasten(args, &out, &err);
+    assert_int_equal(rc, 0);
+    expect_in(err, "[3/4] ");
+    expect_in(err, "baseline-40steps-s1: already done, kept");
+    free(out);
+    free(err);
+}
+
+static void test_sweep_errors(void **s)
+{
+    char *out, *err;
+    assert_int_equal(test_hasten((const char *[]){ "sweep", "fmnist_mlp", NULL }, &out, &err), 2);
+    expect_in(err, "--budgets is required");
+    free(out); free(err);
+    assert_int_equal(test_hasten((const char *[]){ "sweep", "fmnist_mlp", "--budgets", "2ep,lots", NULL }, &out, &err), 2);
+    expect_in(err, "'lots' is not a budget");
+    free(out); free(err);
+    assert_int_equal(test_hasten((const char *[]){ "sweep", "fmnist_mlp", "--budgets", "2ep", "--seeds", "x", NULL }, &out, &err), 2);
+    expect_in(err, "'x' is not a seed");
+    free(out); free(err);
+    assert_int_equal(test_hasten((const char *[]){ "sweep", "no_such_recipe", "--budgets", "2ep", NULL }, &out, &err), 2);
+    expect_in(err, "no_such_recipe");
+    free(out); free(err);
+    char dir[700];
+    snprintf(dir, sizeof dir, "%s/bad-sweep", test_tmpdir());
+    assert_int_equal(test_hasten((const char *[]){ "sweep", "fmnist_mlp", "--budgets", "10steps,20steps",
+                                                   "--plugin", "no_such_method", "--out", dir, NULL }, &out, &err), 2);
+    expect_in(err, "plugin 'no_such_method' not found");
+    expect_in(err, "stopped: the run options are wrong");
+    assert_null(strstr(err, "[2/2]"));   /* stopped at the first */
+    free(out); free(err);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_frontier_math), cmocka_unit_test(test_compare_readings),
+        cmocka_unit_test(test_compare_errors), cmocka_unit_test(test_sweep),
+        cmocka_unit_test(test_sweep_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

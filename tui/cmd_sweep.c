@@ -1,0 +1,210 @@
+/* `hasten sweep RECIPE --budgets 1ep,2ep,3ep [--seeds 1,2,3]`: one headless run per budget and seed,
+ * each its own `hasten run` process (so every run's schedule decays fully within its own budget),
+ * into one folder, then `hasten compare` on it. A baseline swept this way draws the Pareto frontier
+ * a speedup method must beat ("just train for less time"). Resumable: finished runs are kept. */
+#include "tui/cli.h"
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+enum { MAX_LIST = 32, MAX_PASS = 64 };
+
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig) { interrupted = 1; }
+
+/* Splits "a,b,c" into at most MAX_LIST items pointing into buf (modified; empty items are
+ * skipped). Returns the count, or -1 for none or too many. */
+static int split_list(char *buf, char **items)
+{
+    int n = 0;
+    for (char *save = NULL, *p = strtok_r(buf, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+        if (n == MAX_LIST) return -1;
+        items[n++] = p;
+    }
+    return n ? n : -1;
+}
+
+/* "baseline", or the --plugin arguments joined by '+' with characters unsafe in a file name made
+ * '_': "mixup_alpha=0.4+ema". */
+static void variant_tag(char *const *plugins, int n, char *out, size_t len)
+{
+    out[0] = 0;
+    for (int i = 0; i < n; i++) {
+        size_t k = strlen(out);
+        snprintf(out + k, len - k, "%s%s", k ? "+" : "", plugins[i]);
+    }
+    for (char *c = out; *c; c++)
+        if (!isalnum((unsigned char)*c) && !strchr("=.+-_", *c)) *c = '_';
+    if (!out[0]) snprintf(out, len, "baseline");
+}
+
+/* 1 when dir holds a run whose summary says done. */
+static int run_done(const char *dir)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/summary.json", dir);
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    char buf[16384];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    cJSON *s = cJSON_Parse(buf);
+    const cJSON *st = s ? cJSON_GetObjectItem(s, "status") : NULL;
+    int done = cJSON_IsString(st) && !strcmp(st->valuestring, "done");
+    cJSON_Delete(s);
+    return done;
+}
+
+/* Runs this program with args; returns its exit code (128 + signal when killed). */
+static int run_child(char *const *args)
+{
+    pid_t pid;
+    int e = posix_spawn(&pid, "/proc/self/exe", NULL, NULL, args, environ);
+    if (e) {
+        fprintf(stderr, "hasten sweep: cannot start a run: %s\n", strerror(e));
+        return EXIT_FAILED;
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR) return EXIT_FAILED;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static int sweep_usage(const char *why, const char *arg)
+{
+    fprintf(stderr, "hasten sweep: ");
+    fprintf(stderr, why, arg);
+    fprintf(stderr, "\n(usage: hasten sweep RECIPE --budgets 1ep,2ep,3ep [--seeds 1,2,3] [--out DIR] "
+            "[--target test_acc=0.9] [--markdown] [--plugin ...] [run options])\n");
+    return EXIT_USAGE;
+}
+
+int cli_sweep(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"budgets", required_argument, 0, 'b'}, {"seeds", required_argument, 0, 's'},
+        {"out", required_argument, 0, 'o'}, {"target", required_argument, 0, 'T'},
+        {"markdown", no_argument, 0, 'm'},
+        /* passed on to every run */
+        {"plugin", required_argument, 0, 'p'}, {"plugin-path", required_argument, 0, 'P'},
+        {"threads", required_argument, 0, 't'}, {"device", required_argument, 0, 'd'},
+        {"batch", required_argument, 0, 'B'}, {"eval-every", required_argument, 0, 'e'},
+        {0, 0, 0, 0},
+    };
+    char budgets_buf[512] = "", seeds_buf[256] = "1", *budgets[MAX_LIST], *seeds[MAX_LIST];
+    char *plugins[MAX_PASS], *pass[MAX_PASS], flags[MAX_PASS][32], out[800] = "";
+    char *target = NULL;
+    int n_plugins = 0, n_pass = 0, c, idx = 0, md = 0;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", opts, &idx)) != -1) {
+        switch (c) {
+        case 'b': snprintf(budgets_buf, sizeof budgets_buf, "%s", optarg); break;
+        case 's': snprintf(seeds_buf, sizeof seeds_buf, "%s", optarg); break;
+        case 'o': snprintf(out, sizeof out, "%s", optarg); break;
+        case 'T': target = optarg; break;
+        case 'm': md = 1; break;
+        case 'p': case 'P': case 't': case 'd': case 'B': case 'e':
+            if (n_pass + 2 > MAX_PASS) return sweep_usage("%s", "too many options");
+            if (c == 'p') plugins[n_plugins++] = optarg;
+            snprintf(flags[n_pass], sizeof flags[0], "--%s", opts[idx].name);
+            pass[n_pass] = flags[n_pass];
+            n_pass++;
+            pass[n_pass++] = optarg;
+            break;
+        default:
+            return sweep_usage("unknown option or missing value: '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind >= argc) return sweep_usage("%s", "give a RECIPE");
+    const char *recipe = argv[optind++];
+    if (optind < argc) return sweep_usage("unexpected argument '%s'", argv[optind]);
+    char path[1024];
+    if (cli_find_recipe(recipe, path, sizeof path)) {
+        cli_recipe_not_found(recipe);
+        return EXIT_USAGE;
+    }
+    if (!budgets_buf[0]) return sweep_usage("%s", "--budgets is required, e.g. --budgets 1ep,2ep,3ep");
+    int nb = split_list(budgets_buf, budgets), ns = split_list(seeds_buf, seeds);
+    if (nb < 0) return sweep_usage("--budgets: expected up to 32 budgets separated by commas, e.g. 1ep,2ep,3ep%s", "");
+    if (ns < 0) return sweep_usage("--seeds: expected up to 32 seeds separated by commas, e.g. 1,2,3%s", "");
+    for (int i = 0; i < nb; i++) {
+        budget_spec b;
+        if (config_parse_budget(budgets[i], &b))
+            return sweep_usage("--budgets: '%s' is not a budget (e.g. 5ep, 2000steps, 30s, 60000samples)", budgets[i]);
+    }
+    for (int i = 0; i < ns; i++) {
+        char *end;
+        errno = 0;
+        long v = strtol(seeds[i], &end, 10);
+        if (errno || *end || end == seeds[i] || v < 0) return sweep_usage("--seeds: '%s' is not a seed (an integer >= 0)", seeds[i]);
+    }
+    if (!out[0]) {
+        const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+        snprintf(out, sizeof out, "%s/sweep-%.*s", cli_runs_root(), (int)strcspn(base, "."), base);
+    }
+    char tag[256];
+    variant_tag(plugins, n_plugins, tag, sizeof tag);
+
+    struct sigaction sa = { .sa_handler = on_interrupt }, old_int, old_term;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    int total = nb * ns, done = 0, failed = 0, k = 0, code = EXIT_DONE;
+    fprintf(stderr, "hasten sweep: %s, %s, %d budget%s x %d seed%s -> %s\n", path, tag, nb, nb > 1 ? "s" : "",
+            ns, ns > 1 ? "s" : "", out);
+    for (int i = 0; i < nb && !interrupted; i++)
+        for (int j = 0; j < ns && !interrupted; j++) {
+            char dir[1200];
+            snprintf(dir, sizeof dir, "%s/%s-%s-s%s", out, tag, budgets[i], seeds[j]);
+            k++;
+            if (run_done(dir)) {
+                fprintf(stderr, "hasten sweep: [%d/%d] %s: already done, kept\n", k, total, dir);
+                done++;
+                continue;
+            }
+            fprintf(stderr, "hasten sweep: [%d/%d] budget %s, seed %s\n", k, total, budgets[i], seeds[j]);
+            char *args[MAX_PASS + 16] = { "hasten", "run", path, "--budget", budgets[i], "--seed", seeds[j],
+                                          "--out", dir, "--quiet" };
+            int a = 10;
+            for (int p = 0; p < n_pass; p++) args[a++] = pass[p];
+            args[a] = NULL;
+            int rc = run_child(args);
+            if (rc == EXIT_DONE) done++;
+            else failed++;
+            if (rc == EXIT_USAGE) {   /* the same options fail every run: stop at the first */
+                fprintf(stderr, "hasten sweep: stopped: the run options are wrong (above)\n");
+                code = EXIT_USAGE;
+                goto out;
+            }
+        }
+    if (interrupted) {
+        fprintf(stderr, "hasten sweep: interrupted after %d of %d runs; the same command goes on from there\n",
+                done + failed, total);
+        code = EXIT_FAILED;
+        goto out;
+    }
+    fprintf(stderr, "hasten sweep: %d of %d runs done%s\n\n", done, total, failed ? ", the others failed (above)" : "");
+    char *cmp[6] = { "compare", out };
+    int nc = 2;
+    if (target) { cmp[nc++] = "--target"; cmp[nc++] = target; }
+    if (md) cmp[nc++] = "--markdown";
+    cmp[nc] = NULL;
+    int rc = cli_compare(nc, cmp);
+    code = failed || rc ? EXIT_FAILED : EXIT_DONE;
+out:
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    return code;
+}
