@@ -180,16 +180,21 @@ static void add_row(table *t, const run_row *r)
     g->n++;
 }
 
+static void add_run(table *t, const char *dir, const char *metric, double value)
+{
+    char err[1400];
+    run_row r;
+    if (load_row(dir, metric, value, &r, err, sizeof err)) fprintf(stderr, "hasten compare: %s\n", err);
+    else add_row(t, &r);
+}
+
 /* Reads one argument: a run folder, or a folder of run folders (alphabetical). Returns -1 when it
  * is neither. */
 static int add_arg(table *t, const char *arg, const char *metric, double value)
 {
-    char err[1400];
     struct dirent **list;
     if (is_run(arg)) {
-        run_row r;
-        if (load_row(arg, metric, value, &r, err, sizeof err)) fprintf(stderr, "hasten compare: %s\n", err);
-        else add_row(t, &r);
+        add_run(t, arg, metric, value);
         return 0;
     }
     int k = scandir(arg, &list, NULL, alphasort);
@@ -197,11 +202,7 @@ static int add_arg(table *t, const char *arg, const char *metric, double value)
     for (int i = 0; i < k; i++) {
         char p[1100];
         snprintf(p, sizeof p, "%s/%s", arg, list[i]->d_name);
-        if (list[i]->d_name[0] != '.' && is_run(p)) {
-            run_row r;
-            if (load_row(p, metric, value, &r, err, sizeof err)) fprintf(stderr, "hasten compare: %s\n", err);
-            else add_row(t, &r);
-        }
+        if (list[i]->d_name[0] != '.' && is_run(p)) add_run(t, p, metric, value);
         free(list[i]);
     }
     free(list);
@@ -261,6 +262,35 @@ static void print_main_table(const table *t)
     if (swept) printf("(speedup: against the baseline budget that reached the target soonest)\n");
 }
 
+/* Spread relative to the mean. */
+static double rel_sd(const double *v, int n) { return n ? sd(v, n) / mean(v, n) : 0; }
+
+/* The frontier's quality at seconds, with seconds held inside the sweep. */
+static double quality_held(const frontier *f, double seconds)
+{
+    double lo = f->p[0].seconds, hi = f->p[f->n - 1].seconds;
+    return frontier_quality_at(f, seconds < lo ? lo : seconds > hi ? hi : seconds);
+}
+
+/* Where (secs, acc) lies against the frontier, given the noise in accuracy (na, absolute) and
+ * in time (nt, relative): "above", "below", "level" (within the noise) or "?" (the sweep does not
+ * reach its time and the bounds decide nothing). */
+static const char *reading(const frontier *f, double secs, double acc, double na, double nt)
+{
+    double q = frontier_quality_at(f, secs);
+    if (!isnan(q)) {   /* the gap at equal time, against accuracy noise and the time noise moved onto the curve */
+        double slack = na + fmax(quality_held(f, secs * (1 + nt)) - q, q - quality_held(f, secs * (1 - nt)));
+        return acc - q > slack ? "above" : q - acc > slack ? "below" : "level";
+    }
+    double ft;
+    int where = frontier_time_for(f, acc, &ft);
+    if (where == 0)   /* the frontier reaches acc, but at a time outside the variant's reach */
+        return ft > secs * (1 + nt) ? "above" : ft < secs * (1 - nt) ? "below" : "level";
+    if (where > 0 && ft >= secs * (1 + nt)) return "above";   /* better than any budget, sooner than the longest */
+    if (where < 0 && ft <= secs * (1 - nt)) return "below";   /* worse than the shortest budget, slower than it */
+    return "?";
+}
+
 /* A recipe's baseline frontier, and every other variant of that recipe read against it. */
 static void print_frontier(const table *t, const char *recipe)
 {
@@ -268,12 +298,15 @@ static void print_frontier(const table *t, const char *recipe)
     frontier_point pts[FRONTIER_MAX] = {{0}};
     const group *src[FRONTIER_MAX];
     int n = 0;
-    double base_noise = 0;   /* the largest seed-to-seed spread of the baseline's final accuracy */
+    /* Seed-to-seed spread of the baseline: final accuracy, and training time relative to its mean
+     * (on a shared machine mostly the machine's own drift). */
+    double noise_acc = 0, noise_time = 0;
     for (int v = 0; v < t->n && n < FRONTIER_MAX; v++) {
         const group *g = &t->g[v];
         if (!is_baseline(g) || strcmp(g->recipe, recipe) || !g->n) continue;
         src[n] = g;
-        base_noise = fmax(base_noise, sd(g->acc, g->n));
+        noise_acc = fmax(noise_acc, sd(g->acc, g->n));
+        noise_time = fmax(noise_time, rel_sd(g->secs, g->n));
         pts[n] = (frontier_point){ mean(g->secs, g->n), mean(g->acc, g->n), n };
         n++;
     }
@@ -302,23 +335,20 @@ static void print_frontier(const table *t, const char *recipe)
         char at[48] = "outside the sweep", to[32], speed[32];
         if (!isnan(q)) snprintf(at, sizeof at, "%.4f (%+.4f)", q, acc - q);
         int where = frontier_time_for(&f, acc, &ft);
-        const char *verdict = "?";
         static const char *const rel[] = { "<", "", ">" };
         snprintf(to, sizeof to, "%s%.1f s", rel[where + 1], ft);
         snprintf(speed, sizeof speed, "%s%.2fx", rel[where + 1], ft / secs);
-        if (where == 0) verdict = ft > secs ? "above" : "below";
-        else if (where < 0 && ft <= secs) verdict = "below";
-        else if (where > 0 && ft >= secs) verdict = "above";
-        /* Inside the sweep, a gap no larger than the seeds' spread is no difference. */
-        if (!isnan(q) && fabs(acc - q) <= fmax(base_noise, sd(g->acc, g->n))) verdict = "level";
+        double na = fmax(noise_acc, sd(g->acc, g->n)), nt = fmax(noise_time, rel_sd(g->secs, g->n));
+        const char *verdict = reading(&f, secs, acc, na, nt);
         printf(md ? "| %s | %s | %.1f | %.4f | %s | %s | %s | %s |\n"
                   : "%-30s %-9s %8.1f %14.4f %21s %20s %13s %8s\n",
                g->variant, g->budget, secs, acc, at, to, speed, verdict);
     }
     printf("%s(speedup here: the time the frontier needs for the variant's final test_acc over the "
-           "variant's time. above: the variant beats training the baseline for less time; level: the "
-           "gap in test_acc at equal time is within the seeds' spread; < and >: bounds, the sweep does "
-           "not reach that far)\n", md ? "\n" : "");
+           "variant's time; < and >: bounds, the sweep does not reach that far. above: the variant "
+           "beats training the baseline for less time by more than the seeds' spread, here up to "
+           "%.4f in test_acc and %.0f%% in training time; level: within it; ?: outside the sweep)\n",
+           md ? "\n" : "", noise_acc, 100 * noise_time);
 }
 
 int cli_compare(int argc, char **argv)

@@ -151,10 +151,10 @@ int cli_sweep(int argc, char **argv)
         long v = strtol(seeds[i], &end, 10);
         if (errno || *end || end == seeds[i] || v < 0) return sweep_usage("--seeds: '%s' is not a seed (an integer >= 0)", seeds[i]);
     }
-    if (!out[0]) {
-        const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-        snprintf(out, sizeof out, "%s/sweep-%.*s", cli_runs_root(), (int)strcspn(base, "."), base);
-    }
+    /* Runs are named <recipe>-<variant>-<budget>-s<seed>: several recipes can share a folder. */
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    int base_len = (int)strcspn(base, ".");
+    if (!out[0]) snprintf(out, sizeof out, "%s/sweep-%.*s", cli_runs_root(), base_len, base);
     char tag[256];
     variant_tag(plugins, n_plugins, tag, sizeof tag);
 
@@ -167,7 +167,7 @@ int cli_sweep(int argc, char **argv)
     for (int i = 0; i < nb && !interrupted; i++)
         for (int j = 0; j < ns && !interrupted; j++) {
             char dir[1200];
-            snprintf(dir, sizeof dir, "%s/%s-%s-s%s", out, tag, budgets[i], seeds[j]);
+            snprintf(dir, sizeof dir, "%s/%.*s-%s-%s-s%s", out, base_len, base, tag, budgets[i], seeds[j]);
             k++;
             if (run_done(dir)) {
                 fprintf(stderr, "hasten sweep: [%d/%d] %s: already done, kept\n", k, total, dir);

@@ -4,22 +4,35 @@
 # `hasten compare` into Markdown.
 # Usage: sh tests/bench/methods_table.sh [BUDGET] [SEEDS] [OUTDIR] [BASELINE_BUDGETS]
 #        (defaults: 3ep "1 2 3" runs/methods "1ep,2ep,3ep,4ep")
-# Takes about (plugins + 4) x seeds x the budget; run it on an otherwise idle machine. Resumable:
+# Runs go round by round, one seed a round, each round in another order, so that the machine's
+# drift over the hour spreads over every variant instead of favouring whichever ran last.
+# Takes about (plugins + 8) x seeds x the budget; run it on an otherwise idle machine. Resumable:
 # finished runs are kept.
 set -eu
 budget=${1:-3ep}
-seeds=$(echo "${2:-1 2 3}" | tr ' ' ',')
+seeds=${2:-"1 2 3"}
 out=${3:-runs/methods}
 sweep=${4:-1ep,2ep,3ep,4ep}
 target=test_acc=0.90
-methods="budget_schedule one_cycle warmup label_smoothing mixup cutmix cutout selective_backprop
-layer_freezing ema grad_clipping data_echoing sam"
+variants="baseline budget_schedule one_cycle warmup label_smoothing mixup cutmix cutout
+selective_backprop layer_freezing ema grad_clipping data_echoing sam gap-baseline
+gap-progressive_resizing"
 mkdir -p "$out"
-quiet() { ./hasten sweep "$@" --seeds "$seeds" --eval-every 117 --out "$out" >/dev/null ||
+quiet() { ./hasten sweep "$@" --eval-every 117 --out "$out" >/dev/null ||
           echo "methods_table: a run of: hasten sweep $* failed (see above)" >&2; }
-quiet fmnist_cnn --budgets "$sweep"
-for m in $methods; do quiet fmnist_cnn --budgets "$budget" --plugin "$m"; done
-# Progressive resizing needs a size-agnostic head: its own recipe and its own baseline.
-quiet fmnist_cnn_gap --budgets "$budget"
-quiet fmnist_cnn_gap --budgets "$budget" --plugin progressive_resizing
+round=0
+for s in $seeds; do
+  # this round's order: the list rotated by 5 places a round
+  order=$(echo $variants | awk -v k=$((round * 5)) '{ for (i = 0; i < NF; i++) printf "%s ", $((i + k) % NF + 1) }')
+  for v in $order; do
+    case $v in
+    baseline) quiet fmnist_cnn --budgets "$sweep" --seeds "$s" ;;
+    # Progressive resizing needs a size-agnostic head: its own recipe and its own swept baseline.
+    gap-baseline) quiet fmnist_cnn_gap --budgets "1ep,2ep,$budget" --seeds "$s" ;;
+    gap-*) quiet fmnist_cnn_gap --budgets "$budget" --seeds "$s" --plugin "${v#gap-}" ;;
+    *) quiet fmnist_cnn --budgets "$budget" --seeds "$s" --plugin "$v" ;;
+    esac
+  done
+  round=$((round + 1))
+done
 ./hasten compare "$out" --target "$target" --markdown

@@ -111,6 +111,12 @@ static void make_runs(void)
     write_run(r, "ema-s2", ema, "2ep", 0.88, 20, 12, "done");
     write_run(r, "mix-s1", mix, "1ep", 0.805, 10, -1, "done");
     write_run(r, "sam-s1", sam, "4ep", 0.95, 50, 20, "done");
+    /* 0.015 over the frontier at its mean time, but its two runs took 15 and 25 s. */
+    static const char cut[] = "[{\"name\":\"cutout\",\"params\":{}}]", warm[] = "[{\"name\":\"warmup\",\"params\":{}}]";
+    write_run(r, "cut-s1", cut, "2ep", 0.875, 15, 14, "done");
+    write_run(r, "cut-s2", cut, "2ep", 0.875, 25, 20, "done");
+    /* Faster than the shortest budget, and better than it. */
+    write_run(r, "warm-s1", warm, "1ep", 0.85, 5, -1, "done");
 }
 
 static void test_compare_readings(void **s)
@@ -143,6 +149,16 @@ static void test_compare_readings(void **s)
     expect_in(l, "outside the sweep");
     expect_in(l, ">40.0 s");
     expect_in(l, ">0.80x");
+    expect_in(l, "?");
+    l = line_of(out, "cutout ");
+    expect_in(l, "0.8600 (+0.0150)");
+    expect_in(l, "level");              /* the frontier moves 0.035 within its runs' time spread */
+    l = line_of(out, "warmup ");
+    expect_in(l, "outside the sweep");
+    expect_in(l, "18.0 s");             /* the frontier reaches 0.85 at 18 s */
+    expect_in(l, "3.60x");
+    expect_in(l, "above");
+    expect_in(out, "here up to 0.0141 in test_acc and 0% in training time");
     free(out);
     free(err);
 
@@ -188,7 +204,7 @@ static void test_sweep(void **s)
     free(err);
     /* Each run has its own folder, its budget, and the passed-on evaluation cadence. */
     char path[900];
-    snprintf(path, sizeof path, "%s/baseline-40steps-s2/metrics.jsonl", out_dir);
+    snprintf(path, sizeof path, "%s/fmnist_mlp-baseline-40steps-s2/metrics.jsonl", out_dir);
     char *metrics = test_read_file(path, NULL);
     assert_non_null(metrics);
     assert_non_null(strstr(metrics, "\"step\":10,"));
@@ -198,7 +214,7 @@ static void test_sweep(void **s)
     rc = test_hasten(args, &out, &err);
     assert_int_equal(rc, 0);
     expect_in(err, "[3/4] ");
-    expect_in(err, "baseline-40steps-s1: already done, kept");
+    expect_in(err, "fmnist_mlp-baseline-40steps-s1: already done, kept");
     free(out);
     free(err);
 }

@@ -10,13 +10,10 @@
 #include <cmocka.h>
 #include <ctype.h>
 #include <dirent.h>
-#include <fcntl.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include "datasets/datasets.h"
 #include "tests/http_server.h"
@@ -24,7 +21,6 @@
 
 #define FASHION_DIR "/usr/share/datasets/fashion-mnist"
 
-extern char **environ;
 
 static http_server *srv;
 static char cache_root[600];
