@@ -262,8 +262,9 @@ static void print_main_table(const table *t)
     if (swept) printf("(speedup: against the baseline budget that reached the target soonest)\n");
 }
 
-/* Spread relative to the mean. */
-static double rel_sd(const double *v, int n) { return n ? sd(v, n) / mean(v, n) : 0; }
+/* Standard error of the mean, absolute and relative to the mean. */
+static double se(const double *v, int n) { return n ? sd(v, n) / sqrt(n) : 0; }
+static double rel_se(const double *v, int n) { return n ? se(v, n) / mean(v, n) : 0; }
 
 /* The frontier's quality at seconds, with seconds held inside the sweep. */
 static double quality_held(const frontier *f, double seconds)
@@ -298,15 +299,17 @@ static void print_frontier(const table *t, const char *recipe)
     frontier_point pts[FRONTIER_MAX] = {{0}};
     const group *src[FRONTIER_MAX];
     int n = 0;
-    /* Seed-to-seed spread of the baseline: final accuracy, and training time relative to its mean
-     * (on a shared machine mostly the machine's own drift). */
+    /* The largest standard errors of the baseline's means: final accuracy, and training time
+     * relative to its mean (on a shared machine mostly the machine's own drift). */
     double noise_acc = 0, noise_time = 0;
+    int few = 0;   /* a group of one run: no spread to judge by */
     for (int v = 0; v < t->n && n < FRONTIER_MAX; v++) {
         const group *g = &t->g[v];
         if (!is_baseline(g) || strcmp(g->recipe, recipe) || !g->n) continue;
         src[n] = g;
-        noise_acc = fmax(noise_acc, sd(g->acc, g->n));
-        noise_time = fmax(noise_time, rel_sd(g->secs, g->n));
+        noise_acc = fmax(noise_acc, se(g->acc, g->n));
+        noise_time = fmax(noise_time, rel_se(g->secs, g->n));
+        few |= g->n < 2;
         pts[n] = (frontier_point){ mean(g->secs, g->n), mean(g->acc, g->n), n };
         n++;
     }
@@ -338,16 +341,19 @@ static void print_frontier(const table *t, const char *recipe)
         static const char *const rel[] = { "<", "", ">" };
         snprintf(to, sizeof to, "%s%.1f s", rel[where + 1], ft);
         snprintf(speed, sizeof speed, "%s%.2fx", rel[where + 1], ft / secs);
-        double na = fmax(noise_acc, sd(g->acc, g->n)), nt = fmax(noise_time, rel_sd(g->secs, g->n));
-        const char *verdict = reading(&f, secs, acc, na, nt);
+        /* about two standard errors of the difference of the means */
+        double na = 2 * hypot(noise_acc, se(g->acc, g->n)), nt = 2 * hypot(noise_time, rel_se(g->secs, g->n));
+        char verdict[32];
+        snprintf(verdict, sizeof verdict, "%s%s", reading(&f, secs, acc, na, nt), few || g->n < 2 ? " (1 run)" : "");
         printf(md ? "| %s | %s | %.1f | %.4f | %s | %s | %s | %s |\n"
                   : "%-30s %-9s %8.1f %14.4f %21s %20s %13s %8s\n",
                g->variant, g->budget, secs, acc, at, to, speed, verdict);
     }
     printf("%s(speedup here: the time the frontier needs for the variant's final test_acc over the "
-           "variant's time; < and >: bounds, the sweep does not reach that far. above: the variant "
-           "beats training the baseline for less time by more than the seeds' spread, here up to "
-           "%.4f in test_acc and %.0f%% in training time; level: within it; ?: outside the sweep)\n",
+           "variant's time; < and >: bounds, the sweep does not reach that far. above or below: by "
+           "more than about two standard errors of the means, in accuracy at equal time and in time "
+           "(the baseline's are up to %.4f in test_acc and %.1f%% in training time); level: within "
+           "them; ?: outside the sweep; (1 run): a group of one run, no spread to judge by)\n",
            md ? "\n" : "", noise_acc, 100 * noise_time);
 }
 

@@ -99,11 +99,12 @@ static void make_runs(void)
     static const char ema[] = "[{\"name\":\"ema\",\"params\":{}}]", mix[] = "[{\"name\":\"mixup\",\"params\":{\"alpha\":\"0.4\"}}]",
                       sam[] = "[{\"name\":\"sam\",\"params\":{}}]";
     /* Baseline frontier: (10 s, 0.81) (20 s, 0.86) (40 s, 0.90); 3ep is dominated by 2ep. */
-    write_run(r, "b1-s1", "[]", "1ep", 0.80, 10, -1, "done");
-    write_run(r, "b1-s2", "[]", "1ep", 0.82, 10, -1, "done");
+    write_run(r, "b1-s1", "[]", "1ep", 0.805, 10, -1, "done");
+    write_run(r, "b1-s2", "[]", "1ep", 0.815, 10, -1, "done");   /* standard error 0.005 */
     write_run(r, "b2-s1", "[]", "2ep", 0.86, 20, 18, "done");
     write_run(r, "b2-s2", "[]", "2ep", 0.86, 20, 18, "done");
     write_run(r, "b3-s1", "[]", "3ep", 0.85, 30, 25, "done");
+    write_run(r, "b3-s2", "[]", "3ep", 0.85, 30, 25, "done");
     write_run(r, "b4-s1", "[]", "4ep", 0.90, 40, 30, "done");
     write_run(r, "b4-s2", "[]", "4ep", 0.90, 40, 30, "done");
     write_run(r, "b5-s1", "[]", "5ep", 0.99, 3, 1, "failed");   /* left out */
@@ -140,11 +141,12 @@ static void test_compare_readings(void **s)
     expect_in(l, "0.8600 (+0.0200)");   /* the frontier at 20 s */
     expect_in(l, "30.0 s");             /* where the frontier reaches 0.88 */
     expect_in(l, "1.50x");
-    expect_in(l, "above");
+    expect_in(l, "above");              /* 0.02 against two standard errors, 0.01 */
+    assert_null(strstr(l, "(1 run)"));
     l = line_of(out, "mixup(alpha=0.4) ");
     expect_in(l, "0.8100 (-0.0050)");
     expect_in(l, "<10.0 s");
-    expect_in(l, "level");              /* 0.005 is within the 1ep seeds' spread (0.014) */
+    expect_in(l, "level (1 run)");      /* 0.005 is within two standard errors */
     l = line_of(out, "sam ");
     expect_in(l, "outside the sweep");
     expect_in(l, ">40.0 s");
@@ -152,13 +154,14 @@ static void test_compare_readings(void **s)
     expect_in(l, "?");
     l = line_of(out, "cutout ");
     expect_in(l, "0.8600 (+0.0150)");
-    expect_in(l, "level");              /* the frontier moves 0.035 within its runs' time spread */
+    expect_in(l, "level");              /* the frontier moves 0.05 within two standard errors of its time */
+    assert_null(strstr(l, "(1 run)"));
     l = line_of(out, "warmup ");
     expect_in(l, "outside the sweep");
     expect_in(l, "18.0 s");             /* the frontier reaches 0.85 at 18 s */
     expect_in(l, "3.60x");
-    expect_in(l, "above");
-    expect_in(out, "here up to 0.0141 in test_acc and 0% in training time");
+    expect_in(l, "above (1 run)");
+    expect_in(out, "(the baseline's are up to 0.0050 in test_acc and 0.0% in training time)");
     free(out);
     free(err);
 
