@@ -30,11 +30,12 @@ static int mkdirs(const char *path)
     return mkdir(buf, 0755) && errno != EEXIST ? -1 : 0;
 }
 
-static int open_append(const runlog *r, const char *name)
+/* Opens dir/name for appending; with fresh, only when it does not exist yet. */
+static int open_append(const runlog *r, const char *name, int fresh)
 {
     char path[1100];
     snprintf(path, sizeof path, "%s/%s", r->dir, name);
-    return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (fresh ? O_EXCL : 0), 0644);
 }
 
 runlog *runlog_open(const char *dir, char *err, size_t errlen)
@@ -44,8 +45,15 @@ runlog *runlog_open(const char *dir, char *err, size_t errlen)
     snprintf(r->dir, sizeof r->dir, "%s", dir);
     r->metrics_fd = r->log_fd = -1;
     if (mkdirs(dir)) goto fail;
-    if ((r->metrics_fd = open_append(r, "metrics.jsonl")) < 0) goto fail;
-    if ((r->log_fd = open_append(r, "log.txt")) < 0) goto fail;
+    /* One run a folder: another run's records mixed in would corrupt both. */
+    if ((r->metrics_fd = open_append(r, "metrics.jsonl", 1)) < 0 && errno == EEXIST) {
+        snprintf(err, errlen, "%s already holds a run (its metrics.jsonl); give another --out, or "
+                 "remove that folder", dir);
+        runlog_close(r);
+        return NULL;
+    }
+    if (r->metrics_fd < 0) goto fail;
+    if ((r->log_fd = open_append(r, "log.txt", 0)) < 0) goto fail;
     return r;
 fail:
     snprintf(err, errlen, "%s: cannot create run files: %s", dir, strerror(errno));

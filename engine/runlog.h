@@ -8,8 +8,9 @@
 
 typedef struct runlog runlog;
 
-/* Creates dir (and parents) and opens its metrics and log files for appending.
- * Returns NULL with a one-line message naming the path on failure. Caller frees with runlog_close. */
+/* Creates dir (and parents) and opens its metrics and log files for appending. A folder that
+ * already holds a run (a metrics.jsonl) is refused: one run a folder. Returns NULL with a one-line
+ * message naming the path on failure. Caller frees with runlog_close. */
 runlog *runlog_open(const char *dir, char *err, size_t errlen);
 void runlog_close(runlog *r);
 const char *runlog_dir(const runlog *r);

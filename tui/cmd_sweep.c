@@ -5,6 +5,7 @@
 #include "tui/cli.h"
 #include <cjson/cJSON.h>
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -49,22 +50,54 @@ static void variant_tag(char *const *plugins, int n, char *out, size_t len)
     if (!out[0]) snprintf(out, len, "baseline");
 }
 
-/* 1 when dir holds a run whose summary says done. */
-static int run_done(const char *dir)
+/* The run status in dir/summary.json ("done", "stopped", "failed") into status, or "" when the
+ * folder has no readable summary (a run killed mid-way, or no run at all). */
+static void summary_status(const char *dir, char *status, size_t len)
 {
-    char path[1200];
+    char path[1200], buf[16384];
     snprintf(path, sizeof path, "%s/summary.json", dir);
+    status[0] = 0;
     FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    char buf[16384];
+    if (!f) return;
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     buf[n] = 0;
     cJSON *s = cJSON_Parse(buf);
     const cJSON *st = s ? cJSON_GetObjectItem(s, "status") : NULL;
-    int done = cJSON_IsString(st) && !strcmp(st->valuestring, "done");
+    if (cJSON_IsString(st)) snprintf(status, len, "%s", st->valuestring);
     cJSON_Delete(s);
-    return done;
+}
+
+/* Removes an unfinished run's folder: the files a run writes, then the folder. Returns 1 when it
+ * removed one, 0 when there was none, -1 (errno set) when something else is in it or it cannot be
+ * removed; then nothing else is touched. */
+static int clear_run(const char *dir)
+{
+    static const char *const files[] = { "metrics.jsonl", "log.txt", "summary.json", "recipe.lua" };
+    DIR *d = opendir(dir);
+    if (!d) return errno == ENOENT ? 0 : -1;
+    struct dirent *e;
+    int foreign = 0;
+    while ((e = readdir(d))) {
+        int known = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || strstr(e->d_name, ".tmp.");
+        for (size_t i = 0; i < sizeof files / sizeof *files; i++) known |= !strcmp(e->d_name, files[i]);
+        foreign |= !known;
+    }
+    closedir(d);
+    if (foreign) {
+        errno = ENOTEMPTY;
+        return -1;
+    }
+    char path[1300];
+    if ((d = opendir(dir))) {
+        while ((e = readdir(d)))
+            if (e->d_name[0] != '.') {
+                snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+                unlink(path);
+            }
+        closedir(d);
+    }
+    return rmdir(dir) ? -1 : 1;
 }
 
 /* Runs this program with args; returns its exit code (128 + signal when killed). */
@@ -169,11 +202,23 @@ int cli_sweep(int argc, char **argv)
             char dir[1200];
             snprintf(dir, sizeof dir, "%s/%.*s-%s-%s-s%s", out, base_len, base, tag, budgets[i], seeds[j]);
             k++;
-            if (run_done(dir)) {
+            char status[32];
+            summary_status(dir, status, sizeof status);
+            if (!strcmp(status, "done")) {
                 fprintf(stderr, "hasten sweep: [%d/%d] %s: already done, kept\n", k, total, dir);
                 done++;
                 continue;
             }
+            int cleared = clear_run(dir);
+            if (cleared < 0) {   /* a folder with files no run writes: not ours to delete */
+                fprintf(stderr, "hasten sweep: [%d/%d] %s: holds files other than a run's (%s); left as it "
+                        "is, run skipped\n", k, total, dir, strerror(errno));
+                failed++;
+                continue;
+            }
+            if (cleared)
+                fprintf(stderr, "hasten sweep: [%d/%d] %s: the unfinished run there (%s) is replaced\n", k,
+                        total, dir, status[0] ? status : "no summary");
             fprintf(stderr, "hasten sweep: [%d/%d] budget %s, seed %s\n", k, total, budgets[i], seeds[j]);
             char *args[MAX_PASS + 16] = { "hasten", "run", path, "--budget", budgets[i], "--seed", seeds[j],
                                           "--out", dir, "--quiet" };

@@ -139,6 +139,17 @@ static int run_recipe(const run_opts *o)
         fprintf(stderr, "hasten: %s\n", err);
         return EXIT_USAGE;
     }
+    if (o->out) {   /* one run a folder (the run files refuse it too; say so before loading data) */
+        char prev[1100];
+        struct stat st;
+        snprintf(prev, sizeof prev, "%s/metrics.jsonl", o->out);
+        if (!stat(prev, &st)) {
+            fprintf(stderr, "hasten: --out %s already holds a run (its metrics.jsonl); give another "
+                    "folder, or remove that one\n", o->out);
+            code = EXIT_USAGE;
+            goto done;
+        }
+    }
     if (o->budget && config_parse_budget(o->budget, &cfg.budget)) {
         fprintf(stderr, "hasten: --budget %s: expected e.g. 5ep, 2000steps, 30s or 60000samples\n", o->budget);
         code = EXIT_USAGE;

@@ -184,6 +184,14 @@ static void test_usage_errors(void **s)
     const char *bad = test_write_file("bad.lua", bad_text, strlen(bad_text));
     expect_usage((const char *[]){ "run", bad, NULL }, 2, "optim.lr");
     expect_usage((const char *[]){ "run", bad, NULL }, 2, "bad.lua");
+    /* One run a folder: a second run into it would mix its records with the first's. */
+    const char *used = new_dir("used");
+    mkdir(used, 0755);
+    test_write_file("used/metrics.jsonl", "{\"step\":1}\n", 12);
+    expect_usage((const char *[]){ "run", "fmnist_mlp", "--out", used, NULL }, 2, "already holds a run");
+    char *kept = test_read_file(path_in(used, "metrics.jsonl"), NULL);
+    assert_string_equal(kept, "{\"step\":1}\n");
+    free(kept);
 }
 
 /* A dataset that is not installed falls back to the synthetic set and says so. */

@@ -222,6 +222,43 @@ static void test_sweep(void **s)
     free(err);
 }
 
+/* Going on after an interruption: a stopped run is trained again from scratch, a folder with
+ * someone else's files is left alone. */
+static void test_sweep_resumes(void **s)
+{
+    char dir[700], stale[800];
+    snprintf(dir, sizeof dir, "%s/resume", test_tmpdir());
+    snprintf(stale, sizeof stale, "%s/fmnist_mlp-baseline-10steps-s1", dir);
+    mkdir(dir, 0755);
+    mkdir(stale, 0755);
+    static const char stopped[] = "{\"status\":\"stopped\"}", line[] = "{\"step\":99,\"stale\":1}\n";
+    test_write_file("resume/fmnist_mlp-baseline-10steps-s1/summary.json", stopped, strlen(stopped));
+    test_write_file("resume/fmnist_mlp-baseline-10steps-s1/metrics.jsonl", line, strlen(line));
+    char other[800];
+    snprintf(other, sizeof other, "%s/fmnist_mlp-baseline-10steps-s2", dir);
+    mkdir(other, 0755);
+    test_write_file("resume/fmnist_mlp-baseline-10steps-s2/notes.txt", "mine", 4);
+    char *out, *err;
+    int rc = test_hasten((const char *[]){ "sweep", "fmnist_mlp", "--budgets", "10steps", "--seeds", "1,2",
+                                           "--threads", "1", "--out", dir, NULL }, &out, &err);
+    assert_int_equal(rc, 1);   /* one run skipped */
+    expect_in(err, "fmnist_mlp-baseline-10steps-s1: the unfinished run there (stopped) is replaced");
+    expect_in(err, "fmnist_mlp-baseline-10steps-s2: holds files other than a run's");
+    char path[900];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", stale);
+    char *metrics = test_read_file(path, NULL);
+    assert_non_null(metrics);
+    assert_null(strstr(metrics, "stale"));
+    assert_non_null(strstr(metrics, "\"step\":10,"));
+    free(metrics);
+    snprintf(path, sizeof path, "%s/notes.txt", other);
+    char *notes = test_read_file(path, NULL);
+    assert_string_equal(notes, "mine");
+    free(notes);
+    free(out);
+    free(err);
+}
+
 static void test_sweep_errors(void **s)
 {
     char *out, *err;
@@ -251,7 +288,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_frontier_math), cmocka_unit_test(test_compare_readings),
-        cmocka_unit_test(test_compare_errors), cmocka_unit_test(test_sweep),
+        cmocka_unit_test(test_compare_errors), cmocka_unit_test(test_sweep), cmocka_unit_test(test_sweep_resumes),
         cmocka_unit_test(test_sweep_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -211,6 +211,8 @@ static void test_run_files_and_learning(void **s)
     snprintf(dir, sizeof dir, "%s/run", test_tmpdir());
     runlog *log = runlog_open(dir, err, sizeof err);
     assert_non_null(log);
+    assert_null(runlog_open(dir, err, sizeof err));   /* one run a folder */
+    assert_non_null(strstr(err, "already holds a run"));
     trainer *t = run_config(&c);
     trainer_set_log(t, log);
     assert_int_equal(trainer_run(t), 0);
