@@ -4,6 +4,8 @@
 #include "datasets/datasets.h"
 #include "lua/recipe.h"
 #include "lua/plugin.h"
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,3 +184,22 @@ void cli_run_close(cli_run *r)
     r->log = NULL;
 }
 
+
+int cli_parse_target(const char *arg, char *metric, size_t len, double *value)
+{
+    static const char *const metrics[] = { "test_acc", "test_loss" };
+    const char *eq = strchr(arg, '=');
+    if (!eq) return -1;
+    for (size_t i = 0; i < sizeof metrics / sizeof *metrics; i++) {
+        size_t n = strlen(metrics[i]);
+        if ((size_t)(eq - arg) != n || strncmp(arg, metrics[i], n)) continue;
+        char *end;
+        errno = 0;
+        double v = strtod(eq + 1, &end);
+        if (errno || end == eq + 1 || *end || !isfinite(v)) return -1;
+        snprintf(metric, len, "%s", metrics[i]);
+        *value = v;
+        return 0;
+    }
+    return -1;
+}

@@ -78,6 +78,10 @@ void cli_set_plugin_log(plug_log_fn fn, void *ud);
 /* `hasten plugins [--json] [--plugin-path DIR]` (tui/cmd_plugins.c): returns an exit code. */
 int cli_plugins(int argc, char **argv);
 
+/* Parses a --target argument, "test_acc=0.9" or "test_loss=0.3", into metric and value. Returns 0,
+ * or -1 for anything else (another metric, a value that is not a number). */
+int cli_parse_target(const char *arg, char *metric, size_t len, double *value);
+
 /* `hasten compare RUN...` (tui/cmd_compare.c): returns an exit code. */
 int cli_compare(int argc, char **argv);
 

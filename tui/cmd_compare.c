@@ -285,7 +285,7 @@ static const char *reading(const frontier *f, double secs, double acc, double na
     }
     double ft;
     int where = frontier_time_for(f, acc, &ft);
-    if (where == 0)   /* the frontier reaches acc, but at a time outside the variant's reach */
+    if (where == 0)   /* its time is outside the sweep, its accuracy is not */
         return ft > secs * (1 + nt) ? "above" : ft < secs * (1 - nt) ? "below" : "level";
     if (where > 0 && ft >= secs * (1 + nt)) return "above";   /* better than any budget, sooner than the longest */
     if (where < 0 && ft <= secs * (1 - nt)) return "below";   /* worse than the shortest budget, slower than it */
@@ -362,20 +362,17 @@ int cli_compare(int argc, char **argv)
     static const struct option opts[] = {
         {"target", required_argument, 0, 't'}, {"markdown", no_argument, 0, 'm'}, {0, 0, 0, 0},
     };
-    char metric[32] = "", *eq;
+    char metric[32] = "";
     double value = 0;
     int md = 0, c;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (c == 'm') md = 1;
-        else if (c == 't' && (eq = strchr(optarg, '=')) && eq - optarg < (long)sizeof metric &&
-                 (!strncmp(optarg, "test_acc=", 9) || !strncmp(optarg, "test_loss=", 10))) {
-            snprintf(metric, (size_t)(eq - optarg) + 1, "%s", optarg);
-            value = atof(eq + 1);
-        } else {
-            fprintf(stderr, "hasten compare: bad option (usage: hasten compare RUN_OR_FOLDER... "
-                    "[--target test_acc=0.9|test_loss=0.3] [--markdown])\n");
+        else if (c != 't' || cli_parse_target(optarg, metric, sizeof metric, &value)) {
+            fprintf(stderr, "hasten compare: bad option%s%s (usage: hasten compare RUN_OR_FOLDER... "
+                    "[--target test_acc=0.9|test_loss=0.3] [--markdown])\n", c == 't' ? " --target " : "",
+                    c == 't' ? optarg : "");
             return EXIT_USAGE;
         }
     }

@@ -170,6 +170,10 @@ int cli_sweep(int argc, char **argv)
         return EXIT_USAGE;
     }
     if (!budgets_buf[0]) return sweep_usage("%s", "--budgets is required, e.g. --budgets 1ep,2ep,3ep");
+    char metric[32];
+    double value;
+    if (target && cli_parse_target(target, metric, sizeof metric, &value))
+        return sweep_usage("--target %s: expected test_acc=VALUE or test_loss=VALUE", target);
     int nb = split_list(budgets_buf, budgets), ns = split_list(seeds_buf, seeds);
     if (nb < 0) return sweep_usage("--budgets: expected up to 32 budgets separated by commas, e.g. 1ep,2ep,3ep%s", "");
     if (ns < 0) return sweep_usage("--seeds: expected up to 32 seeds separated by commas, e.g. 1,2,3%s", "");

@@ -181,7 +181,11 @@ static void test_compare_errors(void **s)
     free(out);
     free(err);
     assert_int_equal(test_hasten((const char *[]){ "compare", runs_dir(), "--target", "speed=3", NULL }, &out, &err), 2);
-    expect_in(err, "bad option");
+    expect_in(err, "bad option --target speed=3");
+    free(out);
+    free(err);
+    assert_int_equal(test_hasten((const char *[]){ "compare", runs_dir(), "--target", "test_acc=high", NULL }, &out, &err), 2);
+    expect_in(err, "bad option --target test_acc=high");
     free(out);
     free(err);
 }
@@ -270,6 +274,9 @@ static void test_sweep_errors(void **s)
     free(out); free(err);
     assert_int_equal(test_hasten((const char *[]){ "sweep", "fmnist_mlp", "--budgets", "2ep", "--seeds", "x", NULL }, &out, &err), 2);
     expect_in(err, "'x' is not a seed");
+    free(out); free(err);
+    assert_int_equal(test_hasten((const char *[]){ "sweep", "fmnist_mlp", "--budgets", "2ep", "--target", "acc=0.9", NULL }, &out, &err), 2);
+    expect_in(err, "--target acc=0.9: expected test_acc=VALUE or test_loss=VALUE");
     free(out); free(err);
     assert_int_equal(test_hasten((const char *[]){ "sweep", "no_such_recipe", "--budgets", "2ep", NULL }, &out, &err), 2);
     expect_in(err, "no_such_recipe");
