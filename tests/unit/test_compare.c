@@ -173,24 +173,39 @@ static void test_compare_readings(void **s)
     free(err);
 }
 
-static void test_compare_errors(void **s)
+/* Runs hasten with args; it must exit with code and say needle on stderr. */
+static void expect_error(const char *const *args, int code, const char *needle)
 {
     char *out, *err;
-    assert_int_equal(test_hasten((const char *[]){ "compare", "/nonexistent/runs", NULL }, &out, &err), 2);
-    expect_in(err, "/nonexistent/runs: not a run folder, nor a folder of runs");
-    free(out);
-    free(err);
-    assert_int_equal(test_hasten((const char *[]){ "compare", runs_dir(), "--target", "speed=3", NULL }, &out, &err), 2);
-    expect_in(err, "bad option --target speed=3");
-    free(out);
-    free(err);
-    assert_int_equal(test_hasten((const char *[]){ "compare", runs_dir(), "--target", "test_acc=high", NULL }, &out, &err), 2);
-    expect_in(err, "bad option --target test_acc=high");
+    int rc = test_hasten(args, &out, &err);
+    if (rc != code) print_message("exit %d, want %d; stderr: %s\n", rc, code, err);
+    assert_int_equal(rc, code);
+    expect_in(err, needle);
     free(out);
     free(err);
 }
 
+static void test_compare_errors(void **s)
+{
+    expect_error((const char *[]){ "compare", "/nonexistent/runs", NULL }, 2,
+                 "/nonexistent/runs: not a run folder, nor a folder of runs");
+    expect_error((const char *[]){ "compare", runs_dir(), "--target", "speed=3", NULL }, 2,
+                 "bad option --target speed=3");
+    expect_error((const char *[]){ "compare", runs_dir(), "--target", "test_acc=high", NULL }, 2,
+                 "bad option --target test_acc=high");
+}
+
 /* ---- a real sweep ---- */
+
+/* dir/name's text (caller frees); fails the test when it is missing. */
+static char *read_in(const char *dir, const char *name)
+{
+    char path[1000];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    char *text = test_read_file(path, NULL);
+    if (!text) fail_msg("%s is missing", path);
+    return text;
+}
 
 static void test_sweep(void **s)
 {
@@ -210,10 +225,7 @@ static void test_sweep(void **s)
     free(out);
     free(err);
     /* Each run has its own folder, its budget, and the passed-on evaluation cadence. */
-    char path[900];
-    snprintf(path, sizeof path, "%s/fmnist_mlp-baseline-40steps-s2/metrics.jsonl", out_dir);
-    char *metrics = test_read_file(path, NULL);
-    assert_non_null(metrics);
+    char *metrics = read_in(out_dir, "fmnist_mlp-baseline-40steps-s2/metrics.jsonl");
     assert_non_null(strstr(metrics, "\"step\":10,"));
     assert_non_null(strstr(metrics, "\"step\":40,"));
     free(metrics);
@@ -248,15 +260,11 @@ static void test_sweep_resumes(void **s)
     assert_int_equal(rc, 1);   /* one run skipped */
     expect_in(err, "fmnist_mlp-baseline-10steps-s1: the unfinished run there (stopped) is replaced");
     expect_in(err, "fmnist_mlp-baseline-10steps-s2: holds files other than a run's");
-    char path[900];
-    snprintf(path, sizeof path, "%s/metrics.jsonl", stale);
-    char *metrics = test_read_file(path, NULL);
-    assert_non_null(metrics);
+    char *metrics = read_in(stale, "metrics.jsonl");
     assert_null(strstr(metrics, "stale"));
     assert_non_null(strstr(metrics, "\"step\":10,"));
     free(metrics);
-    snprintf(path, sizeof path, "%s/notes.txt", other);
-    char *notes = test_read_file(path, NULL);
+    char *notes = read_in(other, "notes.txt");
     assert_string_equal(notes, "mine");
     free(notes);
     free(out);
@@ -265,30 +273,23 @@ static void test_sweep_resumes(void **s)
 
 static void test_sweep_errors(void **s)
 {
-    char *out, *err;
-    assert_int_equal(test_hasten((const char *[]){ "sweep", "fmnist_mlp", NULL }, &out, &err), 2);
-    expect_in(err, "--budgets is required");
-    free(out); free(err);
-    assert_int_equal(test_hasten((const char *[]){ "sweep", "fmnist_mlp", "--budgets", "2ep,lots", NULL }, &out, &err), 2);
-    expect_in(err, "'lots' is not a budget");
-    free(out); free(err);
-    assert_int_equal(test_hasten((const char *[]){ "sweep", "fmnist_mlp", "--budgets", "2ep", "--seeds", "x", NULL }, &out, &err), 2);
-    expect_in(err, "'x' is not a seed");
-    free(out); free(err);
-    assert_int_equal(test_hasten((const char *[]){ "sweep", "fmnist_mlp", "--budgets", "2ep", "--target", "acc=0.9", NULL }, &out, &err), 2);
-    expect_in(err, "--target acc=0.9: expected test_acc=VALUE or test_loss=VALUE");
-    free(out); free(err);
-    assert_int_equal(test_hasten((const char *[]){ "sweep", "no_such_recipe", "--budgets", "2ep", NULL }, &out, &err), 2);
-    expect_in(err, "no_such_recipe");
-    free(out); free(err);
+    expect_error((const char *[]){ "sweep", "fmnist_mlp", NULL }, 2, "--budgets is required");
+    expect_error((const char *[]){ "sweep", "fmnist_mlp", "--budgets", "2ep,lots", NULL }, 2, "'lots' is not a budget");
+    expect_error((const char *[]){ "sweep", "fmnist_mlp", "--budgets", "2ep", "--seeds", "x", NULL }, 2,
+                 "'x' is not a seed");
+    expect_error((const char *[]){ "sweep", "fmnist_mlp", "--budgets", "2ep", "--target", "acc=0.9", NULL }, 2,
+                 "--target acc=0.9: expected test_acc=VALUE or test_loss=VALUE");
+    expect_error((const char *[]){ "sweep", "no_such_recipe", "--budgets", "2ep", NULL }, 2, "no_such_recipe");
     char dir[700];
     snprintf(dir, sizeof dir, "%s/bad-sweep", test_tmpdir());
+    char *out, *err;
     assert_int_equal(test_hasten((const char *[]){ "sweep", "fmnist_mlp", "--budgets", "10steps,20steps",
                                                    "--plugin", "no_such_method", "--out", dir, NULL }, &out, &err), 2);
     expect_in(err, "plugin 'no_such_method' not found");
     expect_in(err, "stopped: the run options are wrong");
     assert_null(strstr(err, "[2/2]"));   /* stopped at the first */
-    free(out); free(err);
+    free(out);
+    free(err);
 }
 
 int main(void)
