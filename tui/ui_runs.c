@@ -295,7 +295,7 @@ static void push_run(ui_runs *q, ui_run *r)
     pthread_mutex_unlock(&q->mu);
 }
 
-ui_run *ui_runs_queue(ui_runs *q, const plugin_spec *specs, int n, budget_spec budget)
+ui_run *ui_runs_queue(ui_runs *q, const plugin_spec *specs, int n, budget_spec budget, const char *label)
 {
     ui_run *r = new_run(q);
     if (!r) return NULL;
@@ -307,7 +307,8 @@ ui_run *ui_runs_queue(ui_runs *q, const plugin_spec *specs, int n, budget_spec b
     if (n) memcpy(r->plugins, specs, (size_t)n * sizeof *specs);
     r->n_plugins = n;
     r->budget = budget;
-    ui_run_name(specs, n, r->name, sizeof r->name);
+    if (label) snprintf(r->name, sizeof r->name, "%s", label);
+    else ui_run_name(specs, n, r->name, sizeof r->name);
     atomic_store(&r->state, UI_RUN_QUEUED);
     push_run(q, r);
     return r;

@@ -125,9 +125,10 @@ typedef struct ui_runs {
  * message in err (nothing to shut down). */
 int ui_runs_start(ui_runs *q, const train_config *recipe, ui_log *log, char *err, size_t errlen);
 
-/* Appends a queued run of the recipe with these plugins (copied) and budget. UI thread.
- * Returns the run, or NULL out of memory. */
-ui_run *ui_runs_queue(ui_runs *q, const plugin_spec *specs, int n, budget_spec budget);
+/* Appends a queued run of the recipe with these plugins (copied) and budget, named label, or by its
+ * plugins when label is NULL ("baseline" for none). UI thread. Returns the run, or NULL out of
+ * memory. */
+ui_run *ui_runs_queue(ui_runs *q, const plugin_spec *specs, int n, budget_spec budget, const char *label);
 
 /* Adds a finished run read back from folder dir (the list owns it). Returns it, or NULL with a
  * message in err. UI thread. */

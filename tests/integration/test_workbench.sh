@@ -3,7 +3,8 @@
 # reads the pane. Covers: start with no baseline (one is queued and trains), the step counter
 # advancing, braille on the plot, toggling a plugin and queueing a run, the x axis, resizing to
 # 80x24 and to a too-small 60x20, quitting with the confirmation, the terminal restored, valid run
-# files; then a second start that shows the finished baseline at once and SIGTERM mid-run.
+# files; then a second start that shows the finished baseline at once and SIGTERM mid-run; then
+# the demo's five runs.
 # HASTEN_BIN overrides the binary (default ./hasten); needs tmux (skipped without it).
 set -u
 name=test_workbench
@@ -124,4 +125,14 @@ wait_for "exit=0" 30 || fail "SIGTERM: did not exit cleanly"
 [ "$($T display -p -t wb '#{alternate_on}')" = 0 ] || fail "SIGTERM: alternate screen still on"
 [ "$(ls "$tmp/runs" | wc -l)" -eq 3 ] || fail "expected 3 run folders after the second start"
 check_runs
+
+# 8. Demo: the baseline, the baseline trained for two thirds of the budget, then three methods, in
+# its own runs folder; all five train to the end.
+keys "clear; HASTEN_RUNS_DIR='$tmp/demo' '$bin' demo --budget 30steps; echo \"exit=\$?\"" Enter
+wait_for "^ *2 .*baseline 20steps *20steps" 20 || fail "demo: no shorter baseline"
+for m in grad_clipping mixup sam; do grep -q "^ *[345] .*$m " "$tmp/pane" || fail "demo: $m not queued"; done
+wait_for "^ *5 .*done" 90 || fail "demo: the five runs did not finish"
+keys q
+wait_for "exit=0" 30 || fail "demo: did not exit 0"
+[ "$(ls "$tmp/demo" | wc -l)" -eq 5 ] || fail "demo: expected 5 run folders, got: $(ls "$tmp/demo")"
 echo "$name: ok"

@@ -590,10 +590,10 @@ static void test_queue_worker(void **s)
     static ui_runs q;
     assert_int_equal(ui_runs_start(&q, &recipe, &log, err, sizeof err), 0);
 
-    ui_run *a = ui_runs_queue(&q, NULL, 0, recipe.budget);
+    ui_run *a = ui_runs_queue(&q, NULL, 0, recipe.budget, NULL);
     budget_spec long_budget = { BUDGET_STEPS, 100000 };
-    ui_run *b = ui_runs_queue(&q, NULL, 0, long_budget);
-    ui_run *c = ui_runs_queue(&q, NULL, 0, recipe.budget);
+    ui_run *b = ui_runs_queue(&q, NULL, 0, long_budget, NULL);
+    ui_run *c = ui_runs_queue(&q, NULL, 0, recipe.budget, NULL);
     assert_int_equal(q.n, 3);
     assert_string_equal(a->name, "baseline");
     wait_state(&q, a, UI_RUN_DONE);
@@ -633,7 +633,7 @@ static void test_queue_worker(void **s)
     assert_int_equal(access(adir, R_OK), 0);
 
     /* Shutdown with a run training stops it cleanly. */
-    ui_run *d = ui_runs_queue(&q, NULL, 0, long_budget);
+    ui_run *d = ui_runs_queue(&q, NULL, 0, long_budget, NULL);
     wait_state(&q, d, UI_RUN_RUNNING);
     ui_runs_shutdown(&q);
     assert_int_equal(q.n, 0);
