@@ -184,7 +184,6 @@ void cli_run_close(cli_run *r)
     r->log = NULL;
 }
 
-
 int cli_parse_target(const char *arg, char *metric, size_t len, double *value)
 {
     static const char *const metrics[] = { "test_acc", "test_loss" };

@@ -5,7 +5,8 @@
 #                                      (ignored by git), for a GPU machine that lacks the build
 #                                      dependencies and the network;
 #   engine/cuda/device_check.sh run    on the GPU machine, from the repository root: CUDA parity
-#                                      tests, the plugin tests on both devices, `hasten bench --device cuda --batch 512`, the PyTorch
+#                                      tests, the plugin tests on both devices, `hasten bench
+#                                      --device cuda --batch 512`, the PyTorch
 #                                      eager baseline of the same model on the same GPU, the
 #                                      fmnist_cnn time to 90%, and with HASTEN_PROFILE=1 a
 #                                      per-kernel profile (ncu). Results land in $OUT (or
