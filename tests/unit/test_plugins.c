@@ -123,7 +123,7 @@ static void test_catalogue(void **s)
 {
     static const char *const shipped[] = { "budget_schedule", "one_cycle", "warmup", "label_smoothing",
         "mixup", "cutmix", "cutout", "progressive_resizing", "selective_backprop", "layer_freezing",
-        "ema", "grad_clipping", "data_echoing" };
+        "ema", "grad_clipping", "data_echoing", "lookahead" };
     for (size_t i = 0; i < sizeof shipped / sizeof *shipped; i++) {
         const plug_info *p = plug_find(&cat, shipped[i]);
         if (!p) print_message("missing %s\n", shipped[i]);
@@ -493,6 +493,63 @@ static void test_grad_clipping(void **s)
     close_run(&hr);
 }
 
+/* Lookahead with k = 3, alpha = 0.5: weights seen after each step's update (fast: a hook after the
+ * host sees after_step first) and after the plugin's turn (synced: a hook before the host). */
+typedef struct look_check { float init[16], fast[16], synced[16], slow[16]; int syncs, checked; } look_check;
+
+static void first_weights(trainer *t, float *out) { memcpy(out, host(&t->model->weights), 16 * sizeof(float)); }
+
+static int look_fast(trainer *t, trainer_event ev, void *ud)
+{
+    look_check *l = ud;
+    if (ev == EV_BATCH_START && t->step == 0) {
+        first_weights(t, l->init);
+        memcpy(l->slow, l->init, sizeof l->slow);
+    }
+    if (ev == EV_AFTER_STEP) first_weights(t, l->fast);
+    return 0;
+}
+
+static int look_synced(trainer *t, trainer_event ev, void *ud)
+{
+    look_check *l = ud;
+    if (ev != EV_AFTER_STEP) return 0;
+    first_weights(t, l->synced);
+    for (int i = 0; i < 16; i++) {
+        float want = l->fast[i];
+        if (t->step % 3 == 0) {   /* slow += 0.5 (fast - slow); training goes on from slow */
+            l->slow[i] += 0.5f * (l->fast[i] - l->slow[i]);
+            want = l->slow[i];
+        }
+        if (l->synced[i] != want) return trainer_fail(t, "step %ld weight %d: %g, want %g", t->step, i, l->synced[i], want);
+    }
+    l->syncs += t->step % 3 == 0;
+    l->checked++;
+    return 0;
+}
+
+static void test_lookahead(void **s)
+{
+    train_config c;
+    base_config(&c, 0);
+    add(&c, "lookahead:k=3,alpha=0.5");
+    harness hr;
+    look_check l = {0};
+    hr.t = trainer_new(&c, &ds, hr.err, sizeof hr.err);
+    assert_non_null(hr.t);
+    trainer_add_hook(hr.t, look_synced, &l);   /* after_step: after the plugin's */
+    hr.h = plug_host_new(hr.t, &cat, &c, NULL, NULL, hr.err, sizeof hr.err);
+    assert_non_null(hr.h);
+    trainer_add_hook(hr.t, look_fast, &l);     /* after_step: before the plugin's */
+    int rc = trainer_run(hr.t);
+    if (rc) print_message("%s\n", hr.t->error);
+    assert_int_equal(rc, 0);
+    assert_int_equal(l.checked, 20);
+    assert_int_equal(l.syncs, 6);
+    assert_true(memcmp(l.init, l.synced, sizeof l.init));   /* it trained */
+    close_run(&hr);
+}
+
 static int count_echoes(trainer *t, trainer_event ev, void *ud)
 {
     if (ev == EV_BEFORE_FORWARD) ((int *)ud)[t->echoed]++;
@@ -737,6 +794,7 @@ int main(void)
         cmocka_unit_test(test_progressive_resizing), cmocka_unit_test(test_selective_backprop),
         cmocka_unit_test(test_layer_freezing), cmocka_unit_test(test_ema),
         cmocka_unit_test(test_grad_clipping), cmocka_unit_test(test_data_echoing),
+        cmocka_unit_test(test_lookahead),
         cmocka_unit_test(test_schedules), cmocka_unit_test(test_sam_costs_a_pass),
         cmocka_unit_test(test_insert_layer), cmocka_unit_test(test_low_precision),
         cmocka_unit_test(test_ctx_api), cmocka_unit_test(test_sandbox),
