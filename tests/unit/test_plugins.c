@@ -123,7 +123,7 @@ static void test_catalogue(void **s)
 {
     static const char *const shipped[] = { "budget_schedule", "one_cycle", "warmup", "label_smoothing",
         "mixup", "cutmix", "cutout", "progressive_resizing", "selective_backprop", "layer_freezing",
-        "ema", "grad_clipping", "data_echoing", "lookahead" };
+        "ema", "grad_clipping", "data_echoing", "lookahead", "batch_warmup" };
     for (size_t i = 0; i < sizeof shipped / sizeof *shipped; i++) {
         const plug_info *p = plug_find(&cat, shipped[i]);
         if (!p) print_message("missing %s\n", shipped[i]);
@@ -383,6 +383,49 @@ static void test_selective_backprop(void **s)
         int active = i >= 10 && i < 18;   /* progress i/20 in [0.5, 0.9) */
         assert_int_equal(rows[i], active ? 16 : 64);
     }
+    close_run(&hr);
+}
+
+/* Batch warm-up: 16 of 64 rows at first, growing linearly to 64 at half the budget, rows chosen at
+ * random (not always the first ones). */
+typedef struct warm_check { mix_check loaded; int rows[40], shuffled; } warm_check;
+
+static int check_warmup(trainer *t, trainer_event ev, void *ud)
+{
+    warm_check *w = ud;
+    if (ev == EV_BEFORE_FORWARD && t->x.shape[0] < 64)   /* not just the first rows, in order */
+        w->shuffled += memcmp(t->labels, w->loaded.labels, (size_t)t->x.shape[0] * sizeof(int)) != 0;
+    return count_rows(t, ev, w->rows);
+}
+
+static void test_batch_warmup(void **s)
+{
+    train_config c;
+    base_config(&c, 0);
+    c.schedule.kind = SCHED_CONSTANT;
+    c.optim.lr = 0.05f;
+    add(&c, "batch_warmup:start=0.25,ramp=0.5");
+    harness hr;
+    warm_check w;
+    memset(&w, 0, sizeof w);
+    hr.t = trainer_new(&c, &ds, hr.err, sizeof hr.err);
+    assert_non_null(hr.t);
+    trainer_add_hook(hr.t, keep_batch, &w.loaded);
+    hr.h = plug_host_new(hr.t, &cat, &c, NULL, NULL, hr.err, sizeof hr.err);
+    assert_non_null(hr.h);
+    trainer_add_hook(hr.t, check_warmup, &w);
+    assert_int_equal(trainer_run(hr.t), 0);
+    for (int i = 0; i < 20; i++) {
+        double f = 0.25 + 0.75 * fmin(1, (i / 20.0) / 0.5);
+        assert_int_equal(w.rows[i], (int)ceil(f * 64 - 1e-9));
+    }
+    assert_true(w.shuffled >= 5);            /* of the 9 partial batches */
+    assert_true(hr.t->samples < 20 * 64);   /* steps trained on fewer samples */
+    trainer_record r[64];   /* the linear scaling rule: lr in proportion to the rows */
+    int n = trainer_series(hr.t, 0, r, 64);
+    for (int i = 0; i < n; i++)
+        if (!r[i].is_eval) assert_true(fabs(r[i].lr - 0.05 * w.rows[r[i].step - 1] / 64.0) < 1e-6);
+    tensor_free(&w.loaded.x);
     close_run(&hr);
 }
 
@@ -794,7 +837,7 @@ int main(void)
         cmocka_unit_test(test_progressive_resizing), cmocka_unit_test(test_selective_backprop),
         cmocka_unit_test(test_layer_freezing), cmocka_unit_test(test_ema),
         cmocka_unit_test(test_grad_clipping), cmocka_unit_test(test_data_echoing),
-        cmocka_unit_test(test_lookahead),
+        cmocka_unit_test(test_lookahead), cmocka_unit_test(test_batch_warmup),
         cmocka_unit_test(test_schedules), cmocka_unit_test(test_sam_costs_a_pass),
         cmocka_unit_test(test_insert_layer), cmocka_unit_test(test_low_precision),
         cmocka_unit_test(test_ctx_api), cmocka_unit_test(test_sandbox),
