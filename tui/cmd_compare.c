@@ -43,23 +43,37 @@ static char *read_all(const char *path)
     return buf;
 }
 
-/* "baseline", or the plugins with their parameters: "mixup(alpha=0.4)+ema". */
-static void variant_name(const cJSON *plugins, char *out, size_t len)
+/* "baseline", or the plugins with their parameters: "mixup(alpha=0.4)+ema". Returns -1 when
+ * plugins is not a list of { name, params } objects. */
+static int variant_name(const cJSON *plugins, char *out, size_t len)
 {
     out[0] = 0;
+    if (!cJSON_IsArray(plugins)) return -1;
     const cJSON *p;
     cJSON_ArrayForEach(p, plugins) {
+        const cJSON *name = cJSON_GetObjectItem(p, "name"), *params = cJSON_GetObjectItem(p, "params"), *kv;
+        if (!cJSON_IsString(name)) return -1;
         size_t n = strlen(out);
-        snprintf(out + n, len - n, "%s%s", n ? "+" : "", cJSON_GetObjectItem(p, "name")->valuestring);
-        const cJSON *params = cJSON_GetObjectItem(p, "params"), *kv;
+        snprintf(out + n, len - n, "%s%s", n ? "+" : "", name->valuestring);
         int k = 0;
         cJSON_ArrayForEach(kv, params) {
             n = strlen(out);
-            snprintf(out + n, len - n, "%s%s=%s", k++ ? "," : "(", kv->string, kv->valuestring);
+            if (cJSON_IsString(kv)) snprintf(out + n, len - n, "%s%s=%s", k++ ? "," : "(", kv->string, kv->valuestring);
+            else snprintf(out + n, len - n, "%s%s=%g", k++ ? "," : "(", kv->string, kv->valuedouble);
         }
         if (k) strncat(out, ")", len - strlen(out) - 1);
     }
     if (!out[0]) snprintf(out, len, "baseline");
+    return 0;
+}
+
+/* o's number field key into *v; returns -1 when it is missing or not a number. */
+static int number(const cJSON *o, const char *key, double *v)
+{
+    const cJSON *f = cJSON_GetObjectItem(o, key);
+    if (!cJSON_IsNumber(f)) return -1;
+    *v = f->valuedouble;
+    return 0;
 }
 
 /* First eval record of metrics.jsonl meeting metric >= value (acc) or <= value (loss). */
@@ -73,14 +87,15 @@ static void target_from_metrics(const char *dir, const char *metric, double valu
     int want_low = !strcmp(metric, "test_loss");
     for (char *save = NULL, *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         cJSON *j = cJSON_Parse(line);
-        const cJSON *m = j ? cJSON_GetObjectItem(j, metric) : NULL;
-        if (m && (want_low ? m->valuedouble <= value : m->valuedouble >= value)) {
-            r->ttt = cJSON_GetObjectItem(j, "seconds")->valuedouble;
-            r->steps_to = cJSON_GetObjectItem(j, "step")->valuedouble;
-            cJSON_Delete(j);
+        double m, secs, step;   /* records without these numbers are not evaluations */
+        int found = j && !number(j, metric, &m) && !number(j, "seconds", &secs) && !number(j, "step", &step) &&
+                    (want_low ? m <= value : m >= value);
+        cJSON_Delete(j);
+        if (found) {
+            r->ttt = secs;
+            r->steps_to = step;
             break;
         }
-        cJSON_Delete(j);
     }
     free(text);
 }
@@ -96,23 +111,35 @@ static int load_row(const char *dir, const char *metric, double value, run_row *
         snprintf(err, errlen, "%s: no readable summary.json (a run still going, or not a run folder)", dir);
         return -1;
     }
-    const cJSON *st = cJSON_GetObjectItem(s, "status"), *acc = cJSON_GetObjectItem(s, "test_acc");
-    if (!cJSON_IsString(st) || strcmp(st->valuestring, "done") || !cJSON_IsNumber(acc)) {
+    const cJSON *st = cJSON_GetObjectItem(s, "status");
+    if (!cJSON_IsString(st) || strcmp(st->valuestring, "done")) {
         snprintf(err, errlen, "%s: status is %s, not done: left out", dir, cJSON_IsString(st) ? st->valuestring : "unknown");
         cJSON_Delete(s);
         return -1;
     }
-    variant_name(cJSON_GetObjectItem(s, "plugins"), r->variant, sizeof r->variant);
-    const cJSON *bud = cJSON_GetObjectItem(s, "budget"), *secs = cJSON_GetObjectItem(s, "train_seconds");
+    static const char *const needed[] = { "test_acc", "train_seconds", "samples_per_second" };
+    double v[3];
+    for (int i = 0; i < 3; i++)
+        if (number(s, needed[i], &v[i])) {
+            snprintf(err, errlen, "%s: field %s missing or not a number: left out", path, needed[i]);
+            cJSON_Delete(s);
+            return -1;
+        }
+    const cJSON *rp = cJSON_GetObjectItem(s, "recipe"), *bud = cJSON_GetObjectItem(s, "budget");
+    if (!cJSON_IsString(rp) || variant_name(cJSON_GetObjectItem(s, "plugins"), r->variant, sizeof r->variant)) {
+        snprintf(err, errlen, "%s: field %s is not as hasten writes it: left out", path,
+                 cJSON_IsString(rp) ? "plugins" : "recipe");
+        cJSON_Delete(s);
+        return -1;
+    }
+    r->acc = v[0];
+    r->seconds = v[1];
+    r->sps = v[2];
     snprintf(r->budget, sizeof r->budget, "%s", cJSON_IsString(bud) ? bud->valuestring : "?");
-    r->seconds = cJSON_IsNumber(secs) ? secs->valuedouble : NAN;
-    const cJSON *rp = cJSON_GetObjectItem(s, "recipe");
-    const char *rn = cJSON_IsString(rp) ? rp->valuestring : "?", *slash = strrchr(rn, '/');
+    const char *rn = rp->valuestring, *slash = strrchr(rn, '/');
     snprintf(r->recipe, sizeof r->recipe, "%s", slash ? slash + 1 : rn);
     char *dot = strrchr(r->recipe, '.');
     if (dot && !strcmp(dot, ".lua")) *dot = 0;
-    r->acc = acc->valuedouble;
-    r->sps = cJSON_GetObjectItem(s, "samples_per_second")->valuedouble;
     if (metric) target_from_metrics(dir, metric, value, r);
     else {
         const cJSON *t = cJSON_GetObjectItem(s, "time_to_target"), *k = cJSON_GetObjectItem(s, "steps_to_target");

@@ -193,6 +193,36 @@ static void test_compare_errors(void **s)
                  "bad option --target speed=3");
     expect_error((const char *[]){ "compare", runs_dir(), "--target", "test_acc=high", NULL }, 2,
                  "bad option --target test_acc=high");
+
+    /* Damaged or foreign files: each left out with the file and the field named; the good run stays. */
+    static const char no_sps[] = "{\"status\":\"done\",\"recipe\":\"toy.lua\",\"plugins\":[],"
+                                 "\"test_acc\":0.9,\"train_seconds\":1}";
+    static const char bad_plugins[] = "{\"status\":\"done\",\"recipe\":\"toy.lua\",\"plugins\":[{\"params\":{}}],"
+                                      "\"test_acc\":0.9,\"train_seconds\":1,\"samples_per_second\":5}";
+    static const char good[] = "{\"status\":\"done\",\"recipe\":\"toy.lua\",\"plugins\":[{\"name\":\"ema\","
+                               "\"params\":{\"half_life\":50}}],\"budget\":\"1ep\",\"test_acc\":0.96,"
+                               "\"train_seconds\":4,\"samples_per_second\":5}";
+    static const char metrics[] = "{\"step\":1,\"test_acc\":0.95}\nnot json\n{\"step\":2,\"seconds\":3.5,\"test_acc\":0.95}\n";
+    char root[700];
+    snprintf(root, sizeof root, "%s/damaged", test_tmpdir());
+    mkdir(root, 0755);
+    const char *names[] = { "damaged/a", "damaged/b", "damaged/c" };
+    for (int i = 0; i < 3; i++) {
+        char d[800];
+        snprintf(d, sizeof d, "%s/%s", test_tmpdir(), names[i]);
+        mkdir(d, 0755);
+    }
+    test_write_file("damaged/a/summary.json", no_sps, strlen(no_sps));
+    test_write_file("damaged/b/summary.json", bad_plugins, strlen(bad_plugins));
+    test_write_file("damaged/c/summary.json", good, strlen(good));
+    test_write_file("damaged/c/metrics.jsonl", metrics, strlen(metrics));
+    char *out, *err;
+    assert_int_equal(test_hasten((const char *[]){ "compare", root, "--target", "test_acc=0.9", NULL }, &out, &err), 0);
+    expect_in(err, "damaged/a/summary.json: field samples_per_second missing or not a number: left out");
+    expect_in(err, "damaged/b/summary.json: field plugins is not as hasten writes it: left out");
+    expect_in(line_of(out, "toy            ema(half_life=50)"), "3.5 ± 0.0 s");   /* the record with a time */
+    free(out);
+    free(err);
 }
 
 /* ---- a real sweep ---- */
