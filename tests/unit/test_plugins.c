@@ -117,6 +117,23 @@ static int run_with(const train_config *c, trainer_hook_fn fn, void *ud, harness
     return trainer_run(hr->t);
 }
 
+/* As run_with, with a second hook registered before the plugin host: it sees before_* events
+ * ahead of the plugins and after_* events after them (the batch as loaded, the weights as the
+ * plugins leave them). Prints the run's error when it fails. */
+static int run_around(const train_config *c, trainer_hook_fn first, void *ud_first, trainer_hook_fn last,
+                      void *ud_last, harness *hr)
+{
+    hr->t = trainer_new(c, &ds, hr->err, sizeof hr->err);
+    assert_non_null(hr->t);
+    trainer_add_hook(hr->t, first, ud_first);
+    hr->h = plug_host_new(hr->t, &cat, c, NULL, NULL, hr->err, sizeof hr->err);
+    assert_non_null(hr->h);
+    trainer_add_hook(hr->t, last, ud_last);
+    int rc = trainer_run(hr->t);
+    if (rc) print_message("%s\n", hr->t->error);
+    return rc;
+}
+
 /* ---- catalogue and parameters ---- */
 
 static void test_catalogue(void **s)
@@ -256,15 +273,7 @@ static void test_mixup(void **s)
     add(&c, "mixup:alpha=0.4");
     harness hr;
     mix_check m = {0};
-    hr.t = trainer_new(&c, &ds, hr.err, sizeof hr.err);
-    assert_non_null(hr.t);
-    trainer_add_hook(hr.t, keep_batch, &m);
-    hr.h = plug_host_new(hr.t, &cat, &c, NULL, NULL, hr.err, sizeof hr.err);
-    assert_non_null(hr.h);
-    trainer_add_hook(hr.t, check_mixup, &m);
-    int rc = trainer_run(hr.t);
-    if (rc) print_message("%s\n", hr.t->error);
-    assert_int_equal(rc, 0);
+    assert_int_equal(run_around(&c, keep_batch, &m, check_mixup, &m, &hr), 0);
     assert_int_equal(m.checked, 20);
     tensor_free(&m.x);
     close_run(&hr);
@@ -408,13 +417,7 @@ static void test_batch_warmup(void **s)
     harness hr;
     warm_check w;
     memset(&w, 0, sizeof w);
-    hr.t = trainer_new(&c, &ds, hr.err, sizeof hr.err);
-    assert_non_null(hr.t);
-    trainer_add_hook(hr.t, keep_batch, &w.loaded);
-    hr.h = plug_host_new(hr.t, &cat, &c, NULL, NULL, hr.err, sizeof hr.err);
-    assert_non_null(hr.h);
-    trainer_add_hook(hr.t, check_warmup, &w);
-    assert_int_equal(trainer_run(hr.t), 0);
+    assert_int_equal(run_around(&c, keep_batch, &w.loaded, check_warmup, &w, &hr), 0);
     for (int i = 0; i < 20; i++) {
         double f = 0.25 + 0.75 * fmin(1, (i / 20.0) / 0.5);
         assert_int_equal(w.rows[i], (int)ceil(f * 64 - 1e-9));
@@ -501,12 +504,8 @@ static void test_ema(void **s)
     add(&c, "ema:half_life=5");
     harness hr;
     ema_check e = {0};
-    hr.t = trainer_new(&c, &ds, hr.err, sizeof hr.err);
-    trainer_add_hook(hr.t, track_live, &e);   /* after_* run in reverse: this one sees the final live weights */
-    hr.h = plug_host_new(hr.t, &cat, &c, NULL, NULL, hr.err, sizeof hr.err);
-    assert_non_null(hr.h);
-    trainer_add_hook(hr.t, check_ema, &e);
-    assert_int_equal(trainer_run(hr.t), 0);
+    /* track_live sees after_* events last: the final live weights */
+    assert_int_equal(run_around(&c, track_live, &e, check_ema, &e, &hr), 0);
     assert_int_equal(e.evals, 2);
     assert_true(e.restored >= 1);
     tensor_free(&e.live);
@@ -578,15 +577,8 @@ static void test_lookahead(void **s)
     add(&c, "lookahead:k=3,alpha=0.5");
     harness hr;
     look_check l = {0};
-    hr.t = trainer_new(&c, &ds, hr.err, sizeof hr.err);
-    assert_non_null(hr.t);
-    trainer_add_hook(hr.t, look_synced, &l);   /* after_step: after the plugin's */
-    hr.h = plug_host_new(hr.t, &cat, &c, NULL, NULL, hr.err, sizeof hr.err);
-    assert_non_null(hr.h);
-    trainer_add_hook(hr.t, look_fast, &l);     /* after_step: before the plugin's */
-    int rc = trainer_run(hr.t);
-    if (rc) print_message("%s\n", hr.t->error);
-    assert_int_equal(rc, 0);
+    /* look_synced sees after_step after the plugin's, look_fast before it */
+    assert_int_equal(run_around(&c, look_synced, &l, look_fast, &l, &hr), 0);
     assert_int_equal(l.checked, 20);
     assert_int_equal(l.syncs, 6);
     assert_true(memcmp(l.init, l.synced, sizeof l.init));   /* it trained */
