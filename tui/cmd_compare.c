@@ -20,13 +20,14 @@ typedef struct run_row {
     char budget[32];
     double acc, ttt, sps, steps_to;   /* ttt, steps_to: -1 when the target was not reached */
     double seconds;                   /* training time of the whole run */
+    double steps;                     /* optimizer steps of the whole run; NAN when not recorded */
 } run_row;
 
 /* The runs of one recipe, variant and budget: seeds of one experiment. */
 typedef struct group {
     char recipe[64], variant[256], budget[32];
     int n, reached;
-    double acc[64], ttt[64], sps[64], steps[64], secs[64];
+    double acc[64], ttt[64], sps[64], steps[64], secs[64], iters[64];
 } group;
 
 static char *read_all(const char *path)
@@ -135,6 +136,7 @@ static int load_row(const char *dir, const char *metric, double value, run_row *
     r->acc = v[0];
     r->seconds = v[1];
     r->sps = v[2];
+    if (number(s, "steps", &r->steps)) r->steps = NAN;
     snprintf(r->budget, sizeof r->budget, "%s", cJSON_IsString(bud) ? bud->valuestring : "?");
     const char *rn = rp->valuestring, *slash = strrchr(rn, '/');
     snprintf(r->recipe, sizeof r->recipe, "%s", slash ? slash + 1 : rn);
@@ -203,6 +205,7 @@ static void add_row(table *t, const run_row *r)
     g->acc[g->n] = r->acc;
     g->sps[g->n] = r->sps;
     g->secs[g->n] = r->seconds;
+    g->iters[g->n] = r->steps;
     if (r->ttt >= 0) { g->ttt[g->reached] = r->ttt; g->steps[g->reached++] = r->steps_to; }
     g->n++;
 }
@@ -261,11 +264,11 @@ static int baseline_budgets(const table *t, const char *recipe)
 static void print_main_table(const table *t)
 {
     int md = t->md;
-    const char *head = md ? "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n"
-                          : "%-14s %-30s %-9s %4s %15s %7s %16s %8s %9s %7s\n";
+    const char *head = md ? "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n"
+                          : "%-14s %-30s %-9s %4s %15s %7s %16s %8s %6s %7s %9s %7s\n";
     printf(head, "recipe", "variant", "budget", "runs", "time to target", "reached", "final test_acc",
-           "train s", "samples/s", "speedup");
-    if (md) printf("|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+           "train s", "steps", "ms/step", "samples/s", "speedup");
+    if (md) printf("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     int missing_base = 0, swept = 0;
     for (int v = 0; v < t->n; v++) {
         const group *s = &t->g[v], *b = best_baseline(t, s->recipe);
@@ -279,9 +282,16 @@ static void print_main_table(const table *t)
         /* Speedup only when every run of both reached the target: otherwise the mean flatters. */
         if (b && s->reached == s->n && s->n)
             snprintf(speed, sizeof speed, "%.2fx", mean(b->ttt, b->n) / mean(s->ttt, s->n));
-        printf(md ? "| %s | %s | %s | %d | %s | %s | %s | %.1f | %.0f | %s |\n"
-                  : "%-14s %-30s %-9s %4d %15s %7s %16s %8.1f %9.0f %7s\n",
-               s->recipe, s->variant, s->budget, s->n, ttt, reached, acc, mean(s->secs, s->n),
+        /* Time per step and step count apart: a method can win one and lose the other. */
+        double steps = mean(s->iters, s->n), secs = mean(s->secs, s->n);
+        char nsteps[16] = "-", ms[16] = "-";
+        if (!isnan(steps) && steps > 0) {
+            snprintf(nsteps, sizeof nsteps, "%.0f", steps);
+            snprintf(ms, sizeof ms, "%.2f", 1000 * secs / steps);
+        }
+        printf(md ? "| %s | %s | %s | %d | %s | %s | %s | %.1f | %s | %s | %.0f | %s |\n"
+                  : "%-14s %-30s %-9s %4d %15s %7s %16s %8.1f %6s %7s %9.0f %7s\n",
+               s->recipe, s->variant, s->budget, s->n, ttt, reached, acc, secs, nsteps, ms,
                mean(s->sps, s->n), speed);
     }
     if (md) printf("\n");

@@ -57,8 +57,8 @@ static void write_run(const char *root, const char *name, const char *plugins, c
     if (ttt >= 0) snprintf(t, sizeof t, "%g", ttt);
     int n = snprintf(json, sizeof json, "{\"version\":1,\"status\":\"%s\",\"recipe\":\"recipes/toy.lua\","
                      "\"plugins\":%s,\"budget\":\"%s\",\"test_acc\":%g,\"train_seconds\":%g,"
-                     "\"samples_per_second\":1000,\"time_to_target\":%s,\"steps_to_target\":%s}\n",
-                     status, plugins, budget, acc, secs, t, t);
+                     "\"samples_per_second\":1000,\"steps\":%g,\"time_to_target\":%s,\"steps_to_target\":%s}\n",
+                     status, plugins, budget, acc, secs, secs * 10, t, t);
     char path[900];
     snprintf(path, sizeof path, "%s/summary.json", name);
     char rel[1000];
@@ -133,6 +133,7 @@ static void test_compare_readings(void **s)
     expect_in(line_of(out, "toy            baseline                       4ep"), "0.60x");
     expect_in(line_of(out, "toy            baseline                       1ep"), "0/2");
     expect_in(line_of(out, "toy            ema"), "1.50x");
+    expect_in(line_of(out, "toy            ema"), " 200  100.00 ");   /* steps and ms/step apart */
     expect_in(out, "against the baseline budget that reached the target soonest");
     /* The frontier and each variant against it. */
     expect_in(line_of(out, "  3ep"), "off the frontier");
@@ -221,6 +222,7 @@ static void test_compare_errors(void **s)
     expect_in(err, "damaged/a/summary.json: field samples_per_second missing or not a number: left out");
     expect_in(err, "damaged/b/summary.json: field plugins is not as hasten writes it: left out");
     expect_in(line_of(out, "toy            ema(half_life=50)"), "3.5 ± 0.0 s");   /* the record with a time */
+    expect_in(line_of(out, "toy            ema(half_life=50)"), "     -       - ");   /* no steps recorded */
     free(out);
     free(err);
 }
