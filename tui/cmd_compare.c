@@ -21,6 +21,7 @@ typedef struct run_row {
     double acc, ttt, sps, steps_to;   /* ttt, steps_to: -1 when the target was not reached */
     double seconds;                   /* training time of the whole run */
     double steps;                     /* optimizer steps of the whole run; NAN when not recorded */
+    double phase[PHASE_EVAL];         /* seconds in each training phase; NAN when not recorded */
 } run_row;
 
 /* The runs of one recipe, variant and budget: seeds of one experiment. */
@@ -28,6 +29,7 @@ typedef struct group {
     char recipe[64], variant[256], budget[32];
     int n, reached;
     double acc[64], ttt[64], sps[64], steps[64], secs[64], iters[64];
+    double phase_ms[PHASE_EVAL][64];   /* ms per step in each training phase */
 } group;
 
 static char *read_all(const char *path)
@@ -137,6 +139,9 @@ static int load_row(const char *dir, const char *metric, double value, run_row *
     r->seconds = v[1];
     r->sps = v[2];
     if (number(s, "steps", &r->steps)) r->steps = NAN;
+    const cJSON *ph = cJSON_GetObjectItem(s, "phase_seconds");
+    for (int p = 0; p < PHASE_EVAL; p++)
+        if (number(ph, trainer_phase_name(p), &r->phase[p])) r->phase[p] = NAN;
     snprintf(r->budget, sizeof r->budget, "%s", cJSON_IsString(bud) ? bud->valuestring : "?");
     const char *rn = rp->valuestring, *slash = strrchr(rn, '/');
     snprintf(r->recipe, sizeof r->recipe, "%s", slash ? slash + 1 : rn);
@@ -206,6 +211,7 @@ static void add_row(table *t, const run_row *r)
     g->sps[g->n] = r->sps;
     g->secs[g->n] = r->seconds;
     g->iters[g->n] = r->steps;
+    for (int p = 0; p < PHASE_EVAL; p++) g->phase_ms[p][g->n] = 1000 * r->phase[p] / r->steps;
     if (r->ttt >= 0) { g->ttt[g->reached] = r->ttt; g->steps[g->reached++] = r->steps_to; }
     g->n++;
 }
@@ -297,6 +303,26 @@ static void print_main_table(const table *t)
     if (md) printf("\n");
     if (missing_base) printf("(speedup needs a baseline run, without plugins, of the same recipe)\n");
     if (swept) printf("(speedup: against the baseline budget that reached the target soonest)\n");
+}
+
+/* Where each variant's step time goes, in ms per step (means over its runs). */
+static void print_phases(const table *t)
+{
+    int md = t->md;
+    printf(md ? "\n| recipe | variant | budget |" : "\n%-14s %-30s %-9s", "recipe", "variant", "budget");
+    for (int p = 0; p < PHASE_EVAL; p++) printf(md ? " %s ms |" : " %10s", trainer_phase_name(p));
+    printf(md ? "\n|---|---|---|%s\n" : "\n", "---:|---:|---:|---:|---:|");
+    for (int v = 0; v < t->n; v++) {
+        const group *g = &t->g[v];
+        printf(md ? "| %s | %s | %s |" : "%-14s %-30s %-9s", g->recipe, g->variant, g->budget);
+        for (int p = 0; p < PHASE_EVAL; p++) {
+            double ms = mean(g->phase_ms[p], g->n);
+            if (isnan(ms)) printf(md ? " - |" : " %10s", "-");
+            else printf(md ? " %.3f |" : " %10.3f", ms);
+        }
+        printf("\n");
+    }
+    printf("%s(ms per step on the training clock; evaluation is outside it)\n", md ? "\n" : "");
 }
 
 /* Standard error of the mean, absolute and relative to the mean. */
@@ -397,18 +423,20 @@ static void print_frontier(const table *t, const char *recipe)
 int cli_compare(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"target", required_argument, 0, 't'}, {"markdown", no_argument, 0, 'm'}, {0, 0, 0, 0},
+        {"target", required_argument, 0, 't'}, {"markdown", no_argument, 0, 'm'},
+        {"phases", no_argument, 0, 'p'}, {0, 0, 0, 0},
     };
     char metric[32] = "";
     double value = 0;
-    int md = 0, c;
+    int md = 0, phases = 0, c;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (c == 'm') md = 1;
+        else if (c == 'p') phases = 1;
         else if (c != 't' || cli_parse_target(optarg, metric, sizeof metric, &value)) {
             fprintf(stderr, "hasten compare: bad option%s%s (usage: hasten compare RUN_OR_FOLDER... "
-                    "[--target test_acc=0.9|test_loss=0.3] [--markdown])\n", c == 't' ? " --target " : "",
+                    "[--target test_acc=0.9|test_loss=0.3] [--markdown] [--phases])\n", c == 't' ? " --target " : "",
                     c == 't' ? optarg : "");
             return EXIT_USAGE;
         }
@@ -426,6 +454,7 @@ int cli_compare(int argc, char **argv)
             return EXIT_USAGE;
         }
     if (t.n) print_main_table(&t);
+    if (t.n && phases) print_phases(&t);
     for (int v = 0; v < t.n; v++) {   /* each recipe once, where its baseline was swept */
         int first = 1;
         for (int k = 0; k < v; k++) first &= strcmp(t.g[k].recipe, t.g[v].recipe) != 0;

@@ -207,8 +207,12 @@ static void test_compare_errors(void **s)
     char root[700];
     snprintf(root, sizeof root, "%s/damaged", test_tmpdir());
     mkdir(root, 0755);
-    const char *names[] = { "damaged/a", "damaged/b", "damaged/c" };
-    for (int i = 0; i < 3; i++) {
+    static const char phases[] = "{\"status\":\"done\",\"recipe\":\"toy2.lua\",\"plugins\":[],\"budget\":\"2ep\","
+                                 "\"test_acc\":0.9,\"train_seconds\":4,\"samples_per_second\":5,\"steps\":400,"
+                                 "\"phase_seconds\":{\"data_wait\":0.4,\"forward\":2,\"backward\":1.2,"
+                                 "\"optimizer\":0.2,\"plugins\":0.04,\"eval\":9}}";
+    const char *names[] = { "damaged/a", "damaged/b", "damaged/c", "damaged/d" };
+    for (int i = 0; i < 4; i++) {
         char d[800];
         snprintf(d, sizeof d, "%s/%s", test_tmpdir(), names[i]);
         mkdir(d, 0755);
@@ -217,8 +221,15 @@ static void test_compare_errors(void **s)
     test_write_file("damaged/b/summary.json", bad_plugins, strlen(bad_plugins));
     test_write_file("damaged/c/summary.json", good, strlen(good));
     test_write_file("damaged/c/metrics.jsonl", metrics, strlen(metrics));
+    test_write_file("damaged/d/summary.json", phases, strlen(phases));
     char *out, *err;
-    assert_int_equal(test_hasten((const char *[]){ "compare", root, "--target", "test_acc=0.9", NULL }, &out, &err), 0);
+    assert_int_equal(test_hasten((const char *[]){ "compare", root, "--target", "test_acc=0.9", "--phases", NULL },
+                                 &out, &err), 0);
+    /* --phases: ms per step in each training phase (evaluation is not one) */
+    expect_in(out, "data_wait    forward   backward  optimizer    plugins\n");
+    const char *phase_table = strstr(out, "data_wait");
+    assert_non_null(phase_table);
+    expect_in(line_of(phase_table, "toy2 "), "1.000      5.000      3.000      0.500      0.100");
     expect_in(err, "damaged/a/summary.json: field samples_per_second missing or not a number: left out");
     expect_in(err, "damaged/b/summary.json: field plugins is not as hasten writes it: left out");
     expect_in(line_of(out, "toy            ema(half_life=50)"), "3.5 ± 0.0 s");   /* the record with a time */
