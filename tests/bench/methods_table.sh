@@ -14,7 +14,7 @@ seeds=${2:-"1 2 3"}
 out=${3:-runs/methods}
 sweep=${4:-1ep,2ep,3ep,4ep}
 target=test_acc=0.90
-variants="baseline budget_schedule one_cycle one_cycle:peak=2 warmup label_smoothing mixup cutmix cutout
+variants="baseline budget_schedule one_cycle warmup label_smoothing mixup cutmix cutout
 selective_backprop layer_freezing ema lookahead batch_warmup grad_clipping data_echoing sam gap-baseline
 gap-progressive_resizing"
 mkdir -p "$out"

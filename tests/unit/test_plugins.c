@@ -627,9 +627,13 @@ static void schedule_case(const char *plugin, double (*want)(double progress))
 
 static double want_budget(double p) { return 1 - p; }
 static double want_warmup(double p) { return p < 0.25 ? p / 0.25 : 1; }
-static double want_one_cycle(double p)
+static double want_one_cycle(double p)   /* peak 5, from 5 / 10 */
 {
-    return p < 0.25 ? 1 + 4 * p / 0.25 : 5 * 0.5 * (1 + cos(M_PI * (p - 0.25) / 0.75));
+    return p < 0.25 ? 0.5 + 4.5 * p / 0.25 : 5 * 0.5 * (1 + cos(M_PI * (p - 0.25) / 0.75));
+}
+static double want_one_cycle_default(double p)   /* peak 1 (the recipe's lr), from 1 / 10, 30% up */
+{
+    return p < 0.3 ? 0.1 + 0.9 * p / 0.3 : 0.5 * (1 + cos(M_PI * (p - 0.3) / 0.7));
 }
 
 static void test_schedules(void **s)
@@ -637,6 +641,7 @@ static void test_schedules(void **s)
     schedule_case("budget_schedule", want_budget);
     schedule_case("warmup:fraction=0.25", want_warmup);
     schedule_case("one_cycle:peak=5,pct_up=0.25", want_one_cycle);
+    schedule_case("one_cycle:pct_up=0.3", want_one_cycle_default);
 }
 
 static void test_sam_costs_a_pass(void **s)
