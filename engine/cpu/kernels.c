@@ -2,7 +2,7 @@
  * Each splits its outer loop over the pool; the inner loops are written for auto-vectorisation. */
 #include "engine/cpu/cpu.h"
 #include "engine/tensor.h"
-#include "engine/xent_row.h"
+#include "engine/kernel_math.h"
 #include <stdlib.h>
 #include <float.h>
 #include <math.h>
@@ -487,15 +487,9 @@ void cpu_batchnorm_forward(const float *x, size_t rows, int c, const float *gamm
         double s1[c], s2[c];
         cpu_parallel(rows, grain, bn_sums_range, &a);
         bn_reduce(scratch, cpu_chunks(rows, grain), c, s1, s2);
-        for (int j = 0; j < c; j++) {
-            double m = s1[j] / (double)rows, var = s2[j] / (double)rows - m * m;
-            if (var < 0) var = 0;
-            mean[j] = (float)(m + x[j]);
-            inv_std[j] = (float)(1.0 / sqrt(var + eps));
-            double unbiased = rows > 1 ? var * (double)rows / (double)(rows - 1) : var;
-            running_mean[j] = (1 - momentum) * running_mean[j] + momentum * mean[j];
-            running_var[j] = (float)((1 - momentum) * running_var[j] + momentum * unbiased);
-        }
+        for (int j = 0; j < c; j++)
+            bn_channel_stats(s1[j], s2[j], rows, x[j], momentum, eps, &mean[j], &inv_std[j], &running_mean[j],
+                             &running_var[j]);
     } else {
         for (int j = 0; j < c; j++) {
             mean[j] = running_mean[j];
@@ -535,15 +529,7 @@ float cpu_softmax_xent(const float *logits, const float *targets, const float *w
 {
     double total = 0;
     int right = 0;
-    for (int i = 0; i < n; i++) {
-        int arg;
-        float s = (weight ? weight[i] : 1.0f) / (float)n;
-        double li = xent_row(logits + (size_t)i * k, targets + (size_t)i * k, k, s,
-                             dlogits ? dlogits + (size_t)i * k : NULL, &arg);
-        loss[i] = (float)li;
-        total += li;
-        if (labels && arg == labels[i]) right++;
-    }
+    xent_rows(logits, targets, weight, n, k, loss, dlogits, labels, 0, 1, &total, &right);
     if (correct) *correct = right;
     return (float)(total / n);
 }

@@ -1,6 +1,7 @@
 /* CUDA layer kernels: elementwise family, im2col/col2im, bias, column sums, pooling, batch norm.
  * Same contracts as engine/cpu/cpu.h (NHWC, row-major); test_cuda checks each against the CPU. */
 #include "engine/cuda/common.cuh"
+#include "engine/kernel_math.h"
 
 /* ---- elementwise ---------------------------------------------------------------------------- */
 
@@ -408,13 +409,7 @@ __global__ void bn_stats_kernel(const float *partial, int blocks, const float *x
     channel_totals(partial, blocks, c, &s1, &s2);
     if (threadIdx.x) return;
     int j = blockIdx.x;
-    double m = s1 / (double)rows, var = s2 / (double)rows - m * m;
-    if (var < 0) var = 0;
-    mean[j] = (float)(m + x[j]);
-    inv_std[j] = (float)(1.0 / sqrt(var + eps));
-    double unbiased = rows > 1 ? var * (double)rows / (double)(rows - 1) : var;
-    running_mean[j] = (1 - momentum) * running_mean[j] + momentum * mean[j];
-    running_var[j] = (float)((1 - momentum) * running_var[j] + momentum * unbiased);
+    bn_channel_stats(s1, s2, rows, x[j], momentum, eps, &mean[j], &inv_std[j], &running_mean[j], &running_var[j]);
 }
 
 __global__ void bn_eval_stats_kernel(const float *running_var, int c, float eps, float *inv_std)

@@ -1,7 +1,7 @@
 /* CUDA training ops: softmax cross-entropy, fused optimizer updates, the batch gather with its
  * augmentation, row selection and plugin reductions. Same contracts as the CPU table. */
 #include "engine/cuda/common.cuh"
-#include "engine/xent_row.h"
+#include "engine/kernel_math.h"
 #include <math.h>
 
 /* ---- loss ----------------------------------------------------------------------------------- */
@@ -19,15 +19,7 @@ xent_kernel(const float *__restrict__ logits, const float *__restrict__ targets,
     __shared__ int sh_right[XENT_THREADS];
     double total = 0;
     int right = 0;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) {
-        int arg;
-        float s = (weight ? weight[i] : 1.0f) / (float)n;
-        double li = xent_row(logits + (size_t)i * k, targets + (size_t)i * k, k, s,
-                             dlogits ? dlogits + (size_t)i * k : NULL, &arg);
-        loss[i] = (float)li;
-        total += li;
-        if (labels && arg == labels[i]) right++;
-    }
+    xent_rows(logits, targets, weight, n, k, loss, dlogits, labels, threadIdx.x, blockDim.x, &total, &right);
     sh_loss[threadIdx.x] = total;
     sh_right[threadIdx.x] = right;
     __syncthreads();

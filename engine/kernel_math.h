@@ -1,0 +1,68 @@
+/* Arithmetic shared by the CPU kernels (engine/cpu/) and the CUDA kernels (engine/cuda/), so both
+ * devices compute exactly the same: softmax cross-entropy rows and batch-norm channel statistics.
+ * Not kernels: callers loop (or launch) over rows and channels. */
+#ifndef HASTEN_KERNEL_MATH_H
+#define HASTEN_KERNEL_MATH_H
+
+#include <math.h>
+#include <stddef.h>
+
+#ifdef __CUDACC__
+#define KM_HD __host__ __device__
+#else
+#define KM_HD
+#endif
+
+/* Loss of logits z (k) against soft targets t (k); *arg receives the argmax of z. With d not
+ * NULL, d = s * (softmax(z) - t). Sums in double. */
+KM_HD static inline double xent_row(const float *z, const float *t, int k, float s, float *d, int *arg)
+{
+    float mx = z[0];
+    int best = 0;
+    for (int j = 1; j < k; j++)
+        if (z[j] > mx) { mx = z[j]; best = j; }
+    double sum = 0;
+    for (int j = 0; j < k; j++) sum += exp((double)(z[j] - mx));
+    double lse = mx + log(sum), li = 0;
+    for (int j = 0; j < k; j++) li += t[j] * (lse - z[j]);
+    if (d)
+        for (int j = 0; j < k; j++) d[j] = s * ((float)exp((double)z[j] - lse) - t[j]);
+    *arg = best;
+    return li;
+}
+
+/* Rows first, first + stride, ... below n of a (n, k) batch: per-row losses into loss (n),
+ * gradients into dlogits (n, k; NULL = none) scaled by weight[i] / n (weight NULL = 1). Adds the
+ * losses to *total and the rows whose argmax equals labels[i] to *right (labels NULL = none). */
+KM_HD static inline void xent_rows(const float *logits, const float *targets, const float *weight, int n,
+                                   int k, float *loss, float *dlogits, const int *labels, int first,
+                                   int stride, double *total, int *right)
+{
+    for (int i = first; i < n; i += stride) {
+        int arg;
+        float s = (weight ? weight[i] : 1.0f) / (float)n;
+        double li = xent_row(logits + (size_t)i * k, targets + (size_t)i * k, k, s,
+                             dlogits ? dlogits + (size_t)i * k : NULL, &arg);
+        loss[i] = (float)li;
+        *total += li;
+        if (labels && arg == labels[i]) (*right)++;
+    }
+}
+
+/* One channel's training statistics from the sums s1, s2 of (x - shift) and its square over rows
+ * (shift: the channel's first value, for accuracy in float): the batch mean and 1/sqrt(var + eps),
+ * and the running mean and (unbiased) variance moved by momentum. */
+KM_HD static inline void bn_channel_stats(double s1, double s2, size_t rows, float shift, float momentum,
+                                          float eps, float *mean, float *inv_std, float *running_mean,
+                                          float *running_var)
+{
+    double m = s1 / (double)rows, var = s2 / (double)rows - m * m;
+    if (var < 0) var = 0;
+    *mean = (float)(m + shift);
+    *inv_std = (float)(1.0 / sqrt(var + eps));
+    double unbiased = rows > 1 ? var * (double)rows / (double)(rows - 1) : var;
+    *running_mean = (1 - momentum) * *running_mean + momentum * *mean;
+    *running_var = (float)((1 - momentum) * *running_var + momentum * unbiased);
+}
+
+#endif
