@@ -196,6 +196,48 @@ static void carve_flat(nn_model *m)
     }
 }
 
+/* Calls fn on each batch-norm layer of m, nested ones included, in order. */
+static void each_norm(nn_model *m, void (*fn)(nn_layer *l, void *ud), void *ud)
+{
+    for (int i = 0; i < m->n_layers; i++) {
+        nn_layer *l = &m->layers[i];
+        if (l->spec.kind == LAYER_BATCHNORM) fn(l, ud);
+        if (l->branch) each_norm(l->branch, fn, ud);
+    }
+}
+
+typedef struct stats_walk { float *base; size_t off; int copy; } stats_walk;
+
+static void count_stats(nn_layer *l, void *ud) { ((stats_walk *)ud)->off += 2 * l->run_mean.n; }
+
+/* Points l's running statistics into the flat buffer (copying their values first when asked). */
+static void view_stats(nn_layer *l, void *ud)
+{
+    stats_walk *w = ud;
+    tensor *st[] = { &l->run_mean, &l->run_var };
+    for (int k = 0; k < 2; k++) {
+        int c = st[k]->shape[0];
+        if (w->copy) {
+            memcpy(w->base + w->off, st[k]->data, (size_t)c * sizeof(float));
+            tensor_free(st[k]);
+        }
+        *st[k] = (tensor){ .device = st[k]->device };
+        tensor_view(st[k], w->base + w->off, 1, &c);
+        w->off += (size_t)c;
+    }
+}
+
+/* The running statistics into one allocation too: averaging methods (SWA) treat them as a whole. */
+static void carve_stats(nn_model *m)
+{
+    stats_walk w = {0};
+    each_norm(m, count_stats, &w);
+    int n = (int)w.off;
+    tensor_resize(&m->stats, 1, &n);   /* (0) without batch norm: still a vector plugins can clone */
+    w = (stats_walk){ .base = m->stats.data, .copy = 1 };
+    each_norm(m, view_stats, &w);
+}
+
 nn_model *nn_build(const layer_spec *specs, int n, int h, int w, int c, uint64_t seed,
                    char *err, size_t errlen)
 {
@@ -213,6 +255,7 @@ nn_model *nn_build(const layer_spec *specs, int n, int h, int w, int c, uint64_t
         m->n_params = holder->n_params;
         rng_seed(&m->rng, seed, 2);
         carve_flat(m);
+        carve_stats(m);
     } else {
         for (int i = 0; i < holder->n_params; i++) {
             nn_param *p = holder->params[i];
@@ -252,6 +295,7 @@ void nn_free(nn_model *m)
     free(m->params);
     tensor_free(&m->weights);
     tensor_free(&m->grads);
+    tensor_free(&m->stats);
     free(m->layers);
     free(m);
 }
@@ -610,7 +654,8 @@ size_t nn_param_count(const nn_model *m)
 static void move_tensor(tensor *t, device_kind d)
 {
     if (t->device == d) return;
-    tensor moved = { .device = d };
+    tensor moved = { .device = d, .ndim = t->ndim };
+    memcpy(moved.shape, t->shape, sizeof moved.shape);   /* an empty tensor keeps its shape */
     if (t->cap && t->n) tensor_copy(&moved, t);
     tensor_free(t);
     *t = moved;
@@ -626,8 +671,7 @@ static void move_layer(nn_model *m, nn_layer *l, device_kind d)
         tensor_free(scratch[i]);
         scratch[i]->device = d;
     }
-    move_tensor(&l->run_mean, d);
-    move_tensor(&l->run_var, d);
+    l->run_mean.device = l->run_var.device = d;   /* views: nn_to_device re-points them */
     if (l->arg) m->ops->free(l->arg);
     l->arg = NULL;
     l->arg_cap = 0;
@@ -656,6 +700,9 @@ int nn_to_device(nn_model *m, device_kind d)
     move_layers(m, d);
     move_tensor(&m->weights, d);
     move_tensor(&m->grads, d);
+    move_tensor(&m->stats, d);
+    stats_walk w = { .base = m->stats.data };
+    each_norm(m, view_stats, &w);
     size_t off = 0;
     for (int i = 0; i < m->n_params; i++) {
         nn_param *p = m->params[i];

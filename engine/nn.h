@@ -34,7 +34,7 @@ struct nn_layer {
     tensor dx;           /* (N, H, W, C) gradient with respect to the input */
     tensor col;          /* conv: (N*OH*OW, K*K*C) im2col; batchnorm: xhat (N*H*W, C) */
     tensor aux;          /* batchnorm: inv_std (C); dropout: mask (N*H*W*C) */
-    tensor run_mean, run_var;   /* batchnorm running statistics (C) */
+    tensor run_mean, run_var;   /* batchnorm running statistics (C); views into the model's stats */
     int32_t *arg;        /* maxpool: argmax offsets (N*OH*OW*C), on the model's device */
     size_t arg_cap;
     nn_model *branch;    /* residual: the branch */
@@ -48,6 +48,8 @@ struct nn_model {
     nn_param **params;   /* (n_params) every parameter, nested ones included, in layer order */
     tensor weights;      /* (P) all parameter values, one allocation; params[i]->w are views into it */
     tensor grads;        /* (P) all gradients, same layout */
+    tensor stats;        /* (S) every batch-norm running mean then variance, in layer order, one
+                          * allocation; the layers' run_mean/run_var are views into it */
     int in_h, in_w, in_c;  /* geometry the model was built for */
     int out_features;
     rng rng;             /* dropout masks: one seed per dropout forward */

@@ -255,3 +255,64 @@ int tensor_topk(const tensor *t, int k, int *idx)
     free(all);
     return k;
 }
+
+void tensor_orthogonalize_(tensor *t, int steps)
+{
+    static const float qa = 3.4445f, qb = -4.7750f, qc = 2.0315f;   /* Jordan's quintic */
+    const engine_ops *ops = ops_for(t->device);
+    int r = t->ndim ? t->shape[0] : 1, c = r ? (int)(t->n / (size_t)r) : 0;
+    if (!t->n) return;
+    int tall = r > c, a = tall ? c : r;   /* the Gram matrix is (a, a), a = min(r, c) */
+    double norm = tensor_norm(t);
+    if (norm == 0) return;
+    size_t bytes = t->n * sizeof(float), gram = (size_t)a * a * sizeof(float);
+    float *x = ops->alloc(bytes), *y = ops->alloc(bytes), *g = ops->alloc(gram), *p = ops->alloc(gram);
+    ops->copy(x, t->data, bytes);
+    ops->map(OPS_SCALE, x, NULL, t->n, (float)(1 / (norm + 1e-7)), 0);
+    for (int s = 0; s < steps; s++) {
+        /* wide: G = X X^T, X <- qa X + P X; tall: G = X^T X, X <- qa X + X P; P = qb G + qc G G */
+        if (tall) ops->sgemm(1, 0, c, c, r, 1, x, c, x, c, 0, g, c);
+        else ops->sgemm(0, 1, r, r, c, 1, x, c, x, c, 0, g, r);
+        ops->copy(p, g, gram);
+        ops->sgemm(0, 0, a, a, a, qc, g, a, g, a, qb, p, a);
+        ops->copy(y, x, bytes);
+        if (tall) ops->sgemm(0, 0, r, c, c, 1, x, c, p, c, qa, y, c);
+        else ops->sgemm(0, 0, r, c, r, 1, p, r, x, c, qa, y, c);
+        float *swap = x; x = y; y = swap;
+    }
+    ops->copy(t->data, x, bytes);
+    ops->free(x); ops->free(y); ops->free(g); ops->free(p);
+}
+
+static int abs_cmp(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+size_t tensor_magnitude_mask(const tensor *t, double fraction, tensor *mask)
+{
+    CHECK(mask->n == t->n && mask->device == t->device, "tensor_magnitude_mask: mask of %zu elements on %s",
+          mask->n, ops_device_name(mask->device));
+    tensor h = {0};
+    tensor_copy(&h, t);   /* on the host, whatever t's device */
+    size_t k = (size_t)floor(fraction * (double)t->n), zeros = 0;
+    if (k > t->n) k = t->n;
+    float *mags = tensor_alloc_floats(t->n ? t->n : 1);
+    for (size_t i = 0; i < t->n; i++) mags[i] = fabsf(h.data[i]);
+    float thr = -1;   /* k = 0: nothing is below it */
+    if (k) {
+        /* the k-th smallest magnitude; pruning runs every few hundred steps, so a sort will do */
+        qsort(mags, t->n, sizeof *mags, abs_cmp);
+        thr = k < t->n ? mags[k] : INFINITY;
+    }
+    for (size_t i = 0; i < t->n; i++) {
+        int keep = fabsf(h.data[i]) >= thr;
+        h.data[i] = keep ? 1.0f : 0.0f;
+        zeros += !keep;
+    }
+    tensor_assign(mask, &h);
+    free(mags);
+    tensor_free(&h);
+    return zeros;
+}

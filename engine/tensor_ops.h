@@ -44,4 +44,15 @@ void tensor_from_host(tensor *t, const float *host);
  * first). idx must hold k ints. Returns k clipped to [0, n]. */
 int tensor_topk(const tensor *t, int k, int *idx);
 
+/* Replaces a matrix (rows = shape[0], the rest flattened into columns) by an approximation of
+ * U V^T from its SVD U S V^T: steps of the quintic Newton-Schulz iteration (Muon; Jordan 2024)
+ * push every singular value into about [0.7, 1.2]. Runs on t's device through its sgemm; an all-zero
+ * matrix stays zero. */
+void tensor_orthogonalize_(tensor *t, int steps);
+
+/* Magnitude pruning mask: mask (as many elements as t, on t's device) becomes 0 at the floor(fraction * n) entries of t
+ * with the smallest absolute value and 1 elsewhere (ties at the threshold are kept). Returns the
+ * number of zeros. */
+size_t tensor_magnitude_mask(const tensor *t, double fraction, tensor *mask);
+
 #endif

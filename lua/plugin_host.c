@@ -319,7 +319,8 @@ static optim_group *group_arg(lua_State *L, int i)
 }
 
 /* optim.lr / optim.momentum / optim.weight_decay read the decay group; assigning sets every
- * group (lr keeps each group's lr_scale). optim.base_lr is the recipe's lr. */
+ * group (lr keeps each group's lr_scale). optim.base_lr, .kind ("sgd", "adamw") and .nesterov are
+ * the recipe's, read-only. */
 static int o_index(lua_State *L)
 {
     plug_host *h = plug_host_of(L);
@@ -329,6 +330,8 @@ static int o_index(lua_State *L)
     else if (!strcmp(k, "momentum")) lua_pushnumber(L, g->momentum);
     else if (!strcmp(k, "weight_decay")) lua_pushnumber(L, g->weight_decay);
     else if (!strcmp(k, "base_lr")) lua_pushnumber(L, h->t->cfg->optim.lr);
+    else if (!strcmp(k, "kind")) lua_pushstring(L, h->t->cfg->optim.kind == OPTIM_ADAMW ? "adamw" : "sgd");
+    else if (!strcmp(k, "nesterov")) lua_pushboolean(L, h->t->cfg->optim.nesterov);
     else {
         lua_getmetatable(L, 1);
         lua_getfield(L, -1, "methods");
@@ -497,6 +500,8 @@ static void build_ctx(plug_host *h)
     lua_setfield(L, -2, "weights");
     plug_push_model_view(L, h, &t->model->grads, VIEW_GRADS);
     lua_setfield(L, -2, "grads");
+    plug_push_model_view(L, h, &t->model->stats, VIEW_STATS);
+    lua_setfield(L, -2, "stats");
     lua_setfield(L, -2, "model");
     lua_newtable(L);                       /* ctx.optim: a proxy */
     lua_newtable(L);

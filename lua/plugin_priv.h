@@ -41,7 +41,7 @@ typedef struct ltensor {
     tensor *t;
     tensor own;
     plug_host *host;
-    enum { VIEW_FIXED, VIEW_WEIGHTS, VIEW_GRADS, VIEW_PARAM } kind;   /* what a view follows */
+    enum { VIEW_FIXED, VIEW_WEIGHTS, VIEW_GRADS, VIEW_STATS, VIEW_PARAM } kind;   /* what a view follows */
     int generation;       /* VIEW_PARAM: the model generation it was made in */
 } ltensor;
 

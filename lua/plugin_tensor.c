@@ -15,6 +15,7 @@ ltensor *plug_check_tensor(lua_State *L, int i)
     nn_model *m = u->host->t->model;   /* model views follow a rebuilt model */
     if (u->kind == VIEW_WEIGHTS) u->t = &m->weights;
     else if (u->kind == VIEW_GRADS) u->t = &m->grads;
+    else if (u->kind == VIEW_STATS) u->t = &m->stats;
     else if (u->kind == VIEW_PARAM && u->generation != u->host->model_generation)
         luaL_error(L, "this layer tensor belongs to the model before ctx.model:insert rebuilt it");
     return u;
@@ -217,6 +218,31 @@ static int t_topk(lua_State *L)
     return 1;
 }
 
+/* t:orthogonalize_([steps]): Newton-Schulz towards U V^T of t as a matrix (shape[1] rows, the rest
+ * flattened into columns). */
+static int t_orthogonalize(lua_State *L)
+{
+    tensor *t = plug_check_tensor(L, 1)->t;
+    lua_Integer steps = luaL_optinteger(L, 2, 5);
+    luaL_argcheck(L, steps >= 1 && steps <= 20, 2, "steps must be in 1..20");
+    if (t->ndim < 2) return luaL_error(L, "orthogonalize_: a matrix is needed, this tensor has 1 dimension");
+    tensor_orthogonalize_(t, (int)steps);
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* t:magnitude_mask(fraction) -> a tensor of t's shape, 0 at the fraction of t's entries of least
+ * magnitude and 1 elsewhere; and the number of zeros. */
+static int t_magnitude_mask(lua_State *L)
+{
+    ltensor *u = plug_check_tensor(L, 1);
+    double f = luaL_checknumber(L, 2);
+    luaL_argcheck(L, f >= 0 && f <= 1, 2, "fraction must be in [0, 1]");
+    ltensor *m = plug_push_owned(L, u->host, u->t->device, u->t->ndim, u->t->shape);
+    lua_pushinteger(L, (lua_Integer)tensor_magnitude_mask(u->t, f, m->t));
+    return 2;
+}
+
 /* t:get(i) -> element i (1-based, flat): for inspection and tests, not for loops. */
 static int t_get(lua_State *L)
 {
@@ -242,7 +268,8 @@ static const luaL_Reg tensor_methods[] = {
     { "fill_", t_fill }, { "add_", t_add }, { "mul_", t_mul }, { "lerp_", t_lerp },
     { "clamp_", t_clamp }, { "smooth_", t_smooth }, { "sum", t_sum }, { "mean", t_mean },
     { "norm", t_norm }, { "max", t_max }, { "min", t_min }, { "mix_rows_", t_mix_rows },
-    { "topk", t_topk }, { "get", t_get }, { NULL, NULL },
+    { "topk", t_topk }, { "get", t_get }, { "orthogonalize_", t_orthogonalize },
+    { "magnitude_mask", t_magnitude_mask }, { NULL, NULL },
 };
 
 /* hasten.zeros(d1, d2, ...) -> a plugin-owned tensor. */

@@ -379,6 +379,12 @@ static void test_model(void **s)
         double tol = step ? 2e-2 : 1e-3;
         assert_true(fwd < tol && grads < 5 * tol && dx < 5 * tol && w < tol);
     }
+    /* the running statistics moved as one vector, the layers' views re-pointed into it */
+    assert_int_equal(b->stats.device, DEVICE_CUDA);
+    assert_ptr_equal(b->layers[1].run_mean.data, b->stats.data);
+    double stats = max_rel_diff(&a->stats, &b->stats);
+    print_message("running statistics: %.2e\n", stats);
+    assert_true(stats < 2e-2);
     double eval = max_rel_diff(nn_forward(a, &x, 0), nn_forward(b, &xd, 0));
     print_message("model eval forward: %.2e\n", eval);
     assert_true(eval < 2e-2);
@@ -456,6 +462,31 @@ static void test_plugin_tensor_ops(void **s)
     assert_float_equal(tensor_get(&od, 7), o.data[7], 1e-5);
     tensor *all[] = { &a, &b, &o, &ad, &bd, &od, &back };
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) tensor_free(all[i]);
+}
+
+/* Newton-Schulz through cuBLAS (wide and tall) and magnitude masks, against the CPU. */
+static void test_orthogonalize_and_mask(void **s)
+{
+    NEED_GPU();
+    rng g;
+    rng_seed(&g, 9, 0);
+    for (int tall = 0; tall < 2; tall++) {
+        tensor w = {0}, m = {0}, back = {0}, wd = { .device = DEVICE_CUDA }, md = { .device = DEVICE_CUDA };
+        tensor_resize2(&w, tall ? 40 : 24, tall ? 24 : 40);
+        for (size_t i = 0; i < w.n; i++) w.data[i] = rng_normal(&g);
+        tensor_copy(&wd, &w);
+        tensor_resize2(&m, w.shape[0], w.shape[1]);
+        tensor_resize2(&md, w.shape[0], w.shape[1]);
+        assert_int_equal(tensor_magnitude_mask(&wd, 0.4, &md), tensor_magnitude_mask(&w, 0.4, &m));
+        tensor_copy(&back, &md);
+        assert_memory_equal(back.data, m.data, m.n * sizeof(float));
+        tensor_orthogonalize_(&w, 5);
+        tensor_orthogonalize_(&wd, 5);
+        tensor_copy(&back, &wd);
+        for (size_t i = 0; i < w.n; i++) assert_float_equal(back.data[i], w.data[i], 1e-4);
+        tensor *all[] = { &w, &m, &back, &wd, &md };
+        for (size_t i = 0; i < sizeof all / sizeof *all; i++) tensor_free(all[i]);
+    }
 }
 
 /* ---- 20 training steps end to end ---------------------------------------------------------- */
@@ -543,6 +574,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ops), cmocka_unit_test(test_model),
         cmocka_unit_test(test_gather_matches_loader), cmocka_unit_test(test_plugin_tensor_ops),
+        cmocka_unit_test(test_orthogonalize_and_mask),
         cmocka_unit_test(test_training_parity),
         cmocka_unit_test(test_low_precision),
     };

@@ -1,0 +1,136 @@
+/* The plugin tensor operations that do more than a loop: Newton-Schulz orthogonalisation against
+ * its scalar recurrence, and magnitude masks; and the model's flat running statistics. On the CPU
+ * (tests/unit/test_cuda.c holds each device against this one). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <math.h>
+#include <string.h>
+#include "engine/cpu/cpu.h"
+#include "engine/nn.h"
+#include "engine/tensor_ops.h"
+
+/* The quintic iteration on one singular value, as tensor_orthogonalize_ applies it. */
+static double ns_scalar(double s, int steps)
+{
+    for (int k = 0; k < steps; k++) s = 3.4445 * s - 4.7750 * s * s * s + 2.0315 * s * s * s * s * s;
+    return s;
+}
+
+/* A generalised permutation matrix (one signed entry per row, distinct columns): its singular
+ * values are the entries' magnitudes, so the result is known entry by entry. Wide and tall. */
+static void test_orthogonalize_exact(void **s)
+{
+    for (int tall = 0; tall < 2; tall++) {
+        int r = tall ? 11 : 5, c = tall ? 5 : 11, a = 5;
+        tensor t = {0};
+        tensor_resize2(&t, r, c);
+        tensor_zero(&t);
+        double sv[5] = { 3, -1, 0.5, 2, -0.25 }, norm = 0;
+        int col[5] = { 7, 2, 9, 0, 4 };   /* rows or columns 0..4 map to these positions */
+        for (int i = 0; i < a; i++) {
+            size_t at = tall ? (size_t)col[i] * c + i : (size_t)i * c + col[i];
+            t.data[at] = (float)sv[i];
+            norm += sv[i] * sv[i];
+        }
+        tensor_orthogonalize_(&t, 5);
+        for (int i = 0; i < a; i++) {
+            size_t at = tall ? (size_t)col[i] * c + i : (size_t)i * c + col[i];
+            double want = copysign(ns_scalar(fabs(sv[i]) / sqrt(norm), 5), sv[i]);
+            assert_float_equal(t.data[at], want, 1e-4);
+            assert_true(fabs(want) > 0.5 && fabs(want) < 1.3);   /* pushed towards 1 */
+            t.data[at] = 0;
+        }
+        for (size_t i = 0; i < t.n; i++) assert_float_equal(t.data[i], 0, 1e-6);   /* nothing else */
+        tensor_free(&t);
+    }
+}
+
+/* A dense random matrix keeps its singular vectors: out in^T = U p(S) S U^T is symmetric. */
+static void test_orthogonalize_dense(void **s)
+{
+    rng g;
+    rng_seed(&g, 3, 0);
+    tensor in = {0}, out = {0};
+    tensor_resize(&in, 4, (int[]){ 6, 3, 3, 2 });   /* a conv filter bank: (6, 18) */
+    for (size_t i = 0; i < in.n; i++) in.data[i] = rng_normal(&g);
+    tensor_copy(&out, &in);
+    tensor_orthogonalize_(&out, 5);
+    double m[6][6] = {{0}}, tr = 0;
+    for (int i = 0; i < 6; i++)
+        for (int j = 0; j < 6; j++)
+            for (int k = 0; k < 18; k++) m[i][j] += (double)out.data[i * 18 + k] * in.data[j * 18 + k];
+    for (int i = 0; i < 6; i++) {
+        for (int j = 0; j < i; j++) assert_float_equal(m[i][j], m[j][i], 1e-4 * (fabs(m[i][j]) + 1));
+        for (int k = 0; k < 18; k++) tr += (double)out.data[i * 18 + k] * out.data[i * 18 + k];
+    }
+    assert_true(tr / 6 > 0.4 && tr / 6 < 1.3);   /* mean squared singular value near 1 */
+    tensor zero = {0};
+    tensor_resize2(&zero, 3, 4);
+    tensor_zero(&zero);
+    tensor_orthogonalize_(&zero, 5);
+    for (size_t i = 0; i < zero.n; i++) assert_true(zero.data[i] == 0);
+    tensor_free(&in); tensor_free(&out); tensor_free(&zero);
+}
+
+static void test_magnitude_mask(void **s)
+{
+    float v[10] = { 0.5f, -0.1f, 2, -3, 0.05f, 1, -0.7f, 0.2f, -0.15f, 4 };
+    tensor t = {0}, mask = {0};
+    tensor_resize2(&t, 2, 5);
+    memcpy(t.data, v, sizeof v);
+    tensor_resize2(&mask, 2, 5);
+    assert_int_equal(tensor_magnitude_mask(&t, 0.3, &mask), 3);   /* 0.05, -0.1, -0.15 */
+    float want[10] = { 1, 0, 1, 1, 0, 1, 1, 1, 0, 1 };
+    assert_memory_equal(mask.data, want, sizeof want);
+    assert_int_equal(tensor_magnitude_mask(&t, 0, &mask), 0);
+    assert_int_equal(tensor_magnitude_mask(&t, 1, &mask), 10);
+    assert_int_equal(tensor_magnitude_mask(&t, 0.55, &mask), 5);   /* floor(5.5) */
+    tensor_free(&t); tensor_free(&mask);
+}
+
+/* Running statistics live in one flat vector, mean then variance per batch norm, nested ones too;
+ * a model without batch norm has an empty one. */
+static void test_flat_stats(void **s)
+{
+    layer_spec body[] = { { .kind = LAYER_CONV, .out = 4, .k = 3, .stride = 1, .pad = 1 }, { .kind = LAYER_BATCHNORM } };
+    layer_spec specs[] = {
+        { .kind = LAYER_CONV, .out = 4, .k = 3, .stride = 1, .pad = 1 }, { .kind = LAYER_BATCHNORM },
+        { .kind = LAYER_RESIDUAL, .inner = body, .n_inner = 2 }, { .kind = LAYER_GAP },
+        { .kind = LAYER_LINEAR, .out = 3, .bias = 1 },
+    };
+    char err[256];
+    nn_model *m = nn_build(specs, 5, 6, 6, 1, 1, err, sizeof err);
+    assert_non_null(m);
+    assert_int_equal(m->stats.n, 16);
+    nn_layer *bn0 = &m->layers[1], *bn1 = &m->layers[2].branch->layers[1];
+    assert_ptr_equal(bn0->run_mean.data, m->stats.data);
+    assert_ptr_equal(bn0->run_var.data, m->stats.data + 4);
+    assert_ptr_equal(bn1->run_mean.data, m->stats.data + 8);
+    assert_ptr_equal(bn1->run_var.data, m->stats.data + 12);
+    assert_true(m->stats.data[4] == 1 && m->stats.data[0] == 0);
+    tensor x = {0};
+    tensor_resize4(&x, 2, 6, 6, 1);
+    for (size_t i = 0; i < x.n; i++) x.data[i] = (float)(i % 7);
+    assert_non_null(nn_forward(m, &x, 1));   /* training mode moves the running statistics */
+    assert_true(m->stats.data[0] != 0 && m->stats.data[8] != 0);
+    nn_free(m);
+    layer_spec plain[] = { { .kind = LAYER_FLATTEN }, { .kind = LAYER_LINEAR, .out = 3, .bias = 1 } };
+    m = nn_build(plain, 2, 6, 6, 1, 1, err, sizeof err);
+    assert_int_equal(m->stats.n, 0);
+    assert_int_equal(m->stats.ndim, 1);
+    nn_free(m);
+    tensor_free(&x);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_orthogonalize_exact), cmocka_unit_test(test_orthogonalize_dense),
+        cmocka_unit_test(test_magnitude_mask), cmocka_unit_test(test_flat_stats),
+    };
+    cpu_threads_init(2);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
