@@ -85,8 +85,7 @@ static int read_param(lua_State *L, int idx, const char *name, plug_param *p, co
     int integer = lua_toboolean(L, -1);
     lua_pop(L, 1);
     if (ty == LUA_TNUMBER) {
-        p->type = integer || lua_isinteger(L, -1) ? PLUG_INTEGER : PLUG_NUMBER;
-        if (!integer && lua_isinteger(L, -1)) p->type = PLUG_INTEGER;
+        p->type = integer ? PLUG_INTEGER : PLUG_NUMBER;   /* default = 1 is still a real number */
         p->def = lua_tonumber(L, -1);
     } else if (ty == LUA_TBOOLEAN) {
         p->type = PLUG_BOOLEAN;

@@ -171,6 +171,13 @@ static void test_param_errors(void **s)
     expect_param_error("mixup:alpha=lots", "expected a number");
     expect_param_error("no_such_method", "plugin 'no_such_method' not found");
     expect_param_error("mixup:alpha", "not key=value");
+    /* a whole-number default does not make a parameter an integer: only integer = true does */
+    train_config c;
+    base_config(&c, 0);
+    char err[256];
+    add(&c, "one_cycle:peak=1.5,div=2.5");
+    add(&c, "budget_schedule:final=0.05");
+    assert_int_equal(plug_check(&cat, &c, err, sizeof err), 0);
 }
 
 static void test_bad_plugin_files(void **s)
@@ -661,6 +668,223 @@ static void test_sam_costs_a_pass(void **s)
     close_run(&hr);
 }
 
+/* Mean squared singular value of a (rows, cols) gradient: its squared norm over min(rows, cols). */
+static double mean_sq_singular(const nn_param *p)
+{
+    const float *g = host(&p->g);
+    int rows = p->g.shape[0], cols = (int)(p->g.n / (size_t)rows);
+    double ss = 0;
+    for (size_t i = 0; i < p->g.n; i++) ss += (double)g[i] * g[i];
+    return ss / (rows < cols ? rows : cols);
+}
+
+/* Muon on the MLP: before each step the hidden matrices' gradients are orthogonalised (singular
+ * values near 1), the decay group steps at muon's lr without momentum. */
+static int check_muon(trainer *t, trainer_event ev, void *ud)
+{
+    if (ev != EV_BEFORE_STEP) return 0;
+    const optim_group *d = &t->opt.groups[OPTIM_GROUP_DECAY], *nd = &t->opt.groups[OPTIM_GROUP_NO_DECAY];
+    if (d->momentum != 0 || fabsf(d->lr - nd->lr * 0.02f / 0.1f) > 1e-7f)
+        return trainer_fail(t, "decay group lr %g momentum %g", d->lr, d->momentum);
+    for (int i = 0; i < 4; i += 2) {   /* params 0 and 2: the (32, 784) and (32, 32) weights */
+        double ms = mean_sq_singular(t->model->params[i]);
+        if (ms < 0.4 || ms > 1.3) return trainer_fail(t, "%s: mean squared singular value %g", t->model->params[i]->name, ms);
+    }
+    (*(int *)ud)++;
+    return 0;
+}
+
+static layer_spec head_only[] = { { .kind = LAYER_FLATTEN }, { .kind = LAYER_LINEAR, .out = 10, .bias = 1 } };
+
+static void test_muon(void **s)
+{
+    train_config c;
+    base_config(&c, 0);
+    c.optim.lr = 0.1f;
+    add(&c, "muon");
+    harness hr;
+    int checked = 0;
+    assert_int_equal(run_with(&c, check_muon, &checked, &hr), 0);
+    assert_int_equal(checked, 20);
+    close_run(&hr);
+    /* The output layer keeps the recipe's Nesterov SGD with weight decay: a model that is only an
+     * output layer trains as without muon, to rounding. */
+    tensor plain = {0};
+    for (int with = 0; with < 2; with++) {
+        base_config(&c, 0);
+        c.layers = head_only;
+        c.n_layers = 2;
+        c.optim = (optim_spec){ .kind = OPTIM_SGD, .lr = 0.1f, .momentum = 0.9f, .nesterov = 1, .weight_decay = 5e-3f };
+        if (with) add(&c, "muon:lr=0.03");
+        assert_int_equal(run_with(&c, NULL, NULL, &hr), 0);
+        if (!with) tensor_copy(&plain, &hr.t->model->weights);
+        else {
+            const float *w = host(&hr.t->model->weights);
+            for (size_t i = 0; i < plain.n; i++) assert_float_equal(w[i], plain.data[i], 1e-5);
+        }
+        close_run(&hr);
+    }
+    tensor_free(&plain);
+    base_config(&c, 0);
+    c.optim.kind = OPTIM_ADAMW;
+    add(&c, "muon");
+    assert_int_equal(run_with(&c, NULL, NULL, &hr), -1);
+    assert_non_null(strstr(hr.t->error, "uses adamw"));
+    close_run(&hr);
+}
+
+/* Pruning with sparsity 0.5 reached at half the budget, masks every 3 steps: each matrix's zeros
+ * never fall, reach floor(n / 2) exactly and stay there; biases are left alone. */
+typedef struct prune_check { size_t zeros[3]; int at_final; } prune_check;
+
+static int check_pruning(trainer *t, trainer_event ev, void *ud)
+{
+    prune_check *c = ud;
+    if (ev != EV_AFTER_STEP) return 0;   /* registered before the host: after the plugin's turn */
+    for (int i = 0, k = 0; i < t->model->n_params; i++) {
+        const nn_param *p = t->model->params[i];
+        const float *w = host(&p->w);
+        size_t z = 0;
+        for (size_t j = 0; j < p->w.n; j++) z += w[j] == 0;
+        if (p->w.ndim < 2) {
+            if (z == p->w.n && t->step > 1) return trainer_fail(t, "%s was pruned", p->name);
+            continue;
+        }
+        if (z < c->zeros[k]) return trainer_fail(t, "%s: %zu zeros after %zu", p->name, z, c->zeros[k]);
+        if (t->progress >= 0.5 && z != p->w.n / 2) return trainer_fail(t, "%s: %zu zeros of %zu", p->name, z, p->w.n);
+        c->zeros[k++] = z;
+    }
+    c->at_final += t->progress >= 0.5;
+    return 0;
+}
+
+static int no_hook(trainer *t, trainer_event ev, void *ud) { return 0; }
+
+static void test_pruning(void **s)
+{
+    train_config c;
+    base_config(&c, 0);
+    add(&c, "pruning:sparsity=0.5,start=0,stop=0.5,every=3");
+    harness hr;
+    prune_check p = { .at_final = 0 };
+    assert_int_equal(run_around(&c, check_pruning, &p, no_hook, NULL, &hr), 0);
+    assert_int_equal(p.at_final, 10);   /* steps 11..20: after_step sees the progress before the step */
+    assert_true(p.zeros[0] == 784 * 32 / 2 && p.zeros[2] == 10 * 32 / 2);
+    char names[8][32];
+    int n = trainer_metric_names(hr.t, names, 8);
+    assert_true(n == 1 && !strcmp(names[0], "sparsity"));
+    close_run(&hr);
+}
+
+/* Low rank on the MLP: the (32, 784) layer becomes (8, 784) without bias then (32, 8), balanced in
+ * norm at the start; their gradients are halved, every other gradient is left as it is. */
+typedef struct rank_check { tensor grads; int checked; double norm_a, norm_b; } rank_check;
+
+static int rank_before(trainer *t, trainer_event ev, void *ud)   /* after_* before the plugin */
+{
+    if (ev == EV_AFTER_BACKWARD) tensor_copy(&((rank_check *)ud)->grads, &t->model->grads);
+    return 0;
+}
+
+static int rank_after(trainer *t, trainer_event ev, void *ud)
+{
+    rank_check *r = ud;
+    if (ev == EV_BATCH_START && t->step == 0) {
+        const tensor *a = &t->model->params[0]->w, *b = &t->model->params[1]->w;
+        const float *ha = host(a), *hb = host(b);
+        for (size_t i = 0; i < a->n; i++) r->norm_a += (double)ha[i] * ha[i];
+        for (size_t i = 0; i < b->n; i++) r->norm_b += (double)hb[i] * hb[i];
+    }
+    if (ev != EV_AFTER_BACKWARD) return 0;
+    const float *g = host(&t->model->grads);
+    size_t factors = 784 * 8 + 8 * 32;
+    for (size_t i = 0; i < r->grads.n; i++) {
+        float want = r->grads.data[i] * (i < factors ? 0.5f : 1.0f);
+        if (g[i] != want) return trainer_fail(t, "gradient %zu: %g, want %g", i, g[i], want);
+    }
+    r->checked++;
+    return 0;
+}
+
+static void test_low_rank(void **s)
+{
+    train_config c;
+    base_config(&c, 0);
+    add(&c, "low_rank");
+    harness hr;
+    rank_check r = {0};
+    assert_int_equal(run_around(&c, rank_after, &r, rank_before, &r, &hr), 0);
+    nn_model *m = hr.t->model;
+    assert_int_equal(m->n_layers, 7);
+    assert_true(m->layers[1].spec.kind == LAYER_LINEAR && m->layers[1].spec.out == 8 && !m->layers[1].spec.bias);
+    assert_true(m->layers[2].spec.kind == LAYER_LINEAR && m->layers[2].spec.out == 32);
+    assert_int_equal(nn_param_count(m), 784 * 8 + 8 * 32 + 32 + 32 * 32 + 32 + 32 * 10 + 10);
+    assert_int_equal(r.checked, 20);
+    assert_float_equal(sqrt(r.norm_a), sqrt(r.norm_b), 1e-3 * sqrt(r.norm_b));
+    tensor_free(&r.grads);
+    close_run(&hr);
+}
+
+/* SWA from half the budget: each evaluation sees the mean of the weights and running statistics
+ * after every step since then; training goes on from the live weights. */
+typedef struct swa_check { double *w, *st; tensor live; int n, evals, restored; } swa_check;
+
+static int swa_track(trainer *t, trainer_event ev, void *ud)   /* after_* after the plugin */
+{
+    swa_check *c = ud;
+    const nn_model *m = t->model;
+    if (ev == EV_AFTER_STEP) {
+        tensor_copy(&c->live, &m->weights);
+        if (t->progress < 0.5) return 0;
+        const float *st = host(&m->stats);
+        for (size_t i = 0; i < m->weights.n; i++) c->w[i] += c->live.data[i];
+        for (size_t i = 0; i < m->stats.n; i++) c->st[i] += st[i];
+        c->n++;
+    }
+    if (ev == EV_EVAL_END) {
+        if (memcmp(host(&m->weights), c->live.data, c->live.n * sizeof(float))) return trainer_fail(t, "live weights not back");
+        c->restored++;
+    }
+    return 0;
+}
+
+static int swa_eval(trainer *t, trainer_event ev, void *ud)   /* before_* after the plugin */
+{
+    swa_check *c = ud;
+    if (ev != EV_EVAL_START) return 0;
+    const nn_model *m = t->model;
+    const float *w = host(&m->weights), *st = host(&m->stats);
+    if (!c->n) {   /* before averaging begins: the live weights */
+        if (memcmp(w, c->live.data, c->live.n * sizeof(float))) return trainer_fail(t, "evaluated other weights");
+        c->evals++;
+        return 0;
+    }
+    for (size_t i = 0; i < m->weights.n; i++)
+        if (fabs(w[i] - c->w[i] / c->n) > 1e-5 * (1 + fabs(w[i]))) return trainer_fail(t, "weight %zu: %g, want %g", i, w[i], c->w[i] / c->n);
+    for (size_t i = 0; i < m->stats.n; i++)
+        if (fabs(st[i] - c->st[i] / c->n) > 1e-5 * (1 + fabs(st[i]))) return trainer_fail(t, "statistic %zu: %g, want %g", i, st[i], c->st[i] / c->n);
+    c->evals++;
+    return 0;
+}
+
+static void test_swa(void **s)
+{
+    train_config c;
+    base_config(&c, 1);
+    add(&c, "swa:start=0.5");
+    harness hr;
+    swa_check w = { .w = calloc(20000, sizeof(double)), .st = calloc(1000, sizeof(double)) };
+    assert_int_equal(run_around(&c, swa_track, &w, swa_eval, &w, &hr), 0);
+    assert_true(hr.t->model->stats.n == 16 && hr.t->model->weights.n < 20000);
+    assert_int_equal(w.evals, 2);     /* step 10 (live weights) and step 20 (the mean of ten) */
+    assert_int_equal(w.n, 10);        /* after_step of steps 11..20 sees progress >= 0.5 */
+    assert_int_equal(w.restored, 2);
+    free(w.w);
+    free(w.st);
+    tensor_free(&w.live);
+    close_run(&hr);
+}
+
 /* ---- the sandbox ---- */
 
 static const char *plugin_src(const char *event, const char *body)
@@ -835,6 +1059,8 @@ int main(void)
         cmocka_unit_test(test_layer_freezing), cmocka_unit_test(test_ema),
         cmocka_unit_test(test_grad_clipping), cmocka_unit_test(test_data_echoing),
         cmocka_unit_test(test_lookahead), cmocka_unit_test(test_batch_warmup),
+        cmocka_unit_test(test_muon), cmocka_unit_test(test_pruning),
+        cmocka_unit_test(test_low_rank), cmocka_unit_test(test_swa),
         cmocka_unit_test(test_schedules), cmocka_unit_test(test_sam_costs_a_pass),
         cmocka_unit_test(test_insert_layer), cmocka_unit_test(test_low_precision),
         cmocka_unit_test(test_ctx_api), cmocka_unit_test(test_sandbox),
