@@ -230,6 +230,13 @@ static void shuffle_epoch(data_loader *l, int epoch)
     rng_shuffle(&r, l->order, l->ds->train.n);
 }
 
+int data_alternate_flip(uint64_t seed, int idx, int epoch)
+{
+    rng r;
+    rng_seed(&r, seed, (1ull << 63 | (uint32_t)idx) ^ LOADER_STREAM);   /* no batch's stream: epochs < 2^31 */
+    return (int)(rng_u64(&r) >> 63) ^ (epoch & 1);
+}
+
 /* Fills b with batch `index` of `epoch`; the augmentation rng is seeded per batch so the result
  * does not depend on thread timing. */
 static void make_batch(data_loader *l, data_batch *b, int epoch, int index)
@@ -244,7 +251,8 @@ static void make_batch(data_loader *l, data_batch *b, int epoch, int index)
     for (int i = 0; i < l->batch; i++) {
         int dy = pad ? (int)rng_below(&r, (uint32_t)span) - pad : 0;
         int dx = pad ? (int)rng_below(&r, (uint32_t)span) - pad : 0;
-        int flip = l->aug.flip ? (int)(rng_u64(&r) >> 63) : 0;
+        int flip = l->aug.flip == DATA_FLIP_RANDOM ? (int)(rng_u64(&r) >> 63)
+                 : l->aug.flip == DATA_FLIP_ALTERNATE ? data_alternate_flip(l->seed, idx[i], epoch) : 0;
         if (!l->indices_only)
             fill_example(b->x + img * i, ds->train.pixels + img * idx[i], ds->h, ds->w, ds->c,
                          &l->norm, dy, dx, flip);

@@ -29,10 +29,17 @@ void data_set_free(data_set *ds);
 /* Computes per-channel mean and std of the training split into ds->mean/std. */
 void data_set_stats(data_set *ds);
 
+enum { DATA_FLIP_OFF, DATA_FLIP_RANDOM, DATA_FLIP_ALTERNATE };
+
 typedef struct data_augment {
     int crop_pad;        /* random crop after zero padding by this many pixels; 0 = off */
-    int flip;            /* random horizontal flip */
+    int flip;            /* DATA_FLIP_*: none; a coin per example and epoch; alternating, where an
+                          * example is flipped in every other epoch, from a coin in epoch 0 */
 } data_augment;
+
+/* Whether example idx is flipped in epoch under DATA_FLIP_ALTERNATE: a coin per (seed, idx),
+ * inverted on odd epochs (Jordan 2024, airbench). */
+int data_alternate_flip(uint64_t seed, int idx, int epoch);
 
 #define DATA_MAX_C 4     /* channels normalisation has room for */
 

@@ -63,6 +63,7 @@ trainer *trainer_new(const train_config *cfg, const data_set *ds, char *err, siz
     trainer *t = calloc(1, sizeof *t);
     CHECK(t, "out of memory");
     t->cfg = cfg;
+    t->aug = (data_augment){ cfg->crop_pad, cfg->flip ? DATA_FLIP_RANDOM : DATA_FLIP_OFF };
     t->data = ds;
     pthread_mutex_init(&t->mu, NULL);
     t->model = nn_build(cfg->layers, cfg->n_layers, ds->h, ds->w, ds->c, cfg->seed, err, errlen);
@@ -551,16 +552,17 @@ int trainer_run(trainer *t)
     const train_config *c = t->cfg;
     t->status = RUN_RUNNING;
     t->run_started = trainer_now();
-    data_augment aug = { c->crop_pad, c->flip };
-    t->loader = t->dd ? data_loader_start_indices(t->data, c->batch, aug, c->seed)
-                      : data_loader_start(t->data, c->batch, aug, c->seed);
-    if (!t->loader) return trainer_fail(t, "cannot start the data loader for batch %d", c->batch);
-    t->steps_per_epoch = data_loader_steps_per_epoch(t->loader);
+    t->steps_per_epoch = t->data->train.n / c->batch;   /* as the loader: a partial last batch is dropped */
     t->total_steps = budget_steps(t);
     if (t->log) runlog_log(t->log, "run started: %zu parameters, %d steps per epoch",
                            nn_param_count(t->model), t->steps_per_epoch);
     set_lr(t);
     int rc = emit(t, EV_FIT_START);
+    if (!rc) {
+        t->loader = t->dd ? data_loader_start_indices(t->data, c->batch, t->aug, c->seed)
+                          : data_loader_start(t->data, c->batch, t->aug, c->seed);
+        if (!t->loader) rc = trainer_fail(t, "cannot start the data loader for batch %d", c->batch);
+    }
     while (!rc) {
         if (atomic_load(&t->stop_req)) { t->status = RUN_STOPPED; break; }
         if (atomic_load(&t->pause_req)) { usleep(10000); continue; }

@@ -59,7 +59,8 @@ struct trainer {
     const data_set *data;
     nn_model *model;
     optim opt;
-    data_loader *loader;
+    data_loader *loader;  /* started after fit_start, so plugins may change aug first */
+    data_augment aug;    /* the recipe's augmentation, open to plugins at fit_start */
 
     devdata *dd;         /* the dataset on the model's device; NULL on the CPU */
 

@@ -300,6 +300,38 @@ static int m_insert(lua_State *L)
     return 0;
 }
 
+/* data:augment([{ crop = N, flip = true | false | "alternate" }]): at fit_start, before the loader
+ * starts, changes the recipe's augmentation for this run. Returns the settings in force. */
+static int d_augment(lua_State *L)
+{
+    plug_host *h = plug_host_of(L);
+    data_augment *a = &h->t->aug;
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        if (h->event != EV_FIT_START) return luaL_error(L, "data:augment is for fit_start (the loader has started)");
+        for (lua_pushnil(L); lua_next(L, 2); lua_pop(L, 1)) {
+            const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+            if (!strcmp(k, "crop")) {
+                lua_Integer c = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : -1;
+                if (c < 0 || c > 64) return luaL_error(L, "data:augment: crop must be an integer in 0..64");
+                a->crop_pad = (int)c;
+            } else if (!strcmp(k, "flip")) {
+                if (lua_isboolean(L, -1)) a->flip = lua_toboolean(L, -1) ? DATA_FLIP_RANDOM : DATA_FLIP_OFF;
+                else if (lua_type(L, -1) == LUA_TSTRING && !strcmp(lua_tostring(L, -1), "alternate"))
+                    a->flip = DATA_FLIP_ALTERNATE;
+                else return luaL_error(L, "data:augment: flip must be true, false or \"alternate\"");
+            } else return luaL_error(L, "data:augment: unknown field '%s' (crop, flip)", k);
+        }
+    }
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, a->crop_pad);
+    lua_setfield(L, -2, "crop");
+    if (a->flip == DATA_FLIP_ALTERNATE) lua_pushliteral(L, "alternate");
+    else lua_pushboolean(L, a->flip == DATA_FLIP_RANDOM);
+    lua_setfield(L, -2, "flip");
+    return 1;
+}
+
 /* model:low_precision([on]): bf16 matrix products with fp32 master weights (CUDA only). */
 static int m_low_precision(lua_State *L)
 {
@@ -478,6 +510,7 @@ static void build_ctx(plug_host *h)
                                           { "cutout", b_cutout }, { NULL, NULL } };
     static const luaL_Reg model_fns[] = { { "layer", m_layer }, { "layers", m_layers }, { "freeze", m_freeze },
                                           { "low_precision", m_low_precision }, { "insert", m_insert }, { NULL, NULL } };
+    static const luaL_Reg data_fns[] = { { "augment", d_augment }, { NULL, NULL } };
     static const luaL_Reg optim_fns[] = { { "get", o_get }, { "set", o_set }, { NULL, NULL } };
     static const luaL_Reg optim_meta[] = { { "__index", o_index }, { "__newindex", o_newindex }, { NULL, NULL } };
     static const luaL_Reg rng_fns[] = { { "uniform", r_uniform }, { "normal", r_normal }, { "int", r_int },
@@ -503,6 +536,13 @@ static void build_ctx(plug_host *h)
     plug_push_model_view(L, h, &t->model->stats, VIEW_STATS);
     lua_setfield(L, -2, "stats");
     lua_setfield(L, -2, "model");
+    lua_newtable(L);                       /* ctx.data */
+    set_funcs(L, h, data_fns);
+    lua_pushstring(L, t->data->name);
+    lua_setfield(L, -2, "name");
+    lua_pushinteger(L, t->data->train.n);
+    lua_setfield(L, -2, "size");
+    lua_setfield(L, -2, "data");
     lua_newtable(L);                       /* ctx.optim: a proxy */
     lua_newtable(L);
     set_funcs(L, h, optim_meta);

@@ -198,6 +198,40 @@ static void test_flip_mirrors(void **state)
     data_set_free(&ds);
 }
 
+/* Alternating flips: every example is flipped in exactly one of two consecutive epochs, the same
+ * way every other epoch, about half of them in epoch 0; and the pixels follow the flag. */
+static void test_alternating_flip(void **state)
+{
+    (void)state;
+    data_augment alt = { 0, DATA_FLIP_ALTERNATE };
+    data_loader *l = data_loader_start(&syn, 100, alt, 5);
+    assert_non_null(l);
+    static signed char flip[3][1000];
+    memset(flip, -1, sizeof flip);
+    for (int k = 0; k < 3 * 10; k++) {
+        const data_batch *b = data_loader_next(l, NULL);
+        for (int i = 0; i < b->n; i++) {
+            int f = b->aug[3 * i + 2];
+            flip[b->epoch][b->idx[i]] = (signed char)f;
+            assert_int_equal(f, data_alternate_flip(5, b->idx[i], b->epoch));
+            const float *x = b->x + (size_t)i * 784;
+            float unflipped[784];
+            for (int y = 0; y < 28; y++)
+                for (int c = 0; c < 28; c++) unflipped[y * 28 + c] = x[y * 28 + (f ? 27 - c : c)];
+            assert_int_equal(find_example(&syn, unflipped), b->idx[i]);
+        }
+    }
+    data_loader_stop(l);
+    int flipped = 0;
+    for (int i = 0; i < 1000; i++) {
+        assert_true(flip[0][i] >= 0 && flip[1][i] >= 0 && flip[2][i] >= 0);   /* 1000 / 100: all seen */
+        assert_int_equal(flip[1][i], !flip[0][i]);
+        assert_int_equal(flip[2][i], flip[0][i]);
+        flipped += flip[0][i];
+    }
+    assert_true(flipped > 400 && flipped < 600);
+}
+
 static void test_crop_shifts_and_pads_with_zero(void **state)
 {
     (void)state;
@@ -368,7 +402,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_epochs_are_permutations),
         cmocka_unit_test(test_seed_reproduces),
-        cmocka_unit_test(test_flip_mirrors),
+        cmocka_unit_test(test_flip_mirrors), cmocka_unit_test(test_alternating_flip),
         cmocka_unit_test(test_crop_shifts_and_pads_with_zero),
         cmocka_unit_test(test_normalisation),
         cmocka_unit_test(test_stop_is_prompt),

@@ -1045,6 +1045,41 @@ static void test_insert_layer(void **s)
     expect_failure("batch_start", "ctx.model:insert(1, 'relu')", "fit_start", 5);
 }
 
+/* Alternating flips through the plugin: each example's flip flag alternates epoch to epoch. */
+static int record_flips(trainer *t, trainer_event ev, void *ud)
+{
+    signed char (*flip)[1024] = ud;
+    if (ev != EV_BATCH_START || t->echoed) return 0;
+    const data_batch *b = t->cur;
+    for (int i = 0; i < b->n; i++) flip[b->epoch][b->idx[i]] = (signed char)b->aug[3 * i + 2];
+    return 0;
+}
+
+static void test_alternating_flip(void **s)
+{
+    train_config c;
+    base_config(&c, 0);
+    c.flip = 1;
+    c.budget = (budget_spec){ BUDGET_EPOCHS, 3 };
+    add(&c, "alternating_flip");
+    harness hr;
+    static signed char flip[3][1024];
+    memset(flip, -1, sizeof flip);
+    assert_int_equal(run_with(&c, record_flips, flip, &hr), 0);
+    assert_int_equal(hr.t->aug.flip, DATA_FLIP_ALTERNATE);
+    int both = 0;
+    for (int i = 0; i < 1024; i++) {
+        if (flip[0][i] < 0 || flip[1][i] < 0) continue;   /* in a dropped partial batch */
+        assert_int_equal(flip[1][i], !flip[0][i]);
+        both++;
+    }
+    assert_true(both > 900);
+    close_run(&hr);
+    expect_failure("batch_start", "ctx.data:augment { flip = 'alternate' }", "fit_start", 5);
+    expect_failure("fit_start", "ctx.data:augment { flip = 'sometimes' }", "flip must be true, false or", 5);
+    expect_failure("fit_start", "ctx.data:augment { crops = 2 }", "unknown field 'crops'", 5);
+}
+
 int main(void)
 {
     const struct CMUnitTest catalogue[] = {
@@ -1060,7 +1095,7 @@ int main(void)
         cmocka_unit_test(test_grad_clipping), cmocka_unit_test(test_data_echoing),
         cmocka_unit_test(test_lookahead), cmocka_unit_test(test_batch_warmup),
         cmocka_unit_test(test_muon), cmocka_unit_test(test_pruning),
-        cmocka_unit_test(test_low_rank), cmocka_unit_test(test_swa),
+        cmocka_unit_test(test_low_rank), cmocka_unit_test(test_swa), cmocka_unit_test(test_alternating_flip),
         cmocka_unit_test(test_schedules), cmocka_unit_test(test_sam_costs_a_pass),
         cmocka_unit_test(test_insert_layer), cmocka_unit_test(test_low_precision),
         cmocka_unit_test(test_ctx_api), cmocka_unit_test(test_sandbox),
