@@ -24,6 +24,8 @@ typedef struct layer_spec {
     int bias;             /* linear/conv: has bias (default 1; conv followed by BN may say 0) */
     float p;              /* dropout probability */
     float momentum, eps;  /* batchnorm: running-stat momentum (0.1), eps (1e-5) */
+    int ghost;            /* batchnorm: training statistics over groups of this many examples
+                           * (ghost batch norm); 0 = the whole batch */
     int n_inner;          /* residual: layers of the residual branch */
     struct layer_spec *inner;  /* (n_inner) owned */
 } layer_spec;

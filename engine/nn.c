@@ -404,13 +404,19 @@ static int layer_forward(nn_model *m, nn_model *top, nn_layer *l, const tensor *
     }
     case LAYER_BATCHNORM: {
         if ((size_t)C != l->params[0]->w.n) return shape_err(top, l, "expects %zu channels, got %d", l->params[0]->w.n, C);
-        size_t rows = (size_t)N * H * W;
+        /* ghost batch norm: training statistics per group of s->ghost examples, each group
+         * moving the running statistics in turn; aux keeps one inv_std row per group */
+        int g = train && s->ghost > 0 && s->ghost < N ? s->ghost : N, groups = (N + g - 1) / g;
+        size_t per = (size_t)H * W;
         tensor_resize(&l->out, 4, x->shape);
-        tensor_resize2(&l->col, (int)rows, C);
-        tensor_resize(&l->aux, 1, &C);
-        o->batchnorm_forward(x->data, rows, C, l->params[0]->w.data, l->params[1]->w.data,
-                              l->run_mean.data, l->run_var.data, s->momentum, s->eps, train,
-                              l->fused, l->out.data, l->col.data, l->aux.data);
+        tensor_resize2(&l->col, (int)(N * per), C);
+        tensor_resize2(&l->aux, groups, C);
+        for (int k = 0; k < groups; k++) {
+            size_t off = (size_t)k * g * per * C, rows = (size_t)(k == groups - 1 ? N - k * g : g) * per;
+            o->batchnorm_forward(x->data + off, rows, C, l->params[0]->w.data, l->params[1]->w.data,
+                                  l->run_mean.data, l->run_var.data, s->momentum, s->eps, train,
+                                  l->fused, l->out.data + off, l->col.data + off, l->aux.data + (size_t)k * C);
+        }
         return 0;
     }
     case LAYER_RELU:
@@ -567,9 +573,14 @@ static void layer_backward(const nn_model *m, nn_layer *l, const tensor *dout, i
         break;
     case LAYER_BATCHNORM: {
         nn_param *g = l->params[0], *b = l->params[1];
-        o->batchnorm_backward(dout->data, l->fused ? l->out.data : NULL, l->col.data, l->aux.data,
-                              (size_t)N * H * W, C, g->w.data, g->frozen ? NULL : g->g.data,
-                              b->frozen ? NULL : b->g.data, need_dx ? l->dx.data : NULL);
+        int groups = l->aux.shape[0], n = groups > 1 ? s->ghost : N;   /* as the forward grouped */
+        size_t per = (size_t)H * W;
+        for (int k = 0; k < groups; k++) {   /* dgamma and dbeta accumulate over the groups */
+            size_t off = (size_t)k * n * per * C, rows = (size_t)(k == groups - 1 ? N - k * n : n) * per;
+            o->batchnorm_backward(dout->data + off, l->fused ? l->out.data + off : NULL, l->col.data + off,
+                                  l->aux.data + (size_t)k * C, rows, C, g->w.data, g->frozen ? NULL : g->g.data,
+                                  b->frozen ? NULL : b->g.data, need_dx ? l->dx.data + off : NULL);
+        }
         break;
     }
     case LAYER_RELU:

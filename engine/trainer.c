@@ -438,6 +438,19 @@ int trainer_insert_layer(trainer *t, int pos, const layer_spec *spec, char *err,
     return 0;
 }
 
+layer_spec *trainer_layer_spec(trainer *t, int pos)
+{
+    int n = t->specs ? t->n_specs : t->cfg->n_layers;
+    if (pos < 0 || pos >= n) return NULL;
+    if (!t->specs) {   /* the run's own copy; inner arrays of residual blocks stay the config's */
+        t->specs = malloc((size_t)n * sizeof *t->specs);
+        CHECK(t->specs, "out of memory");
+        memcpy(t->specs, t->cfg->layers, (size_t)n * sizeof *t->specs);
+        t->n_specs = n;
+    }
+    return &t->specs[pos];
+}
+
 int trainer_metric(trainer *t, const char *name, float value)
 {
     size_t len = strlen(name);

@@ -157,6 +157,11 @@ int trainer_regrad(trainer *t);
  * line in err (not at fit_start, bad position, a layer that does not fit). t->model changes. */
 int trainer_insert_layer(trainer *t, int pos, const layer_spec *spec, char *err, size_t errlen);
 
+/* The spec of top-level layer pos (0-based) as the run uses it, and the live layer's copy: a
+ * change through the returned pointer must be mirrored into t->model->layers[pos].spec, and then
+ * survives a later insert. NULL for a position outside the model. */
+layer_spec *trainer_layer_spec(trainer *t, int pos);
+
 /* Adds a named value to the current step's record (a custom series, e.g. a plugin's grad_norm):
  * in the in-memory series (trainer_record.extra) and metrics.jsonl. Returns 0, or -1 when the run
  * already has TRAINER_MAX_EXTRA other names or the name is not a plain identifier. */

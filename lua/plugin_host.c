@@ -300,6 +300,38 @@ static int m_insert(lua_State *L)
     return 0;
 }
 
+/* model:configure(i or name, { ghost = n, momentum = m, eps = e } or { p = p }): changes a batch
+ * norm's or a dropout layer's settings for this run, from the next forward on. */
+static int m_configure(lua_State *L)
+{
+    plug_host *h = plug_host_of(L);
+    nn_layer *l = layer_arg(L, 2);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    layer_spec *spec = trainer_layer_spec(h->t, (int)(l - h->t->model->layers));
+    int bn = l->spec.kind == LAYER_BATCHNORM, drop = l->spec.kind == LAYER_DROPOUT;
+    for (lua_pushnil(L); lua_next(L, 3); lua_pop(L, 1)) {
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+        double v = lua_isnumber(L, -1) ? lua_tonumber(L, -1) : NAN;
+        if (bn && !strcmp(k, "ghost")) {
+            if (!(v >= 0 && v <= 1 << 20) || v != floor(v)) return luaL_error(L, "model:configure: ghost must be a whole number >= 0");
+            l->spec.ghost = spec->ghost = (int)v;
+        } else if (bn && !strcmp(k, "momentum")) {
+            if (!(v > 0 && v <= 1)) return luaL_error(L, "model:configure: momentum must be in (0, 1]");
+            l->spec.momentum = spec->momentum = (float)v;
+        } else if (bn && !strcmp(k, "eps")) {
+            if (!(v > 0)) return luaL_error(L, "model:configure: eps must be > 0");
+            l->spec.eps = spec->eps = (float)v;
+        } else if (drop && !strcmp(k, "p")) {
+            if (!(v >= 0 && v < 1)) return luaL_error(L, "model:configure: p must be in [0, 1)");
+            l->spec.p = spec->p = (float)v;
+        } else {
+            return luaL_error(L, "model:configure: %s has no setting '%s' (%s)", l->name, k,
+                              bn ? "ghost, momentum, eps" : drop ? "p" : "none: batchnorm and dropout layers have some");
+        }
+    }
+    return 0;
+}
+
 /* data:augment([{ crop = N, flip = true | false | "alternate" }]): at fit_start, before the loader
  * starts, changes the recipe's augmentation for this run. Returns the settings in force. */
 static int d_augment(lua_State *L)
@@ -509,7 +541,8 @@ static void build_ctx(plug_host *h)
                                           { "resize", b_resize }, { "mix", b_mix }, { "cutmix", b_cutmix },
                                           { "cutout", b_cutout }, { NULL, NULL } };
     static const luaL_Reg model_fns[] = { { "layer", m_layer }, { "layers", m_layers }, { "freeze", m_freeze },
-                                          { "low_precision", m_low_precision }, { "insert", m_insert }, { NULL, NULL } };
+                                          { "low_precision", m_low_precision }, { "insert", m_insert },
+                                          { "configure", m_configure }, { NULL, NULL } };
     static const luaL_Reg data_fns[] = { { "augment", d_augment }, { NULL, NULL } };
     static const luaL_Reg optim_fns[] = { { "get", o_get }, { "set", o_set }, { NULL, NULL } };
     static const luaL_Reg optim_meta[] = { { "__index", o_index }, { "__newindex", o_newindex }, { NULL, NULL } };

@@ -109,7 +109,8 @@ static const field conv_fields[] = {
 static const field pool_fields[] = {
     LF("k", FT_INT, k, R_GE1, F_ARG), LF("stride", FT_INT, stride, R_GE1, 0), LNAME };
 static const field batchnorm_fields[] = {
-    LF("momentum", FT_FLOAT, momentum, R_FRAC, 0), LF("eps", FT_FLOAT, eps, R_POS, 0), LNAME };
+    LF("momentum", FT_FLOAT, momentum, R_FRAC, 0), LF("eps", FT_FLOAT, eps, R_POS, 0),
+    LF("ghost", FT_INT, ghost, R_NONNEG, 0), LNAME };
 static const field dropout_fields[] = { LF("p", FT_FLOAT, p, R_FRAC_LT1, F_ARG), LNAME };
 static const field plain_fields[] = { LNAME };
 static const field residual_fields[] = {

@@ -138,6 +138,38 @@ static void test_batchnorm(void **s)
     gradcheck(a, 1, 8, 1, 1, 5, 0);
 }
 
+/* Ghost batch norm: groups of 2 examples (the last of 1) normalised apart, exactly as batch norm
+ * on each group alone; gradients against finite differences; evaluation ignores the groups. */
+static void test_ghost_batchnorm(void **s)
+{
+    layer_spec ghost[] = { L(.kind = LAYER_BATCHNORM, .ghost = 2) }, whole[] = { L(.kind = LAYER_BATCHNORM) };
+    gradcheck(ghost, 1, 5, 3, 3, 3, 0);
+    char err[128];
+    nn_model *a = nn_build(ghost, 1, 3, 3, 3, 9, err, sizeof err), *b = nn_build(whole, 1, 3, 3, 3, 9, err, sizeof err);
+    rng g;
+    rng_seed(&g, 5, 0);
+    tensor x = {0}, part = {0};
+    tensor_resize4(&x, 5, 3, 3, 3);
+    fill_random(&x, &g, 2.0f);
+    const tensor *ya = nn_forward(a, &x, 1);
+    size_t img = 3 * 3 * 3;
+    for (int k = 0; k < 3; k++) {
+        int n = k < 2 ? 2 : 1;
+        tensor_resize4(&part, n, 3, 3, 3);
+        memcpy(part.data, x.data + k * 2 * img, n * img * sizeof(float));
+        const tensor *yb = nn_forward(b, &part, 1);
+        for (size_t i = 0; i < yb->n; i++) assert_float_equal(ya->data[k * 2 * img + i], yb->data[i], 1e-5);
+    }
+    /* both saw the same three groups in the same order: the same running statistics */
+    for (size_t i = 0; i < a->stats.n; i++) assert_float_equal(a->stats.data[i], b->stats.data[i], 1e-6);
+    tensor ea = {0};
+    tensor_copy(&ea, nn_forward(a, &x, 0));
+    const tensor *eb = nn_forward(b, &x, 0);
+    for (size_t i = 0; i < ea.n; i++) assert_float_equal(ea.data[i], eb->data[i], 1e-6);
+    nn_free(a); nn_free(b);
+    tensor_free(&x); tensor_free(&part); tensor_free(&ea);
+}
+
 /* The fused batch norm + ReLU kernel against the two layers run apart (a p=0 dropout between
  * them prevents the fusion). */
 static void test_bn_relu_fusion(void **s)
@@ -316,7 +348,7 @@ int main(void)
     cpu_threads_init(2);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear), cmocka_unit_test(test_conv), cmocka_unit_test(test_pools),
-        cmocka_unit_test(test_batchnorm), cmocka_unit_test(test_bn_relu_fusion), cmocka_unit_test(test_activations),
+        cmocka_unit_test(test_batchnorm), cmocka_unit_test(test_ghost_batchnorm), cmocka_unit_test(test_bn_relu_fusion), cmocka_unit_test(test_activations),
         cmocka_unit_test(test_residual), cmocka_unit_test(test_dropout), cmocka_unit_test(test_loss),
         cmocka_unit_test(test_shape_errors), cmocka_unit_test(test_variable_size),
         cmocka_unit_test(test_freeze_skips),

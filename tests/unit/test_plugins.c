@@ -1080,6 +1080,30 @@ static void test_alternating_flip(void **s)
     expect_failure("fit_start", "ctx.data:augment { crops = 2 }", "unknown field 'crops'", 5);
 }
 
+/* Ghost batch norm through the plugin: the batch norm of cnn_gap normalises 4 groups of 16 in
+ * training; a wrong setting is a clear error. */
+static int count_groups(trainer *t, trainer_event ev, void *ud)
+{
+    const nn_layer *bn = &t->model->layers[1];
+    if (ev == EV_AFTER_FORWARD && bn->spec.ghost == 16 && bn->aux.shape[0] == 4) (*(int *)ud)++;
+    return 0;
+}
+
+static void test_ghost_batchnorm(void **s)
+{
+    train_config c;
+    base_config(&c, 1);
+    add(&c, "ghost_batchnorm:size=16");
+    harness hr;
+    int grouped = 0;
+    assert_int_equal(run_with(&c, count_groups, &grouped, &hr), 0);
+    assert_int_equal(grouped, 20);
+    close_run(&hr);
+    expect_failure("fit_start", "ctx.model:configure(1, { ghost = 8 })", "flatten1 has no setting 'ghost'", 5);
+    expect_failure("fit_start", "ctx.model:insert(2, 'batchnorm') ctx.model:configure(2, { ghost = -1 })",
+                   "ghost must be a whole number", 5);
+}
+
 int main(void)
 {
     const struct CMUnitTest catalogue[] = {
@@ -1096,6 +1120,7 @@ int main(void)
         cmocka_unit_test(test_lookahead), cmocka_unit_test(test_batch_warmup),
         cmocka_unit_test(test_muon), cmocka_unit_test(test_pruning),
         cmocka_unit_test(test_low_rank), cmocka_unit_test(test_swa), cmocka_unit_test(test_alternating_flip),
+        cmocka_unit_test(test_ghost_batchnorm),
         cmocka_unit_test(test_schedules), cmocka_unit_test(test_sam_costs_a_pass),
         cmocka_unit_test(test_insert_layer), cmocka_unit_test(test_low_precision),
         cmocka_unit_test(test_ctx_api), cmocka_unit_test(test_sandbox),
