@@ -213,6 +213,31 @@ void tensor_resize_bilinear(tensor *dst, const tensor *src, int oh, int ow)
     }
 }
 
+void tensor_take_grid(tensor *dst, const tensor *src, const int *rows, int nr, const int *cols, int nc)
+{
+    if (ON_DEVICE(src)) {   /* on the host, then into dst's device */
+        tensor hs = {0}, hd = {0};
+        tensor_copy(&hs, src);
+        tensor_take_grid(&hd, &hs, rows, nr, cols, nc);
+        tensor_copy(dst, &hd);
+        tensor_free(&hs);
+        tensor_free(&hd);
+        return;
+    }
+    int n = src->shape[0], h = src->shape[1], w = src->shape[2], c = src->shape[3];
+    tensor_resize4(dst, n, nr, nc, c);
+    for (int i = 0; i < n; i++)
+        for (int y = 0; y < nr; y++) {
+            CHECK(rows[y] >= 0 && rows[y] < h, "tensor_take_grid: row %d of %d", rows[y], h);
+            const float *in = src->data + (((size_t)i * h + rows[y]) * w) * c;
+            float *out = dst->data + (((size_t)i * nr + y) * nc) * c;
+            for (int x = 0; x < nc; x++) {
+                CHECK(cols[x] >= 0 && cols[x] < w, "tensor_take_grid: column %d of %d", cols[x], w);
+                memcpy(out + (size_t)x * c, in + (size_t)cols[x] * c, (size_t)c * sizeof(float));
+            }
+        }
+}
+
 float tensor_get(const tensor *t, size_t i)
 {
     CHECK(i < t->n, "tensor_get: index %zu of %zu", i, t->n);

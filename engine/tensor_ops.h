@@ -34,6 +34,10 @@ void tensor_cutout_(tensor *t, int size, float v, rng *r);
 /* Bilinear resize of images (n, h, w, c) into dst (n, oh, ow, c), align_corners = false. */
 void tensor_resize_bilinear(tensor *dst, const tensor *src, int oh, int ow);
 
+/* Images (n, h, w, c) into dst (n, nr, nc, c): rows rows[0..nr) and columns cols[0..nc) of each
+ * image (host arrays of indices, any order): ColOut's shrinking. dst keeps its device. */
+void tensor_take_grid(tensor *dst, const tensor *src, const int *rows, int nr, const int *cols, int nc);
+
 /* Element i of t, read across devices (waits for a GPU): for inspection, not for loops. */
 float tensor_get(const tensor *t, size_t i);
 

@@ -127,6 +127,49 @@ static int b_resize(lua_State *L)
     return 0;
 }
 
+/* k sorted indices drawn without replacement from 0..n-1. */
+static void draw_sorted(rng *r, int n, int k, int *out)
+{
+    int all[n];
+    for (int i = 0; i < n; i++) all[i] = i;
+    for (int i = 0; i < k; i++) {   /* partial Fisher-Yates */
+        int j = i + (int)rng_below(r, (uint32_t)(n - i)), t = all[i];
+        all[i] = all[j];
+        all[j] = t;
+    }
+    for (int i = 1; i < k; i++)   /* insertion sort: k is an image side */
+        for (int j = i; j > 0 && all[j - 1] > all[j]; j--) { int t = all[j]; all[j] = all[j - 1]; all[j - 1] = t; }
+    memcpy(out, all, (size_t)k * sizeof *out);
+}
+
+/* batch:colout(p_row [, p_col]): drops a random fraction of the image rows and of the columns,
+ * the same ones for the whole batch, so the inputs shrink. Returns the new height and width. */
+static int b_colout(lua_State *L)
+{
+    plug_host *h = plug_host_of(L);
+    double pr = luaL_checknumber(L, 2), pc = luaL_optnumber(L, 3, pr);
+    if (!(pr >= 0 && pr < 1 && pc >= 0 && pc < 1)) return luaL_error(L, "batch:colout: fractions must be in [0, 1)");
+    if (h->event != EV_BATCH_START && h->event != EV_BEFORE_FORWARD)
+        return luaL_error(L, "batch:colout is for batch_start or before_forward");
+    tensor *x = &h->t->x;
+    int H = x->shape[1], W = x->shape[2];
+    int kh = H - (int)floor(pr * H + 0.5), kw = W - (int)floor(pc * W + 0.5);
+    if (kh < 1) kh = 1;
+    if (kw < 1) kw = 1;
+    if (kh < H || kw < W) {
+        int rows[H], cols[W];
+        draw_sorted(&h->rng, H, kh, rows);
+        draw_sorted(&h->rng, W, kw, cols);
+        tensor tmp = {0};
+        tensor_take_grid(&tmp, x, rows, kh, cols, kw);
+        tensor_copy(x, &tmp);
+        tensor_free(&tmp);
+    }
+    lua_pushinteger(L, kh);
+    lua_pushinteger(L, kw);
+    return 2;
+}
+
 static int *perm_arg(lua_State *L, int i, plug_host *h)
 {
     int n, rows = h->t->x.shape[0];
@@ -538,7 +581,7 @@ static void build_ctx(plug_host *h)
                                         { "echo", c_echo }, { "regrad", c_regrad }, { NULL, NULL } };
     static const luaL_Reg batch_fns[] = { { "select", b_select }, { "labels", b_labels },
                                           { "size", b_size }, { "dims", b_dims },
-                                          { "resize", b_resize }, { "mix", b_mix }, { "cutmix", b_cutmix },
+                                          { "resize", b_resize }, { "colout", b_colout }, { "mix", b_mix }, { "cutmix", b_cutmix },
                                           { "cutout", b_cutout }, { NULL, NULL } };
     static const luaL_Reg model_fns[] = { { "layer", m_layer }, { "layers", m_layers }, { "freeze", m_freeze },
                                           { "low_precision", m_low_precision }, { "insert", m_insert },

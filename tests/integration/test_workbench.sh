@@ -53,16 +53,18 @@ s2=$(step_now)
 LC_ALL=C grep -q "$(printf '\342[\240-\243]')" "$tmp/pane" || fail "no braille characters on the plot"
 grep -q "vs training seconds" "$tmp/pane" || fail "plot title"
 
-# 2. Plugins: toggle the first one (if any) and queue a run with it.
+# 2. Plugins: move the cursor (the reverse-video line) to a method the default recipe can run,
+# toggle it and queue a run with it.
 keys Tab
 wait_for "space toggle" 5 || fail "plugins pane did not open"
-if grep -q "no plugins found" "$tmp/pane"; then
-  plugin=baseline
-else
-  keys Space
-  wait_for "\[x\]" 5 || fail "plugin toggle"
-  plugin=$(sed -n 's/.*\[x\] \([a-z_0-9]*\).*/\1/p' "$tmp/pane" | head -n 1)
-fi
+plugin=label_smoothing
+n=0
+until $T capture-pane -e -p -t wb | grep "\[ \] $plugin" | grep -q "$(printf '\033')\[30m"; do
+  n=$((n + 1)); [ "$n" -le 40 ] || { cap; fail "cursor never reached $plugin"; }
+  keys Down; sleep 0.3
+done
+keys Space
+wait_for "\[x\] $plugin" 5 || fail "plugin toggle"
 keys Tab n
 wait_for "^ *2 .* $plugin" 5 || fail "queued run #2 ($plugin) not in the runs pane"
 grep -q "queued\|starting\|running" "$tmp/pane" || fail "run #2 neither queued nor running"

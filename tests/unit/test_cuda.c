@@ -460,6 +460,13 @@ static void test_plugin_tensor_ops(void **s)
     assert_memory_equal(ta, tb, sizeof ta);
     for (int k = 0; k < 4; k++) assert_float_equal(sums[1][k], sums[0][k], 1e-4 * fmax(1, fabs(sums[0][k])));
     assert_float_equal(tensor_get(&od, 7), o.data[7], 1e-5);
+    int gr[3] = { 0, 2, 5 }, gc[2] = { 1, 4 };   /* ColOut's grid, through the host on the GPU */
+    tensor_take_grid(&o, &a, gr, 3, gc, 2);
+    tensor_take_grid(&od, &ad, gr, 3, gc, 2);
+    assert_int_equal(od.device, DEVICE_CUDA);
+    tensor_copy(&back, &od);
+    assert_int_equal(back.n, o.n);
+    for (size_t i = 0; i < o.n; i++) assert_float_equal(back.data[i], o.data[i], 1e-5);
     tensor *all[] = { &a, &b, &o, &ad, &bd, &od, &back };
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) tensor_free(all[i]);
 }

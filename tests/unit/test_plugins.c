@@ -1104,6 +1104,45 @@ static void test_ghost_batchnorm(void **s)
                    "ghost must be a whole number", 5);
 }
 
+/* ColOut on cnn_gap: 28x28 inputs lose 4 rows and 4 columns each step, every value kept comes
+ * from the same image as loaded; a flatten head is a clear error. */
+typedef struct colout_check { mix_check loaded; int steps; } colout_check;
+
+static int check_colout(trainer *t, trainer_event ev, void *ud)
+{
+    colout_check *c = ud;
+    if (ev != EV_BEFORE_FORWARD) return 0;
+    if (t->x.shape[1] != 24 || t->x.shape[2] != 24) return trainer_fail(t, "inputs %dx%d", t->x.shape[1], t->x.shape[2]);
+    const float *x = host(&t->x), *in = c->loaded.x.data;
+    for (int i = 0; i < 4; i++)
+        for (int k = 0; k < 24 * 24; k += 37) {
+            int found = 0;
+            for (int j = 0; j < 28 * 28 && !found; j++) found = in[i * 784 + j] == x[i * 576 + k];
+            if (!found) return trainer_fail(t, "image %d value %d is not from its image", i, k);
+        }
+    c->steps++;
+    return 0;
+}
+
+static void test_colout(void **s)
+{
+    train_config c;
+    base_config(&c, 1);
+    add(&c, "colout");
+    harness hr;
+    colout_check cc;
+    memset(&cc, 0, sizeof cc);
+    assert_int_equal(run_around(&c, keep_batch, &cc.loaded, check_colout, &cc, &hr), 0);
+    assert_int_equal(cc.steps, 20);
+    tensor_free(&cc.loaded.x);
+    close_run(&hr);
+    base_config(&c, 0);
+    add(&c, "colout");
+    assert_int_equal(run_with(&c, NULL, NULL, &hr), -1);
+    assert_non_null(strstr(hr.t->error, "gap"));
+    close_run(&hr);
+}
+
 int main(void)
 {
     const struct CMUnitTest catalogue[] = {
@@ -1120,7 +1159,7 @@ int main(void)
         cmocka_unit_test(test_lookahead), cmocka_unit_test(test_batch_warmup),
         cmocka_unit_test(test_muon), cmocka_unit_test(test_pruning),
         cmocka_unit_test(test_low_rank), cmocka_unit_test(test_swa), cmocka_unit_test(test_alternating_flip),
-        cmocka_unit_test(test_ghost_batchnorm),
+        cmocka_unit_test(test_ghost_batchnorm), cmocka_unit_test(test_colout),
         cmocka_unit_test(test_schedules), cmocka_unit_test(test_sam_costs_a_pass),
         cmocka_unit_test(test_insert_layer), cmocka_unit_test(test_low_precision),
         cmocka_unit_test(test_ctx_api), cmocka_unit_test(test_sandbox),

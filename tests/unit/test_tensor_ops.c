@@ -91,6 +91,23 @@ static void test_magnitude_mask(void **s)
     tensor_free(&t); tensor_free(&mask);
 }
 
+/* ColOut's grid: rows and columns in the order given, every channel, every image. */
+static void test_take_grid(void **s)
+{
+    tensor x = {0}, y = {0};
+    tensor_resize4(&x, 2, 4, 5, 2);
+    for (size_t i = 0; i < x.n; i++) x.data[i] = (float)i;
+    int rows[2] = { 0, 3 }, cols[3] = { 1, 2, 4 };
+    tensor_take_grid(&y, &x, rows, 2, cols, 3);
+    assert_true(y.shape[0] == 2 && y.shape[1] == 2 && y.shape[2] == 3 && y.shape[3] == 2);
+    for (int i = 0; i < 2; i++)
+        for (int r = 0; r < 2; r++)
+            for (int c = 0; c < 3; c++)
+                for (int ch = 0; ch < 2; ch++)
+                    assert_true(y.data[((i * 2 + r) * 3 + c) * 2 + ch] == x.data[((i * 4 + rows[r]) * 5 + cols[c]) * 2 + ch]);
+    tensor_free(&x); tensor_free(&y);
+}
+
 /* Running statistics live in one flat vector, mean then variance per batch norm, nested ones too;
  * a model without batch norm has an empty one. */
 static void test_flat_stats(void **s)
@@ -129,7 +146,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_orthogonalize_exact), cmocka_unit_test(test_orthogonalize_dense),
-        cmocka_unit_test(test_magnitude_mask), cmocka_unit_test(test_flat_stats),
+        cmocka_unit_test(test_magnitude_mask), cmocka_unit_test(test_take_grid), cmocka_unit_test(test_flat_stats),
     };
     cpu_threads_init(2);
     return cmocka_run_group_tests(tests, NULL, NULL);

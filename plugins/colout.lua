@@ -1,0 +1,16 @@
+-- ColOut: each step drops a random fraction of the image rows and columns (the same ones across
+-- the batch), so the images shrink and the step is cheaper. Like progressive resizing it needs a
+-- model that takes any input size (a gap head).
+return hasten.plugin {
+  name = "colout", title = "ColOut",
+  summary = "Drop random rows and columns of the images: smaller inputs; needs a size-agnostic (gap) head.",
+  reference = "MosaicML Composer, docs.mosaicml.com (ColOut)",
+  taxonomy = { component = "data", action = "remove", when = "every step" },
+  params = {
+    p_row = { default = 0.15, min = 0, max = 0.9, doc = "fraction of rows dropped" },
+    p_col = { default = 0.15, min = 0, max = 0.9, doc = "fraction of columns dropped" },
+  },
+  batch_start = function(ctx, p)
+    ctx.batch:colout(p.p_row, p.p_col)
+  end,
+}
