@@ -1143,6 +1143,64 @@ static void test_colout(void **s)
     close_run(&hr);
 }
 
+/* LARS on the MLP: each matrix gradient becomes (g + wd w) times its trust ratio (capped at 1 / lr
+ * with clip), the decay group's own decay off; biases untouched. */
+typedef struct lars_check { tensor before; int clip, checked; } lars_check;
+
+static int lars_before(trainer *t, trainer_event ev, void *ud)   /* before_step before the plugin */
+{
+    if (ev == EV_BEFORE_STEP) tensor_copy(&((lars_check *)ud)->before, &t->model->grads);
+    return 0;
+}
+
+static int lars_after(trainer *t, trainer_event ev, void *ud)
+{
+    lars_check *c = ud;
+    if (ev != EV_BEFORE_STEP) return 0;
+    const nn_model *m = t->model;
+    const float *g = host(&m->grads), *w = host(&m->weights);
+    float lr = t->opt.groups[OPTIM_GROUP_DECAY].lr, wd = 5e-4f;
+    if (t->opt.groups[OPTIM_GROUP_DECAY].weight_decay != 0) return trainer_fail(t, "decoupled decay still on");
+    size_t off = 0;
+    for (int i = 0; i < m->n_params; i++) {
+        const nn_param *p = m->params[i];
+        double wn = 0, gn = 0;
+        for (size_t j = 0; j < p->w.n; j++) {
+            wn += (double)w[off + j] * w[off + j];
+            gn += (double)c->before.data[off + j] * c->before.data[off + j];
+        }
+        double rate = 1;
+        if (p->w.ndim >= 2) {
+            rate = 0.01 * sqrt(wn) / (sqrt(gn) + wd * sqrt(wn));
+            if (c->clip) rate = fmin(rate / lr, 1);
+        }
+        for (size_t j = 0; j < p->w.n; j++) {
+            double want = p->w.ndim >= 2 ? (c->before.data[off + j] + wd * w[off + j]) * rate : c->before.data[off + j];
+            if (fabs(g[off + j] - want) > 1e-5 * (fabs(want) + 1e-3))
+                return trainer_fail(t, "%s[%zu]: %g, want %g", p->name, j, g[off + j], want);
+        }
+        off += p->w.n;
+    }
+    c->checked++;
+    return 0;
+}
+
+static void test_lars(void **s)
+{
+    for (int clip = 0; clip < 2; clip++) {
+        train_config c;
+        base_config(&c, 0);
+        c.optim.weight_decay = 5e-4f;
+        add(&c, clip ? "lars:eta=0.01,clip=true" : "lars:eta=0.01,clip=false");
+        harness hr;
+        lars_check lc = { .clip = clip };
+        assert_int_equal(run_around(&c, lars_before, &lc, lars_after, &lc, &hr), 0);
+        assert_int_equal(lc.checked, 20);
+        tensor_free(&lc.before);
+        close_run(&hr);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest catalogue[] = {
@@ -1159,7 +1217,7 @@ int main(void)
         cmocka_unit_test(test_lookahead), cmocka_unit_test(test_batch_warmup),
         cmocka_unit_test(test_muon), cmocka_unit_test(test_pruning),
         cmocka_unit_test(test_low_rank), cmocka_unit_test(test_swa), cmocka_unit_test(test_alternating_flip),
-        cmocka_unit_test(test_ghost_batchnorm), cmocka_unit_test(test_colout),
+        cmocka_unit_test(test_ghost_batchnorm), cmocka_unit_test(test_colout), cmocka_unit_test(test_lars),
         cmocka_unit_test(test_schedules), cmocka_unit_test(test_sam_costs_a_pass),
         cmocka_unit_test(test_insert_layer), cmocka_unit_test(test_low_precision),
         cmocka_unit_test(test_ctx_api), cmocka_unit_test(test_sandbox),
