@@ -255,12 +255,24 @@ static int count_layer_params(const nn_layer *l)
     return n;
 }
 
-/* model:layer(i or name) -> { index, name, kind, params, frozen } */
+/* model:layer(i or name) -> { index, name, kind, params, frozen, tensors } and, where the kind
+ * has them, out, k and stride (a pool's stride 0 reads as its window). */
 static int m_layer(lua_State *L)
 {
     nn_layer *l = layer_arg(L, 2);
     nn_model *m = plug_host_of(L)->t->model;
-    lua_createtable(L, 0, 5);
+    const layer_spec *s = &l->spec;
+    lua_createtable(L, 0, 9);
+    if (s->kind == LAYER_LINEAR || s->kind == LAYER_CONV) {
+        lua_pushinteger(L, s->out);
+        lua_setfield(L, -2, "out");
+    }
+    if (s->kind == LAYER_CONV || s->kind == LAYER_MAXPOOL || s->kind == LAYER_AVGPOOL) {
+        lua_pushinteger(L, s->k);
+        lua_setfield(L, -2, "k");
+        lua_pushinteger(L, s->stride > 0 ? s->stride : s->kind == LAYER_CONV ? 1 : s->k);
+        lua_setfield(L, -2, "stride");
+    }
     lua_pushinteger(L, (lua_Integer)(l - m->layers) + 1);
     lua_setfield(L, -2, "index");
     lua_pushstring(L, l->name);

@@ -127,8 +127,37 @@ static void test_pools(void **s)
     gradcheck(b, 1, 2, 7, 7, 2, 1);
     layer_spec c[] = { L(.kind = LAYER_AVGPOOL, .k = 2) };
     gradcheck(c, 1, 2, 4, 6, 3, 0);
+    layer_spec e[] = { L(.kind = LAYER_AVGPOOL, .k = 2, .stride = 1) };   /* overlapping: blurpool's box */
+    gradcheck(e, 1, 2, 5, 4, 3, 0);
     layer_spec d[] = { L(.kind = LAYER_GAP) };
     gradcheck(d, 1, 3, 5, 3, 2, 0);
+}
+
+/* Two 2x2 box averages at stride 1 are the 3x3 binomial filter [1 2 1]^2 / 16 (blurpool's). */
+static void test_box_box_is_binomial(void **s)
+{
+    layer_spec boxes[] = { L(.kind = LAYER_AVGPOOL, .k = 2, .stride = 1), L(.kind = LAYER_AVGPOOL, .k = 2, .stride = 1) };
+    char err[128];
+    nn_model *m = nn_build(boxes, 2, 6, 5, 2, 1, err, sizeof err);
+    assert_non_null(m);
+    rng g;
+    rng_seed(&g, 2, 0);
+    tensor x = {0};
+    tensor_resize4(&x, 1, 6, 5, 2);
+    fill_random(&x, &g, 1.0f);
+    const tensor *y = nn_forward(m, &x, 1);
+    assert_true(y->shape[1] == 4 && y->shape[2] == 3);
+    static const float b[3] = { 0.25f, 0.5f, 0.25f };
+    for (int oy = 0; oy < 4; oy++)
+        for (int ox = 0; ox < 3; ox++)
+            for (int ch = 0; ch < 2; ch++) {
+                double want = 0;
+                for (int dy = 0; dy < 3; dy++)
+                    for (int dx = 0; dx < 3; dx++) want += b[dy] * b[dx] * x.data[((oy + dy) * 5 + ox + dx) * 2 + ch];
+                assert_float_equal(y->data[(oy * 3 + ox) * 2 + ch], want, 1e-5);
+            }
+    nn_free(m);
+    tensor_free(&x);
 }
 
 static void test_batchnorm(void **s)
@@ -348,7 +377,7 @@ int main(void)
     cpu_threads_init(2);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear), cmocka_unit_test(test_conv), cmocka_unit_test(test_pools),
-        cmocka_unit_test(test_batchnorm), cmocka_unit_test(test_ghost_batchnorm), cmocka_unit_test(test_bn_relu_fusion), cmocka_unit_test(test_activations),
+        cmocka_unit_test(test_box_box_is_binomial), cmocka_unit_test(test_batchnorm), cmocka_unit_test(test_ghost_batchnorm), cmocka_unit_test(test_bn_relu_fusion), cmocka_unit_test(test_activations),
         cmocka_unit_test(test_residual), cmocka_unit_test(test_dropout), cmocka_unit_test(test_loss),
         cmocka_unit_test(test_shape_errors), cmocka_unit_test(test_variable_size),
         cmocka_unit_test(test_freeze_skips),

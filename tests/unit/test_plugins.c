@@ -1201,6 +1201,23 @@ static void test_lars(void **s)
     }
 }
 
+/* BlurPool on cnn_gap: two 2x2 stride-1 box averages (together the 3x3 binomial filter, see
+ * test_nn) before its one downsampling layer, the maxpool. */
+static void test_blurpool(void **s)
+{
+    train_config c;
+    base_config(&c, 1);
+    add(&c, "blurpool");
+    harness hr;
+    assert_int_equal(run_with(&c, NULL, NULL, &hr), 0);
+    nn_model *m = hr.t->model;
+    assert_int_equal(m->n_layers, 10);
+    for (int i = 3; i < 5; i++)
+        assert_true(m->layers[i].spec.kind == LAYER_AVGPOOL && m->layers[i].spec.k == 2 && m->layers[i].spec.stride == 1);
+    assert_int_equal(m->layers[5].spec.kind, LAYER_MAXPOOL);
+    close_run(&hr);
+}
+
 int main(void)
 {
     const struct CMUnitTest catalogue[] = {
@@ -1218,6 +1235,7 @@ int main(void)
         cmocka_unit_test(test_muon), cmocka_unit_test(test_pruning),
         cmocka_unit_test(test_low_rank), cmocka_unit_test(test_swa), cmocka_unit_test(test_alternating_flip),
         cmocka_unit_test(test_ghost_batchnorm), cmocka_unit_test(test_colout), cmocka_unit_test(test_lars),
+        cmocka_unit_test(test_blurpool),
         cmocka_unit_test(test_schedules), cmocka_unit_test(test_sam_costs_a_pass),
         cmocka_unit_test(test_insert_layer), cmocka_unit_test(test_low_precision),
         cmocka_unit_test(test_ctx_api), cmocka_unit_test(test_sandbox),

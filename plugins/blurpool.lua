@@ -1,0 +1,26 @@
+-- BlurPool: a low-pass filter in front of every downsampling layer (strided conv or pooling), so
+-- subsampling aliases less. The filter is the 3x3 binomial [1 2 1]^2 / 16, built from two 2x2
+-- box averages at stride 1 (without padding: each blur trims a pixel from every side). It adds
+-- work to every forward, at inference too.
+return hasten.plugin {
+  name = "blurpool", title = "BlurPool",
+  summary = "Binomial blur before each strided conv or pooling layer (raises inference cost too).",
+  reference = "Zhang ICML 2019, arXiv:1904.11486",
+  taxonomy = { component = "function", action = "retrofit", when = "once" },
+  params = {},
+  fit_start = function(ctx, p)
+    local picks = {}
+    for i = 1, ctx.model:layers() do
+      local l = ctx.model:layer(i)
+      if l.kind == "conv" or l.kind == "maxpool" or l.kind == "avgpool" then
+        if l.stride > 1 then picks[#picks + 1] = l end
+      end
+    end
+    for k = #picks, 1, -1 do   -- from the back, so earlier positions stay put
+      ctx.model:insert(picks[k].index, "avgpool", { k = 2, stride = 1 })
+      ctx.model:insert(picks[k].index, "avgpool", { k = 2, stride = 1 })
+    end
+    for _, l in ipairs(picks) do ctx:log("blur before " .. l.name) end
+    if #picks == 0 then ctx:log("no strided conv or pooling layer: nothing to blur") end
+  end,
+}
