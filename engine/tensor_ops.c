@@ -238,6 +238,90 @@ void tensor_take_grid(tensor *dst, const tensor *src, const int *rows, int nr, c
         }
 }
 
+void tensor_patch_cov(tensor *cov, const tensor *x, int k)
+{
+    if (ON_DEVICE(x)) {
+        tensor hx = {0};
+        tensor_copy(&hx, x);
+        tensor_patch_cov(cov, &hx, k);
+        tensor_free(&hx);
+        return;
+    }
+    int n = x->shape[0], h = x->shape[1], w = x->shape[2], c = x->shape[3], d = k * k * c;
+    double *acc = calloc((size_t)d * d, sizeof *acc);
+    float *p = malloc((size_t)d * sizeof *p);
+    CHECK(acc && p, "out of memory");
+    long count = 0;
+    for (int i = 0; i < n; i++)
+        for (int y = 0; y + k <= h; y++)
+            for (int xx = 0; xx + k <= w; xx++, count++) {
+                for (int dy = 0; dy < k; dy++)   /* a patch row is k*c contiguous floats */
+                    memcpy(p + (size_t)dy * k * c, x->data + (((size_t)i * h + y + dy) * w + xx) * c,
+                           (size_t)k * c * sizeof(float));
+                for (int a = 0; a < d; a++)
+                    for (int b = a; b < d; b++) acc[(size_t)a * d + b] += (double)p[a] * p[b];
+            }
+    tensor hc = {0};
+    tensor_resize2(&hc, d, d);
+    for (int a = 0; a < d; a++)
+        for (int b = a; b < d; b++)
+            hc.data[(size_t)a * d + b] = hc.data[(size_t)b * d + a] = (float)(count ? acc[(size_t)a * d + b] / count : 0);
+    tensor_copy(cov, &hc);
+    tensor_free(&hc);
+    free(acc);
+    free(p);
+}
+
+/* LAPACK (OpenBLAS carries it): eigenvalues ascending in w, eigenvectors in the columns of a. */
+extern void ssyev_(const char *jobz, const char *uplo, const int *n, float *a, const int *lda, float *w,
+                   float *work, const int *lwork, int *info);
+
+int tensor_whiten_(tensor *w, const tensor *cov, float eps)
+{
+    int d = cov->shape[0], oc = w->shape[0], info = 0, lwork = -1;
+    CHECK(cov->ndim == 2 && cov->shape[1] == d && w->n == (size_t)oc * d,
+          "tensor_whiten_: weight of %zu for a %dx%d covariance", w->n, d, cov->shape[1]);
+    tensor a = {0}, hw = {0};
+    tensor_copy(&a, cov);   /* host copies; ssyev overwrites a with the eigenvectors */
+    tensor_copy(&hw, w);
+    float *lambda = malloc((size_t)d * sizeof *lambda), query;
+    CHECK(lambda, "out of memory");
+    ssyev_("V", "U", &d, a.data, &d, lambda, &query, &lwork, &info);
+    lwork = info == 0 ? (int)query : 0;
+    float *work = malloc((size_t)(lwork > 0 ? lwork : 1) * sizeof *work);
+    CHECK(work, "out of memory");
+    if (info == 0) ssyev_("V", "U", &d, a.data, &d, lambda, work, &lwork, &info);
+    if (info == 0) {
+        for (int i = 0; i < d && 2 * i + 1 < oc; i++) {
+            int j = d - 1 - i;   /* the largest eigenvalues first */
+            float s = 1.0f / sqrtf(fmaxf(lambda[j], 0) + eps);
+            for (int e = 0; e < d; e++) {
+                hw.data[(size_t)(2 * i) * d + e] = a.data[(size_t)j * d + e] * s;
+                hw.data[(size_t)(2 * i + 1) * d + e] = -a.data[(size_t)j * d + e] * s;
+            }
+        }
+        tensor_assign(w, &hw);
+    }
+    free(work);
+    free(lambda);
+    tensor_free(&a);
+    tensor_free(&hw);
+    return info == 0 ? 0 : -1;
+}
+
+void tensor_dirac_(tensor *w)
+{
+    if (ON_DEVICE(w)) { VIA_HOST(w, tensor_dirac_(&h)); return; }
+    int conv = w->ndim == 4, oc = w->shape[0], k = conv ? w->shape[1] : 1;
+    int c = conv ? w->shape[3] : (int)(w->n / (size_t)oc), n = oc < c ? oc : c;
+    size_t per = w->n / (size_t)oc;
+    for (int o = 0; o < n; o++) {
+        float *f = w->data + (size_t)o * per;
+        memset(f, 0, per * sizeof(float));
+        f[((size_t)(k / 2) * k + k / 2) * c + o] = 1;
+    }
+}
+
 float tensor_get(const tensor *t, size_t i)
 {
     CHECK(i < t->n, "tensor_get: index %zu of %zu", i, t->n);

@@ -38,6 +38,22 @@ void tensor_resize_bilinear(tensor *dst, const tensor *src, int oh, int ow);
  * image (host arrays of indices, any order): ColOut's shrinking. dst keeps its device. */
 void tensor_take_grid(tensor *dst, const tensor *src, const int *rows, int nr, const int *cols, int nc);
 
+/* cov (D, D), D = k*k*c: the uncentred second moment of every k x k patch (no padding) of the
+ * images x (n, h, w, c), a patch read in conv-weight order ((dy*k + dx)*c + ch). cov keeps its
+ * device. */
+void tensor_patch_cov(tensor *cov, const tensor *x, int k);
+
+/* Whitening filters for a conv weight w (oc, k, k, c) from a patch covariance cov (D, D) with
+ * D = k*k*c: filters 2i and 2i+1 become +v and -v / sqrt(lambda + eps) for the i-th largest
+ * eigenvalue lambda and its eigenvector v (LAPACK ssyev), while i < D; any further filters are
+ * left as they are. Returns 0, or -1 when the eigensolver fails. */
+int tensor_whiten_(tensor *w, const tensor *cov, float eps);
+
+/* Dirac (identity) filters: in a conv weight (oc, k, k, c) with k odd, or a matrix (out, in), the
+ * first min(oc, c) filters pass their own input channel through the centre tap and nothing
+ * else; the other filters are left as they are. */
+void tensor_dirac_(tensor *w);
+
 /* Element i of t, read across devices (waits for a GPU): for inspection, not for loops. */
 float tensor_get(const tensor *t, size_t i);
 

@@ -243,6 +243,45 @@ static int t_magnitude_mask(lua_State *L)
     return 2;
 }
 
+/* images:patch_cov(k) -> (D, D) uncentred covariance of the k x k patches, D = k*k*channels. */
+static int t_patch_cov(lua_State *L)
+{
+    ltensor *u = plug_check_tensor(L, 1);
+    lua_Integer k = luaL_checkinteger(L, 2);
+    const tensor *x = u->t;
+    if (x->ndim != 4) return luaL_error(L, "patch_cov: images (n, h, w, c) are needed");
+    if (k < 1 || k > x->shape[1] || k > x->shape[2] || k * k * x->shape[3] > 256)
+        return luaL_error(L, "patch_cov: patch side %d does not fit these %dx%dx%d images", (int)k,
+                          x->shape[1], x->shape[2], x->shape[3]);
+    int d = (int)(k * k * x->shape[3]);
+    ltensor *c = plug_push_owned(L, u->host, x->device, 2, (int[]){ d, d });
+    tensor_patch_cov(c->t, x, (int)k);
+    return 1;
+}
+
+/* w:whiten_(cov [, eps]): whitening filters from a patch covariance (conv weights). */
+static int t_whiten(lua_State *L)
+{
+    tensor *w = plug_check_tensor(L, 1)->t, *cov = plug_check_tensor(L, 2)->t;
+    double eps = luaL_optnumber(L, 3, 5e-4);
+    luaL_argcheck(L, eps > 0, 3, "eps must be > 0");
+    if (cov->ndim != 2 || cov->shape[0] != cov->shape[1] || w->ndim < 2 || w->n != (size_t)w->shape[0] * cov->shape[0])
+        return luaL_error(L, "whiten_: a (out, k, k, c) weight and a (k*k*c)-square covariance are needed");
+    if (tensor_whiten_(w, cov, (float)eps)) return luaL_error(L, "whiten_: the eigensolver failed on this covariance");
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int t_dirac(lua_State *L)
+{
+    tensor *w = plug_check_tensor(L, 1)->t;
+    if (w->ndim == 4 ? w->shape[1] % 2 == 0 || w->shape[1] != w->shape[2] : w->ndim != 2)
+        return luaL_error(L, "dirac_: a conv weight with an odd square kernel, or a matrix, is needed");
+    tensor_dirac_(w);
+    lua_settop(L, 1);
+    return 1;
+}
+
 /* t:get(i) -> element i (1-based, flat): for inspection and tests, not for loops. */
 static int t_get(lua_State *L)
 {
@@ -269,7 +308,8 @@ static const luaL_Reg tensor_methods[] = {
     { "clamp_", t_clamp }, { "smooth_", t_smooth }, { "sum", t_sum }, { "mean", t_mean },
     { "norm", t_norm }, { "max", t_max }, { "min", t_min }, { "mix_rows_", t_mix_rows },
     { "topk", t_topk }, { "get", t_get }, { "orthogonalize_", t_orthogonalize },
-    { "magnitude_mask", t_magnitude_mask }, { NULL, NULL },
+    { "magnitude_mask", t_magnitude_mask }, { "patch_cov", t_patch_cov }, { "whiten_", t_whiten },
+    { "dirac_", t_dirac }, { NULL, NULL },
 };
 
 /* hasten.zeros(d1, d2, ...) -> a plugin-owned tensor. */

@@ -494,6 +494,30 @@ static void test_orthogonalize_and_mask(void **s)
         tensor *all[] = { &w, &m, &back, &wd, &md };
         for (size_t i = 0; i < sizeof all / sizeof *all; i++) tensor_free(all[i]);
     }
+    /* patch covariance, whitening and dirac filters (through the host) land on the device */
+    tensor x = {0}, xd = { .device = DEVICE_CUDA }, cov = {0}, covd = { .device = DEVICE_CUDA };
+    tensor f = {0}, fd = { .device = DEVICE_CUDA }, back = {0};
+    tensor_resize4(&x, 6, 9, 9, 2);
+    for (size_t i = 0; i < x.n; i++) x.data[i] = rng_normal(&g);
+    tensor_copy(&xd, &x);
+    tensor_patch_cov(&cov, &x, 3);
+    tensor_patch_cov(&covd, &xd, 3);
+    assert_int_equal(covd.device, DEVICE_CUDA);
+    tensor_copy(&back, &covd);
+    assert_memory_equal(back.data, cov.data, cov.n * sizeof(float));
+    tensor_resize(&f, 4, (int[]){ 12, 3, 3, 2 });
+    tensor_fill(&f, 0.5f);
+    tensor_copy(&fd, &f);
+    assert_int_equal(tensor_whiten_(&f, &cov, 5e-4f), 0);
+    assert_int_equal(tensor_whiten_(&fd, &covd, 5e-4f), 0);
+    tensor_copy(&back, &fd);
+    assert_memory_equal(back.data, f.data, f.n * sizeof(float));
+    tensor_dirac_(&f);
+    tensor_dirac_(&fd);
+    tensor_copy(&back, &fd);
+    assert_memory_equal(back.data, f.data, f.n * sizeof(float));
+    tensor *all[] = { &x, &xd, &cov, &covd, &f, &fd, &back };
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) tensor_free(all[i]);
 }
 
 /* ---- 20 training steps end to end ---------------------------------------------------------- */

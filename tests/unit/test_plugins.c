@@ -1218,6 +1218,46 @@ static void test_blurpool(void **s)
     close_run(&hr);
 }
 
+/* Whitening init on cnn_gap: conv1's 8 filters become 4 opposite pairs before the first forward
+ * and stay put (frozen); dirac init: identity filters where the channels allow. */
+typedef struct init_check { float w0[72], w1[16 * 72]; int seen; } init_check;
+
+static int keep_init(trainer *t, trainer_event ev, void *ud)   /* before_forward after the plugin */
+{
+    init_check *c = ud;
+    if (ev == EV_BEFORE_FORWARD && t->step == 0) {
+        memcpy(c->w0, host(&t->model->params[0]->w), sizeof c->w0);
+        memcpy(c->w1, host(&t->model->params[3]->w), sizeof c->w1);   /* conv2: after conv1, bn gamma, beta */
+        c->seen = 1;
+    }
+    return 0;
+}
+
+static void test_init_methods(void **s)
+{
+    train_config c;
+    base_config(&c, 1);
+    add(&c, "whitening_init");
+    harness hr;
+    init_check ic = {0};
+    assert_int_equal(run_with(&c, keep_init, &ic, &hr), 0);
+    assert_true(ic.seen && hr.t->model->params[0]->frozen);
+    for (int f = 0; f < 4; f++)
+        for (int e = 0; e < 9; e++) assert_true(ic.w0[(2 * f + 1) * 9 + e] == -ic.w0[2 * f * 9 + e]);
+    assert_memory_equal(host(&hr.t->model->params[0]->w), ic.w0, sizeof ic.w0);   /* frozen throughout */
+    close_run(&hr);
+
+    base_config(&c, 1);
+    add(&c, "dirac_init");
+    memset(&ic, 0, sizeof ic);
+    assert_int_equal(run_with(&c, keep_init, &ic, &hr), 0);
+    for (int e = 0; e < 9; e++) assert_true(ic.w0[e] == (e == 4));   /* conv1 (8, 3, 3, 1): filter 0 */
+    for (int o = 0; o < 8; o++)                                      /* conv2 (16, 3, 3, 8): filters 0..7 */
+        for (int e = 0; e < 72; e++) assert_true(ic.w1[o * 72 + e] == (e == 4 * 8 + o));
+    close_run(&hr);
+    expect_failure("fit_start", "ctx.model:layer(2).tensors[2].value:dirac_()", "dirac_: a conv weight", 5);
+}
+
 int main(void)
 {
     const struct CMUnitTest catalogue[] = {
@@ -1235,7 +1275,7 @@ int main(void)
         cmocka_unit_test(test_muon), cmocka_unit_test(test_pruning),
         cmocka_unit_test(test_low_rank), cmocka_unit_test(test_swa), cmocka_unit_test(test_alternating_flip),
         cmocka_unit_test(test_ghost_batchnorm), cmocka_unit_test(test_colout), cmocka_unit_test(test_lars),
-        cmocka_unit_test(test_blurpool),
+        cmocka_unit_test(test_blurpool), cmocka_unit_test(test_init_methods),
         cmocka_unit_test(test_schedules), cmocka_unit_test(test_sam_costs_a_pass),
         cmocka_unit_test(test_insert_layer), cmocka_unit_test(test_low_precision),
         cmocka_unit_test(test_ctx_api), cmocka_unit_test(test_sandbox),

@@ -108,6 +108,73 @@ static void test_take_grid(void **s)
     tensor_free(&x); tensor_free(&y);
 }
 
+/* Patch covariance against a direct sum; whitening filters of a known covariance; a random
+ * covariance is whitened (f C f^T = lambda / (lambda + eps) for each filter f, the pairs opposite). */
+static void test_patch_cov_and_whiten(void **s)
+{
+    rng g;
+    rng_seed(&g, 8, 0);
+    tensor x = {0}, cov = {0};
+    tensor_resize4(&x, 3, 4, 5, 2);
+    for (size_t i = 0; i < x.n; i++) x.data[i] = rng_normal(&g);
+    tensor_patch_cov(&cov, &x, 2);
+    assert_true(cov.shape[0] == 8 && cov.shape[1] == 8);
+    for (int a = 0; a < 8; a++)
+        for (int b = 0; b < 8; b++) {
+            double sum = 0;
+            int n = 0;
+            for (int i = 0; i < 3; i++)
+                for (int y = 0; y < 3; y++)
+                    for (int xx = 0; xx < 4; xx++, n++) {
+                        int ya = a / 4, xa = a / 2 % 2, ca = a % 2, yb = b / 4, xb = b / 2 % 2, cb = b % 2;
+                        sum += (double)x.data[((i * 4 + y + ya) * 5 + xx + xa) * 2 + ca] *
+                               x.data[((i * 4 + y + yb) * 5 + xx + xb) * 2 + cb];
+                    }
+            assert_float_equal(cov.data[a * 8 + b], sum / n, 1e-5);
+        }
+    /* diag(4, 1, 9): filters +-e3 / 3, +-e1 / 2, +-e2 (eps tiny) */
+    tensor d = {0}, w = {0};
+    tensor_resize2(&d, 3, 3);
+    tensor_zero(&d);
+    d.data[0] = 4; d.data[4] = 1; d.data[8] = 9;
+    tensor_resize(&w, 4, (int[]){ 7, 1, 1, 3 });
+    tensor_fill(&w, 7);
+    assert_int_equal(tensor_whiten_(&w, &d, 1e-9f), 0);
+    static const int axis[3] = { 2, 0, 1 };
+    static const float mag[3] = { 1 / 3.0f, 0.5f, 1 };
+    for (int i = 0; i < 3; i++)
+        for (int e = 0; e < 3; e++) {
+            float want = e == axis[i] ? mag[i] : 0;
+            assert_float_equal(fabsf(w.data[(2 * i) * 3 + e]), want, 1e-5);
+            assert_float_equal(w.data[(2 * i + 1) * 3 + e], -w.data[(2 * i) * 3 + e], 0);
+        }
+    for (int e = 0; e < 3; e++) assert_true(w.data[6 * 3 + e] == 7);   /* a seventh filter is left */
+    /* a random covariance: each filter has unit response to its own direction */
+    tensor_resize(&w, 4, (int[]){ 16, 2, 2, 2 });
+    assert_int_equal(tensor_whiten_(&w, &cov, 1e-6f), 0);
+    for (int f = 0; f < 16; f++) {
+        double q = 0;
+        for (int a = 0; a < 8; a++)
+            for (int b = 0; b < 8; b++) q += (double)w.data[f * 8 + a] * cov.data[a * 8 + b] * w.data[f * 8 + b];
+        assert_float_equal(q, 1, 1e-2);
+    }
+    tensor_free(&x); tensor_free(&cov); tensor_free(&d); tensor_free(&w);
+}
+
+static void test_dirac(void **s)
+{
+    tensor w = {0};
+    tensor_resize(&w, 4, (int[]){ 3, 3, 3, 2 });   /* out 3 > in 2: filters 0, 1 identities, 2 left */
+    tensor_fill(&w, 5);
+    tensor_dirac_(&w);
+    for (int o = 0; o < 3; o++)
+        for (int e = 0; e < 18; e++) {
+            float want = o == 2 ? 5 : e == (1 * 3 + 1) * 2 + o ? 1 : 0;
+            assert_true(w.data[o * 18 + e] == want);
+        }
+    tensor_free(&w);
+}
+
 /* Running statistics live in one flat vector, mean then variance per batch norm, nested ones too;
  * a model without batch norm has an empty one. */
 static void test_flat_stats(void **s)
@@ -147,6 +214,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_orthogonalize_exact), cmocka_unit_test(test_orthogonalize_dense),
         cmocka_unit_test(test_magnitude_mask), cmocka_unit_test(test_take_grid), cmocka_unit_test(test_flat_stats),
+        cmocka_unit_test(test_patch_cov_and_whiten), cmocka_unit_test(test_dirac),
     };
     cpu_threads_init(2);
     return cmocka_run_group_tests(tests, NULL, NULL);
