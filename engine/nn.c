@@ -460,7 +460,11 @@ static int layer_forward(nn_model *m, nn_model *top, nn_layer *l, const tensor *
             return shape_err(top, l, "branch output %dx%dx%d does not match the shortcut %dx%dx%d",
                              br->shape[1], br->shape[2], br->shape[3], sc->shape[1], sc->shape[2], sc->shape[3]);
         tensor_resize(&l->out, 4, br->shape);
-        o->add(br->data, sc->data, l->out.data, br->n);
+        if (l->scale == 0 || l->scale == 1) o->add(br->data, sc->data, l->out.data, br->n);
+        else {   /* out = shortcut + scale * branch */
+            o->copy(l->out.data, sc->data, br->n * sizeof(float));
+            o->map(OPS_AXPY, l->out.data, br->data, br->n, l->scale, 0);
+        }
         return 0;
     }
     default:
@@ -605,7 +609,14 @@ static void layer_backward(const nn_model *m, nn_layer *l, const tensor *dout, i
     case LAYER_RESIDUAL: {
         const float *dbranch = NULL;
         if (!l->skip) {
-            backward_layers(l->branch, dout, need_dx);
+            const tensor *db = dout;
+            if (l->scale != 0 && l->scale != 1) {   /* the branch's share of dout, in col */
+                tensor_resize(&l->col, dout->ndim, dout->shape);
+                o->copy(l->col.data, dout->data, dout->n * sizeof(float));
+                o->map(OPS_SCALE, l->col.data, NULL, dout->n, l->scale, 0);
+                db = &l->col;
+            }
+            backward_layers(l->branch, db, need_dx);
             dbranch = l->branch->layers[0].dx.data;
         }
         const float *dsc = dout->data;

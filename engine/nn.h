@@ -28,6 +28,7 @@ struct nn_layer {
     int n_params;
     nn_param *params[2]; /* weight/gamma then bias/beta */
     int skip;            /* residual only: output = shortcut(x) this step (stochastic depth) */
+    float scale;         /* residual only: output = shortcut(x) + scale * branch(x); 0 reads as 1 */
     int fused;           /* batchnorm: applied the next layer's ReLU; relu: passed through (a view) */
     const tensor *in;    /* input of the last forward */
     tensor out;          /* (N, OH, OW, OC) output of the last forward */

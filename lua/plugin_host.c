@@ -355,15 +355,16 @@ static int m_insert(lua_State *L)
     return 0;
 }
 
-/* model:configure(i or name, { ghost = n, momentum = m, eps = e } or { p = p }): changes a batch
- * norm's or a dropout layer's settings for this run, from the next forward on. */
+/* model:configure(i or name, { ghost = n, momentum = m, eps = e } or { p = p } or { skip = b,
+ * scale = s }): changes a batch norm's, a dropout's or a residual block's settings for this run,
+ * from the next forward on. */
 static int m_configure(lua_State *L)
 {
     plug_host *h = plug_host_of(L);
     nn_layer *l = layer_arg(L, 2);
     luaL_checktype(L, 3, LUA_TTABLE);
     layer_spec *spec = trainer_layer_spec(h->t, (int)(l - h->t->model->layers));
-    int bn = l->spec.kind == LAYER_BATCHNORM, drop = l->spec.kind == LAYER_DROPOUT;
+    int bn = l->spec.kind == LAYER_BATCHNORM, drop = l->spec.kind == LAYER_DROPOUT, res = l->spec.kind == LAYER_RESIDUAL;
     for (lua_pushnil(L); lua_next(L, 3); lua_pop(L, 1)) {
         const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
         double v = lua_isnumber(L, -1) ? lua_tonumber(L, -1) : NAN;
@@ -379,9 +380,15 @@ static int m_configure(lua_State *L)
         } else if (drop && !strcmp(k, "p")) {
             if (!(v >= 0 && v < 1)) return luaL_error(L, "model:configure: p must be in [0, 1)");
             l->spec.p = spec->p = (float)v;
+        } else if (res && !strcmp(k, "skip")) {   /* per step, not part of the spec */
+            l->skip = lua_toboolean(L, -1);
+        } else if (res && !strcmp(k, "scale")) {
+            if (!(v > 0 && v < 1e6)) return luaL_error(L, "model:configure: scale must be > 0");
+            l->scale = (float)v;
         } else {
             return luaL_error(L, "model:configure: %s has no setting '%s' (%s)", l->name, k,
-                              bn ? "ghost, momentum, eps" : drop ? "p" : "none: batchnorm and dropout layers have some");
+                              bn ? "ghost, momentum, eps" : drop ? "p" : res ? "skip, scale"
+                              : "none: batchnorm, dropout and residual layers have some");
         }
     }
     return 0;

@@ -133,6 +133,35 @@ static void test_pools(void **s)
     gradcheck(d, 1, 3, 5, 3, 2, 0);
 }
 
+/* A residual block with its branch scaled by s (stochastic depth's inverted scaling): the output
+ * is x + s (out_1 - x) and the branch's parameter gradients are s times those at scale 1. */
+static void test_residual_scale(void **s)
+{
+    layer_spec body[] = { L(.kind = LAYER_CONV, .out = 3, .k = 3, .stride = 1, .pad = 1, .bias = 1) };
+    layer_spec specs[] = { L(.kind = LAYER_RESIDUAL, .n_inner = 1, .inner = body) };
+    char err[128];
+    nn_model *a = nn_build(specs, 1, 5, 4, 3, 3, err, sizeof err), *b = nn_build(specs, 1, 5, 4, 3, 3, err, sizeof err);
+    b->layers[0].scale = 0.4f;
+    rng g;
+    rng_seed(&g, 6, 0);
+    tensor x = {0}, d = {0};
+    tensor_resize4(&x, 2, 5, 4, 3);
+    fill_random(&x, &g, 1.0f);
+    tensor_resize4(&d, 2, 5, 4, 3);
+    fill_random(&d, &g, 1.0f);
+    const tensor *ya = nn_forward(a, &x, 1), *yb = nn_forward(b, &x, 1);
+    for (size_t i = 0; i < x.n; i++) assert_float_equal(yb->data[i], x.data[i] + 0.4f * (ya->data[i] - x.data[i]), 1e-5);
+    nn_zero_grad(a);
+    nn_zero_grad(b);
+    nn_backward_full(a, &d);
+    nn_backward_full(b, &d);
+    for (size_t i = 0; i < a->grads.n; i++) assert_float_equal(b->grads.data[i], 0.4f * a->grads.data[i], 1e-5);
+    for (size_t i = 0; i < x.n; i++)   /* dx = d + s (dx_1 - d) */
+        assert_float_equal(b->layers[0].dx.data[i], d.data[i] + 0.4f * (a->layers[0].dx.data[i] - d.data[i]), 1e-5);
+    nn_free(a); nn_free(b);
+    tensor_free(&x); tensor_free(&d);
+}
+
 /* Two 2x2 box averages at stride 1 are the 3x3 binomial filter [1 2 1]^2 / 16 (blurpool's). */
 static void test_box_box_is_binomial(void **s)
 {
@@ -377,7 +406,7 @@ int main(void)
     cpu_threads_init(2);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear), cmocka_unit_test(test_conv), cmocka_unit_test(test_pools),
-        cmocka_unit_test(test_box_box_is_binomial), cmocka_unit_test(test_batchnorm), cmocka_unit_test(test_ghost_batchnorm), cmocka_unit_test(test_bn_relu_fusion), cmocka_unit_test(test_activations),
+        cmocka_unit_test(test_box_box_is_binomial), cmocka_unit_test(test_residual_scale), cmocka_unit_test(test_batchnorm), cmocka_unit_test(test_ghost_batchnorm), cmocka_unit_test(test_bn_relu_fusion), cmocka_unit_test(test_activations),
         cmocka_unit_test(test_residual), cmocka_unit_test(test_dropout), cmocka_unit_test(test_loss),
         cmocka_unit_test(test_shape_errors), cmocka_unit_test(test_variable_size),
         cmocka_unit_test(test_freeze_skips),

@@ -1258,6 +1258,55 @@ static void test_init_methods(void **s)
     expect_failure("fit_start", "ctx.model:layer(2).tensors[2].value:dirac_()", "dirac_: a conv weight", 5);
 }
 
+/* Stochastic depth on a two-block residual model, p 0.5: block k of 2 skips with probability
+ * 0.25 k, runs scaled by 1 / (1 - 0.25 k) otherwise; evaluation runs both blocks at scale 1. */
+static layer_spec res_body[] = { { .kind = LAYER_CONV, .out = 8, .k = 3, .stride = 1, .pad = 1 }, { .kind = LAYER_RELU } };
+static layer_spec resnet[] = {
+    { .kind = LAYER_CONV, .out = 8, .k = 3, .stride = 2, .pad = 1 }, { .kind = LAYER_RELU },
+    { .kind = LAYER_RESIDUAL, .inner = res_body, .n_inner = 2 }, { .kind = LAYER_RESIDUAL, .inner = res_body, .n_inner = 2 },
+    { .kind = LAYER_GAP }, { .kind = LAYER_LINEAR, .out = 10, .bias = 1 },
+};
+
+typedef struct depth_check { int skips[2], runs[2], evals; } depth_check;
+
+static int check_depth(trainer *t, trainer_event ev, void *ud)
+{
+    depth_check *d = ud;
+    for (int k = 0; k < 2; k++) {
+        const nn_layer *l = &t->model->layers[2 + k];
+        if (ev == EV_BEFORE_FORWARD) {
+            if (fabsf(l->scale - 1 / (1 - 0.25f * (k + 1))) > 1e-6f) return trainer_fail(t, "block %d scale %g", k, l->scale);
+            d->skips[k] += l->skip;
+            d->runs[k] += !l->skip;
+        }
+        if (ev == EV_EVAL_START && (l->skip || l->scale != 1)) return trainer_fail(t, "block %d not whole in evaluation", k);
+    }
+    d->evals += ev == EV_EVAL_START;
+    return 0;
+}
+
+static void test_stochastic_depth(void **s)
+{
+    train_config c;
+    base_config(&c, 0);
+    c.layers = resnet;
+    c.n_layers = 6;
+    add(&c, "stochastic_depth:p=0.5");
+    harness hr;
+    depth_check d;
+    memset(&d, 0, sizeof d);
+    assert_int_equal(run_with(&c, check_depth, &d, &hr), 0);
+    assert_int_equal(d.skips[0] + d.runs[0], 20);
+    assert_true(d.skips[1] > 0 && d.runs[1] > 0);
+    assert_int_equal(d.evals, 2);
+    close_run(&hr);
+    base_config(&c, 0);
+    add(&c, "stochastic_depth");
+    assert_int_equal(run_with(&c, NULL, NULL, &hr), -1);
+    assert_non_null(strstr(hr.t->error, "no residual block"));
+    close_run(&hr);
+}
+
 int main(void)
 {
     const struct CMUnitTest catalogue[] = {
@@ -1276,6 +1325,7 @@ int main(void)
         cmocka_unit_test(test_low_rank), cmocka_unit_test(test_swa), cmocka_unit_test(test_alternating_flip),
         cmocka_unit_test(test_ghost_batchnorm), cmocka_unit_test(test_colout), cmocka_unit_test(test_lars),
         cmocka_unit_test(test_blurpool), cmocka_unit_test(test_init_methods),
+        cmocka_unit_test(test_stochastic_depth),
         cmocka_unit_test(test_schedules), cmocka_unit_test(test_sam_costs_a_pass),
         cmocka_unit_test(test_insert_layer), cmocka_unit_test(test_low_precision),
         cmocka_unit_test(test_ctx_api), cmocka_unit_test(test_sandbox),
