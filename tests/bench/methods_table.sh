@@ -3,7 +3,7 @@
 # (its time/quality frontier), and baseline + each shipped plugin at one budget, several seeds, then
 # `hasten compare` into Markdown.
 # Usage: sh tests/bench/methods_table.sh [BUDGET] [SEEDS] [OUTDIR] [BASELINE_BUDGETS]
-#        (defaults: 3ep "1 2 3" runs/methods "1ep,2ep,3ep,4ep")
+#        (defaults: 3ep "1 2 3" runs/methods "1ep,2ep,3ep,4ep,5ep")
 # Runs go round by round, one seed a round, each round in another order, so that the machine's
 # drift over the hour spreads over every variant instead of favouring whichever ran last.
 # Takes about (plugins + 8) x seeds x the budget; run it on an otherwise idle machine. Resumable:
@@ -12,11 +12,12 @@ set -eu
 budget=${1:-3ep}
 seeds=${2:-"1 2 3"}
 out=${3:-runs/methods}
-sweep=${4:-1ep,2ep,3ep,4ep}
+sweep=${4:-1ep,2ep,3ep,4ep,5ep}
 target=test_acc=0.90
 variants="baseline budget_schedule one_cycle warmup label_smoothing mixup cutmix cutout
-selective_backprop layer_freezing ema lookahead batch_warmup grad_clipping data_echoing sam gap-baseline
-gap-progressive_resizing"
+alternating_flip selective_backprop layer_freezing low_rank pruning ghost_batchnorm blurpool
+whitening_init dirac_init ema swa lookahead batch_warmup grad_clipping lars muon data_echoing sam
+gap-baseline gap-progressive_resizing gap-colout"
 mkdir -p "$out"
 quiet() { ./hasten sweep "$@" --eval-every 117 --out "$out" >/dev/null ||
           echo "methods_table: a run of: hasten sweep $* failed (see above)" >&2; }
@@ -27,9 +28,11 @@ for s in $seeds; do
   for v in $order; do
     case $v in
     baseline) quiet fmnist_cnn --budgets "$sweep" --seeds "$s" ;;
-    # Progressive resizing needs a size-agnostic head: its own recipe and its own swept baseline.
+    # Progressive resizing and colout need a size-agnostic head: their own recipe and swept baseline.
     gap-baseline) quiet fmnist_cnn_gap --budgets "1ep,2ep,$budget" --seeds "$s" ;;
     gap-*) quiet fmnist_cnn_gap --budgets "$budget" --seeds "$s" --plugin "${v#gap-}" ;;
+    # The two that land above the frontier also run at 2 epochs: a second point of their own curve.
+    muon|whitening_init) quiet fmnist_cnn --budgets "2ep,$budget" --seeds "$s" --plugin "$v" ;;
     *) quiet fmnist_cnn --budgets "$budget" --seeds "$s" --plugin "$v" ;;
     esac
   done
