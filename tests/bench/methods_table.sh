@@ -17,7 +17,7 @@ target=test_acc=0.90
 variants="baseline budget_schedule one_cycle warmup label_smoothing mixup cutmix cutout
 alternating_flip selective_backprop layer_freezing low_rank pruning ghost_batchnorm blurpool
 whitening_init dirac_init ema swa lookahead batch_warmup grad_clipping lars muon data_echoing sam
-gap-baseline gap-progressive_resizing gap-colout"
+whitening_init+muon gap-baseline gap-progressive_resizing gap-colout"
 mkdir -p "$out"
 quiet() { ./hasten sweep "$@" --eval-every 117 --out "$out" >/dev/null ||
           echo "methods_table: a run of: hasten sweep $* failed (see above)" >&2; }
@@ -33,6 +33,8 @@ for s in $seeds; do
     gap-*) quiet fmnist_cnn_gap --budgets "$budget" --seeds "$s" --plugin "${v#gap-}" ;;
     # The two that land above the frontier also run at 2 epochs: a second point of their own curve.
     muon|whitening_init) quiet fmnist_cnn --budgets "2ep,$budget" --seeds "$s" --plugin "$v" ;;
+    # ... and together, at 2 epochs.
+    whitening_init+muon) quiet fmnist_cnn --budgets 2ep --seeds "$s" --plugin whitening_init --plugin muon ;;
     *) quiet fmnist_cnn --budgets "$budget" --seeds "$s" --plugin "$v" ;;
     esac
   done
