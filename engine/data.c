@@ -207,7 +207,9 @@ struct data_loader {
     data_augment aug;
     uint64_t seed;
     lut norm;                       /* byte -> normalised value */
-    int *order;                     /* (train.n) this epoch's shuffled example indices */
+    int *order;                     /* (pool) this epoch's shuffled example indices */
+    int *subset, pool;              /* the examples trained on (NULL = all), and how many */
+    int first_epoch;                /* the epoch number of the first batch */
     data_batch ring[DATA_RING];
     pthread_t thread;
     pthread_mutex_t mu;
@@ -225,9 +227,9 @@ static uint64_t stream_of(int epoch, uint32_t index)
 static void shuffle_epoch(data_loader *l, int epoch)
 {
     rng r;
-    for (int i = 0; i < l->ds->train.n; i++) l->order[i] = i;
+    for (int i = 0; i < l->pool; i++) l->order[i] = l->subset ? l->subset[i] : i;
     rng_seed(&r, l->seed, stream_of(epoch, UINT32_MAX));
-    rng_shuffle(&r, l->order, l->ds->train.n);
+    rng_shuffle(&r, l->order, l->pool);
 }
 
 int data_alternate_flip(uint64_t seed, int idx, int epoch)
@@ -280,7 +282,7 @@ static void *loader_main(void *arg)
         pthread_mutex_unlock(&l->mu);
         if (stop) break;
 
-        int epoch = (int)(k / (uint64_t)l->steps), index = (int)(k % (uint64_t)l->steps);
+        int epoch = l->first_epoch + (int)(k / (uint64_t)l->steps), index = (int)(k % (uint64_t)l->steps);
         if (index == 0) shuffle_epoch(l, epoch);
         make_batch(l, &l->ring[k % DATA_RING], epoch, index);
 
@@ -296,25 +298,37 @@ static void loader_free(data_loader *l)
 {
     for (int i = 0; i < DATA_RING; i++) data_batch_free(&l->ring[i]);
     free(l->order);
+    free(l->subset);
     free(l);
 }
 
 static data_loader *loader_start(const data_set *ds, int batch, data_augment aug, uint64_t seed,
-                                 int indices_only)
+                                 int indices_only, const data_pool *pool)
 {
-    if (!ds || batch < 1 || batch > ds->train.n || ds->c < 1 || ds->c > MAX_C || aug.crop_pad < 0)
+    int n = pool && pool->idx ? pool->n : ds ? ds->train.n : 0;
+    if (!ds || batch < 1 || batch > n || ds->c < 1 || ds->c > MAX_C || aug.crop_pad < 0)
         return NULL;
     data_loader *l = calloc(1, sizeof *l);
     if (!l) return NULL;
     l->ds = ds;
     l->batch = batch;
-    l->steps = ds->train.n / batch;
+    l->pool = n;
+    l->steps = n / batch;
+    l->first_epoch = pool ? pool->first_epoch : 0;
     l->aug = aug;
     l->seed = seed;
     l->indices_only = indices_only;
     lut_build(ds, &l->norm);
-    l->order = malloc((size_t)ds->train.n * sizeof *l->order);
+    l->order = malloc((size_t)n * sizeof *l->order);
     if (!l->order) goto fail;
+    if (pool && pool->idx) {
+        l->subset = malloc((size_t)n * sizeof *l->subset);
+        if (!l->subset) goto fail;
+        for (int i = 0; i < n; i++) {
+            if (pool->idx[i] < 0 || pool->idx[i] >= ds->train.n) goto fail;
+            l->subset[i] = pool->idx[i];
+        }
+    }
     for (int i = 0; i < DATA_RING; i++)   /* all memory up front: the thread never allocates */
         if (batch_reserve(&l->ring[i], ds, batch, !indices_only)) goto fail;
     /* With default attributes these cannot fail on Linux; the thread is the only real risk. */
@@ -336,12 +350,18 @@ fail:
 
 data_loader *data_loader_start(const data_set *ds, int batch, data_augment aug, uint64_t seed)
 {
-    return loader_start(ds, batch, aug, seed, 0);
+    return loader_start(ds, batch, aug, seed, 0, NULL);
 }
 
 data_loader *data_loader_start_indices(const data_set *ds, int batch, data_augment aug, uint64_t seed)
 {
-    return loader_start(ds, batch, aug, seed, 1);
+    return loader_start(ds, batch, aug, seed, 1, NULL);
+}
+
+data_loader *data_loader_start_pool(const data_set *ds, int batch, data_augment aug, uint64_t seed,
+                                    int indices_only, const data_pool *pool)
+{
+    return loader_start(ds, batch, aug, seed, indices_only, pool);
 }
 
 static double now_s(void)

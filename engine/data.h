@@ -82,6 +82,20 @@ data_loader *data_loader_start(const data_set *ds, int batch, data_augment aug, 
  * dataset and gathers and augments there (engine/devdata.h). */
 data_loader *data_loader_start_indices(const data_set *ds, int batch, data_augment aug, uint64_t seed);
 
+/* Which training examples a loader draws from, and the epoch number its first batch carries. */
+typedef struct data_pool {
+    const int *idx;      /* (n) example indices of the training split, copied; NULL = all of them */
+    int n;
+    int first_epoch;
+} data_pool;
+
+/* As data_loader_start (indices_only = 0) or data_loader_start_indices (1), over pool's examples
+ * only (each epoch a permutation of them, from (seed, epoch) as always) and numbering epochs from
+ * pool->first_epoch: a run can change its pool at an epoch boundary by starting a new loader.
+ * NULL for a pool smaller than a batch or an index outside the split. */
+data_loader *data_loader_start_pool(const data_set *ds, int batch, data_augment aug, uint64_t seed,
+                                    int indices_only, const data_pool *pool);
+
 /* Copies src into dst, growing dst as needed (pixels only when src has them). Aborts when out of
  * memory. */
 void data_batch_copy(data_batch *dst, const data_batch *src);

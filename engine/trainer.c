@@ -95,6 +95,7 @@ void trainer_free(trainer *t)
     if (t->loader) data_loader_stop(t->loader);
     nn_free(t->model);
     free(t->specs);
+    free(t->pool);
     tensor_free(&t->x); tensor_free(&t->targets); tensor_free(&t->weight);
     tensor_free(&t->loss); tensor_free(&t->dlogits); tensor_free(&t->scratch);
     if (t->dd) devdata_close(t->dd);
@@ -205,9 +206,11 @@ static void one_hot(tensor *targets, const int *labels, int n, int k)
     for (int i = 0; i < n; i++) targets->data[(size_t)i * k + labels[i]] = 1.0f;
 }
 
-void trainer_evaluate(trainer *t, float *loss_out, float *acc_out)
+/* Forward passes in evaluation mode over a whole split: mean loss and accuracy, and each
+ * example's loss into per_example (host, split->n) when given. */
+static void score_split(trainer *t, int which, float *per_example, float *loss_out, float *acc_out)
 {
-    const data_split *test = &t->data->test;
+    const data_split *test = which == DEVDATA_TEST ? &t->data->test : &t->data->train;
     enum { EVAL_BATCH = 500 };
     int idx[EVAL_BATCH], k = t->data->classes;
     data_batch b = {0};
@@ -220,7 +223,7 @@ void trainer_evaluate(trainer *t, float *loss_out, float *acc_out)
         const int *labels;
         for (int i = 0; i < n; i++) idx[i] = start + i;
         if (t->dd) {
-            devdata_gather(t->dd, DEVDATA_TEST, idx, NULL, n, &x, &targets);
+            devdata_gather(t->dd, which, idx, NULL, n, &x, &targets);
             labels = t->dd->batch_labels;
         } else {
             data_gather(t->data, test, idx, n, &b);
@@ -237,6 +240,7 @@ void trainer_evaluate(trainer *t, float *loss_out, float *acc_out)
                                                  labels, &correct);
         total += (double)mean * n;
         right += correct;
+        if (per_example) t->model->ops->download(per_example + start, loss.data, (size_t)n * sizeof(float));
     }
     data_batch_free(&b);
     tensor_free(&x);
@@ -244,6 +248,59 @@ void trainer_evaluate(trainer *t, float *loss_out, float *acc_out)
     tensor_free(&loss);
     *loss_out = (float)(total / test->n);
     *acc_out = (float)right / (float)test->n;
+}
+
+void trainer_evaluate(trainer *t, float *loss_out, float *acc_out)
+{
+    score_split(t, DEVDATA_TEST, NULL, loss_out, acc_out);
+}
+
+void trainer_score_train(trainer *t, float *losses)
+{
+    float loss, acc;
+    score_split(t, DEVDATA_TRAIN, losses, &loss, &acc);
+}
+
+static long budget_steps(const trainer *t);
+
+static data_loader *start_loader(trainer *t, int first_epoch)
+{
+    data_pool pool = { t->pool, t->n_pool, first_epoch };
+    return data_loader_start_pool(t->data, t->cfg->batch, t->aug, t->cfg->seed, t->dd != NULL, &pool);
+}
+
+int trainer_keep_examples(trainer *t, const int *idx, int n, char *err, size_t errlen)
+{
+    if (n < t->cfg->batch) {
+        snprintf(err, errlen, "%d examples are fewer than a batch of %d", n, t->cfg->batch);
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        if (idx[i] < 0 || idx[i] >= t->data->train.n) {
+            snprintf(err, errlen, "example %d is outside the %d training examples", idx[i], t->data->train.n);
+            return -1;
+        }
+    int *copy = malloc((size_t)n * sizeof *copy);
+    CHECK(copy, "out of memory");
+    memcpy(copy, idx, (size_t)n * sizeof *copy);
+    free(t->pool);
+    t->pool = copy;
+    t->n_pool = n;
+    t->steps_per_epoch = n / t->cfg->batch;
+    if (!t->loader) {   /* fit_start: trainer_run starts the loader on the pool */
+        t->total_steps = budget_steps(t);
+        return 0;
+    }
+    data_loader_stop(t->loader);   /* discards the batches it had made ahead */
+    t->loader = start_loader(t, t->epoch + 1);
+    CHECK(t->loader, "cannot restart the data loader");
+    const budget_spec *b = &t->cfg->budget;
+    if (b->unit == BUDGET_EPOCHS) {   /* the epochs left, at the pool's steps an epoch */
+        double left = b->amount - (t->epoch + 1);
+        t->total_steps = t->step + (left > 0 ? (long)llround(left * t->steps_per_epoch) : 0);
+        if (t->total_steps < 1) t->total_steps = 1;
+    }
+    return 0;
 }
 
 static int target_met(const trainer *t)
@@ -565,15 +622,15 @@ int trainer_run(trainer *t)
     const train_config *c = t->cfg;
     t->status = RUN_RUNNING;
     t->run_started = trainer_now();
-    t->steps_per_epoch = t->data->train.n / c->batch;   /* as the loader: a partial last batch is dropped */
+    /* as the loader: a partial last batch is dropped; a pool chosen at fit_start changes this */
+    t->steps_per_epoch = (t->pool ? t->n_pool : t->data->train.n) / c->batch;
     t->total_steps = budget_steps(t);
     if (t->log) runlog_log(t->log, "run started: %zu parameters, %d steps per epoch",
                            nn_param_count(t->model), t->steps_per_epoch);
     set_lr(t);
     int rc = emit(t, EV_FIT_START);
     if (!rc) {
-        t->loader = t->dd ? data_loader_start_indices(t->data, c->batch, t->aug, c->seed)
-                          : data_loader_start(t->data, c->batch, t->aug, c->seed);
+        t->loader = start_loader(t, 0);
         if (!t->loader) rc = trainer_fail(t, "cannot start the data loader for batch %d", c->batch);
     }
     while (!rc) {

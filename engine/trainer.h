@@ -104,6 +104,7 @@ struct trainer {
     struct { trainer_hook_fn fn; void *ud; } hooks[TRAINER_MAX_HOOKS];
     runlog *log;                           /* NULL = no files */
     const data_batch *cur;                 /* the loader's batch of this step (borrowed) */
+    int *pool, n_pool;                     /* (n_pool) training examples in use; NULL = all */
     layer_spec *specs;                     /* (n_specs) the model's layers after insertions; NULL = cfg's */
     int n_specs;
     int n_metric_names;                    /* custom metrics of the run, in first-seen order */
@@ -156,6 +157,16 @@ int trainer_regrad(trainer *t);
  * (weights initialised afresh from the seed, optimizer state rebuilt). Returns 0, or -1 with one
  * line in err (not at fit_start, bad position, a layer that does not fit). t->model changes. */
 int trainer_insert_layer(trainer *t, int pos, const layer_spec *spec, char *err, size_t errlen);
+
+/* Per-example losses of the whole training split (no augmentation, evaluation mode) into losses
+ * (train.n, host). The caller's event time counts as training time: scoring is the method's cost. */
+void trainer_score_train(trainer *t, float *losses);
+
+/* Trains on examples idx[0..n) of the training split only, from the next epoch on (at fit_start:
+ * from the start). Call it at fit_start or epoch_end: the loader restarts at the epoch boundary,
+ * so the run stays reproducible. An epoch budget then counts epochs of the smaller pool (fewer
+ * steps each). Returns 0, or -1 with one line in err (fewer examples than a batch, bad index). */
+int trainer_keep_examples(trainer *t, const int *idx, int n, char *err, size_t errlen);
 
 /* The spec of top-level layer pos (0-based) as the run uses it, and the live layer's copy: a
  * change through the returned pointer must be mirrored into t->model->layers[pos].spec, and then

@@ -426,6 +426,33 @@ static int d_augment(lua_State *L)
     return 1;
 }
 
+/* data:score() -> a host tensor (train size) of each training example's loss under the current
+ * model (evaluation mode, no augmentation); on the training clock, like any plugin work. */
+static int d_score(lua_State *L)
+{
+    plug_host *h = plug_host_of(L);
+    int n = h->t->data->train.n;
+    ltensor *u = plug_push_owned(L, h, DEVICE_CPU, 1, &n);
+    trainer_score_train(h->t, u->t->data);
+    return 1;
+}
+
+/* data:keep(idx): train on these examples only (an index tensor of training-split rows), from the
+ * next epoch on; at fit_start or epoch_end. */
+static int d_keep(lua_State *L)
+{
+    plug_host *h = plug_host_of(L);
+    if (h->event != EV_FIT_START && h->event != EV_EPOCH_END)
+        return luaL_error(L, "data:keep is for fit_start or epoch_end (an epoch boundary)");
+    int n;
+    int *idx = plug_index_list(L, 2, h->t->data->train.n, &n);
+    char err[256];
+    int rc = trainer_keep_examples(h->t, idx, n, err, sizeof err);
+    free(idx);
+    if (rc) return luaL_error(L, "data:keep: %s", err);
+    return 0;
+}
+
 /* model:low_precision([on]): bf16 matrix products with fp32 master weights (CUDA only). */
 static int m_low_precision(lua_State *L)
 {
@@ -605,7 +632,8 @@ static void build_ctx(plug_host *h)
     static const luaL_Reg model_fns[] = { { "layer", m_layer }, { "layers", m_layers }, { "freeze", m_freeze },
                                           { "low_precision", m_low_precision }, { "insert", m_insert },
                                           { "configure", m_configure }, { NULL, NULL } };
-    static const luaL_Reg data_fns[] = { { "augment", d_augment }, { NULL, NULL } };
+    static const luaL_Reg data_fns[] = { { "augment", d_augment }, { "score", d_score }, { "keep", d_keep },
+                                         { NULL, NULL } };
     static const luaL_Reg optim_fns[] = { { "get", o_get }, { "set", o_set }, { NULL, NULL } };
     static const luaL_Reg optim_meta[] = { { "__index", o_index }, { "__newindex", o_newindex }, { NULL, NULL } };
     static const luaL_Reg rng_fns[] = { { "uniform", r_uniform }, { "normal", r_normal }, { "int", r_int },

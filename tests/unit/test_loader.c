@@ -232,6 +232,38 @@ static void test_alternating_flip(void **state)
     assert_true(flipped > 400 && flipped < 600);
 }
 
+/* A pool loader: each epoch a permutation of the pool's examples only, epochs numbered from
+ * first_epoch; a pool smaller than a batch or with an outside index is refused. */
+static void test_pool(void **state)
+{
+    (void)state;
+    static int pool[300];
+    for (int i = 0; i < 300; i++) pool[i] = 3 * i + 1;
+    data_pool p = { pool, 300, 3 };
+    data_loader *l = data_loader_start_pool(&syn, 50, (data_augment){ 0, 0 }, 9, 1, &p);
+    assert_non_null(l);
+    assert_int_equal(data_loader_steps_per_epoch(l), 6);
+    for (int epoch = 3; epoch < 5; epoch++) {
+        char seen[1000] = { 0 };
+        for (int s = 0; s < 6; s++) {
+            const data_batch *b = data_loader_next(l, NULL);
+            assert_int_equal(b->epoch, epoch);
+            assert_null(b->x);   /* indices only */
+            for (int i = 0; i < b->n; i++) {
+                assert_int_equal(b->idx[i] % 3, 1);
+                assert_false(seen[b->idx[i]]);
+                seen[b->idx[i]] = 1;
+            }
+        }
+    }
+    data_loader_stop(l);
+    p.n = 40;
+    assert_null(data_loader_start_pool(&syn, 50, (data_augment){ 0, 0 }, 9, 0, &p));
+    pool[7] = 1000;
+    p.n = 300;
+    assert_null(data_loader_start_pool(&syn, 50, (data_augment){ 0, 0 }, 9, 0, &p));
+}
+
 static void test_crop_shifts_and_pads_with_zero(void **state)
 {
     (void)state;
@@ -402,7 +434,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_epochs_are_permutations),
         cmocka_unit_test(test_seed_reproduces),
-        cmocka_unit_test(test_flip_mirrors), cmocka_unit_test(test_alternating_flip),
+        cmocka_unit_test(test_flip_mirrors), cmocka_unit_test(test_alternating_flip), cmocka_unit_test(test_pool),
         cmocka_unit_test(test_crop_shifts_and_pads_with_zero),
         cmocka_unit_test(test_normalisation),
         cmocka_unit_test(test_stop_is_prompt),

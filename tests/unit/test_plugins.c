@@ -1307,6 +1307,58 @@ static void test_stochastic_depth(void **s)
     close_run(&hr);
 }
 
+/* Data pruning on the synthetic set (1024 examples, 16 steps an epoch), 3 epochs, a quarter
+ * dropped at the end of epoch 0: epochs 1 and 2 are each a permutation of the 768 examples with
+ * the highest losses under the model at that point, 12 steps each: 40 steps in all. */
+typedef struct prune_data { float loss[1024]; char kept[1024], seen[3][1024]; int scored, outside; } prune_data;
+
+static int score_before(trainer *t, trainer_event ev, void *ud)   /* epoch_end before the plugin */
+{
+    prune_data *d = ud;
+    if (ev == EV_BATCH_START && !t->echoed)
+        for (int i = 0; i < t->cur->n; i++) {
+            int e = t->cur->epoch, k = t->cur->idx[i];
+            if (d->seen[e][k]) return trainer_fail(t, "example %d twice in epoch %d", k, e);
+            d->seen[e][k] = 1;
+            d->outside += e > 0 && !d->kept[k];
+        }
+    if (ev != EV_EPOCH_END || t->epoch != 0) return 0;
+    trainer_score_train(t, d->loss);
+    float sorted[1024];
+    memcpy(sorted, d->loss, sizeof sorted);
+    for (int i = 1; i < 1024; i++)   /* insertion sort, descending */
+        for (int j = i; j > 0 && sorted[j - 1] < sorted[j]; j--) { float x = sorted[j]; sorted[j] = sorted[j - 1]; sorted[j - 1] = x; }
+    float cut = sorted[767];
+    for (int i = 0; i < 1024; i++) d->kept[i] = d->loss[i] >= cut;
+    d->scored = 1;
+    return 0;
+}
+
+static void test_data_pruning(void **s)
+{
+    train_config c;
+    base_config(&c, 0);
+    c.budget = (budget_spec){ BUDGET_EPOCHS, 3 };
+    c.eval_every_steps = 0;
+    c.eval_every_epochs = 1;
+    add(&c, "data_pruning:drop=0.25,at=0.1");
+    harness hr;
+    static prune_data d;
+    memset(&d, 0, sizeof d);
+    assert_int_equal(run_with(&c, score_before, &d, &hr), 0);
+    assert_true(d.scored);
+    assert_int_equal(hr.t->step, 40);
+    assert_int_equal(hr.t->samples, 40 * 64);
+    assert_int_equal(d.outside, 0);
+    for (int e = 1; e < 3; e++) {
+        int n = 0;
+        for (int i = 0; i < 1024; i++) n += d.seen[e][i];
+        assert_int_equal(n, 768);
+    }
+    close_run(&hr);
+    expect_failure("batch_start", "ctx.data:keep(ctx.batch:labels())", "fit_start or epoch_end", 5);
+}
+
 int main(void)
 {
     const struct CMUnitTest catalogue[] = {
@@ -1325,7 +1377,7 @@ int main(void)
         cmocka_unit_test(test_low_rank), cmocka_unit_test(test_swa), cmocka_unit_test(test_alternating_flip),
         cmocka_unit_test(test_ghost_batchnorm), cmocka_unit_test(test_colout), cmocka_unit_test(test_lars),
         cmocka_unit_test(test_blurpool), cmocka_unit_test(test_init_methods),
-        cmocka_unit_test(test_stochastic_depth),
+        cmocka_unit_test(test_stochastic_depth), cmocka_unit_test(test_data_pruning),
         cmocka_unit_test(test_schedules), cmocka_unit_test(test_sam_costs_a_pass),
         cmocka_unit_test(test_insert_layer), cmocka_unit_test(test_low_precision),
         cmocka_unit_test(test_ctx_api), cmocka_unit_test(test_sandbox),
