@@ -1359,6 +1359,47 @@ static void test_data_pruning(void **s)
     expect_failure("batch_start", "ctx.data:keep(ctx.batch:labels())", "fit_start or epoch_end", 5);
 }
 
+/* Curriculum on the synthetic set, 4 epochs, start 0.25, full at the end: after epoch 0 (progress
+ * 1/4) the pool is the easiest 0.25 + 0.75 / 4 of the examples by their loss then, and it grows. */
+typedef struct curr_check { float loss[1024]; int in_pool[4]; char easy[1024]; int outside; } curr_check;
+
+static int curr_hook(trainer *t, trainer_event ev, void *ud)
+{
+    curr_check *c = ud;
+    if (ev == EV_BATCH_START && !t->echoed) {
+        int e = t->cur->epoch;
+        c->in_pool[e] = t->n_pool;
+        for (int i = 0; i < t->cur->n && e == 1; i++) c->outside += !c->easy[t->cur->idx[i]];
+    }
+    if (ev == EV_EPOCH_END && t->epoch == 0) {   /* before the plugin: the same model it scores */
+        trainer_score_train(t, c->loss);
+        int k = (int)floor((0.25 + 0.75 * 0.25) * 1024);
+        for (int i = 0; i < 1024; i++) {   /* example i is among the k easiest */
+            int below = 0;
+            for (int j = 0; j < 1024; j++) below += c->loss[j] < c->loss[i];
+            c->easy[i] = below < k;
+        }
+    }
+    return 0;
+}
+
+static void test_curriculum(void **s)
+{
+    train_config c;
+    base_config(&c, 0);
+    c.budget = (budget_spec){ BUDGET_EPOCHS, 4 };
+    c.eval_every_steps = 0;
+    add(&c, "curriculum:start=0.25,full=1");
+    harness hr;
+    static curr_check cc;
+    memset(&cc, 0, sizeof cc);
+    assert_int_equal(run_with(&c, curr_hook, &cc, &hr), 0);
+    assert_int_equal(cc.in_pool[1], 448);   /* floor(0.4375 * 1024) */
+    assert_int_equal(cc.outside, 0);
+    assert_true(cc.in_pool[2] > cc.in_pool[1] && cc.in_pool[3] > cc.in_pool[2]);
+    close_run(&hr);
+}
+
 int main(void)
 {
     const struct CMUnitTest catalogue[] = {
@@ -1378,6 +1419,7 @@ int main(void)
         cmocka_unit_test(test_ghost_batchnorm), cmocka_unit_test(test_colout), cmocka_unit_test(test_lars),
         cmocka_unit_test(test_blurpool), cmocka_unit_test(test_init_methods),
         cmocka_unit_test(test_stochastic_depth), cmocka_unit_test(test_data_pruning),
+        cmocka_unit_test(test_curriculum),
         cmocka_unit_test(test_schedules), cmocka_unit_test(test_sam_costs_a_pass),
         cmocka_unit_test(test_insert_layer), cmocka_unit_test(test_low_precision),
         cmocka_unit_test(test_ctx_api), cmocka_unit_test(test_sandbox),
