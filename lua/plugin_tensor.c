@@ -218,7 +218,7 @@ static int t_topk(lua_State *L)
     return 1;
 }
 
-/* t:orthogonalize_([steps]): Newton-Schulz towards U V^T of t as a matrix (shape[1] rows, the rest
+/* t:orthogonalize_([steps]): Newton-Schulz towards U V^T of t as a matrix (its first dimension as rows, the rest
  * flattened into columns). */
 static int t_orthogonalize(lua_State *L)
 {
