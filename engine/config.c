@@ -6,7 +6,7 @@
 
 static const char *layer_names[LAYER_KIND_COUNT] = {
     "linear", "conv", "maxpool", "avgpool", "gap", "batchnorm",
-    "relu", "gelu", "dropout", "flatten", "residual",
+    "relu", "gelu", "dropout", "flatten", "residual", "se",
 };
 
 static const char *sched_names[SCHED_KIND_COUNT] = {

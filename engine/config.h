@@ -7,7 +7,7 @@
 
 enum layer_kind {
     LAYER_LINEAR, LAYER_CONV, LAYER_MAXPOOL, LAYER_AVGPOOL, LAYER_GAP, LAYER_BATCHNORM,
-    LAYER_RELU, LAYER_GELU, LAYER_DROPOUT, LAYER_FLATTEN, LAYER_RESIDUAL, LAYER_KIND_COUNT
+    LAYER_RELU, LAYER_GELU, LAYER_DROPOUT, LAYER_FLATTEN, LAYER_RESIDUAL, LAYER_SE, LAYER_KIND_COUNT
 };
 
 /* Recipe spelling of each kind ("linear", "conv", "maxpool", "avgpool", "gap", "batchnorm",
@@ -19,7 +19,7 @@ int config_layer_kind(const char *name);
 typedef struct layer_spec {
     enum layer_kind kind;
     char name[32];        /* optional user name; "" = auto ("conv1", "linear2", ...) */
-    int out;              /* linear: out features; conv: out channels */
+    int out;              /* linear: out features; conv: out channels; se: hidden units */
     int k, stride, pad;   /* conv: kernel/stride/pad; pools: k (window) and stride (0 = k) */
     int bias;             /* linear/conv: has bias (default 1; conv followed by BN may say 0) */
     float p;              /* dropout probability */

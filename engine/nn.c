@@ -145,6 +145,15 @@ static int build_layer(build_ctx *b, nn_layer *l, const layer_spec *s, int *h, i
         *h = bh; *w = bw; *c = bc;
         break;
     }
+    case LAYER_SE: {   /* gates = sigmoid(fc2(relu(fc1(channel means)))); the geometry stays */
+        int r = s->out;
+        if (r < 1) return fail(b->err, b->errlen, "%s: needs out >= 1 hidden units", l->name);
+        init_he(b, add_param(b, l, "fc1.weight", 2, (int[]){ r, *c }, 0), *c);
+        add_param(b, l, "fc1.bias", 1, &r, 1);
+        init_he(b, add_param(b, l, "fc2.weight", 2, (int[]){ *c, r }, 0), r);
+        add_param(b, l, "fc2.bias", 1, c, 1);
+        break;
+    }
     case LAYER_RELU: case LAYER_GELU: case LAYER_DROPOUT:
         break;
     default:
@@ -402,6 +411,23 @@ static int layer_forward(nn_model *m, nn_model *top, nn_layer *l, const tensor *
         o->avgpool_forward(x->data, N, H, W, C, k, 1, 1, 1, l->out.data);
         return 0;
     }
+    case LAYER_SE: {
+        const tensor *w1 = &l->params[0]->w;
+        if (C != w1->shape[1]) return shape_err(top, l, "expects %d channels, got %d", w1->shape[1], C);
+        int R = s->out, k = H > W ? H : W;
+        tensor_resize2(&l->aux, N, 2 * C + R);
+        float *sq = l->aux.data, *a = sq + (size_t)N * C, *e = a + (size_t)N * R;
+        o->avgpool_forward(x->data, N, H, W, C, k, 1, 1, 1, sq);               /* (N, C) means */
+        gemm(m, 0, 1, N, R, C, sq, C, w1->data, C, 0, a, R);
+        o->add_bias(a, l->params[1]->w.data, (size_t)N, R);
+        o->relu_forward(a, a, (size_t)N * R);                                  /* (N, R) */
+        gemm(m, 0, 1, N, C, R, a, R, l->params[2]->w.data, R, 0, e, C);
+        o->add_bias(e, l->params[3]->w.data, (size_t)N, C);
+        o->sigmoid_forward(e, e, (size_t)N * C);                               /* (N, C) gates */
+        tensor_resize(&l->out, 4, x->shape);
+        o->channel_scale(x->data, e, x->n, H * W, C, l->out.data);
+        return 0;
+    }
     case LAYER_BATCHNORM: {
         if ((size_t)C != l->params[0]->w.n) return shape_err(top, l, "expects %zu channels, got %d", l->params[0]->w.n, C);
         /* ghost batch norm: training statistics per group of s->ghost examples, each group
@@ -575,6 +601,30 @@ static void layer_backward(const nn_model *m, nn_layer *l, const tensor *dout, i
     case LAYER_GAP:
         if (need_dx) o->avgpool_backward(dout->data, N, H, W, C, H > W ? H : W, 1, 1, 1, l->dx.data);
         break;
+    case LAYER_SE: {
+        int R = s->out, k = H > W ? H : W;
+        size_t nc = (size_t)N * C, nr = (size_t)N * R;
+        const float *sq = l->aux.data, *a = sq + nc, *e = a + nr;
+        nn_param *w1 = l->params[0], *b1 = l->params[1], *w2 = l->params[2], *b2 = l->params[3];
+        tensor_resize(&l->col, 1, (int[]){ (int)(x->n + 2 * nc + nr) });
+        float *tmp = l->col.data, *du = tmp + x->n, *dz = du + nc, *ds = dz + nr;
+        o->mul(dout->data, x->data, tmp, x->n);                       /* gate gradient: sum of dy x */
+        o->avgpool_forward(tmp, N, H, W, C, k, 1, 1, 1, du);
+        o->map(OPS_SCALE, du, NULL, nc, (float)(H * W), 0);
+        o->sigmoid_backward(e, du, du, nc);
+        if (!w2->frozen) gemm(m, 1, 0, C, R, N, du, C, a, R, 1, w2->g.data, R);
+        if (!b2->frozen) o->sum_rows(du, (size_t)N, C, b2->g.data);
+        gemm(m, 0, 0, N, R, C, du, C, w2->w.data, R, 0, dz, R);
+        o->relu_backward(a, dz, dz, nr);
+        if (!w1->frozen) gemm(m, 1, 0, R, C, N, dz, R, sq, C, 1, w1->g.data, C);
+        if (!b1->frozen) o->sum_rows(dz, (size_t)N, R, b1->g.data);
+        if (!need_dx) break;
+        gemm(m, 0, 0, N, C, R, dz, R, w1->w.data, C, 0, ds, C);     /* through the channel means */
+        o->channel_scale(dout->data, e, x->n, H * W, C, l->dx.data); /* through the gating */
+        o->avgpool_backward(ds, N, H, W, C, k, 1, 1, 1, tmp);
+        o->add(l->dx.data, tmp, l->dx.data, x->n);
+        break;
+    }
     case LAYER_BATCHNORM: {
         nn_param *g = l->params[0], *b = l->params[1];
         int groups = l->aux.shape[0], n = groups > 1 ? s->ghost : N;   /* as the forward grouped */

@@ -26,7 +26,7 @@ struct nn_layer {
     layer_spec spec;     /* a copy; spec.inner is not owned here */
     char name[48];
     int n_params;
-    nn_param *params[2]; /* weight/gamma then bias/beta */
+    nn_param *params[4]; /* weight/gamma then bias/beta; se: fc1 weight, bias, fc2 weight, bias */
     int skip;            /* residual only: output = shortcut(x) this step (stochastic depth) */
     float scale;         /* residual only: output = shortcut(x) + scale * branch(x); 0 reads as 1 */
     int fused;           /* batchnorm: applied the next layer's ReLU; relu: passed through (a view) */
@@ -34,7 +34,8 @@ struct nn_layer {
     tensor out;          /* (N, OH, OW, OC) output of the last forward */
     tensor dx;           /* (N, H, W, C) gradient with respect to the input */
     tensor col;          /* conv: (N*OH*OW, K*K*C) im2col; batchnorm: xhat (N*H*W, C) */
-    tensor aux;          /* batchnorm: inv_std (C); dropout: mask (N*H*W*C) */
+    tensor aux;          /* batchnorm: inv_std (groups, C); dropout: mask (N*H*W*C); se: (N, 2C + R):
+                          * squeezed means, hidden activations, gates */
     tensor run_mean, run_var;   /* batchnorm running statistics (C); views into the model's stats */
     int32_t *arg;        /* maxpool: argmax offsets (N*OH*OW*C), on the model's device */
     size_t arg_cap;

@@ -86,6 +86,10 @@ typedef struct engine_ops {
     /* Inverted dropout: mask[i] = 1/(1-p) or 0 from a counter hash of (seed, i), the same on
      * every device; y = x * mask. */
     void (*dropout_forward)(const float *x, float *y, float *mask, size_t n, float p, uint64_t seed);
+    void (*sigmoid_forward)(const float *x, float *y, size_t n);
+    void (*sigmoid_backward)(const float *y, const float *dy, float *dx, size_t n);   /* dy y (1 - y) */
+    /* Squeeze-excite's gating: y[i] = x[i] * e[image, channel of i], x (n / (hw c), hw, c), e (., c). */
+    void (*channel_scale)(const float *x, const float *e, size_t n, int hw, int c, float *y);
     void (*mul)(const float *a, const float *b, float *out, size_t n);   /* out = a * b */
     void (*add)(const float *a, const float *b, float *out, size_t n);   /* out = a + b */
 

@@ -345,7 +345,7 @@ static int m_insert(lua_State *L)
     spec.p = (float)opt_num(L, o, "p", 0.5);
     spec.momentum = (float)opt_num(L, o, "momentum", 0.1);
     spec.eps = (float)opt_num(L, o, "eps", 1e-5);
-    if ((k == LAYER_LINEAR || k == LAYER_CONV) && spec.out < 1)
+    if ((k == LAYER_LINEAR || k == LAYER_CONV || k == LAYER_SE) && spec.out < 1)
         return luaL_error(L, "model:insert: a %s layer needs out >= 1", kind);
     if (spec.p < 0 || spec.p >= 1) return luaL_error(L, "model:insert: p must be in [0, 1)");
     char err[256];

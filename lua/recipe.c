@@ -113,6 +113,7 @@ static const field batchnorm_fields[] = {
     LF("ghost", FT_INT, ghost, R_NONNEG, 0), LNAME };
 static const field dropout_fields[] = { LF("p", FT_FLOAT, p, R_FRAC_LT1, F_ARG), LNAME };
 static const field plain_fields[] = { LNAME };
+static const field se_fields[] = { LF("out", FT_INT, out, R_GE1, F_ARG), LNAME };
 static const field residual_fields[] = {
     CUSTOM("body", F_REQ, "a list of layers", read_body, NULL), LNAME };
 
@@ -128,6 +129,7 @@ static const struct { const field *f; int n; } layer_fields[LAYER_KIND_COUNT] = 
     [LAYER_DROPOUT]   = { dropout_fields, COUNT(dropout_fields) },
     [LAYER_FLATTEN]   = { plain_fields, COUNT(plain_fields) },
     [LAYER_RESIDUAL]  = { residual_fields, COUNT(residual_fields) },
+    [LAYER_SE]        = { se_fields, COUNT(se_fields) },
 };
 
 #define OF(k, t, m, rg) FLD(optim_spec, k, t, m, rg, 0)

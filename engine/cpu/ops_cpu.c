@@ -36,6 +36,36 @@ static void dropout_forward(const float *x, float *y, float *mask, size_t n, flo
     }
 }
 
+static void sigmoid_forward(const float *x, float *y, size_t n)
+{
+    for (size_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf(-x[i]));
+}
+
+static void sigmoid_backward(const float *y, const float *dy, float *dx, size_t n)
+{
+    for (size_t i = 0; i < n; i++) dx[i] = dy[i] * y[i] * (1 - y[i]);
+}
+
+typedef struct gate_args { const float *x, *e; float *y; int hw, c; } gate_args;
+
+static void gate_range(void *p, size_t lo, size_t hi, int chunk)
+{
+    const gate_args *a = p;
+    size_t per = (size_t)a->hw * a->c;
+    for (size_t img = lo; img < hi; img++) {
+        const float *g = a->e + img * a->c, *x = a->x + img * per;
+        float *y = a->y + img * per;
+        for (int q = 0; q < a->hw; q++, x += a->c, y += a->c)
+            for (int ch = 0; ch < a->c; ch++) y[ch] = x[ch] * g[ch];
+    }
+}
+
+static void channel_scale(const float *x, const float *e, size_t n, int hw, int c, float *y)
+{
+    gate_args a = { x, e, y, hw, c };
+    cpu_parallel(n / ((size_t)hw * c), 1, gate_range, &a);   /* one image a task */
+}
+
 static void mul(const float *a, const float *b, float *out, size_t n)
 {
     for (size_t i = 0; i < n; i++) out[i] = a[i] * b[i];
@@ -144,6 +174,7 @@ const engine_ops ops_cpu = {
     .avgpool_forward = cpu_avgpool_forward, .avgpool_backward = cpu_avgpool_backward,
     .batchnorm_forward = cpu_batchnorm_forward, .batchnorm_backward = bn_backward,
     .dropout_forward = dropout_forward, .mul = mul, .add = add,
+    .sigmoid_forward = sigmoid_forward, .sigmoid_backward = sigmoid_backward, .channel_scale = channel_scale,
     .softmax_xent = cpu_softmax_xent,
     .sgd_update = sgd_update, .adamw_update = adamw_update,
     .gather = gather, .select_rows = select_rows,

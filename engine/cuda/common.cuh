@@ -114,7 +114,7 @@ const void *cuda_fetch(const void *dev, size_t bytes);
 /* Elementwise kernels, one launcher for the family (engine/cuda/layers.cu). */
 enum cuda_ew {
     EW_FILL, EW_RELU_F, EW_RELU_B, EW_GELU_F, EW_GELU_B, EW_MUL, EW_ADD, EW_DROPOUT,
-    EW_SCALE, EW_ADD_SCALAR, EW_AXPY, EW_LERP, EW_MUL_INPLACE, EW_CLAMP,
+    EW_SCALE, EW_ADD_SCALAR, EW_AXPY, EW_LERP, EW_MUL_INPLACE, EW_CLAMP, EW_SIGMOID_F, EW_SIGMOID_B,
 };
 void cuda_elementwise(enum cuda_ew op, size_t n, const float *a, const float *b, float *out,
                       float *out2, float s1, float s2, uint64_t seed);
@@ -125,6 +125,7 @@ void cuda_im2col(const float *x, int n, int h, int w, int c, int k, int stride, 
 void cuda_col2im(const float *dcol, int n, int h, int w, int c, int k, int stride, int pad, int oh,
                  int ow, float *dx);
 void cuda_add_bias(float *y, const float *b, size_t rows, int cols);
+void cuda_channel_scale(const float *x, const float *e, size_t n, int hw, int c, float *y);
 void cuda_sum_rows(const float *dy, size_t rows, int cols, float *db);
 void cuda_maxpool_forward(const float *x, int n, int h, int w, int c, int k, int s, int oh, int ow,
                           float *y, int32_t *arg);

@@ -172,6 +172,8 @@ static void relu_backward(const float *y, const float *dy, float *dx, size_t n) 
 static void gelu_forward(const float *x, float *y, size_t n) { cuda_elementwise(EW_GELU_F, n, x, NULL, y, NULL, 0, 0, 0); }
 static void gelu_backward(const float *x, const float *dy, float *dx, size_t n) { cuda_elementwise(EW_GELU_B, n, x, dy, dx, NULL, 0, 0, 0); }
 static void mul(const float *a, const float *b, float *out, size_t n) { cuda_elementwise(EW_MUL, n, a, b, out, NULL, 0, 0, 0); }
+static void sigmoid_forward(const float *x, float *y, size_t n) { cuda_elementwise(EW_SIGMOID_F, n, x, NULL, y, NULL, 0, 0, 0); }
+static void sigmoid_backward(const float *y, const float *dy, float *dx, size_t n) { cuda_elementwise(EW_SIGMOID_B, n, y, dy, dx, NULL, 0, 0, 0); }
 static void add(const float *a, const float *b, float *out, size_t n) { cuda_elementwise(EW_ADD, n, a, b, out, NULL, 0, 0, 0); }
 
 static void dropout_forward(const float *x, float *y, float *mask, size_t n, float p, uint64_t seed)
@@ -210,6 +212,8 @@ static void fill_table(void)
     table.avgpool_forward = cuda_avgpool_forward; table.avgpool_backward = cuda_avgpool_backward;
     table.batchnorm_forward = cuda_batchnorm_forward; table.batchnorm_backward = cuda_batchnorm_backward;
     table.dropout_forward = dropout_forward; table.mul = mul; table.add = add;
+    table.sigmoid_forward = sigmoid_forward; table.sigmoid_backward = sigmoid_backward;
+    table.channel_scale = cuda_channel_scale;
     table.softmax_xent = cuda_softmax_xent;
     table.sgd_update = cuda_sgd_update; table.adamw_update = cuda_adamw_update;
     table.gather = cuda_gather; table.select_rows = cuda_select_rows;

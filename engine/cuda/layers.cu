@@ -41,6 +41,8 @@ __global__ void ew_kernel(enum cuda_ew op, size_t n, const float *__restrict__ a
         case EW_LERP:        out[i] += s1 * (a[i] - out[i]); break;
         case EW_MUL_INPLACE: out[i] *= a[i]; break;
         case EW_CLAMP:       out[i] = fminf(fmaxf(out[i], s1), s2); break;
+        case EW_SIGMOID_F:   out[i] = 1.0f / (1.0f + expf(-a[i])); break;
+        case EW_SIGMOID_B:   out[i] = b[i] * a[i] * (1 - a[i]); break;   /* a = y, b = dy */
         }
     }
 }
@@ -50,6 +52,20 @@ void cuda_elementwise(enum cuda_ew op, size_t n, const float *a, const float *b,
 {
     if (!n) return;
     ew_kernel<<<cuda_grid(n), CUDA_THREADS, 0, cuda_stream>>>(op, n, a, b, out, out2, s1, s2, seed);
+    CUDA_LAUNCHED();
+}
+
+/* Squeeze-excite gating: one thread per element, its image's gate for its channel. */
+__global__ void channel_scale_kernel(const float *__restrict__ x, const float *__restrict__ e, size_t n,
+                                     size_t per, int c, float *__restrict__ y)
+{
+    CUDA_FOR(i, n) y[i] = x[i] * e[i / per * c + i % c];
+}
+
+void cuda_channel_scale(const float *x, const float *e, size_t n, int hw, int c, float *y)
+{
+    if (!n) return;
+    channel_scale_kernel<<<cuda_grid(n), CUDA_THREADS, 0, cuda_stream>>>(x, e, n, (size_t)hw * c, c, y);
     CUDA_LAUNCHED();
 }
 

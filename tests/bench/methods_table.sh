@@ -15,7 +15,7 @@ out=${3:-runs/methods}
 sweep=${4:-1ep,2ep,3ep,4ep,5ep}
 target=test_acc=0.90
 variants="baseline budget_schedule one_cycle warmup label_smoothing mixup cutmix cutout
-alternating_flip data_pruning curriculum selective_backprop layer_freezing low_rank pruning ghost_batchnorm blurpool
+alternating_flip data_pruning curriculum selective_backprop layer_freezing low_rank pruning ghost_batchnorm blurpool squeeze_excite
 whitening_init dirac_init ema swa lookahead batch_warmup grad_clipping lars muon data_echoing sam
 whitening_init+muon gap-baseline gap-progressive_resizing gap-colout"
 mkdir -p "$out"

@@ -332,7 +332,7 @@ static void test_model(void **s)
         L(.kind = LAYER_CONV, .out = 8, .k = 3, .stride = 1, .pad = 1, .bias = 1), L(.kind = LAYER_BATCHNORM),
         L(.kind = LAYER_RELU), L(.kind = LAYER_MAXPOOL, .k = 2),
         L(.kind = LAYER_RESIDUAL, .n_inner = 3, .inner = inner), L(.kind = LAYER_BATCHNORM, .ghost = 8),
-        L(.kind = LAYER_AVGPOOL, .k = 2, .stride = 1), L(.kind = LAYER_DROPOUT, .p = 0.2f),
+        L(.kind = LAYER_AVGPOOL, .k = 2, .stride = 1), L(.kind = LAYER_SE, .out = 3), L(.kind = LAYER_DROPOUT, .p = 0.2f),
         L(.kind = LAYER_FLATTEN), L(.kind = LAYER_LINEAR, .out = 32, .bias = 1), L(.kind = LAYER_RELU),
         L(.kind = LAYER_LINEAR, .out = 10, .bias = 1),
     };

@@ -189,6 +189,31 @@ static void test_box_box_is_binomial(void **s)
     tensor_free(&x);
 }
 
+/* Squeeze-excite: every gradient (input, both fully connected layers) against finite differences,
+ * on a non-square image; and the output is the input times a gate in (0, 1) per image and channel. */
+static void test_squeeze_excite(void **s)
+{
+    layer_spec a[] = { L(.kind = LAYER_SE, .out = 2) };
+    gradcheck(a, 1, 2, 3, 4, 5, 0);
+    char err[128];
+    nn_model *m = nn_build(a, 1, 3, 4, 5, 7, err, sizeof err);
+    assert_non_null(m);
+    rng g;
+    rng_seed(&g, 4, 0);
+    tensor x = {0};
+    tensor_resize4(&x, 2, 3, 4, 5);
+    fill_random(&x, &g, 1.0f);
+    const tensor *y = nn_forward(m, &x, 1);
+    for (int i = 0; i < 2; i++)
+        for (int c = 0; c < 5; c++) {
+            float gate = y->data[i * 60 + c] / x.data[i * 60 + c];
+            assert_true(gate > 0 && gate < 1);
+            for (int p = 0; p < 12; p++) assert_float_equal(y->data[i * 60 + p * 5 + c], gate * x.data[i * 60 + p * 5 + c], 1e-5);
+        }
+    nn_free(m);
+    tensor_free(&x);
+}
+
 static void test_batchnorm(void **s)
 {
     layer_spec a[] = { L(.kind = LAYER_BATCHNORM) };
@@ -406,7 +431,7 @@ int main(void)
     cpu_threads_init(2);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear), cmocka_unit_test(test_conv), cmocka_unit_test(test_pools),
-        cmocka_unit_test(test_box_box_is_binomial), cmocka_unit_test(test_residual_scale), cmocka_unit_test(test_batchnorm), cmocka_unit_test(test_ghost_batchnorm), cmocka_unit_test(test_bn_relu_fusion), cmocka_unit_test(test_activations),
+        cmocka_unit_test(test_box_box_is_binomial), cmocka_unit_test(test_squeeze_excite), cmocka_unit_test(test_residual_scale), cmocka_unit_test(test_batchnorm), cmocka_unit_test(test_ghost_batchnorm), cmocka_unit_test(test_bn_relu_fusion), cmocka_unit_test(test_activations),
         cmocka_unit_test(test_residual), cmocka_unit_test(test_dropout), cmocka_unit_test(test_loss),
         cmocka_unit_test(test_shape_errors), cmocka_unit_test(test_variable_size),
         cmocka_unit_test(test_freeze_skips),

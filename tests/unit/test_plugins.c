@@ -1400,6 +1400,24 @@ static void test_curriculum(void **s)
     close_run(&hr);
 }
 
+/* Squeeze-excite on cnn_gap: a gate after conv1's relu (2 hidden units of 8 channels) and after
+ * conv2's (4 of 16), each with its two fully connected layers. */
+static void test_squeeze_excite(void **s)
+{
+    train_config c;
+    base_config(&c, 1);
+    add(&c, "squeeze_excite");
+    harness hr;
+    assert_int_equal(run_with(&c, NULL, NULL, &hr), 0);
+    nn_model *m = hr.t->model;
+    assert_int_equal(m->n_layers, 10);
+    assert_true(m->layers[3].spec.kind == LAYER_SE && m->layers[3].spec.out == 2);
+    assert_true(m->layers[7].spec.kind == LAYER_SE && m->layers[7].spec.out == 4);
+    assert_int_equal(m->layers[7].n_params, 4);
+    assert_int_equal(m->layers[7].params[2]->w.shape[0], 16);
+    close_run(&hr);
+}
+
 int main(void)
 {
     const struct CMUnitTest catalogue[] = {
@@ -1419,6 +1437,7 @@ int main(void)
         cmocka_unit_test(test_ghost_batchnorm), cmocka_unit_test(test_colout), cmocka_unit_test(test_lars),
         cmocka_unit_test(test_blurpool), cmocka_unit_test(test_init_methods),
         cmocka_unit_test(test_stochastic_depth), cmocka_unit_test(test_data_pruning),
+        cmocka_unit_test(test_squeeze_excite),
         cmocka_unit_test(test_curriculum),
         cmocka_unit_test(test_schedules), cmocka_unit_test(test_sam_costs_a_pass),
         cmocka_unit_test(test_insert_layer), cmocka_unit_test(test_low_precision),

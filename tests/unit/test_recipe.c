@@ -248,6 +248,20 @@ static const char full_recipe[] =
     "                steps = 3, text_num = \"0.1\", odd = \"1.0\", [\"odd key\"] = 1, big = 1e20 } },\n"
     "}\n";
 
+/* Ghost batch norm and squeeze-excite layers read from recipes, and their errors. */
+static void test_ghost_and_se(void **state)
+{
+    train_config c;
+    (void)state;
+    load_ok("return { data = \"synthetic\", model = { nn.conv(8, 3), nn.batchnorm { ghost = 16 }, nn.relu(),\n"
+            "  nn.se(4), nn.gap(), nn.linear(10) } }", &c);
+    assert_int_equal(c.layers[1].ghost, 16);
+    assert_int_equal(c.layers[3].kind, LAYER_SE);
+    assert_int_equal(c.layers[3].out, 4);
+    load_fails("return { model = { nn.se(0) } }", "model[1].out", NULL);
+    load_fails("return { model = { nn.batchnorm { ghost = -2 } } }", "model[1].ghost", NULL);
+}
+
 static void test_full_recipe(void **state)
 {
     train_config c;
@@ -559,7 +573,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mlp_recipe),
         cmocka_unit_test(test_cnn_recipe),
-        cmocka_unit_test(test_full_recipe),
+        cmocka_unit_test(test_full_recipe), cmocka_unit_test(test_ghost_and_se),
         cmocka_unit_test(test_data_path),
         cmocka_unit_test(test_defaults_and_forms),
         cmocka_unit_test(test_field_errors),
