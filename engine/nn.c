@@ -803,6 +803,49 @@ int nn_set_low_precision(nn_model *m, int on)
     return 0;
 }
 
+static const char state_magic[8] = "HSTNWTS";
+enum { STATE_VERSION = 1, STATE_HEADER = 32 };
+
+void *nn_state_pack(const nn_model *m, size_t *len)
+{
+    uint64_t nw = m->weights.n, ns = m->stats.n;
+    *len = STATE_HEADER + (size_t)(nw + ns) * sizeof(float);
+    char *buf = malloc(*len);
+    CHECK(buf, "out of memory");
+    uint32_t version = STATE_VERSION, zero = 0;
+    memcpy(buf, state_magic, 8);
+    memcpy(buf + 8, &version, 4);
+    memcpy(buf + 12, &zero, 4);
+    memcpy(buf + 16, &nw, 8);
+    memcpy(buf + 24, &ns, 8);
+    m->ops->download(buf + STATE_HEADER, m->weights.data, nw * sizeof(float));
+    if (ns) m->ops->download(buf + STATE_HEADER + nw * sizeof(float), m->stats.data, ns * sizeof(float));
+    return buf;
+}
+
+int nn_state_unpack(nn_model *m, const void *buf, size_t len, char *err, size_t errlen)
+{
+    const char *b = buf;
+    uint32_t version;
+    uint64_t nw, ns;
+    if (len < STATE_HEADER || memcmp(b, state_magic, 8))
+        return fail(err, errlen, "not a hasten weights file");
+    memcpy(&version, b + 8, 4);
+    memcpy(&nw, b + 16, 8);
+    memcpy(&ns, b + 24, 8);
+    if (version != STATE_VERSION)
+        return fail(err, errlen, "weights file version %u; this hasten reads version %d (rerun the "
+                    "teacher with this hasten)", version, STATE_VERSION);
+    if (nw != m->weights.n || ns != m->stats.n)
+        return fail(err, errlen, "it holds %llu weights and %llu statistics, the recipe's model %zu and %zu "
+                    "(a plugin may have changed the model's layers)", (unsigned long long)nw,
+                    (unsigned long long)ns, m->weights.n, m->stats.n);
+    if (len != STATE_HEADER + (nw + ns) * sizeof(float)) return fail(err, errlen, "the file is truncated");
+    m->ops->upload(m->weights.data, b + STATE_HEADER, nw * sizeof(float));
+    if (ns) m->ops->upload(m->stats.data, b + STATE_HEADER + nw * sizeof(float), ns * sizeof(float));
+    return 0;
+}
+
 nn_layer *nn_find_layer(nn_model *m, const char *name)
 {
     for (int i = 0; i < m->n_layers; i++)

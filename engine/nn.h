@@ -94,6 +94,14 @@ typedef struct nn_gemm_shape { int ta, tb, M, N, K; float beta; } nn_gemm_shape;
 void nn_gemm_record(nn_gemm_shape *buf, int cap);   /* buf = NULL stops recording */
 int nn_gemm_recorded(void);                         /* products recorded since the start */
 
+/* A model's state as bytes (weights.bin): "HSTNWTS\0", version 1 (uint32), zero (uint32), the
+ * weight and statistic counts (uint64 each), then the weights and the batch-norm statistics as
+ * float32, host byte order. nn_state_pack returns a malloc'd buffer and its length in *len.
+ * nn_state_unpack loads such bytes into a model built from the same layers: returns 0, or -1 with
+ * one line in err (not such a file, another version, counts that differ from this model's). */
+void *nn_state_pack(const nn_model *m, size_t *len);
+int nn_state_unpack(nn_model *m, const void *buf, size_t len, char *err, size_t errlen);
+
 void nn_zero_grad(nn_model *m);
 /* Total number of scalar parameters. */
 size_t nn_param_count(const nn_model *m);

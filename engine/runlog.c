@@ -109,13 +109,17 @@ void runlog_log(runlog *r, const char *fmt, ...)
 
 int runlog_write_file(runlog *r, const char *name, const char *text)
 {
+    return runlog_write_bytes(r, name, text, strlen(text));
+}
+
+int runlog_write_bytes(runlog *r, const char *name, const void *data, size_t len)
+{
     char path[1100], tmp[1120];
     snprintf(path, sizeof path, "%s/%s", r->dir, name);
     snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    size_t len = strlen(text);
     if (fd < 0) goto fail;
-    if (write(fd, text, len) != (ssize_t)len || fsync(fd)) { close(fd); unlink(tmp); goto fail; }
+    if (write(fd, data, len) != (ssize_t)len || fsync(fd)) { close(fd); unlink(tmp); goto fail; }
     close(fd);
     if (rename(tmp, path)) { unlink(tmp); goto fail; }
     return 0;

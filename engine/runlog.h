@@ -20,8 +20,10 @@ const char *runlog_dir(const runlog *r);
 int runlog_metric(runlog *r, const char *json_line);
 /* Appends a timestamped line to log.txt. */
 void runlog_log(runlog *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Writes text to dir/name atomically (temp file, fsync, rename). Returns 0 or -1. */
+/* Writes text, or len bytes of data, to dir/name atomically (temp file, fsync, rename). Returns 0
+ * or -1. */
 int runlog_write_file(runlog *r, const char *name, const char *text);
+int runlog_write_bytes(runlog *r, const char *name, const void *data, size_t len);
 /* First write error seen, or NULL. */
 const char *runlog_error(const runlog *r);
 

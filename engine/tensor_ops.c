@@ -322,6 +322,20 @@ void tensor_dirac_(tensor *w)
     }
 }
 
+void tensor_softmax_rows_(tensor *t, float temp)
+{
+    if (ON_DEVICE(t)) { VIA_HOST(t, tensor_softmax_rows_(&h, temp)); return; }
+    int rows = t->ndim ? t->shape[0] : 1;
+    size_t k = rows ? t->n / (size_t)rows : 0;
+    for (int r = 0; r < rows; r++) {
+        float *v = t->data + (size_t)r * k, top = -INFINITY;
+        double sum = 0;
+        for (size_t j = 0; j < k; j++) top = fmaxf(top, v[j] / temp);
+        for (size_t j = 0; j < k; j++) sum += v[j] = expf(v[j] / temp - top);
+        for (size_t j = 0; j < k; j++) v[j] = (float)(v[j] / sum);
+    }
+}
+
 float tensor_get(const tensor *t, size_t i)
 {
     CHECK(i < t->n, "tensor_get: index %zu of %zu", i, t->n);

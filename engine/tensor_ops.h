@@ -54,6 +54,9 @@ int tensor_whiten_(tensor *w, const tensor *cov, float eps);
  * else; the other filters are left as they are. */
 void tensor_dirac_(tensor *w);
 
+/* Row-wise softmax of logits (rows = shape[0]) at temperature temp, in place. */
+void tensor_softmax_rows_(tensor *t, float temp);
+
 /* Element i of t, read across devices (waits for a GPU): for inspection, not for loops. */
 float tensor_get(const tensor *t, size_t i);
 

@@ -649,6 +649,12 @@ int trainer_run(trainer *t)
         else runlog_log(t->log, "run %s after %ld steps, %.2fs of training", trainer_status_name(t->status),
                         t->step, t->train_seconds);
     }
+    if (t->log && t->status != RUN_FAILED && t->step > 0) {   /* for distillation and inspection */
+        size_t len;
+        void *state = nn_state_pack(t->model, &len);
+        runlog_write_bytes(t->log, "weights.bin", state, len);
+        free(state);
+    }
     trainer_write_summary(t);
     return t->status == RUN_FAILED ? -1 : 0;
 }

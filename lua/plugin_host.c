@@ -3,6 +3,8 @@
  * handlers in recipe order (reversed on after_* events). */
 #include "lua/plugin_priv.h"
 #include "engine/tensor_ops.h"
+#include "lua/recipe.h"
+#include <errno.h>
 #include <lauxlib.h>
 #include <math.h>
 #include <stdio.h>
@@ -394,6 +396,73 @@ static int m_configure(lua_State *L)
     return 0;
 }
 
+/* ctx:teacher(dir): at fit_start, loads the model a finished run left in dir (its recipe.lua and
+ * weights.bin) as this run's teacher, on this run's device. */
+static int c_teacher(lua_State *L)
+{
+    plug_host *h = plug_host_of(L);
+    const char *dir = luaL_checkstring(L, 2);
+    if (h->event != EV_FIT_START) return luaL_error(L, "ctx:teacher is for fit_start");
+    char path[1100], err[512];
+    train_config tc;
+    snprintf(path, sizeof path, "%s/recipe.lua", dir);
+    if (recipe_load(path, &tc, err, sizeof err)) return luaL_error(L, "teacher: %s", err);
+    const data_set *ds = h->t->data;
+    nn_model *m = NULL;
+    void *buf = NULL;
+    if (strcmp(tc.dataset, ds->name)) {
+        snprintf(err, sizeof err, "%s trained on %s, this run uses %s", dir, tc.dataset, ds->name);
+        goto fail;
+    }
+    m = nn_build(tc.layers, tc.n_layers, ds->h, ds->w, ds->c, tc.seed, err, sizeof err);
+    if (!m) goto fail;
+    snprintf(path, sizeof path, "%s/weights.bin", dir);
+    FILE *f = fopen(path, "rb");
+    long len = -1;
+    if (f && !fseek(f, 0, SEEK_END)) len = ftell(f);
+    if (len >= 0 && (buf = malloc((size_t)len + 1)) && !fseek(f, 0, SEEK_SET) && fread(buf, 1, (size_t)len, f) == (size_t)len) {
+        char why[256];
+        if (nn_state_unpack(m, buf, (size_t)len, why, sizeof why)) {
+            snprintf(err, sizeof err, "%s: %s", path, why);
+            len = -2;
+        }
+    } else {
+        snprintf(err, sizeof err, "%s: cannot read it (%s); a run leaves it when it finishes", path,
+                 f ? "read error" : strerror(errno));
+        len = -2;
+    }
+    if (f) fclose(f);
+    if (len < 0) goto fail;
+    if (nn_to_device(m, h->t->model->device)) { snprintf(err, sizeof err, "%s", m->err); goto fail; }
+    free(buf);
+    config_free(&tc);
+    nn_free(h->teacher);
+    h->teacher = m;
+    return 0;
+fail:
+    free(buf);
+    nn_free(m);
+    config_free(&tc);
+    return luaL_error(L, "teacher: %s", err);
+}
+
+/* ctx:teacher_probs([temperature]) -> (B, K) softmax of the teacher's logits on this step's
+ * inputs, at that temperature (default 1). */
+static int c_teacher_probs(lua_State *L)
+{
+    plug_host *h = plug_host_of(L);
+    double temp = luaL_optnumber(L, 2, 1);
+    luaL_argcheck(L, temp > 0, 2, "temperature must be > 0");
+    if (!h->teacher) return luaL_error(L, "no teacher: call ctx:teacher(dir) at fit_start");
+    const tensor *out = nn_forward(h->teacher, &h->t->x, 0);
+    if (!out) return luaL_error(L, "teacher: %s", h->teacher->err);
+    int n = out->shape[0], k = (int)(out->n / (size_t)n);
+    ltensor *u = plug_push_owned(L, h, out->device, 2, (int[]){ n, k });
+    tensor_assign(u->t, out);
+    tensor_softmax_rows_(u->t, (float)temp);
+    return 1;
+}
+
 /* data:augment([{ crop = N, flip = true | false | "alternate" }]): at fit_start, before the loader
  * starts, changes the recipe's augmentation for this run. Returns the settings in force. */
 static int d_augment(lua_State *L)
@@ -624,7 +693,8 @@ static void build_ctx(plug_host *h)
     lua_State *L = h->L;
     trainer *t = h->t;
     static const luaL_Reg ctx_fns[] = { { "log", c_log }, { "metric", c_metric }, { "score", c_score },
-                                        { "echo", c_echo }, { "regrad", c_regrad }, { NULL, NULL } };
+                                        { "echo", c_echo }, { "regrad", c_regrad }, { "teacher", c_teacher },
+                                        { "teacher_probs", c_teacher_probs }, { NULL, NULL } };
     static const luaL_Reg batch_fns[] = { { "select", b_select }, { "labels", b_labels },
                                           { "size", b_size }, { "dims", b_dims },
                                           { "resize", b_resize }, { "colout", b_colout }, { "mix", b_mix }, { "cutmix", b_cutmix },
@@ -819,5 +889,6 @@ void plug_host_free(plug_host *h)
     if (!h) return;
     if (h->L) lua_close(h->L);   /* runs __gc of owned tensors first */
     tensor_free(&h->scores);
+    nn_free(h->teacher);
     free(h);
 }

@@ -31,6 +31,7 @@ struct plug_host {
     rng rng;
     tensor scores;             /* (B) ctx:score() output */
     int model_generation;      /* bumped when ctx.model:insert rebuilds the model */
+    nn_model *teacher;         /* ctx:teacher's model, on the run's device; NULL = none */
     plug_log_fn log;
     void *log_ud;
 };

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "datasets/datasets.h"
 #include "engine/cpu/cpu.h"
 #include "engine/ops.h"
@@ -1418,6 +1419,79 @@ static void test_squeeze_excite(void **s)
     close_run(&hr);
 }
 
+/* Distillation from a teacher folder written here (recipe.lua and weights.bin of the MLP trained
+ * for 20 steps): every step's targets are 0.5 one-hot + 0.5 softmax(teacher logits / 4). */
+typedef struct distill_check { nn_model *teacher; int checked; } distill_check;
+
+static int check_distill(trainer *t, trainer_event ev, void *ud)   /* before_loss after the plugin */
+{
+    distill_check *d = ud;
+    if (ev != EV_BEFORE_LOSS) return 0;
+    const tensor *out = nn_forward(d->teacher, &t->x, 0);
+    tensor q = {0};
+    tensor_copy(&q, out);
+    int n = t->x.shape[0];
+    const float *y = host(&t->targets);
+    for (int i = 0; i < n; i++) {
+        float *v = q.data + i * 10, top = -1e30f;
+        double sum = 0;
+        for (int j = 0; j < 10; j++) top = fmaxf(top, v[j] / 4);
+        for (int j = 0; j < 10; j++) sum += exp(v[j] / 4 - top);
+        for (int j = 0; j < 10; j++) {
+            double want = 0.5 * (j == t->labels[i]) + 0.5 * exp(v[j] / 4 - top) / sum;
+            if (fabs(y[i * 10 + j] - want) > 1e-5) { tensor_free(&q); return trainer_fail(t, "target %d,%d: %g, want %g", i, j, y[i * 10 + j], want); }
+        }
+    }
+    tensor_free(&q);
+    d->checked++;
+    return 0;
+}
+
+static void test_distillation(void **s)
+{
+    char dir[600], path[700], err[300];
+    snprintf(dir, sizeof dir, "%s/teacher", test_tmpdir());
+    mkdir(dir, 0755);
+    train_config c;
+    base_config(&c, 0);
+    harness hr;
+    assert_int_equal(run_with(&c, NULL, NULL, &hr), 0);   /* the teacher: the MLP after 20 steps */
+    size_t len;
+    void *state = nn_state_pack(hr.t->model, &len);
+    snprintf(path, sizeof path, "%s/weights.bin", dir);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(state, 1, len, f), len);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/recipe.lua", dir);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("return { data = \"synthetic\", model = nn.sequential { nn.flatten(), nn.linear(32), nn.relu(),\n"
+          "  nn.linear(32), nn.relu(), nn.linear(10) } }\n", f);
+    fclose(f);
+    distill_check d = { .teacher = nn_build(mlp, 6, 28, 28, 1, 1, err, sizeof err) };
+    assert_int_equal(nn_state_unpack(d.teacher, state, len, err, sizeof err), 0);
+    assert_int_equal(nn_to_device(d.teacher, dev), 0);
+    free(state);
+    close_run(&hr);
+
+    base_config(&c, 0);
+    char arg[800];
+    snprintf(arg, sizeof arg, "distillation:teacher=%s,temperature=4,weight=0.5", dir);
+    add(&c, arg);
+    assert_int_equal(run_with(&c, check_distill, &d, &hr), 0);
+    assert_int_equal(d.checked, 20);
+    close_run(&hr);
+    nn_free(d.teacher);
+
+    base_config(&c, 1);   /* a folder that holds no run: the error names the file it looked for */
+    snprintf(arg, sizeof arg, "distillation:teacher=%s/nowhere", dir);
+    add(&c, arg);
+    assert_int_equal(run_with(&c, NULL, NULL, &hr), -1);
+    assert_non_null(strstr(hr.t->error, "nowhere/recipe.lua"));
+    close_run(&hr);
+}
+
 int main(void)
 {
     const struct CMUnitTest catalogue[] = {
@@ -1437,7 +1511,7 @@ int main(void)
         cmocka_unit_test(test_ghost_batchnorm), cmocka_unit_test(test_colout), cmocka_unit_test(test_lars),
         cmocka_unit_test(test_blurpool), cmocka_unit_test(test_init_methods),
         cmocka_unit_test(test_stochastic_depth), cmocka_unit_test(test_data_pruning),
-        cmocka_unit_test(test_squeeze_excite),
+        cmocka_unit_test(test_squeeze_excite), cmocka_unit_test(test_distillation),
         cmocka_unit_test(test_curriculum),
         cmocka_unit_test(test_schedules), cmocka_unit_test(test_sam_costs_a_pass),
         cmocka_unit_test(test_insert_layer), cmocka_unit_test(test_low_precision),

@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include "engine/cpu/cpu.h"
 #include "engine/nn.h"
@@ -209,12 +210,56 @@ static void test_flat_stats(void **s)
     tensor_free(&x);
 }
 
+/* weights.bin bytes: a round trip restores weights and statistics; every kind of bad file is a
+ * clear error. And the row softmax at a temperature. */
+static void test_state_and_softmax(void **s)
+{
+    layer_spec specs[] = { { .kind = LAYER_CONV, .out = 4, .k = 3, .stride = 1, .pad = 1 }, { .kind = LAYER_BATCHNORM },
+                           { .kind = LAYER_GAP }, { .kind = LAYER_LINEAR, .out = 3, .bias = 1 } };
+    char err[256];
+    nn_model *a = nn_build(specs, 4, 6, 6, 1, 1, err, sizeof err), *b = nn_build(specs, 4, 6, 6, 1, 2, err, sizeof err);
+    a->stats.data[3] = 0.25f;
+    size_t len;
+    char *buf = nn_state_pack(a, &len);
+    assert_int_equal(nn_state_unpack(b, buf, len, err, sizeof err), 0);
+    assert_memory_equal(b->weights.data, a->weights.data, a->weights.n * sizeof(float));
+    assert_memory_equal(b->stats.data, a->stats.data, a->stats.n * sizeof(float));
+    assert_int_equal(nn_state_unpack(b, buf, len - 4, err, sizeof err), -1);
+    assert_non_null(strstr(err, "truncated"));
+    buf[8] = 9;
+    assert_int_equal(nn_state_unpack(b, buf, len, err, sizeof err), -1);
+    assert_non_null(strstr(err, "version 9"));
+    buf[0] = 'X';
+    assert_int_equal(nn_state_unpack(b, buf, len, err, sizeof err), -1);
+    assert_non_null(strstr(err, "not a hasten weights file"));
+    free(buf);
+    layer_spec other[] = { { .kind = LAYER_FLATTEN }, { .kind = LAYER_LINEAR, .out = 3, .bias = 1 } };
+    nn_model *c = nn_build(other, 2, 6, 6, 1, 1, err, sizeof err);
+    buf = nn_state_pack(c, &len);
+    assert_int_equal(nn_state_unpack(b, buf, len, err, sizeof err), -1);
+    assert_non_null(strstr(err, "holds 111 weights and 0 statistics"));
+    free(buf);
+    nn_free(a); nn_free(b); nn_free(c);
+
+    tensor t = {0};
+    tensor_resize2(&t, 2, 3);
+    float v[6] = { 1, 2, 3, 0, 0, 0 };
+    memcpy(t.data, v, sizeof v);
+    tensor_softmax_rows_(&t, 2);
+    double z = exp(0.5) + exp(1.0) + exp(1.5);
+    assert_float_equal(t.data[0], exp(0.5) / z, 1e-6);
+    assert_float_equal(t.data[2], exp(1.5) / z, 1e-6);
+    assert_float_equal(t.data[4], 1 / 3.0, 1e-6);
+    tensor_free(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_orthogonalize_exact), cmocka_unit_test(test_orthogonalize_dense),
         cmocka_unit_test(test_magnitude_mask), cmocka_unit_test(test_take_grid), cmocka_unit_test(test_flat_stats),
         cmocka_unit_test(test_patch_cov_and_whiten), cmocka_unit_test(test_dirac),
+        cmocka_unit_test(test_state_and_softmax),
     };
     cpu_threads_init(2);
     return cmocka_run_group_tests(tests, NULL, NULL);
