@@ -76,7 +76,7 @@ static void print_text(const plug_catalog *cat)
             for (int k = 0; k < p->n_params; k++) {
                 char def[80];
                 param_default(&p->params[k], def, sizeof def);
-                printf("  %-20s   %s = %s  %s\n", "", p->params[k].name, def, p->params[k].doc);
+                printf("  %-20s   %s = %s  %s\n", "", p->params[k].name, def[0] ? def : "\"\"", p->params[k].doc);
             }
         }
     }
