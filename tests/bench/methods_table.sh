@@ -7,7 +7,8 @@
 # Runs go round by round, one seed a round, each round in another order, so that the machine's
 # drift over the hour spreads over every variant instead of favouring whichever ran last.
 # Takes about (plugins + 8) x seeds x the budget; run it on an otherwise idle machine. Resumable:
-# finished runs are kept.
+# finished runs are kept. Not here: distillation (needs a teacher run), stochastic_depth (needs
+# residual blocks), low_precision (needs CUDA); docs/methods.md gives their commands.
 set -eu
 budget=${1:-3ep}
 seeds=${2:-"1 2 3"}
