@@ -162,19 +162,30 @@ static void test_residual_scale(void **s)
     tensor_free(&x); tensor_free(&d);
 }
 
+/* Builds specs for (h, w, c) inputs and runs them in training mode on n random images: x (the
+ * caller frees it) and the output in *y (the model's). Returns the model. */
+static nn_model *run_random(const layer_spec *specs, int nspecs, int n, int h, int w, int c, tensor *x,
+                            const tensor **y)
+{
+    char err[128];
+    nn_model *m = nn_build(specs, nspecs, h, w, c, 7, err, sizeof err);
+    assert_non_null(m);
+    rng g;
+    rng_seed(&g, 2, 0);
+    tensor_resize4(x, n, h, w, c);
+    fill_random(x, &g, 1.0f);
+    *y = nn_forward(m, x, 1);
+    assert_non_null(*y);
+    return m;
+}
+
 /* Two 2x2 box averages at stride 1 are the 3x3 binomial filter [1 2 1]^2 / 16 (blurpool's). */
 static void test_box_box_is_binomial(void **s)
 {
     layer_spec boxes[] = { L(.kind = LAYER_AVGPOOL, .k = 2, .stride = 1), L(.kind = LAYER_AVGPOOL, .k = 2, .stride = 1) };
-    char err[128];
-    nn_model *m = nn_build(boxes, 2, 6, 5, 2, 1, err, sizeof err);
-    assert_non_null(m);
-    rng g;
-    rng_seed(&g, 2, 0);
     tensor x = {0};
-    tensor_resize4(&x, 1, 6, 5, 2);
-    fill_random(&x, &g, 1.0f);
-    const tensor *y = nn_forward(m, &x, 1);
+    const tensor *y;
+    nn_model *m = run_random(boxes, 2, 1, 6, 5, 2, &x, &y);
     assert_true(y->shape[1] == 4 && y->shape[2] == 3);
     static const float b[3] = { 0.25f, 0.5f, 0.25f };
     for (int oy = 0; oy < 4; oy++)
@@ -195,15 +206,9 @@ static void test_squeeze_excite(void **s)
 {
     layer_spec a[] = { L(.kind = LAYER_SE, .out = 2) };
     gradcheck(a, 1, 2, 3, 4, 5, 0);
-    char err[128];
-    nn_model *m = nn_build(a, 1, 3, 4, 5, 7, err, sizeof err);
-    assert_non_null(m);
-    rng g;
-    rng_seed(&g, 4, 0);
     tensor x = {0};
-    tensor_resize4(&x, 2, 3, 4, 5);
-    fill_random(&x, &g, 1.0f);
-    const tensor *y = nn_forward(m, &x, 1);
+    const tensor *y;
+    nn_model *m = run_random(a, 1, 2, 3, 4, 5, &x, &y);
     for (int i = 0; i < 2; i++)
         for (int c = 0; c < 5; c++) {
             float gate = y->data[i * 60 + c] / x.data[i * 60 + c];
