@@ -189,6 +189,18 @@ typedef struct table {
     int md;              /* Markdown instead of aligned text */
 } table;
 
+/* Width of the variant column: in aligned text 30, or the longest name (plugin arguments make
+ * long ones); in Markdown 0 (the formats take it as a field width, "%*s" or "%-*s"). */
+static int variant_width(const table *t)
+{
+    int w = 30;
+    for (int v = 0; v < t->n && !t->md; v++) {
+        int len = (int)strlen(t->g[v].variant);
+        if (len > w) w = len;
+    }
+    return t->md ? 0 : w;
+}
+
 static void add_row(table *t, const run_row *r)
 {
     int v = 0;
@@ -270,9 +282,10 @@ static int baseline_budgets(const table *t, const char *recipe)
 static void print_main_table(const table *t)
 {
     int md = t->md;
-    const char *head = md ? "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n"
-                          : "%-14s %-30s %-9s %4s %15s %7s %16s %8s %6s %7s %9s %7s\n";
-    printf(head, "recipe", "variant", "budget", "runs", "time to target", "reached", "final test_acc",
+    int vw = variant_width(t);
+    const char *head = md ? "| %s | %*s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n"
+                          : "%-14s %-*s %-9s %4s %15s %7s %16s %8s %6s %7s %9s %7s\n";
+    printf(head, "recipe", vw, "variant", "budget", "runs", "time to target", "reached", "final test_acc",
            "train s", "steps", "ms/step", "samples/s", "speedup");
     if (md) printf("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     int missing_base = 0, swept = 0;
@@ -295,9 +308,9 @@ static void print_main_table(const table *t)
             snprintf(nsteps, sizeof nsteps, "%.0f", steps);
             snprintf(ms, sizeof ms, "%.2f", 1000 * secs / steps);
         }
-        printf(md ? "| %s | %s | %s | %d | %s | %s | %s | %.1f | %s | %s | %.0f | %s |\n"
-                  : "%-14s %-30s %-9s %4d %15s %7s %16s %8.1f %6s %7s %9.0f %7s\n",
-               s->recipe, s->variant, s->budget, s->n, ttt, reached, acc, secs, nsteps, ms,
+        printf(md ? "| %s | %*s | %s | %d | %s | %s | %s | %.1f | %s | %s | %.0f | %s |\n"
+                  : "%-14s %-*s %-9s %4d %15s %7s %16s %8.1f %6s %7s %9.0f %7s\n",
+               s->recipe, vw, s->variant, s->budget, s->n, ttt, reached, acc, secs, nsteps, ms,
                mean(s->sps, s->n), speed);
     }
     if (md) printf("\n");
@@ -309,12 +322,14 @@ static void print_main_table(const table *t)
 static void print_phases(const table *t)
 {
     int md = t->md;
-    printf(md ? "\n| recipe | variant | budget |" : "\n%-14s %-30s %-9s", "recipe", "variant", "budget");
+    int vw = variant_width(t);
+    if (md) printf("\n| recipe | variant | budget |");
+    else printf("\n%-14s %-*s %-9s", "recipe", vw, "variant", "budget");
     for (int p = 0; p < PHASE_EVAL; p++) printf(md ? " %s ms |" : " %10s", trainer_phase_name(p));
     printf(md ? "\n|---|---|---|%s\n" : "\n", "---:|---:|---:|---:|---:|");
     for (int v = 0; v < t->n; v++) {
         const group *g = &t->g[v];
-        printf(md ? "| %s | %s | %s |" : "%-14s %-30s %-9s", g->recipe, g->variant, g->budget);
+        printf(md ? "| %s | %*s | %s |" : "%-14s %-*s %-9s", g->recipe, vw, g->variant, g->budget);
         for (int p = 0; p < PHASE_EVAL; p++) {
             double ms = mean(g->phase_ms[p], g->n);
             if (isnan(ms)) printf(md ? " - |" : " %10s", "-");
@@ -389,9 +404,10 @@ static void print_frontier(const table *t, const char *recipe)
     int any = 0;
     for (int v = 0; v < t->n; v++) any |= !is_baseline(&t->g[v]) && !strcmp(t->g[v].recipe, recipe);
     if (!any) return;
-    const char *head = md ? "\n| %s | %s | %s | %s | %s | %s | %s | %s |\n"
-                          : "\n%-30s %-9s %8s %14s %21s %20s %13s %8s\n";
-    printf(head, "variant", "budget", "train s", "final test_acc", "frontier at that time",
+    int vw = variant_width(t);
+    const char *head = md ? "\n| %*s | %s | %s | %s | %s | %s | %s | %s |\n"
+                          : "\n%-*s %-9s %8s %14s %21s %20s %13s %8s\n";
+    printf(head, vw, "variant", "budget", "train s", "final test_acc", "frontier at that time",
            "frontier to that acc", "speedup", "verdict");
     if (md) printf("|---|---|---:|---:|---:|---:|---:|---|\n");
     for (int v = 0; v < t->n; v++) {
@@ -408,9 +424,9 @@ static void print_frontier(const table *t, const char *recipe)
         double na = 2 * hypot(noise_acc, se(g->acc, g->n)), nt = 2 * hypot(noise_time, rel_se(g->secs, g->n));
         char verdict[32];
         snprintf(verdict, sizeof verdict, "%s%s", reading(&f, secs, acc, na, nt), few || g->n < 2 ? " (1 run)" : "");
-        printf(md ? "| %s | %s | %.1f | %.4f | %s | %s | %s | %s |\n"
-                  : "%-30s %-9s %8.1f %14.4f %21s %20s %13s %8s\n",
-               g->variant, g->budget, secs, acc, at, to, speed, verdict);
+        printf(md ? "| %*s | %s | %.1f | %.4f | %s | %s | %s | %s |\n"
+                  : "%-*s %-9s %8.1f %14.4f %21s %20s %13s %8s\n",
+               vw, g->variant, g->budget, secs, acc, at, to, speed, verdict);
     }
     printf("%s(speedup here: the time the frontier needs for the variant's final test_acc over the "
            "variant's time; < and >: bounds, the sweep does not reach that far. above or below: by "

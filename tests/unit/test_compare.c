@@ -186,6 +186,29 @@ static void expect_error(const char *const *args, int code, const char *needle)
     free(err);
 }
 
+/* A variant name longer than the column (a plugin's arguments) widens the column: the budget
+ * stays under its header in every row. */
+static void test_compare_long_names(void **s)
+{
+    char root[700];
+    snprintf(root, sizeof root, "%s/long", test_tmpdir());
+    static const char teacher[] = "[{\"name\":\"distillation\",\"params\":{\"teacher\":\"runs/a-teacher-run-folder\"}}]";
+    write_run(root, "base-s1", "[]", "1ep", 0.80, 10, -1, "done");
+    write_run(root, "dist-s1", teacher, "1ep", 0.81, 12, -1, "done");
+    char *out, *err;
+    assert_int_equal(test_hasten((const char *[]){ "compare", root, NULL }, &out, &err), 0);
+    const char *head = strstr(out, "recipe "), *long_row = strstr(out, "toy            distillation(");
+    const char *short_row = strstr(out, "toy            baseline");
+    assert_non_null(head);
+    assert_non_null(long_row);
+    assert_non_null(short_row);
+    long col = strstr(head, "budget") - head;
+    assert_int_equal(strstr(long_row, "1ep") - long_row, col);
+    assert_int_equal(strstr(short_row, "1ep") - short_row, col);
+    free(out);
+    free(err);
+}
+
 static void test_compare_errors(void **s)
 {
     expect_error((const char *[]){ "compare", "/nonexistent/runs", NULL }, 2,
@@ -338,7 +361,7 @@ static void test_sweep_errors(void **s)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_frontier_math), cmocka_unit_test(test_compare_readings),
+        cmocka_unit_test(test_frontier_math), cmocka_unit_test(test_compare_readings), cmocka_unit_test(test_compare_long_names),
         cmocka_unit_test(test_compare_errors), cmocka_unit_test(test_sweep), cmocka_unit_test(test_sweep_resumes),
         cmocka_unit_test(test_sweep_errors),
     };
