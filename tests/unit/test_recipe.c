@@ -258,6 +258,7 @@ static void test_ghost_and_se(void **state)
     assert_int_equal(c.layers[1].ghost, 16);
     assert_int_equal(c.layers[3].kind, LAYER_SE);
     assert_int_equal(c.layers[3].out, 4);
+    config_free(&c);
     load_fails("return { model = { nn.se(0) } }", "model[1].out", NULL);
     load_fails("return { model = { nn.batchnorm { ghost = -2 } } }", "model[1].ghost", NULL);
 }
