@@ -292,6 +292,7 @@ int trainer_keep_examples(trainer *t, const int *idx, int n, char *err, size_t e
         return 0;
     }
     data_loader_stop(t->loader);   /* discards the batches it had made ahead */
+    t->cur = NULL;                 /* it pointed into that loader's ring */
     t->loader = start_loader(t, t->epoch + 1);
     CHECK(t->loader, "cannot restart the data loader");
     const budget_spec *b = &t->cfg->budget;

@@ -302,6 +302,40 @@ static int m_layer(lua_State *L)
     return 1;
 }
 
+/* Pushes { name, value, grad, layer } for each parameter of l (and its nested layers) with two or
+ * more dimensions, appending to the list at the top of the stack. */
+static void push_matrices(lua_State *L, plug_host *h, const nn_layer *l, int index)
+{
+    for (int i = 0; i < l->n_params; i++) {
+        nn_param *p = l->params[i];
+        if (p->w.ndim < 2) continue;
+        lua_createtable(L, 0, 4);
+        lua_pushstring(L, p->name);
+        lua_setfield(L, -2, "name");
+        plug_push_model_view(L, h, &p->w, VIEW_PARAM);
+        lua_setfield(L, -2, "value");
+        plug_push_model_view(L, h, &p->g, VIEW_PARAM);
+        lua_setfield(L, -2, "grad");
+        lua_pushinteger(L, index);
+        lua_setfield(L, -2, "layer");
+        lua_rawseti(L, -2, (lua_Integer)luaL_len(L, -2) + 1);
+    }
+    if (l->proj) push_matrices(L, h, l->proj, index);
+    if (l->branch)
+        for (int i = 0; i < l->branch->n_layers; i++) push_matrices(L, h, &l->branch->layers[i], index);
+}
+
+/* model:matrices() -> every weight matrix (conv filters count as (out, k*k*in)), nested ones
+ * included, in layer order: { name, value, grad, layer = the top-level layer's index }. */
+static int m_matrices(lua_State *L)
+{
+    plug_host *h = plug_host_of(L);
+    nn_model *m = h->t->model;
+    lua_newtable(L);
+    for (int i = 0; i < m->n_layers; i++) push_matrices(L, h, &m->layers[i], i + 1);
+    return 1;
+}
+
 static int m_layers(lua_State *L) { lua_pushinteger(L, plug_host_of(L)->t->model->n_layers); return 1; }
 
 static int m_freeze(lua_State *L)
@@ -701,7 +735,8 @@ static void build_ctx(plug_host *h)
                                           { "cutout", b_cutout }, { NULL, NULL } };
     static const luaL_Reg model_fns[] = { { "layer", m_layer }, { "layers", m_layers }, { "freeze", m_freeze },
                                           { "low_precision", m_low_precision }, { "insert", m_insert },
-                                          { "configure", m_configure }, { NULL, NULL } };
+                                          { "configure", m_configure }, { "matrices", m_matrices },
+                                          { NULL, NULL } };
     static const luaL_Reg data_fns[] = { { "augment", d_augment }, { "score", d_score }, { "keep", d_keep },
                                          { NULL, NULL } };
     static const luaL_Reg optim_fns[] = { { "get", o_get }, { "set", o_set }, { NULL, NULL } };

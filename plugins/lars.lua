@@ -17,12 +17,7 @@ return hasten.plugin {
   end,
   before_step = function(ctx, p)
     if not p.mats then   -- first step: after any model surgery at fit_start
-      p.mats, p.wd = {}, ctx.optim:get("decay", "weight_decay")
-      for i = 1, ctx.model:layers() do
-        for _, t in ipairs(ctx.model:layer(i).tensors) do
-          if select(2, t.value:shape()) then p.mats[#p.mats + 1] = t end
-        end
-      end
+      p.mats, p.wd = ctx.model:matrices(), ctx.optim:get("decay", "weight_decay")
       ctx.optim:set("decay", "weight_decay", 0)   -- applied below, inside the trust ratio
     end
     local lr, low = ctx.optim:get("decay", "lr"), math.huge

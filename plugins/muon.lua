@@ -29,17 +29,11 @@ return hasten.plugin {
       for i = 1, ctx.model:layers() do
         if ctx.model:layer(i).params > 0 then last = i end
       end
-      for i = 1, ctx.model:layers() do
-        local layer = ctx.model:layer(i)
-        if layer.params ~= #layer.tensors then error("muon does not reach inside residual blocks yet (" .. layer.name .. ")") end
-        for _, t in ipairs(layer.tensors) do
-          local rows, cols = t.value:shape()
-          if cols then
-            local e = { value = t.value, grad = t.grad, buf = t.grad:clone():fill_(0) }
-            e.scale = math.sqrt(math.max(1, rows / (t.value:size() / rows)))
-            table.insert(i == last and p.head or p.mats, e)
-          end
-        end
+      for _, t in ipairs(ctx.model:matrices()) do
+        local rows = t.value:shape()
+        local e = { value = t.value, grad = t.grad, buf = t.grad:clone():fill_(0) }
+        e.scale = math.sqrt(math.max(1, rows / (t.value:size() / rows)))
+        table.insert(t.layer == last and p.head or p.mats, e)
       end
     end
     for _, e in ipairs(p.mats) do

@@ -23,11 +23,7 @@ return hasten.plugin {
     if not p.masks or (s > p.applied and (ctx.step - p.at >= p.every or t >= 1)) then
       if not p.mats then   -- after any model surgery at fit_start
         p.mats = {}
-        for i = 1, ctx.model:layers() do
-          for _, w in ipairs(ctx.model:layer(i).tensors) do
-            if select(2, w.value:shape()) then p.mats[#p.mats + 1] = w.value end
-          end
-        end
+        for _, t in ipairs(ctx.model:matrices()) do p.mats[#p.mats + 1] = t.value end
       end
       p.masks, p.applied, p.at = {}, s, ctx.step
       local zeros, total = 0, 0

@@ -1286,6 +1286,31 @@ static int check_depth(trainer *t, trainer_event ev, void *ud)
     return 0;
 }
 
+/* model:matrices() reaches the weights inside residual blocks, in layer order; muon trains such
+ * a model. */
+static void test_matrices(void **s)
+{
+    static const char body[] =
+        "local m = ctx.model:matrices() "
+        "assert(#m == 4, #m) "
+        "assert(m[1].layer == 1 and m[2].layer == 3 and m[3].layer == 4 and m[4].layer == 6) "
+        "assert(m[2].name:find('residual1.', 1, true) == 1, m[2].name) "
+        "local o, i = m[4].value:shape() assert(o == 10 and i == 8) ";
+    char err[300];
+    assert_int_equal(plug_catalog_add_source(&cat, "bad", plugin_src("fit_start", body), err, sizeof err), 0);
+    train_config c;
+    base_config(&c, 0);
+    c.layers = resnet;
+    c.n_layers = 6;
+    add(&c, "bad");
+    add(&c, "muon");
+    harness hr;
+    int rc = run_with(&c, NULL, NULL, &hr);
+    if (rc) print_message("%s\n", hr.t->error);
+    assert_int_equal(rc, 0);
+    close_run(&hr);
+}
+
 static void test_stochastic_depth(void **s)
 {
     train_config c;
@@ -1510,7 +1535,7 @@ int main(void)
         cmocka_unit_test(test_low_rank), cmocka_unit_test(test_swa), cmocka_unit_test(test_alternating_flip),
         cmocka_unit_test(test_ghost_batchnorm), cmocka_unit_test(test_colout), cmocka_unit_test(test_lars),
         cmocka_unit_test(test_blurpool), cmocka_unit_test(test_init_methods),
-        cmocka_unit_test(test_stochastic_depth), cmocka_unit_test(test_data_pruning),
+        cmocka_unit_test(test_stochastic_depth), cmocka_unit_test(test_matrices), cmocka_unit_test(test_data_pruning),
         cmocka_unit_test(test_squeeze_excite), cmocka_unit_test(test_distillation),
         cmocka_unit_test(test_curriculum),
         cmocka_unit_test(test_schedules), cmocka_unit_test(test_sam_costs_a_pass),
