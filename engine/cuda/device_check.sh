@@ -73,24 +73,39 @@ run() {
 
     [ -z "$only_tests" ] || return 0
 
-    echo "== hasten bench --device cuda --batch 512 (then 128)"
-    timeout 120 "$H" bench --device cuda --batch 512 --json | tee "$out/bench.json"
-    timeout 120 "$H" bench --device cuda --batch 128
+    echo "== hasten bench --device cuda --batch 512, three times (then 128 once)"
+    for i in 1 2 3; do timeout 90 "$H" bench --device cuda --batch 512 --json | tee -a "$out/bench.json"; echo; done
+    timeout 90 "$H" bench --device cuda --batch 128
 
-    echo "== PyTorch eager, same model, same GPU, batch 512"
-    PYTHONUNBUFFERED=1 timeout 150 python3 tests/bench/torch_fmnist_cnn.py --batch 512 | tee "$out/torch.jsonl"
+    echo "== PyTorch eager, same model, same GPU, batch 512, three times"
+    for i in 1 2 3; do
+        PYTHONUNBUFFERED=1 timeout 120 python3 tests/bench/torch_fmnist_cnn.py --batch 512 | tee -a "$out/torch.jsonl"
+    done
 
     echo "== fmnist_cnn to 90% test accuracy on the GPU"
-    for run in "512 10ep" "512 20ep" "128 10ep"; do
+    for run in "512 10ep 1" "512 10ep 2" "512 10ep 3" "128 10ep 1" "128 10ep 2" "128 10ep 3"; do
         set -- $run
         rm -rf /tmp/hasten-run
-        timeout 60 "$H" run fmnist_cnn --device cuda --batch "$1" --budget "$2" --out /tmp/hasten-run --quiet
-        echo "batch $1, $2: $(grep -o '"time_to_target":[^,]*' /tmp/hasten-run/summary.json)" \
+        timeout 60 "$H" run fmnist_cnn --device cuda --batch "$1" --budget "$2" --seed "$3" \
+            --out /tmp/hasten-run --quiet
+        echo "batch $1, $2, seed $3: $(grep -o '"time_to_target":[^,]*' /tmp/hasten-run/summary.json)" \
              "$(grep -o '"train_seconds":[^,]*' /tmp/hasten-run/summary.json)" \
              "$(grep -o '"samples_per_second":[^,]*' /tmp/hasten-run/summary.json)"
         grep test_acc /tmp/hasten-run/metrics.jsonl | sed 's/.*"seconds":\([^,]*\).*"test_acc":\([^}]*\).*/  \1 s: test_acc \2/'
         cat /tmp/hasten-run/summary.json >>"$out/runs.json"
     done
+
+    echo "== real runs on the GPU: plugins, the resnet recipe, --device auto (3 epochs, batch 512)"
+    for p in none whitening_init muon sam ema low_precision "whitening_init --plugin muon"; do
+        rm -rf /tmp/hasten-run
+        plug=; [ "$p" = none ] || plug="--plugin $p"
+        # shellcheck disable=SC2086
+        timeout 60 "$H" run fmnist_cnn --device cuda --batch 512 --budget 3ep $plug \
+            --out /tmp/hasten-run --quiet 2>&1 | sed "s|^|$p: |"
+    done
+    rm -rf /tmp/hasten-run
+    timeout 90 "$H" run fmnist_resnet --device auto --budget 1ep --out /tmp/hasten-run --quiet 2>&1 |
+        sed 's|^|fmnist_resnet, auto: |'
 
     [ -n "${HASTEN_PROFILE:-}" ] || return 0
     echo "== per-kernel GPU time of one fmnist_cnn step (ncu)"

@@ -351,7 +351,11 @@ static void test_model(void **s)
     for (size_t i = 0; i < x.n; i++) x.data[i] = rng_normal(&g);
     tensor_copy(&xd, &x);
     optim oa, ob;
-    optim_spec spec = { .kind = OPTIM_SGD, .lr = 0.05f, .momentum = 0.9f, .nesterov = 1, .weight_decay = 5e-4f };
+    /* lr 0.005: the loss here is linear in the outputs (a fixed random dout), so a larger step
+     * makes the gradients grow each step and amplifies rounding differences chaotically (at lr
+     * 0.05 two CPU models whose weights differ by 1e-6 relative part by 3e-2 at step 2); at 0.005
+     * they stay at step 0's level, so every step is held to the same tolerance. */
+    optim_spec spec = { .kind = OPTIM_SGD, .lr = 0.005f, .momentum = 0.9f, .nesterov = 1, .weight_decay = 5e-4f };
     optim_init(&oa, &spec, a);
     optim_init(&ob, &spec, b);
     for (int step = 0; step < 3; step++) {
@@ -374,20 +378,18 @@ static void test_model(void **s)
         double w = max_rel_diff(&a->weights, &b->weights);
         print_message("model step %d: forward %.2e, grads %.2e, dx %.2e, weights %.2e (max relative)\n",
                       step, fwd, grads, dx, w);
-        /* Step 0 compares the ops alone; later steps start from weights that already differ by
-         * rounding, which batch norm over 24 examples amplifies (seen on an H100: 2.6e-3 at step 1). */
-        double tol = step ? 2e-2 : 1e-3;
-        assert_true(fwd < tol && grads < 5 * tol && dx < 5 * tol && w < tol);
+        /* an H100, steps 0 to 2: forward 3.3e-4, grads 1.4e-3, dx 1.2e-4, weights 2.1e-5 at most */
+        assert_true(fwd < 2e-3 && grads < 1e-2 && dx < 1e-2 && w < 2e-3);
     }
     /* the running statistics moved as one vector, the layers' views re-pointed into it */
     assert_int_equal(b->stats.device, DEVICE_CUDA);
     assert_ptr_equal(b->layers[1].run_mean.data, b->stats.data);
     double stats = max_rel_diff(&a->stats, &b->stats);
     print_message("running statistics: %.2e\n", stats);
-    assert_true(stats < 2e-2);
+    assert_true(stats < 2e-3);
     double eval = max_rel_diff(nn_forward(a, &x, 0), nn_forward(b, &xd, 0));
     print_message("model eval forward: %.2e\n", eval);
-    assert_true(eval < 2e-2);
+    assert_true(eval < 1e-2);
     tensor_free(&x); tensor_free(&dout); tensor_free(&xd); tensor_free(&doutd);
     nn_free(a);
     nn_free(b);
