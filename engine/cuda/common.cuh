@@ -99,7 +99,7 @@ __device__ __forceinline__ unsigned idiv_mod(const idiv &f, unsigned n)
  * Growing frees the old buffer, which waits for the device first. */
 enum cuda_scratch_slot {
     SCRATCH_PARTIAL, SCRATCH_CHANNEL, SCRATCH_ROWS, SCRATCH_STAGE0, SCRATCH_STAGE1, SCRATCH_RESULT,
-    SCRATCH_COUNT
+    SCRATCH_BF16, SCRATCH_COUNT
 };
 void *cuda_scratch(enum cuda_scratch_slot slot, size_t bytes);
 

@@ -1,6 +1,7 @@
 /* The CUDA device: opening it, memory, cuBLAS products, scratch and staging, and the op table.
  * Kernels live in layers.cu and train.cu. Not for choosing a device: engine/ops.c does that. */
 #include "engine/cuda/common.cuh"
+#include <cuda_bf16.h>
 #include <dlfcn.h>
 #include <stdio.h>
 #include <string.h>
@@ -158,11 +159,45 @@ static void sgemm(int ta, int tb, int M, int N, int K, float alpha, const float 
     gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, CUBLAS_COMPUTE_32F);
 }
 
-/* fp32 operands rounded to bf16 inside cuBLAS for the tensor cores, fp32 accumulation and output. */
+/* A rows x cols fp32 matrix (leading dimension ld) rounded to bf16 (to nearest, ties to even)
+ * into a dense copy whose rows are padded with zeros to ldo, a multiple of 8. */
+__global__ void to_bf16_kernel(const float *in, unsigned rows, unsigned cols, unsigned ld, idiv ldo,
+                               __nv_bfloat16 *out)
+{
+    CUDA_FOR32(i, rows * ldo.d) {
+        unsigned c, r = idiv_qr(ldo, i, &c);
+        out[i] = __float2bfloat16_rn(c < cols ? in[(size_t)r * ld + c] : 0.0f);
+    }
+}
+
+static __nv_bfloat16 *to_bf16(const float *in, int rows, int cols, int ld, int ldo, __nv_bfloat16 *out)
+{
+    unsigned n = cuda_count32((size_t)rows * ldo, "bf16 matrix product");
+    to_bf16_kernel<<<cuda_grid(n), CUDA_THREADS, 0, cuda_stream>>>(in, rows, cols, ld, idiv_make(ldo), out);
+    CUDA_LAUNCHED();
+    return out;
+}
+
+static int round8(int n) { return (n + 7) & ~7; }
+
+/* The product of A and B rounded to bf16, accumulated and written in fp32 (by cuBLAS's bf16
+ * kernels, tensor-core ones where its alignment rules allow).
+ * cuBLAS's CUBLAS_COMPUTE_32F_FAST_16BF only permits that rounding: for shapes like fmnist_cnn's
+ * (K = 9, ldc = 10) it ran its fp32 kernels and the products stayed fp32. Rounding the operands
+ * here, into copies with rows aligned as the tensor cores want, makes every product bf16. */
 static void sgemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                        const float *B, int ldb, float beta, float *C, int ldc)
 {
-    gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, CUBLAS_COMPUTE_32F_FAST_16BF);
+    if (M == 0 || N == 0) return;
+    int a_rows = ta ? K : M, a_cols = ta ? M : K, b_rows = tb ? N : K, b_cols = tb ? K : N;
+    int a_ld = round8(a_cols), b_ld = round8(b_cols);
+    size_t a_n = ((size_t)a_rows * a_ld + 127) & ~(size_t)127;   /* B starts 256-byte aligned */
+    __nv_bfloat16 *s = (__nv_bfloat16 *)cuda_scratch(SCRATCH_BF16, (a_n + (size_t)b_rows * b_ld) * 2);
+    const __nv_bfloat16 *a = to_bf16(A, a_rows, a_cols, lda, a_ld, s);
+    const __nv_bfloat16 *b = to_bf16(B, b_rows, b_cols, ldb, b_ld, s + a_n);
+    CUBLAS_CHECK(blas.gemm_ex(cuda_blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
+                              N, M, K, &alpha, b, CUDA_R_16BF, b_ld, a, CUDA_R_16BF, a_ld, &beta, C,
+                              CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
 /* ---- small ops routed to the elementwise family --------------------------------------------- */
