@@ -279,6 +279,16 @@ static int baseline_budgets(const table *t, const char *recipe)
     return k;
 }
 
+/* Seconds as the tables print them: two decimals under a second (a GPU run of a few epochs takes
+ * under one), one above. */
+static const char *secs_fmt(double v) { return fabs(v) < 1 ? "%.2f" : "%.1f"; }
+
+static char *fmt_secs(char *buf, size_t len, double v)
+{
+    snprintf(buf, len, secs_fmt(v), v);
+    return buf;
+}
+
 static void print_main_table(const table *t)
 {
     int md = t->md;
@@ -295,7 +305,13 @@ static void print_main_table(const table *t)
         missing_base |= !any_base;
         swept |= any_base > 1;
         char ttt[48] = "-", acc[48], speed[32] = "-", reached[16];
-        if (s->reached) snprintf(ttt, sizeof ttt, "%.1f ± %.1f s", mean(s->ttt, s->reached), sd(s->ttt, s->reached));
+        if (s->reached) {
+            double m = mean(s->ttt, s->reached);
+            char mtxt[16], sdtxt[16];
+            snprintf(mtxt, sizeof mtxt, secs_fmt(m), m);
+            snprintf(sdtxt, sizeof sdtxt, secs_fmt(m), sd(s->ttt, s->reached));   /* as many decimals */
+            snprintf(ttt, sizeof ttt, "%s ± %s s", mtxt, sdtxt);
+        }
         snprintf(acc, sizeof acc, "%.4f ± %.4f", mean(s->acc, s->n), sd(s->acc, s->n));
         snprintf(reached, sizeof reached, "%d/%d", s->reached, s->n);
         /* Speedup only when every run of both reached the target: otherwise the mean flatters. */
@@ -303,14 +319,15 @@ static void print_main_table(const table *t)
             snprintf(speed, sizeof speed, "%.2fx", mean(b->ttt, b->n) / mean(s->ttt, s->n));
         /* Time per step and step count apart: a method can win one and lose the other. */
         double steps = mean(s->iters, s->n), secs = mean(s->secs, s->n);
-        char nsteps[16] = "-", ms[16] = "-";
+        char nsteps[16] = "-", ms[16] = "-", train[16];
         if (!isnan(steps) && steps > 0) {
             snprintf(nsteps, sizeof nsteps, "%.0f", steps);
             snprintf(ms, sizeof ms, "%.2f", 1000 * secs / steps);
         }
-        printf(md ? "| %s | %*s | %s | %d | %s | %s | %s | %.1f | %s | %s | %.0f | %s |\n"
-                  : "%-14s %-*s %-9s %4d %15s %7s %16s %8.1f %6s %7s %9.0f %7s\n",
-               s->recipe, vw, s->variant, s->budget, s->n, ttt, reached, acc, secs, nsteps, ms,
+        printf(md ? "| %s | %*s | %s | %d | %s | %s | %s | %s | %s | %s | %.0f | %s |\n"
+                  : "%-14s %-*s %-9s %4d %15s %7s %16s %8s %6s %7s %9.0f %7s\n",
+               s->recipe, vw, s->variant, s->budget, s->n, ttt, reached, acc,
+               fmt_secs(train, sizeof train, secs), nsteps, ms,
                mean(s->sps, s->n), speed);
     }
     if (md) printf("\n");
@@ -398,8 +415,9 @@ static void print_frontier(const table *t, const char *recipe)
     for (int i = 0; i < n; i++) {
         int on = 0;
         for (int j = 0; j < f.n; j++) on |= f.p[j].tag == i;
-        printf(md ? "- %s: %.1f s, %.4f%s\n" : "  %-9s %7.1f s  %.4f%s\n", src[i]->budget, pts[i].seconds,
-               pts[i].quality, on ? "" : "  (off the frontier: a shorter budget did as well)");
+        char t_[16];
+        printf(md ? "- %s: %s s, %.4f%s\n" : "  %-9s %7s s  %.4f%s\n", src[i]->budget,
+               fmt_secs(t_, sizeof t_, pts[i].seconds), pts[i].quality, on ? "" : "  (off the frontier: a shorter budget did as well)");
     }
     int any = 0;
     for (int v = 0; v < t->n; v++) any |= !is_baseline(&t->g[v]) && !strcmp(t->g[v].recipe, recipe);
@@ -418,15 +436,16 @@ static void print_frontier(const table *t, const char *recipe)
         if (!isnan(q)) snprintf(at, sizeof at, "%.4f (%+.4f)", q, acc - q);
         int where = frontier_time_for(&f, acc, &ft);
         static const char *const rel[] = { "<", "", ">" };
-        snprintf(to, sizeof to, "%s%.1f s", rel[where + 1], ft);
+        char ft_[16], train[16];
+        snprintf(to, sizeof to, "%s%s s", rel[where + 1], fmt_secs(ft_, sizeof ft_, ft));
         snprintf(speed, sizeof speed, "%s%.2fx", rel[where + 1], ft / secs);
         /* about two standard errors of the difference of the means */
         double na = 2 * hypot(noise_acc, se(g->acc, g->n)), nt = 2 * hypot(noise_time, rel_se(g->secs, g->n));
         char verdict[32];
         snprintf(verdict, sizeof verdict, "%s%s", reading(&f, secs, acc, na, nt), few || g->n < 2 ? " (1 run)" : "");
-        printf(md ? "| %*s | %s | %.1f | %.4f | %s | %s | %s | %s |\n"
-                  : "%-*s %-9s %8.1f %14.4f %21s %20s %13s %8s\n",
-               vw, g->variant, g->budget, secs, acc, at, to, speed, verdict);
+        printf(md ? "| %*s | %s | %s | %.4f | %s | %s | %s | %s |\n"
+                  : "%-*s %-9s %8s %14.4f %21s %20s %13s %8s\n",
+               vw, g->variant, g->budget, fmt_secs(train, sizeof train, secs), acc, at, to, speed, verdict);
     }
     printf("%s(speedup here: the time the frontier needs for the variant's final test_acc over the "
            "variant's time; < and >: bounds, the sweep does not reach that far. above or below: by "

@@ -12,6 +12,8 @@
 #                                      per-kernel profile (ncu). Results land in $OUT (or
 #                                      /tmp/hasten-device).
 #   engine/cuda/device_check.sh tests  on the GPU machine: the parity and plugin tests alone.
+#   engine/cuda/device_check.sh methods [SECONDS]   on the GPU machine: tests/bench/methods_table.sh
+#                                      with --device cuda (docs/methods.md's table), bounded.
 # Not a test target: CI has no GPU; `make test` runs test_cuda, which skips there.
 set -u
 C=.devcarry
@@ -31,10 +33,10 @@ pack() {
     du -sh "$C"
 }
 
-run() {
+# The machine, the libraries and the dataset: sets out, H, T and P.
+setup() {
     out=${OUT:-/tmp/hasten-device}
     mkdir -p "$out"
-    only_tests=${1:-}
     echo "== machine"
     grep PRETTY /etc/os-release; nproc
     nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader
@@ -56,6 +58,11 @@ run() {
             tail -20 "$out/build.log"
         H=./hasten T=build/tests/test_cuda P=build/tests/test_plugins
     fi
+}
+
+run() {
+    only_tests=${1:-}
+    setup
 
     echo "== CUDA parity tests"
     if ! timeout 150 "$T" >"$out/test_cuda.log" 2>&1; then
@@ -115,9 +122,24 @@ run() {
     echo "ncu: exit $?, $(grep -c gpu__time_duration "$out/ncu.txt") kernel rows in ncu.txt"
 }
 
+# docs/methods.md's table on the GPU: every method, three seeds, within the given seconds; the
+# runs (without weights) come back as methods-runs.tgz, the table as methods.md.
+methods() {
+    setup
+    [ "$H" = ./hasten ] || cp "$H" ./hasten
+    rm -rf /tmp/methods-gpu
+    METHODS_RUN_OPTS="--device cuda" timeout "${1:-360}" sh tests/bench/methods_table.sh 3ep "1 2 3" \
+        /tmp/methods-gpu >/dev/null 2>"$out/methods.err"
+    echo "methods_table: exit $?, $(ls /tmp/methods-gpu | wc -l) runs"
+    tar -czf "$out/methods-runs.tgz" --exclude weights.bin -C /tmp methods-gpu
+    ./hasten compare /tmp/methods-gpu --target test_acc=0.90 --markdown >"$out/methods.md" 2>&1
+    ./hasten compare /tmp/methods-gpu --target test_acc=0.90
+}
+
 case "${1:-}" in
 pack) pack ;;
 run) mkdir -p "${OUT:-/tmp/hasten-device}" && run 2>&1 | tee "${OUT:-/tmp/hasten-device}/all.log" ;;
 tests) mkdir -p "${OUT:-/tmp/hasten-device}" && run tests 2>&1 | tee "${OUT:-/tmp/hasten-device}/all.log" ;;
-*) echo "usage: $0 pack | run | tests" >&2; exit 2 ;;
+methods) mkdir -p "${OUT:-/tmp/hasten-device}" && methods "${2:-}" 2>&1 | tee "${OUT:-/tmp/hasten-device}/all.log" ;;
+*) echo "usage: $0 pack | run | tests | methods [SECONDS]" >&2; exit 2 ;;
 esac

@@ -4,6 +4,7 @@
 # `hasten compare` into Markdown.
 # Usage: sh tests/bench/methods_table.sh [BUDGET] [SEEDS] [OUTDIR] [BASELINE_BUDGETS]
 #        (defaults: 3ep "1 2 3" runs/methods "1ep,2ep,3ep,4ep,5ep")
+#        METHODS_RUN_OPTS="--device cuda" adds options to every run; on the GPU low_precision joins.
 # Runs go round by round, one seed a round, each round in another order, so that the machine's
 # drift over the hour spreads over every variant instead of favouring whichever ran last.
 # Takes about (plugins + 8) x seeds x the budget; run it on an otherwise idle machine. Resumable:
@@ -19,8 +20,11 @@ variants="baseline budget_schedule one_cycle warmup label_smoothing mixup cutmix
 alternating_flip data_pruning curriculum selective_backprop layer_freezing low_rank pruning ghost_batchnorm blurpool squeeze_excite
 whitening_init dirac_init ema swa lookahead batch_warmup grad_clipping lars muon data_echoing sam
 whitening_init+muon gap-baseline gap-progressive_resizing gap-colout"
+opts=${METHODS_RUN_OPTS:-}
+case $opts in *cuda*) variants="$variants low_precision" ;; esac
 mkdir -p "$out"
-quiet() { ./hasten sweep "$@" --eval-every 117 --out "$out" >/dev/null ||
+# shellcheck disable=SC2086
+quiet() { ./hasten sweep "$@" --eval-every 117 $opts --out "$out" >/dev/null ||
           echo "methods_table: a run of: hasten sweep $* failed (see above)" >&2; }
 round=0
 for s in $seeds; do

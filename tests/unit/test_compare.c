@@ -174,6 +174,26 @@ static void test_compare_readings(void **s)
     free(err);
 }
 
+/* Sub-second runs (a GPU's) print their times with two decimals, the spread with as many; runs of
+ * a second or more keep one. */
+static void test_compare_subsecond(void **s)
+{
+    char root[700];
+    snprintf(root, sizeof root, "%s/fast", test_tmpdir());
+    write_run(root, "b1-s1", "[]", "1ep", 0.89, 0.47, 0.42, "done");
+    write_run(root, "b1-s2", "[]", "1ep", 0.90, 0.49, 0.46, "done");
+    write_run(root, "b2-s1", "[]", "2ep", 0.91, 1.04, 0.6, "done");
+    char *out, *err;
+    assert_int_equal(test_hasten((const char *[]){ "compare", root, NULL }, &out, &err), 0);
+    const char *l = line_of(out, "toy            baseline                       1ep");
+    expect_in(l, "0.44 ± 0.03 s");
+    expect_in(l, "0.48 ");
+    expect_in(line_of(out, "  1ep"), "0.48 s  0.8950");
+    expect_in(line_of(out, "  2ep"), "1.0 s  0.9100");
+    free(out);
+    free(err);
+}
+
 /* Runs hasten with args; it must exit with code and say needle on stderr. */
 static void expect_error(const char *const *args, int code, const char *needle)
 {
@@ -362,6 +382,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_frontier_math), cmocka_unit_test(test_compare_readings), cmocka_unit_test(test_compare_long_names),
+        cmocka_unit_test(test_compare_subsecond),
         cmocka_unit_test(test_compare_errors), cmocka_unit_test(test_sweep), cmocka_unit_test(test_sweep_resumes),
         cmocka_unit_test(test_sweep_errors),
     };
