@@ -23,7 +23,7 @@ CFLAGS   ?= -O3 -march=native -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes \
             -Wmissing-prototypes -Wno-unused-parameter -Wno-format-truncation -Werror=implicit-function-declaration \
             -pthread -MMD -MP -I. $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
-            -DHASTEN_VERSION='"$(VERSION)"' -DHASTEN_SHARE='"$(PREFIX)/share/hasten"'
+            -DHASTEN_SHARE='"$(PREFIX)/share/hasten"'
 LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
 
 ENGINE_SRC   := $(wildcard engine/*.c engine/cpu/*.c)
@@ -48,7 +48,14 @@ DATASETS_SRC := $(wildcard datasets/*.c)
 LUA_SRC      := $(wildcard lua/*.c)
 TUI_SRC      := $(filter-out tui/main.c,$(wildcard tui/*.c))
 LIB_SRC      := $(ENGINE_SRC) $(DATASETS_SRC) $(LUA_SRC) $(TUI_SRC)
-LIB_OBJ      := $(LIB_SRC:%.c=$(BUILD)/%.o) $(CUDA_OBJ)
+LIB_OBJ      := $(LIB_SRC:%.c=$(BUILD)/%.o) $(CUDA_OBJ) $(BUILD)/version.o
+
+# The version `hasten --version` prints and every run records (engine/version.h): build/version.c
+# is rewritten whenever `git describe` says something else, so the binary names the tree it was
+# built from (a -D flag reached only the files that happened to recompile).
+VERSION_C    := $(BUILD)/version.c
+VERSION_LINE := const char hasten_version[] = "$(VERSION)";
+$(shell mkdir -p $(BUILD) && grep -qxF '$(VERSION_LINE)' $(VERSION_C) 2>/dev/null || echo '$(VERSION_LINE)' >$(VERSION_C))
 
 TEST_SRC  := $(wildcard tests/unit/test_*.c)
 TEST_BIN  := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -74,6 +81,9 @@ hasten: $(LIB_OBJ) $(BUILD)/tui/main.o
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "CC   $<"
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/version.o: $(VERSION_C)
 	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/%.o: %.cu

@@ -3,6 +3,7 @@
 #include "engine/trainer.h"
 #include "engine/check.h"
 #include "engine/cpu/cpu.h"
+#include "engine/version.h"
 #include <cblas.h>
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -15,9 +16,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef HASTEN_VERSION
-#define HASTEN_VERSION "dev"
-#endif
 
 static const char *event_names[EV_COUNT] = {
     "fit_start", "epoch_start", "batch_start", "before_forward", "after_forward", "before_loss",
@@ -699,7 +697,7 @@ static cJSON *fingerprint(const trainer *t)
     if (t->model->device == DEVICE_CUDA) cJSON_AddStringToObject(fp, "gpu", ops_cuda_describe());
     cJSON_AddStringToObject(fp, "blas", openblas_get_config());
     cJSON_AddStringToObject(fp, "compiler", "gcc " __VERSION__);
-    cJSON_AddStringToObject(fp, "hasten", HASTEN_VERSION);
+    cJSON_AddStringToObject(fp, "hasten", hasten_version);
     return fp;
 }
 

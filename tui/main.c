@@ -7,6 +7,7 @@
 #include "engine/cpu/cpu.h"
 #include "engine/ops.h"
 #include "engine/trainer.h"
+#include "engine/version.h"
 #include "lua/recipe.h"
 #include "lua/plugin.h"
 #include <errno.h>
@@ -20,9 +21,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef HASTEN_VERSION
-#define HASTEN_VERSION "dev"
-#endif
 
 #define DEFAULT_RECIPE "fmnist_cnn"
 
@@ -291,7 +289,7 @@ int main(int argc, char **argv)
         return EXIT_DONE;
     }
     if (!strcmp(cmd, "--version")) {
-        printf("hasten %s\n", HASTEN_VERSION);
+        printf("hasten %s\n", hasten_version);
         return EXIT_DONE;
     }
     if (cmd[0] == '-') return ui_cmd(argc, argv, 0);
