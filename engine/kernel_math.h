@@ -1,5 +1,6 @@
 /* Arithmetic shared by the CPU kernels (engine/cpu/) and the CUDA kernels (engine/cuda/), so both
- * devices compute exactly the same: softmax cross-entropy rows and batch-norm channel statistics.
+ * devices compute exactly the same: softmax cross-entropy rows, batch-norm channel statistics, and
+ * the plugins' bilinear resize and tempered softmax.
  * Not kernels: callers loop (or launch) over rows and channels. */
 #ifndef HASTEN_KERNEL_MATH_H
 #define HASTEN_KERNEL_MATH_H
@@ -63,6 +64,29 @@ KM_HD static inline void bn_channel_stats(double s1, double s2, size_t rows, flo
     double unbiased = rows > 1 ? var * (double)rows / (double)(rows - 1) : var;
     *running_mean = (1 - momentum) * *running_mean + momentum * *mean;
     *running_var = (float)((1 - momentum) * *running_var + momentum * unbiased);
+}
+
+/* Channel ch of pixel (y, x) of the (oh, ow) bilinear resize of image in (h, w, c): sample centres
+ * aligned (half-pixel offsets), edges clamped. */
+KM_HD static inline float bilinear_at(const float *in, int h, int w, int c, int oh, int ow, int y, int x,
+                                      int ch)
+{
+    float fy = fmaxf((y + 0.5f) * ((float)h / oh) - 0.5f, 0), fx = fmaxf((x + 0.5f) * ((float)w / ow) - 0.5f, 0);
+    int y0 = (int)fy, y1 = y0 + 1 < h ? y0 + 1 : h - 1, x0 = (int)fx, x1 = x0 + 1 < w ? x0 + 1 : w - 1;
+    float wy = fy - y0, wx = fx - x0;
+    float a = in[((size_t)y0 * w + x0) * c + ch], b = in[((size_t)y0 * w + x1) * c + ch];
+    float d = in[((size_t)y1 * w + x0) * c + ch], e = in[((size_t)y1 * w + x1) * c + ch];
+    return (1 - wy) * ((1 - wx) * a + wx * b) + wy * ((1 - wx) * d + wx * e);
+}
+
+/* v (k) = softmax(v / temp), in place; the sum in double. */
+KM_HD static inline void softmax_row(float *v, size_t k, float temp)
+{
+    float top = -INFINITY;
+    double sum = 0;
+    for (size_t j = 0; j < k; j++) top = fmaxf(top, v[j] / temp);
+    for (size_t j = 0; j < k; j++) sum += v[j] = expf(v[j] / temp - top);
+    for (size_t j = 0; j < k; j++) v[j] = (float)(v[j] / sum);
 }
 
 #endif

@@ -113,7 +113,21 @@ typedef struct engine_ops {
     /* Keeps rows idx[0..n) (host) of a (rows, row) matrix as its first n rows, in place. */
     void (*select_rows)(float *data, size_t row, const int *idx, int n);
 
-    /* ---- plugin tensor ops ---- */
+    /* ---- plugin tensor ops; the batch ones run on the device, their small lists come from the
+     * host, and none waits for the device ---- */
+    /* Rows of t (n, row): t[i] = lam t[i] + (1 - lam) t[perm[i]], all read first; perm host (n). */
+    void (*mix_rows)(float *t, const int *perm, int n, size_t row, float lam);
+    /* Images t (n, h, w, c): image i's box boxes[4i..4i+3] = y0, x0, bh, bw (host, inside the
+     * image) is set to v, or with perm (host (n), may be NULL) copied from the same box of image
+     * perm[i], all read first. */
+    void (*paste_boxes)(float *t, const int *perm, const int *boxes, int n, int h, int w, int c, float v);
+    /* dst (n, oh, ow, c) = the bilinear resize of src (n, h, w, c) (kernel_math.h's bilinear_at). */
+    void (*resize_bilinear)(const float *src, int n, int h, int w, int c, int oh, int ow, float *dst);
+    /* dst (n, nr, nc, c) = src (n, h, w, c) at rows[0..nr) x cols[0..nc) (host, in range). */
+    void (*take_grid)(const float *src, int n, int h, int w, int c, const int *rows, int nr,
+                      const int *cols, int nc, float *dst);
+    /* Each row of t (rows, k) = softmax(row / temp). */
+    void (*softmax_rows)(float *t, int rows, size_t k, float temp);
     void (*map)(enum ops_map op, float *t, const float *a, size_t n, float s1, float s2);
     double (*reduce)(enum ops_reduce op, const float *t, size_t n);   /* waits for the device */
 } engine_ops;

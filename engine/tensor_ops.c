@@ -1,7 +1,9 @@
 /* Plugin-facing tensor operations. Single-threaded on the CPU: they touch one batch or one
- * parameter vector, a small fraction of a step. On another device the arithmetic, norms and
- * smoothing run there through its op table; the rarer image and row operations run on a host copy
- * (VIA_HOST), so every plugin works on every device. */
+ * parameter vector, a small fraction of a step. Everything a plugin may do every step (arithmetic,
+ * norms, smoothing, the batch's mixes, boxes, resizes, grids and softmax) runs through the tensor's
+ * device's op table, without waiting for the device; the rare one-off operations (filter
+ * initialisations at fit_start) run on a host copy (VIA_HOST), so every plugin works on every
+ * device. */
 #include "engine/tensor_ops.h"
 #include "engine/check.h"
 #include "engine/ops.h"
@@ -117,19 +119,13 @@ void tensor_smooth_(tensor *t, float alpha)
 
 void tensor_mix_rows_(tensor *t, const int *perm, float lam)
 {
-    if (ON_DEVICE(t)) { VIA_HOST(t, tensor_mix_rows_(&h, perm, lam)); return; }
     int n = t->shape[0];
-    size_t row = n ? t->n / (size_t)n : 0;
-    float *copy = tensor_alloc_floats(t->n);
-    memcpy(copy, t->data, t->n * sizeof(float));
-    for (int i = 0; i < n; i++) {
-        float *dst = t->data + (size_t)i * row;
-        const float *other = copy + (size_t)perm[i] * row;
-        for (size_t j = 0; j < row; j++) dst[j] = lam * dst[j] + (1 - lam) * other[j];
-    }
-    free(copy);
+    if (n < 1) return;
+    for (int i = 0; i < n; i++) CHECK(perm[i] >= 0 && perm[i] < n, "tensor_mix_rows_: row %d of %d", perm[i], n);
+    ops_for(t->device)->mix_rows(t->data, perm, n, t->n / (size_t)n, lam);
 }
 
+/* Clips a box's start and length to [0, size). */
 static void clip_box(int size, int *start, int *len)
 {
     if (*start < 0) { *len += *start; *start = 0; }
@@ -137,105 +133,73 @@ static void clip_box(int size, int *start, int *len)
     if (*len < 0) *len = 0;
 }
 
-/* One image's box: from the source image (src != NULL) or set to v. */
-static void fill_box(float *img, const float *src, int w, int c, int y0, int x0, int bh, int bw, float v)
+/* Pastes boxes (n, 4: y0, x0, bh, bw, each clipped here to its image; freed here) into the images
+ * of t: the value v, or the same box of image perm[i]. */
+static void paste_boxes(tensor *t, const int *perm, int *boxes, float v)
 {
-    for (int y = y0; y < y0 + bh; y++) {
-        size_t off = ((size_t)y * w + x0) * c;
-        if (src) memcpy(img + off, src + off, (size_t)bw * c * sizeof(float));
-        else for (size_t j = 0; j < (size_t)bw * c; j++) img[off + j] = v;
+    int n = t->shape[0], h = t->shape[1], w = t->shape[2], c = t->shape[3];
+    for (int i = 0; i < n; i++) {
+        clip_box(h, &boxes[4 * i], &boxes[4 * i + 2]);
+        clip_box(w, &boxes[4 * i + 1], &boxes[4 * i + 3]);
+        if (perm) CHECK(perm[i] >= 0 && perm[i] < n, "tensor_box_: image %d of %d", perm[i], n);
     }
+    ops_for(t->device)->paste_boxes(t->data, perm, boxes, n, h, w, c, v);
+    free(boxes);
+}
+
+static int *new_boxes(int n)
+{
+    int *b = malloc((size_t)n * 4 * sizeof *b);
+    CHECK(b, "out of memory");
+    return b;
 }
 
 void tensor_box_(tensor *t, const int *perm, int y0, int x0, int bh, int bw, float v)
 {
-    if (ON_DEVICE(t)) { VIA_HOST(t, tensor_box_(&h, perm, y0, x0, bh, bw, v)); return; }
-    int n = t->shape[0], h = t->shape[1], w = t->shape[2], c = t->shape[3];
-    size_t img = (size_t)h * w * c;
-    clip_box(h, &y0, &bh);
-    clip_box(w, &x0, &bw);
-    float *copy = NULL;
-    if (perm) {
-        copy = tensor_alloc_floats(t->n);
-        memcpy(copy, t->data, t->n * sizeof(float));
-    }
-    for (int i = 0; i < n; i++)
-        fill_box(t->data + i * img, copy ? copy + (size_t)perm[i] * img : NULL, w, c, y0, x0, bh, bw, v);
-    free(copy);
+    int n = t->shape[0];
+    if (n < 1) return;
+    int *b = new_boxes(n);
+    for (int i = 0; i < n; i++) b[4 * i] = y0, b[4 * i + 1] = x0, b[4 * i + 2] = bh, b[4 * i + 3] = bw;
+    paste_boxes(t, perm, b, v);
 }
 
 void tensor_cutout_(tensor *t, int size, float v, rng *r)
 {
-    if (ON_DEVICE(t)) { VIA_HOST(t, tensor_cutout_(&h, size, v, r)); return; }
-    int n = t->shape[0], h = t->shape[1], w = t->shape[2], c = t->shape[3];
-    size_t img = (size_t)h * w * c;
-    for (int i = 0; i < n; i++) {
+    int n = t->shape[0], h = t->shape[1], w = t->shape[2];
+    if (n < 1) return;
+    int *b = new_boxes(n);
+    for (int i = 0; i < n; i++) {   /* the centres in image order: the same draws on every device */
         int cy = (int)rng_below(r, (uint32_t)h), cx = (int)rng_below(r, (uint32_t)w);
-        int y0 = cy - size / 2, x0 = cx - size / 2, bh = size, bw = size;
-        clip_box(h, &y0, &bh);
-        clip_box(w, &x0, &bw);
-        fill_box(t->data + i * img, NULL, w, c, y0, x0, bh, bw, v);
+        b[4 * i] = cy - size / 2, b[4 * i + 1] = cx - size / 2, b[4 * i + 2] = size, b[4 * i + 3] = size;
     }
+    paste_boxes(t, NULL, b, v);
+}
+
+/* An empty dst takes src's device; otherwise both must be on one. */
+static void same_device_out(tensor *dst, const tensor *src, const char *what)
+{
+    if (!dst->cap && !dst->n) dst->device = src->device;
+    SAME_DEVICE(dst, src, what);
 }
 
 void tensor_resize_bilinear(tensor *dst, const tensor *src, int oh, int ow)
 {
-    if (ON_DEVICE(src) || ON_DEVICE(dst)) {   /* on the host, into dst's device */
-        tensor hs = {0}, hd = {0};
-        tensor_copy(&hs, src);
-        tensor_resize_bilinear(&hd, &hs, oh, ow);
-        tensor_copy(dst, &hd);
-        tensor_free(&hs);
-        tensor_free(&hd);
-        return;
-    }
+    same_device_out(dst, src, "tensor_resize_bilinear");
+    CHECK(dst != src, "tensor_resize_bilinear: dst and src are one tensor");
     int n = src->shape[0], h = src->shape[1], w = src->shape[2], c = src->shape[3];
     tensor_resize4(dst, n, oh, ow, c);
-    float sy = (float)h / oh, sx = (float)w / ow;
-    for (int i = 0; i < n; i++) {
-        const float *in = src->data + (size_t)i * h * w * c;
-        float *out = dst->data + (size_t)i * oh * ow * c;
-        for (int y = 0; y < oh; y++) {
-            float fy = fmaxf((y + 0.5f) * sy - 0.5f, 0);
-            int y0 = (int)fy, y1 = y0 + 1 < h ? y0 + 1 : h - 1;
-            float wy = fy - y0;
-            for (int x = 0; x < ow; x++) {
-                float fx = fmaxf((x + 0.5f) * sx - 0.5f, 0);
-                int x0 = (int)fx, x1 = x0 + 1 < w ? x0 + 1 : w - 1;
-                float wx = fx - x0;
-                const float *a = in + ((size_t)y0 * w + x0) * c, *b = in + ((size_t)y0 * w + x1) * c;
-                const float *d = in + ((size_t)y1 * w + x0) * c, *e = in + ((size_t)y1 * w + x1) * c;
-                float *o = out + ((size_t)y * ow + x) * c;
-                for (int ch = 0; ch < c; ch++)
-                    o[ch] = (1 - wy) * ((1 - wx) * a[ch] + wx * b[ch]) + wy * ((1 - wx) * d[ch] + wx * e[ch]);
-            }
-        }
-    }
+    if (dst->n) ops_for(src->device)->resize_bilinear(src->data, n, h, w, c, oh, ow, dst->data);
 }
 
 void tensor_take_grid(tensor *dst, const tensor *src, const int *rows, int nr, const int *cols, int nc)
 {
-    if (ON_DEVICE(src)) {   /* on the host, then into dst's device */
-        tensor hs = {0}, hd = {0};
-        tensor_copy(&hs, src);
-        tensor_take_grid(&hd, &hs, rows, nr, cols, nc);
-        tensor_copy(dst, &hd);
-        tensor_free(&hs);
-        tensor_free(&hd);
-        return;
-    }
+    same_device_out(dst, src, "tensor_take_grid");
+    CHECK(dst != src, "tensor_take_grid: dst and src are one tensor");
     int n = src->shape[0], h = src->shape[1], w = src->shape[2], c = src->shape[3];
+    for (int y = 0; y < nr; y++) CHECK(rows[y] >= 0 && rows[y] < h, "tensor_take_grid: row %d of %d", rows[y], h);
+    for (int x = 0; x < nc; x++) CHECK(cols[x] >= 0 && cols[x] < w, "tensor_take_grid: column %d of %d", cols[x], w);
     tensor_resize4(dst, n, nr, nc, c);
-    for (int i = 0; i < n; i++)
-        for (int y = 0; y < nr; y++) {
-            CHECK(rows[y] >= 0 && rows[y] < h, "tensor_take_grid: row %d of %d", rows[y], h);
-            const float *in = src->data + (((size_t)i * h + rows[y]) * w) * c;
-            float *out = dst->data + (((size_t)i * nr + y) * nc) * c;
-            for (int x = 0; x < nc; x++) {
-                CHECK(cols[x] >= 0 && cols[x] < w, "tensor_take_grid: column %d of %d", cols[x], w);
-                memcpy(out + (size_t)x * c, in + (size_t)cols[x] * c, (size_t)c * sizeof(float));
-            }
-        }
+    if (dst->n) ops_for(src->device)->take_grid(src->data, n, h, w, c, rows, nr, cols, nc, dst->data);
 }
 
 void tensor_patch_cov(tensor *cov, const tensor *x, int k)
@@ -324,16 +288,9 @@ void tensor_dirac_(tensor *w)
 
 void tensor_softmax_rows_(tensor *t, float temp)
 {
-    if (ON_DEVICE(t)) { VIA_HOST(t, tensor_softmax_rows_(&h, temp)); return; }
     int rows = t->ndim ? t->shape[0] : 1;
-    size_t k = rows ? t->n / (size_t)rows : 0;
-    for (int r = 0; r < rows; r++) {
-        float *v = t->data + (size_t)r * k, top = -INFINITY;
-        double sum = 0;
-        for (size_t j = 0; j < k; j++) top = fmaxf(top, v[j] / temp);
-        for (size_t j = 0; j < k; j++) sum += v[j] = expf(v[j] / temp - top);
-        for (size_t j = 0; j < k; j++) v[j] = (float)(v[j] / sum);
-    }
+    if (rows < 1 || !t->n) return;
+    ops_for(t->device)->softmax_rows(t->data, rows, t->n / (size_t)rows, temp);
 }
 
 float tensor_get(const tensor *t, size_t i)

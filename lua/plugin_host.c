@@ -112,6 +112,16 @@ static int b_dims(lua_State *L)
     return 2;
 }
 
+/* The host's image scratch, on the device of batch x (emptied when x moved). */
+static tensor *batch_images(plug_host *h, const tensor *x)
+{
+    if (h->images.device != x->device) {
+        tensor_free(&h->images);
+        h->images = (tensor){ .device = x->device };
+    }
+    return &h->images;
+}
+
 /* batch:resize(h, w): bilinear resize of the inputs. */
 static int b_resize(lua_State *L)
 {
@@ -122,10 +132,8 @@ static int b_resize(lua_State *L)
         return luaL_error(L, "batch:resize is for batch_start or before_forward");
     tensor *x = &h->t->x;
     if (oh == x->shape[1] && ow == x->shape[2]) return 0;
-    tensor tmp = {0};
-    tensor_resize_bilinear(&tmp, x, (int)oh, (int)ow);
-    tensor_copy(x, &tmp);
-    tensor_free(&tmp);
+    tensor_resize_bilinear(batch_images(h, x), x, (int)oh, (int)ow);
+    tensor_copy(x, &h->images);
     return 0;
 }
 
@@ -162,10 +170,8 @@ static int b_colout(lua_State *L)
         int rows[H], cols[W];
         draw_sorted(&h->rng, H, kh, rows);
         draw_sorted(&h->rng, W, kw, cols);
-        tensor tmp = {0};
-        tensor_take_grid(&tmp, x, rows, kh, cols, kw);
-        tensor_copy(x, &tmp);
-        tensor_free(&tmp);
+        tensor_take_grid(batch_images(h, x), x, rows, kh, cols, kw);
+        tensor_copy(x, &h->images);
     }
     lua_pushinteger(L, kh);
     lua_pushinteger(L, kw);
@@ -924,6 +930,7 @@ void plug_host_free(plug_host *h)
     if (!h) return;
     if (h->L) lua_close(h->L);   /* runs __gc of owned tensors first */
     tensor_free(&h->scores);
+    tensor_free(&h->images);
     nn_free(h->teacher);
     free(h);
 }

@@ -30,6 +30,8 @@ struct plug_host {
     trainer_event event;
     rng rng;
     tensor scores;             /* (B) ctx:score() output */
+    tensor images;             /* batch:resize and batch:colout's output, on the batch's device,
+                                * kept between steps: no allocation (on a GPU, no wait) per step */
     int model_generation;      /* bumped when ctx.model:insert rebuilds the model */
     nn_model *teacher;         /* ctx:teacher's model, on the run's device; NULL = none */
     plug_log_fn log;

@@ -4,6 +4,7 @@
 #include "engine/check.h"
 #include "engine/cpu/cpu.h"
 #include "engine/data.h"
+#include "engine/kernel_math.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,6 +136,66 @@ static void select_rows(float *data, size_t row, const int *idx, int n)
     free(tmp);
 }
 
+static void mix_rows(float *t, const int *perm, int n, size_t row, float lam)
+{
+    float *copy = tensor_alloc_floats((size_t)n * row);
+    memcpy(copy, t, (size_t)n * row * sizeof(float));
+    for (int i = 0; i < n; i++) {
+        float *dst = t + (size_t)i * row;
+        const float *other = copy + (size_t)perm[i] * row;
+        for (size_t j = 0; j < row; j++) dst[j] = lam * dst[j] + (1 - lam) * other[j];
+    }
+    free(copy);
+}
+
+static void paste_boxes(float *t, const int *perm, const int *boxes, int n, int h, int w, int c, float v)
+{
+    size_t img = (size_t)h * w * c;
+    float *copy = NULL;
+    if (perm) {
+        copy = tensor_alloc_floats((size_t)n * img);
+        memcpy(copy, t, (size_t)n * img * sizeof(float));
+    }
+    for (int i = 0; i < n; i++) {
+        const int *b = boxes + 4 * i;
+        for (int y = b[0]; y < b[0] + b[2]; y++) {
+            size_t at = ((size_t)y * w + b[1]) * c, len = (size_t)b[3] * c;
+            float *dst = t + (size_t)i * img + at;
+            if (copy) memcpy(dst, copy + (size_t)perm[i] * img + at, len * sizeof(float));
+            else for (size_t j = 0; j < len; j++) dst[j] = v;
+        }
+    }
+    free(copy);
+}
+
+static void resize_bilinear(const float *src, int n, int h, int w, int c, int oh, int ow, float *dst)
+{
+    for (int i = 0; i < n; i++) {
+        const float *in = src + (size_t)i * h * w * c;
+        float *out = dst + (size_t)i * oh * ow * c;
+        for (int y = 0; y < oh; y++)
+            for (int x = 0; x < ow; x++)
+                for (int ch = 0; ch < c; ch++)
+                    out[((size_t)y * ow + x) * c + ch] = bilinear_at(in, h, w, c, oh, ow, y, x, ch);
+    }
+}
+
+static void take_grid(const float *src, int n, int h, int w, int c, const int *rows, int nr,
+                      const int *cols, int nc, float *dst)
+{
+    for (int i = 0; i < n; i++)
+        for (int y = 0; y < nr; y++) {
+            const float *in = src + (((size_t)i * h + rows[y]) * w) * c;
+            float *out = dst + (((size_t)i * nr + y) * nc) * c;
+            for (int x = 0; x < nc; x++) memcpy(out + (size_t)x * c, in + (size_t)cols[x] * c, (size_t)c * sizeof(float));
+        }
+}
+
+static void softmax_rows(float *t, int rows, size_t k, float temp)
+{
+    for (int r = 0; r < rows; r++) softmax_row(t + (size_t)r * k, k, temp);
+}
+
 static void map(enum ops_map op, float *t, const float *a, size_t n, float s1, float s2)
 {
     switch (op) {
@@ -178,5 +239,7 @@ const engine_ops ops_cpu = {
     .softmax_xent = cpu_softmax_xent,
     .sgd_update = sgd_update, .adamw_update = adamw_update,
     .gather = gather, .select_rows = select_rows,
+    .mix_rows = mix_rows, .paste_boxes = paste_boxes, .resize_bilinear = resize_bilinear,
+    .take_grid = take_grid, .softmax_rows = softmax_rows,
     .map = map, .reduce = reduce,
 };

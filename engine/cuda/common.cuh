@@ -99,7 +99,7 @@ __device__ __forceinline__ unsigned idiv_mod(const idiv &f, unsigned n)
  * Growing frees the old buffer, which waits for the device first. */
 enum cuda_scratch_slot {
     SCRATCH_PARTIAL, SCRATCH_CHANNEL, SCRATCH_ROWS, SCRATCH_STAGE0, SCRATCH_STAGE1, SCRATCH_RESULT,
-    SCRATCH_BF16, SCRATCH_COUNT
+    SCRATCH_BF16, SCRATCH_IMAGES, SCRATCH_COUNT
 };
 void *cuda_scratch(enum cuda_scratch_slot slot, size_t bytes);
 
@@ -151,6 +151,12 @@ void cuda_gather(const uint8_t *pixels, const uint8_t *labels, const float *lut,
                  int c, int k, const int *idx, const int *aug, int n, float *x, int *labels_out,
                  float *targets);
 void cuda_select_rows(float *data, size_t row, const int *idx, int n);
+void cuda_mix_rows(float *t, const int *perm, int n, size_t row, float lam);
+void cuda_paste_boxes(float *t, const int *perm, const int *boxes, int n, int h, int w, int c, float v);
+void cuda_resize_bilinear(const float *src, int n, int h, int w, int c, int oh, int ow, float *dst);
+void cuda_take_grid(const float *src, int n, int h, int w, int c, const int *rows, int nr,
+                    const int *cols, int nc, float *dst);
+void cuda_softmax_rows(float *t, int rows, size_t k, float temp);
 double cuda_reduce(enum ops_reduce op, const float *t, size_t n);
 
 #endif

@@ -252,6 +252,9 @@ static void fill_table(void)
     table.softmax_xent = cuda_softmax_xent;
     table.sgd_update = cuda_sgd_update; table.adamw_update = cuda_adamw_update;
     table.gather = cuda_gather; table.select_rows = cuda_select_rows;
+    table.mix_rows = cuda_mix_rows; table.paste_boxes = cuda_paste_boxes;
+    table.resize_bilinear = cuda_resize_bilinear; table.take_grid = cuda_take_grid;
+    table.softmax_rows = cuda_softmax_rows;
     table.map = map; table.reduce = cuda_reduce;
 }
 

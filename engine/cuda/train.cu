@@ -1,5 +1,6 @@
 /* CUDA training ops: softmax cross-entropy, fused optimizer updates, the batch gather with its
- * augmentation, row selection and plugin reductions. Same contracts as the CPU table. */
+ * augmentation, row selection, the plugins' batch operations and reductions. Same contracts as
+ * the CPU table. */
 #include "engine/cuda/common.cuh"
 #include "engine/kernel_math.h"
 #include <math.h>
@@ -204,6 +205,130 @@ void cuda_select_rows(float *data, size_t row, const int *idx, int n)
     rows_kernel<<<cuda_grid(total), CUDA_THREADS, 0, cuda_stream>>>(data, idiv_make((unsigned)row), d_idx, total, tmp);
     CUDA_LAUNCHED();
     CUDA_CHECK(cudaMemcpyAsync(data, tmp, (size_t)total * sizeof(float), cudaMemcpyDeviceToDevice, cuda_stream));
+}
+
+/* ---- plugin batch operations: each a kernel over its output, host lists staged, no wait ------ */
+
+/* A device copy of t (n floats), so that rows or boxes can be read after others were written. */
+static const float *snapshot(const float *t, size_t n)
+{
+    float *copy = (float *)cuda_scratch(SCRATCH_IMAGES, n * sizeof(float));
+    CUDA_CHECK(cudaMemcpyAsync(copy, t, n * sizeof(float), cudaMemcpyDeviceToDevice, cuda_stream));
+    return copy;
+}
+
+__global__ void mix_rows_kernel(float *t, const float *__restrict__ copy, const int *__restrict__ perm,
+                                idiv row, unsigned total, float lam)
+{
+    CUDA_FOR32(e, total) {
+        unsigned j, i = idiv_qr(row, e, &j);
+        t[e] = lam * t[e] + (1 - lam) * copy[(size_t)perm[i] * row.d + j];
+    }
+}
+
+void cuda_mix_rows(float *t, const int *perm, int n, size_t row, float lam)
+{
+    unsigned total = cuda_count32((size_t)n * row, "mix_rows");
+    if (!total) return;
+    const float *copy = snapshot(t, total);
+    const int *d_perm = (const int *)cuda_stage(SCRATCH_STAGE0, perm, (size_t)n * sizeof(int));
+    mix_rows_kernel<<<cuda_grid(total), CUDA_THREADS, 0, cuda_stream>>>(t, copy, d_perm, idiv_make((unsigned)row),
+                                                                        total, lam);
+    CUDA_LAUNCHED();
+}
+
+/* Image geometry (n, h, w, c) for the index kernels below: element e -> image i, y, x, channel. */
+struct image_geom {
+    idiv c_, w_, h_;
+};
+
+static image_geom image_geom_make(int h, int w, int c)
+{
+    image_geom g = { idiv_make((unsigned)c), idiv_make((unsigned)w), idiv_make((unsigned)h) };
+    return g;
+}
+
+__device__ __forceinline__ unsigned image_coords(const image_geom &g, unsigned e, unsigned *y, unsigned *x,
+                                                 unsigned *ch)
+{
+    unsigned px = idiv_qr(g.c_, e, ch), r = idiv_qr(g.w_, px, x);
+    return idiv_qr(g.h_, r, y);
+}
+
+__global__ void paste_kernel(float *t, const float *__restrict__ copy, const int *__restrict__ perm,
+                             const int *__restrict__ boxes, image_geom g, unsigned total, float v)
+{
+    CUDA_FOR32(e, total) {
+        unsigned y, x, ch, i = image_coords(g, e, &y, &x, &ch);
+        const int *b = boxes + 4 * i;
+        if ((int)y < b[0] || (int)y >= b[0] + b[2] || (int)x < b[1] || (int)x >= b[1] + b[3]) continue;
+        t[e] = copy ? copy[(((size_t)perm[i] * g.h_.d + y) * g.w_.d + x) * g.c_.d + ch] : v;
+    }
+}
+
+void cuda_paste_boxes(float *t, const int *perm, const int *boxes, int n, int h, int w, int c, float v)
+{
+    unsigned total = cuda_count32((size_t)n * h * w * c, "paste_boxes");
+    if (!total) return;
+    const float *copy = perm ? snapshot(t, total) : NULL;
+    const int *d_boxes = (const int *)cuda_stage(SCRATCH_STAGE0, boxes, (size_t)n * 4 * sizeof(int));
+    const int *d_perm = perm ? (const int *)cuda_stage(SCRATCH_STAGE1, perm, (size_t)n * sizeof(int)) : NULL;
+    paste_kernel<<<cuda_grid(total), CUDA_THREADS, 0, cuda_stream>>>(t, copy, d_perm, d_boxes,
+                                                                     image_geom_make(h, w, c), total, v);
+    CUDA_LAUNCHED();
+}
+
+__global__ void resize_kernel(const float *__restrict__ src, int h, int w, image_geom g, unsigned total,
+                              float *__restrict__ dst)
+{
+    CUDA_FOR32(e, total) {
+        unsigned y, x, ch, i = image_coords(g, e, &y, &x, &ch);
+        dst[e] = bilinear_at(src + (size_t)i * h * w * g.c_.d, h, w, (int)g.c_.d, (int)g.h_.d, (int)g.w_.d,
+                             (int)y, (int)x, (int)ch);
+    }
+}
+
+void cuda_resize_bilinear(const float *src, int n, int h, int w, int c, int oh, int ow, float *dst)
+{
+    unsigned total = cuda_count32((size_t)n * oh * ow * c, "resize_bilinear");
+    if (!total) return;
+    resize_kernel<<<cuda_grid(total), CUDA_THREADS, 0, cuda_stream>>>(src, h, w, image_geom_make(oh, ow, c),
+                                                                      total, dst);
+    CUDA_LAUNCHED();
+}
+
+__global__ void grid_kernel(const float *__restrict__ src, int h, int w, const int *__restrict__ rows,
+                            const int *__restrict__ cols, image_geom g, unsigned total, float *__restrict__ dst)
+{
+    CUDA_FOR32(e, total) {
+        unsigned y, x, ch, i = image_coords(g, e, &y, &x, &ch);
+        dst[e] = src[(((size_t)i * h + rows[y]) * w + cols[x]) * g.c_.d + ch];
+    }
+}
+
+void cuda_take_grid(const float *src, int n, int h, int w, int c, const int *rows, int nr,
+                    const int *cols, int nc, float *dst)
+{
+    unsigned total = cuda_count32((size_t)n * nr * nc * c, "take_grid");
+    if (!total) return;
+    const int *d_rows = (const int *)cuda_stage(SCRATCH_STAGE0, rows, (size_t)nr * sizeof(int));
+    const int *d_cols = (const int *)cuda_stage(SCRATCH_STAGE1, cols, (size_t)nc * sizeof(int));
+    grid_kernel<<<cuda_grid(total), CUDA_THREADS, 0, cuda_stream>>>(src, h, w, d_rows, d_cols,
+                                                                    image_geom_make(nr, nc, c), total, dst);
+    CUDA_LAUNCHED();
+}
+
+/* One thread a row: the rows are a batch of class scores, a few hundred of ten or so. */
+__global__ void softmax_rows_kernel(float *t, unsigned rows, size_t k, float temp)
+{
+    CUDA_FOR32(r, rows) softmax_row(t + (size_t)r * k, k, temp);
+}
+
+void cuda_softmax_rows(float *t, int rows, size_t k, float temp)
+{
+    if (rows < 1 || !k) return;
+    softmax_rows_kernel<<<cuda_grid((size_t)rows), CUDA_THREADS, 0, cuda_stream>>>(t, (unsigned)rows, k, temp);
+    CUDA_LAUNCHED();
 }
 
 /* ---- reductions ----------------------------------------------------------------------------- */

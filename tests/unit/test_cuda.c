@@ -451,13 +451,30 @@ static void test_gather_matches_loader(void **s)
 }
 
 /* The plugin tensor operations (engine/tensor_ops.h) on a GPU tensor against a CPU one. */
+/* A CPU tensor and its GPU twin agree to tol, or the test fails naming the operation. */
+static void expect_same(const tensor *cpu, const tensor *dev, const char *what, double tol)
+{
+    tensor back = {0};
+    assert_int_equal(dev->device, DEVICE_CUDA);
+    tensor_copy(&back, dev);
+    assert_int_equal(back.n, cpu->n);
+    int bad = 0;
+    for (size_t i = 0; i < cpu->n; i++)
+        if (!(fabs((double)back.data[i] - cpu->data[i]) <= tol) && bad++ < 3)
+            print_message("%s: [%zu] cpu %.8g cuda %.8g\n", what, i, cpu->data[i], back.data[i]);
+    tensor_free(&back);
+    if (bad) fail_msg("%s: %d elements differ", what, bad);
+}
+
+/* Each plugin tensor operation on a GPU tensor against the same on a CPU tensor, one by one. The
+ * batch ones (mixes, boxes, cutout, resize, grid, softmax) run as device kernels. */
 static void test_plugin_tensor_ops(void **s)
 {
     NEED_GPU();
     rng g;
     rng_seed(&g, 4, 0);
     tensor a = {0}, b = {0}, o = {0}, ad = { .device = DEVICE_CUDA }, bd = { .device = DEVICE_CUDA },
-           od = { .device = DEVICE_CUDA }, back = {0};
+           od = { .device = DEVICE_CUDA };
     tensor_resize4(&a, 8, 6, 5, 3);
     tensor_resize4(&b, 8, 6, 5, 3);
     for (size_t i = 0; i < a.n; i++) { a.data[i] = rng_normal(&g); b.data[i] = rng_normal(&g); }
@@ -467,44 +484,46 @@ static void test_plugin_tensor_ops(void **s)
     rng ra, rb;
     rng_seed(&ra, 8, 1);
     rng_seed(&rb, 8, 1);
-    tensor *ts[2] = { &a, &ad }, *us[2] = { &b, &bd }, *os[2] = { &o, &od };
-    rng *rs[2] = { &ra, &rb };
-    double sums[2][4];
-    for (int d = 0; d < 2; d++) {
-        tensor *t = ts[d], *u = us[d];
-        tensor_add_(t, u, 0.5f);
-        tensor_lerp_(t, u, 0.25f);
-        tensor_mul_(t, u);
-        tensor_scale_(t, 1.5f);
-        tensor_add_scalar_(t, -0.1f);
-        tensor_clamp_(t, -2, 2);
-        tensor_smooth_(t, 0.1f);
-        tensor_mix_rows_(t, perm, 0.7f);
-        tensor_box_(t, perm, 1, 2, 3, 2, 0);
-        tensor_box_(t, NULL, 4, 0, 2, 9, 0.5f);
-        tensor_cutout_(t, 3, -1, rs[d]);
-        tensor_resize_bilinear(os[d], t, 9, 4);
-        tensor_topk(os[d], 5, d ? tb : ta);
-        sums[d][0] = tensor_sum(t); sums[d][1] = tensor_norm(t);
-        sums[d][2] = tensor_max(t); sums[d][3] = tensor_min(t);
-    }
-    tensor_copy(&back, &ad);
-    for (size_t i = 0; i < a.n; i++) assert_float_equal(back.data[i], a.data[i], 1e-5);
-    tensor_copy(&back, &od);
-    assert_int_equal(back.n, o.n);
-    assert_int_equal(od.device, DEVICE_CUDA);
-    for (size_t i = 0; i < o.n; i++) assert_float_equal(back.data[i], o.data[i], 1e-5);
+#define BOTH(what, call)                                                                           \
+    do {                                                                                           \
+        { tensor *t = &a, *u = &b, *out = &o; rng *r = &ra; (void)u; (void)out; (void)r; call; }   \
+        { tensor *t = &ad, *u = &bd, *out = &od; rng *r = &rb; (void)u; (void)out; (void)r; call; } \
+        expect_same(&a, &ad, what, 1e-5);                                                          \
+    } while (0)
+    BOTH("add", tensor_add_(t, u, 0.5f));
+    BOTH("lerp", tensor_lerp_(t, u, 0.25f));
+    BOTH("mul", tensor_mul_(t, u));
+    BOTH("scale", tensor_scale_(t, 1.5f));
+    BOTH("add_scalar", tensor_add_scalar_(t, -0.1f));
+    BOTH("clamp", tensor_clamp_(t, -2, 2));
+    BOTH("smooth", tensor_smooth_(t, 0.1f));
+    BOTH("mix_rows", tensor_mix_rows_(t, perm, 0.7f));
+    BOTH("box from a permutation", tensor_box_(t, perm, 1, 2, 3, 2, 0));
+    BOTH("box of a value, clipped", tensor_box_(t, NULL, 4, 0, 2, 9, 0.5f));
+    BOTH("cutout", tensor_cutout_(t, 3, -1, r));
+    BOTH("resize_bilinear", tensor_resize_bilinear(out, t, 9, 4));
+    expect_same(&o, &od, "resize_bilinear output", 1e-5);
+    BOTH("resize_bilinear down", tensor_resize_bilinear(out, t, 3, 2));
+    expect_same(&o, &od, "resize_bilinear down output", 1e-5);
+    int gr[3] = { 0, 2, 5 }, gc[2] = { 1, 4 };   /* ColOut's grid */
+    BOTH("take_grid", tensor_take_grid(out, t, gr, 3, gc, 2));
+    expect_same(&o, &od, "take_grid output", 0);
+    tensor_topk(&o, 5, ta);
+    tensor_topk(&od, 5, tb);
     assert_memory_equal(ta, tb, sizeof ta);
-    for (int k = 0; k < 4; k++) assert_float_equal(sums[1][k], sums[0][k], 1e-4 * fmax(1, fabs(sums[0][k])));
     assert_float_equal(tensor_get(&od, 7), o.data[7], 1e-5);
-    int gr[3] = { 0, 2, 5 }, gc[2] = { 1, 4 };   /* ColOut's grid, through the host on the GPU */
-    tensor_take_grid(&o, &a, gr, 3, gc, 2);
-    tensor_take_grid(&od, &ad, gr, 3, gc, 2);
-    assert_int_equal(od.device, DEVICE_CUDA);
-    tensor_copy(&back, &od);
-    assert_int_equal(back.n, o.n);
-    for (size_t i = 0; i < o.n; i++) assert_float_equal(back.data[i], o.data[i], 1e-5);
-    tensor *all[] = { &a, &b, &o, &ad, &bd, &od, &back };
+    double sums[2][4];
+    tensor *ts[2] = { &a, &ad };
+    for (int d = 0; d < 2; d++) {
+        sums[d][0] = tensor_sum(ts[d]); sums[d][1] = tensor_norm(ts[d]);
+        sums[d][2] = tensor_max(ts[d]); sums[d][3] = tensor_min(ts[d]);
+    }
+    for (int k = 0; k < 4; k++) assert_float_equal(sums[1][k], sums[0][k], 1e-4 * fmax(1, fabs(sums[0][k])));
+    tensor_resize2(&a, 8, 90);   /* rows of class scores, as distillation's teacher gives them */
+    tensor_resize2(&ad, 8, 90);
+    BOTH("softmax_rows", tensor_softmax_rows_(t, 2.5f));
+#undef BOTH
+    tensor *all[] = { &a, &b, &o, &ad, &bd, &od };
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) tensor_free(all[i]);
 }
 
