@@ -929,6 +929,7 @@ void plug_host_free(plug_host *h)
 {
     if (!h) return;
     if (h->L) lua_close(h->L);   /* runs __gc of owned tensors first */
+    for (int i = 0; i < h->n_pool; i++) tensor_free(&h->pool[i]);
     tensor_free(&h->scores);
     tensor_free(&h->images);
     nn_free(h->teacher);

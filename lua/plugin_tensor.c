@@ -38,18 +38,49 @@ void plug_push_model_view(lua_State *L, plug_host *h, tensor *t, int kind)
     u->generation = h->model_generation;
 }
 
-/* A new owned tensor of the given shape, charged to the plugin memory cap. */
+/* Charges bytes of tensor memory to the plugin memory cap, collecting garbage first where that
+ * frees enough (Lua sees a tensor as a small userdata, so its collector learns of the bytes only
+ * here); raises the cap error otherwise. */
+static void charge(lua_State *L, plug_host *h, size_t bytes)
+{
+    if (sandbox_charge(&h->sb, (long long)bytes)) {
+        lua_gc(L, LUA_GCCOLLECT);
+        h->sb.denied = 0;
+        if (sandbox_charge(&h->sb, (long long)bytes))
+            luaL_error(L, "not enough memory: a tensor of %d MiB is over the plugin memory cap", (int)(bytes >> 20));
+    }
+    lua_gc(L, LUA_GCSTEP, (int)(bytes >> 10));   /* as if Lua had allocated it */
+}
+
+/* The pooled buffer on dev that best fits n floats (the smallest large enough), or -1. */
+static int pool_find(const plug_host *h, device_kind dev, size_t n)
+{
+    int best = -1;
+    for (int i = 0; i < h->n_pool; i++)
+        if (h->pool[i].device == dev && h->pool[i].cap >= n && (best < 0 || h->pool[i].cap < h->pool[best].cap))
+            best = i;
+    return best;
+}
+
+/* A new owned tensor of the given shape, zeroed, charged to the plugin memory cap. On a device
+ * its buffer may be a pooled one: no allocation (on a GPU, no wait for the device) per step. */
 ltensor *plug_push_owned(lua_State *L, plug_host *h, device_kind dev, int ndim, const int *shape)
 {
     size_t n = 1;
     for (int i = 0; i < ndim; i++) n *= (size_t)shape[i];
-    if (sandbox_charge(&h->sb, (long long)(n * sizeof(float))))
-        luaL_error(L, "not enough memory: a tensor of %d MiB is over the plugin memory cap", (int)(n >> 18));
+    int i = dev != DEVICE_CPU ? pool_find(h, dev, n) : -1;
+    charge(L, h, (i >= 0 ? h->pool[i].cap : n) * sizeof(float));   /* may collect: appends to the pool */
+    tensor buf = { .device = dev };
+    if (i >= 0) {
+        buf = h->pool[i];
+        h->pool_bytes -= buf.cap * sizeof(float);
+        h->pool[i] = h->pool[--h->n_pool];
+    }
     ltensor *u = lua_newuserdatauv(L, sizeof *u, 0);
     memset(u, 0, sizeof *u);
     u->host = h;
     u->t = &u->own;
-    u->own.device = dev;
+    u->own = buf;
     luaL_setmetatable(L, TENSOR_MT);
     tensor_resize(&u->own, ndim, shape);
     tensor_zero(&u->own);
@@ -60,8 +91,16 @@ static int t_gc(lua_State *L)
 {
     ltensor *u = plug_check_tensor(L, 1);
     if (u->t == &u->own && u->own.cap) {
-        sandbox_charge(&u->host->sb, -(long long)(u->own.cap * sizeof(float)));
-        tensor_free(&u->own);
+        plug_host *h = u->host;
+        size_t bytes = u->own.cap * sizeof(float);
+        sandbox_charge(&h->sb, -(long long)bytes);
+        if (u->own.device != DEVICE_CPU && h->n_pool < PLUG_POOL && h->pool_bytes + bytes <= RUN_MEM) {
+            h->pool[h->n_pool++] = u->own;
+            h->pool_bytes += bytes;
+        } else {
+            tensor_free(&u->own);
+        }
+        memset(&u->own, 0, sizeof u->own);
     }
     return 0;
 }

@@ -929,6 +929,26 @@ static void test_sandbox(void **s)
     expect_failure("fit_start", "hasten.zeros(1 << 14, 1 << 14)", "memory cap", 2);
 }
 
+/* Tensors a plugin drops are collected in time, however little Lua memory they seem to take: 20
+ * steps of 64 MiB each (five times the memory cap in all) run; kept, the fourth step's is refused. */
+static void test_sandbox_tensor_memory(void **s)
+{
+    char err[300];
+    assert_int_equal(plug_catalog_add_source(&cat, "bad", plugin_src("after_step",
+                     "for i = 1, 4 do local t = hasten.zeros(1 << 22); t:fill_(1) end"), err, sizeof err), 0);
+    train_config c;
+    base_config(&c, 0);
+    add(&c, "bad");
+    harness hr;
+    int rc = run_with(&c, NULL, NULL, &hr);
+    if (rc) print_message("%s\n", hr.t->error);
+    assert_int_equal(rc, 0);
+    assert_int_equal(hr.t->step, 20);
+    close_run(&hr);
+    expect_failure("after_step", "kept = kept or {}; for i = 1, 4 do kept[#kept + 1] = hasten.zeros(1 << 22) end",
+                   "memory cap", 5);
+}
+
 /* The first step's loss, and whether the model did its products in bf16 then. */
 typedef struct first_loss { float loss; int bf16; } first_loss;
 
@@ -1541,6 +1561,7 @@ int main(void)
         cmocka_unit_test(test_schedules), cmocka_unit_test(test_sam_costs_a_pass),
         cmocka_unit_test(test_insert_layer), cmocka_unit_test(test_low_precision),
         cmocka_unit_test(test_ctx_api), cmocka_unit_test(test_sandbox),
+        cmocka_unit_test(test_sandbox_tensor_memory),
     };
     cpu_threads_init(2);
     int failed = cmocka_run_group_tests_name("catalogue", catalogue, setup_cpu, teardown);
