@@ -114,6 +114,22 @@ run() {
     timeout 90 "$H" run fmnist_resnet --device auto --budget 1ep --out /tmp/hasten-run --quiet 2>&1 |
         sed 's|^|fmnist_resnet, auto: |'
 
+    # The plugins whose batch operations run as device kernels: ms per step at the recipe's batch
+    # 128, against docs/methods.md's H100 table (there: mixup 0.69, cutmix 0.66, cutout 0.59,
+    # fmnist_cnn_gap with colout 1.12 and progressive_resizing 0.81, baselines 0.45 and 0.52).
+    echo "== batch-operation plugins on the GPU (1 epoch, batch 128; ms per step)"
+    for p in "fmnist_cnn none" "fmnist_cnn mixup" "fmnist_cnn cutmix" "fmnist_cnn cutout" \
+             "fmnist_cnn_gap none" "fmnist_cnn_gap colout" "fmnist_cnn_gap progressive_resizing"; do
+        set -- $p
+        plug=; [ "$2" = none ] || plug="--plugin $2"
+        rm -rf /tmp/hasten-run
+        # shellcheck disable=SC2086
+        timeout 60 "$H" run "$1" --device cuda --budget 1ep $plug --out /tmp/hasten-run --quiet >/dev/null 2>&1
+        echo "$1 $2: $(grep -o '"train_seconds":[^,]*' /tmp/hasten-run/summary.json)" \
+             "$(grep -o '"steps":[^,]*' /tmp/hasten-run/summary.json)" \
+             "$(grep -o '"test_acc":[^,]*' /tmp/hasten-run/summary.json)"
+    done
+
     [ -n "${HASTEN_PROFILE:-}" ] || return 0
     echo "== per-kernel GPU time of one fmnist_cnn step (ncu)"
     timeout 120 ncu --metrics gpu__time_duration.sum --launch-skip 500 --launch-count 60 \
