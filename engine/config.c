@@ -62,6 +62,14 @@ void config_format_budget(const budget_spec *b, char *out, int len)
     snprintf(out, (size_t)len, "%g%s", b->amount, suffix[b->unit]);
 }
 
+int config_target_met(const char *metric, double value, double target)
+{
+    float v = (float)value, t = (float)target;   /* not NaN: comparisons with NaN are false */
+    if (!strcmp(metric, "test_acc")) return v >= t;
+    if (!strcmp(metric, "test_loss")) return v <= t;
+    return 0;
+}
+
 void config_defaults(train_config *c)
 {
     memset(c, 0, sizeof *c);

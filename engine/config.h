@@ -56,6 +56,10 @@ int config_parse_budget(const char *text, budget_spec *b);
 /* Writes the budget as it parses back ("5ep", "2000steps", "30s", "60000samples"). */
 void config_format_budget(const budget_spec *b, char *out, int len);
 
+/* Whether a value of metric ("test_acc": at least; "test_loss": at most; else never) meets the
+ * target. Both at float precision, the metrics' own: 9000 right of 10000 meets 0.90. */
+int config_target_met(const char *metric, double value, double target);
+
 enum optim_kind { OPTIM_SGD, OPTIM_ADAMW };
 
 typedef struct optim_spec {

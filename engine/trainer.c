@@ -306,9 +306,8 @@ static int target_met(const trainer *t)
 {
     const train_config *c = t->cfg;
     if (!c->target_metric[0]) return 0;
-    if (!strcmp(c->target_metric, "test_acc")) return t->last_test_acc >= c->target_value;
-    if (!strcmp(c->target_metric, "test_loss")) return t->last_test_loss <= c->target_value;
-    return 0;
+    double v = !strcmp(c->target_metric, "test_loss") ? t->last_test_loss : t->last_test_acc;
+    return config_target_met(c->target_metric, v, c->target_value);
 }
 
 static int run_eval(trainer *t)

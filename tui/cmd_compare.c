@@ -79,7 +79,7 @@ static int number(const cJSON *o, const char *key, double *v)
     return 0;
 }
 
-/* First eval record of metrics.jsonl meeting metric >= value (acc) or <= value (loss). */
+/* First eval record of metrics.jsonl whose metric meets value (config_target_met). */
 static void target_from_metrics(const char *dir, const char *metric, double value, run_row *r)
 {
     char path[1200];
@@ -87,12 +87,11 @@ static void target_from_metrics(const char *dir, const char *metric, double valu
     char *text = read_all(path);
     r->ttt = r->steps_to = -1;
     if (!text) return;
-    int want_low = !strcmp(metric, "test_loss");
     for (char *save = NULL, *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         cJSON *j = cJSON_Parse(line);
         double m, secs, step;   /* records without these numbers are not evaluations */
         int found = j && !number(j, metric, &m) && !number(j, "seconds", &secs) && !number(j, "step", &step) &&
-                    (want_low ? m <= value : m >= value);
+                    config_target_met(metric, m, value);
         cJSON_Delete(j);
         if (found) {
             r->ttt = secs;

@@ -99,7 +99,7 @@ int ui_target_index(const trainer_record *r, int n, const char *metric, double v
     if (!acc && !loss) return -1;
     for (int i = 0; i < n; i++) {
         if (!r[i].is_eval) continue;
-        if (acc ? r[i].test_acc >= value : r[i].test_loss <= value) return i;
+        if (config_target_met(metric, acc ? r[i].test_acc : r[i].test_loss, value)) return i;
     }
     return -1;
 }

@@ -303,10 +303,27 @@ static void test_bad_model(void **s)
     assert_non_null(strstr(err, "10 classes"));
 }
 
+/* Targets compare at the metrics' own float precision: 9000 right of 10000 is 0.9f, just under the
+ * double 0.9, and meets a 0.90 target in the trainer, the workbench and compare alike (a double
+ * comparison missed it in the trainer while compare, reading "0.9" back, counted it). */
+static void test_target_precision(void **s)
+{
+    float acc = 9000.0f / 10000.0f;
+    assert_true(acc < 0.9);
+    assert_true(config_target_met("test_acc", acc, 0.9));
+    assert_false(config_target_met("test_acc", 8999.0f / 10000.0f, 0.9));
+    assert_true(config_target_met("test_loss", 0.3f, 0.3));
+    assert_false(config_target_met("test_loss", 0.30001f, 0.3));
+    assert_false(config_target_met("test_acc", NAN, 0.9));
+    assert_false(config_target_met("test_loss", NAN, 0.3));
+    assert_false(config_target_met("train_loss", 0.1, 0.3));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_deterministic), cmocka_unit_test(test_event_order),
+        cmocka_unit_test(test_target_precision),
         cmocka_unit_test(test_budgets), cmocka_unit_test(test_clock),
         cmocka_unit_test(test_nan_stops), cmocka_unit_test(test_run_files_and_learning),
         cmocka_unit_test(test_custom_metrics), cmocka_unit_test(test_bad_model),
