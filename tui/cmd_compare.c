@@ -1,5 +1,6 @@
 /* `hasten compare RUN...`: time to target, final quality and throughput of finished runs, grouped
- * by recipe, variant (their plugins) and budget, with the speedup over the baseline (the variant
+ * by setup (recipe, batch size and machine: runs of a recipe on a laptop and on a GPU are two
+ * experiments), variant (their plugins) and budget, with the speedup over the baseline (the variant
  * without plugins); where the baseline ran at several budgets, its Pareto frontier and where each
  * variant lands against it. Reads run folders only; trains nothing. */
 #include "tui/cli.h"
@@ -15,7 +16,10 @@
 #include <sys/stat.h>
 
 typedef struct run_row {
-    char recipe[64];
+    char recipe[240];                 /* the setup: "name|batch|machine", the grouping key */
+    char name[64];                    /* the recipe's name */
+    char machine[128];                /* "NVIDIA H100 80GB HBM3", "AMD EPYC, 2 threads" */
+    int batch;                        /* 0 when not recorded */
     char variant[256];
     char budget[32];
     double acc, ttt, sps, steps_to;   /* ttt, steps_to: -1 when the target was not reached */
@@ -26,7 +30,9 @@ typedef struct run_row {
 
 /* The runs of one recipe, variant and budget: seeds of one experiment. */
 typedef struct group {
-    char recipe[64], variant[256], budget[32];
+    char recipe[240], variant[256], budget[32];   /* recipe: the setup key, as run_row's */
+    char name[64], machine[128], label[256];       /* label: the name, plus what tells setups apart */
+    int batch;
     int n, reached;
     double acc[64], ttt[64], sps[64], steps[64], secs[64], iters[64];
     double phase_ms[PHASE_EVAL][64];   /* ms per step in each training phase */
@@ -102,6 +108,20 @@ static void target_from_metrics(const char *dir, const char *metric, double valu
     free(text);
 }
 
+/* The machine a run's fingerprint names: the GPU's name for a CUDA run, else the CPU's model and
+ * the threads it trained on. */
+static void machine_name(const cJSON *fp, char *out, size_t len)
+{
+    const cJSON *dev = cJSON_GetObjectItem(fp, "device"), *gpu = cJSON_GetObjectItem(fp, "gpu"),
+                *cpu = cJSON_GetObjectItem(fp, "cpu");
+    double threads;
+    if (cJSON_IsString(dev) && !strcmp(dev->valuestring, "cuda") && cJSON_IsString(gpu))
+        snprintf(out, len, "%.*s", (int)strcspn(gpu->valuestring, ","), gpu->valuestring);
+    else if (cJSON_IsString(cpu) && !number(fp, "threads", &threads))
+        snprintf(out, len, "%s, %d threads", cpu->valuestring, (int)threads);
+    else snprintf(out, len, "unrecorded machine");
+}
+
 static int load_row(const char *dir, const char *metric, double value, run_row *r, char *err, size_t errlen)
 {
     char path[1200];
@@ -143,9 +163,13 @@ static int load_row(const char *dir, const char *metric, double value, run_row *
         if (number(ph, trainer_phase_name(p), &r->phase[p])) r->phase[p] = NAN;
     snprintf(r->budget, sizeof r->budget, "%s", cJSON_IsString(bud) ? bud->valuestring : "?");
     const char *rn = rp->valuestring, *slash = strrchr(rn, '/');
-    snprintf(r->recipe, sizeof r->recipe, "%s", slash ? slash + 1 : rn);
-    char *dot = strrchr(r->recipe, '.');
+    snprintf(r->name, sizeof r->name, "%s", slash ? slash + 1 : rn);
+    char *dot = strrchr(r->name, '.');
     if (dot && !strcmp(dot, ".lua")) *dot = 0;
+    double batch;
+    r->batch = number(s, "batch", &batch) ? 0 : (int)batch;
+    machine_name(cJSON_GetObjectItem(s, "fingerprint"), r->machine, sizeof r->machine);
+    snprintf(r->recipe, sizeof r->recipe, "%s|%d|%s", r->name, r->batch, r->machine);
     if (metric) target_from_metrics(dir, metric, value, r);
     else {
         const cJSON *t = cJSON_GetObjectItem(s, "time_to_target"), *k = cJSON_GetObjectItem(s, "steps_to_target");
@@ -214,6 +238,9 @@ static void add_row(table *t, const run_row *r)
     if (v == t->n) {
         t->n++;
         snprintf(g->recipe, sizeof g->recipe, "%s", r->recipe);
+        snprintf(g->name, sizeof g->name, "%s", r->name);
+        snprintf(g->machine, sizeof g->machine, "%s", r->machine);
+        g->batch = r->batch;
         snprintf(g->variant, sizeof g->variant, "%s", r->variant);
         snprintf(g->budget, sizeof g->budget, "%s", r->budget);
     }
@@ -256,6 +283,48 @@ static int add_arg(table *t, const char *arg, const char *metric, double value)
     return 0;
 }
 
+/* Each group's label: its recipe's name, with the batch and the machine where runs of that name
+ * differ in them (two setups of one recipe are two experiments: their baselines and frontiers stay
+ * apart). */
+static void label_groups(table *t)
+{
+    for (int v = 0; v < t->n; v++) {
+        group *g = &t->g[v];
+        int batches = 0, machines = 0;
+        for (int k = 0; k < t->n; k++) {
+            const group *o = &t->g[k];
+            if (strcmp(o->name, g->name)) continue;
+            batches |= o->batch != g->batch;
+            machines |= strcmp(o->machine, g->machine) != 0;
+        }
+        char b[32] = "";
+        if (batches) snprintf(b, sizeof b, g->batch ? "batch %d" : "batch unrecorded", g->batch);
+        if (batches || machines)
+            snprintf(g->label, sizeof g->label, "%s (%s%s%s)", g->name, b, batches && machines ? ", " : "",
+                     machines ? g->machine : "");
+        else snprintf(g->label, sizeof g->label, "%s", g->name);
+    }
+}
+
+/* The label of the groups of setup recipe. */
+static const char *label_of(const table *t, const char *recipe)
+{
+    for (int v = 0; v < t->n; v++)
+        if (!strcmp(t->g[v].recipe, recipe)) return t->g[v].label;
+    return recipe;
+}
+
+/* Width of the recipe column: in aligned text 14, or the longest label; in Markdown 0. */
+static int recipe_width(const table *t)
+{
+    int w = 14;
+    for (int v = 0; v < t->n && !t->md; v++) {
+        int len = (int)strlen(t->g[v].label);
+        if (len > w) w = len;
+    }
+    return t->md ? 0 : w;
+}
+
 static int is_baseline(const group *g) { return !strcmp(g->variant, "baseline"); }
 
 /* The recipe's baseline group with the smallest mean time to target among those where every run
@@ -291,10 +360,10 @@ static char *fmt_secs(char *buf, size_t len, double v)
 static void print_main_table(const table *t)
 {
     int md = t->md;
-    int vw = variant_width(t);
-    const char *head = md ? "| %s | %*s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n"
-                          : "%-14s %-*s %-9s %4s %15s %7s %16s %8s %6s %7s %9s %7s\n";
-    printf(head, "recipe", vw, "variant", "budget", "runs", "time to target", "reached", "final test_acc",
+    int vw = variant_width(t), rw = recipe_width(t);
+    const char *head = md ? "| %*s | %*s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n"
+                          : "%-*s %-*s %-9s %4s %15s %7s %16s %8s %6s %7s %9s %7s\n";
+    printf(head, rw, "recipe", vw, "variant", "budget", "runs", "time to target", "reached", "final test_acc",
            "train s", "steps", "ms/step", "samples/s", "speedup");
     if (md) printf("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     int missing_base = 0, swept = 0;
@@ -323,14 +392,14 @@ static void print_main_table(const table *t)
             snprintf(nsteps, sizeof nsteps, "%.0f", steps);
             snprintf(ms, sizeof ms, "%.2f", 1000 * secs / steps);
         }
-        printf(md ? "| %s | %*s | %s | %d | %s | %s | %s | %s | %s | %s | %.0f | %s |\n"
-                  : "%-14s %-*s %-9s %4d %15s %7s %16s %8s %6s %7s %9.0f %7s\n",
-               s->recipe, vw, s->variant, s->budget, s->n, ttt, reached, acc,
+        printf(md ? "| %*s | %*s | %s | %d | %s | %s | %s | %s | %s | %s | %.0f | %s |\n"
+                  : "%-*s %-*s %-9s %4d %15s %7s %16s %8s %6s %7s %9.0f %7s\n",
+               rw, s->label, vw, s->variant, s->budget, s->n, ttt, reached, acc,
                fmt_secs(train, sizeof train, secs), nsteps, ms,
                mean(s->sps, s->n), speed);
     }
     if (md) printf("\n");
-    if (missing_base) printf("(speedup needs a baseline run, without plugins, of the same recipe)\n");
+    if (missing_base) printf("(speedup needs a baseline run, without plugins, of the same recipe, batch and machine)\n");
     if (swept) printf("(speedup: against the baseline budget that reached the target soonest)\n");
 }
 
@@ -338,14 +407,14 @@ static void print_main_table(const table *t)
 static void print_phases(const table *t)
 {
     int md = t->md;
-    int vw = variant_width(t);
+    int vw = variant_width(t), rw = recipe_width(t);
     if (md) printf("\n| recipe | variant | budget |");
-    else printf("\n%-14s %-*s %-9s", "recipe", vw, "variant", "budget");
+    else printf("\n%-*s %-*s %-9s", rw, "recipe", vw, "variant", "budget");
     for (int p = 0; p < PHASE_EVAL; p++) printf(md ? " %s ms |" : " %10s", trainer_phase_name(p));
     printf(md ? "\n|---|---|---|%s\n" : "\n", "---:|---:|---:|---:|---:|");
     for (int v = 0; v < t->n; v++) {
         const group *g = &t->g[v];
-        printf(md ? "| %s | %*s | %s |" : "%-14s %-*s %-9s", g->recipe, vw, g->variant, g->budget);
+        printf(md ? "| %*s | %*s | %s |" : "%-*s %-*s %-9s", rw, g->label, vw, g->variant, g->budget);
         for (int p = 0; p < PHASE_EVAL; p++) {
             double ms = mean(g->phase_ms[p], g->n);
             if (isnan(ms)) printf(md ? " - |" : " %10s", "-");
@@ -410,7 +479,7 @@ static void print_frontier(const table *t, const char *recipe)
     frontier f;
     frontier_build(&f, pts, n);
     printf("\n%s%s baseline frontier (final test_acc against training time; means over seeds):%s\n",
-           md ? "**" : "", recipe, md ? "**\n" : "");
+           md ? "**" : "", label_of(t, recipe), md ? "**\n" : "");
     for (int i = 0; i < n; i++) {
         int on = 0;
         for (int j = 0; j < f.n; j++) on |= f.p[j].tag == i;
@@ -487,6 +556,7 @@ int cli_compare(int argc, char **argv)
             free(t.g);
             return EXIT_USAGE;
         }
+    label_groups(&t);
     if (t.n) print_main_table(&t);
     if (t.n && phases) print_phases(&t);
     for (int v = 0; v < t.n; v++) {   /* each recipe once, where its baseline was swept */

@@ -47,23 +47,34 @@ static void test_frontier_math(void **s)
 
 /* ---- compare on written run folders ---- */
 
-static void write_run(const char *root, const char *name, const char *plugins, const char *budget,
-                      double acc, double secs, double ttt, const char *status)
+/* A run folder with a summary.json as hasten writes it; batch (0 = left out) and fingerprint (a
+ * JSON object, NULL = left out) say where it ran. */
+static void write_run_on(const char *root, const char *name, const char *plugins, const char *budget,
+                         double acc, double secs, double ttt, const char *status, int batch,
+                         const char *fingerprint)
 {
-    char dir[800], json[1200], t[32] = "null";
+    char dir[800], json[1600], t[32] = "null", where[400] = "";
     snprintf(dir, sizeof dir, "%s/%s", root, name);
     mkdir(root, 0755);
     mkdir(dir, 0755);
     if (ttt >= 0) snprintf(t, sizeof t, "%g", ttt);
+    if (batch) snprintf(where, sizeof where, ",\"batch\":%d", batch);
+    if (fingerprint) snprintf(where + strlen(where), sizeof where - strlen(where), ",\"fingerprint\":%s", fingerprint);
     int n = snprintf(json, sizeof json, "{\"version\":1,\"status\":\"%s\",\"recipe\":\"recipes/toy.lua\","
                      "\"plugins\":%s,\"budget\":\"%s\",\"test_acc\":%g,\"train_seconds\":%g,"
-                     "\"samples_per_second\":1000,\"steps\":%g,\"time_to_target\":%s,\"steps_to_target\":%s}\n",
-                     status, plugins, budget, acc, secs, secs * 10, t, t);
+                     "\"samples_per_second\":1000,\"steps\":%g,\"time_to_target\":%s,\"steps_to_target\":%s%s}\n",
+                     status, plugins, budget, acc, secs, secs * 10, t, t, where);
     char path[900];
     snprintf(path, sizeof path, "%s/summary.json", name);
     char rel[1000];
     snprintf(rel, sizeof rel, "%s/%s", strrchr(root, '/') + 1, path);
     test_write_file(rel, json, (size_t)n);
+}
+
+static void write_run(const char *root, const char *name, const char *plugins, const char *budget,
+                      double acc, double secs, double ttt, const char *status)
+{
+    write_run_on(root, name, plugins, budget, acc, secs, ttt, status, 0, NULL);
 }
 
 /* The output line that starts with prefix (after "| " in Markdown), or NULL. */
@@ -190,6 +201,37 @@ static void test_compare_subsecond(void **s)
     expect_in(l, "0.48 ");
     expect_in(line_of(out, "  1ep"), "0.48 s  0.8950");
     expect_in(line_of(out, "  2ep"), "1.0 s  0.9100");
+    free(out);
+    free(err);
+}
+
+/* Runs of one recipe on two machines, or at two batch sizes, are separate experiments: each has
+ * its own groups, baseline and frontier, labelled by what differs. */
+static void test_compare_setups(void **s)
+{
+    char root[700];
+    snprintf(root, sizeof root, "%s/setups", test_tmpdir());
+    static const char gpu[] = "{\"device\":\"cuda\",\"gpu\":\"NVIDIA H100 80GB HBM3, 132 SMs, compute 9.0\","
+                              "\"cpu\":\"Intel Xeon\",\"threads\":16}",
+                      cpu[] = "{\"device\":\"cpu\",\"cpu\":\"AMD EPYC\",\"threads\":2}",
+                      ema[] = "[{\"name\":\"ema\",\"params\":{}}]";
+    write_run_on(root, "g1", "[]", "1ep", 0.86, 0.3, 0.25, "done", 128, gpu);
+    write_run_on(root, "g2", "[]", "2ep", 0.90, 0.6, 0.40, "done", 128, gpu);
+    write_run_on(root, "g3", ema, "1ep", 0.87, 0.3, 0.20, "done", 128, gpu);
+    write_run_on(root, "c1", "[]", "1ep", 0.86, 15, 12, "done", 128, cpu);
+    write_run_on(root, "c2", "[]", "2ep", 0.90, 30, 20, "done", 128, cpu);
+    write_run_on(root, "c3", ema, "1ep", 0.87, 15, 10, "done", 128, cpu);
+    write_run_on(root, "b1", "[]", "1ep", 0.85, 0.2, -1, "done", 512, gpu);
+    char *out, *err;
+    assert_int_equal(test_hasten((const char *[]){ "compare", root, NULL }, &out, &err), 0);
+    /* the speedups against each machine's own baseline: 0.25 / 0.20 and 12 / 10 */
+    expect_in(line_of(out, "toy (batch 128, NVIDIA H100 80GB HBM3) ema"), "1.25x");
+    expect_in(line_of(out, "toy (batch 128, AMD EPYC, 2 threads)   ema"), "1.20x");
+    expect_in(line_of(out, "toy (batch 128, AMD EPYC, 2 threads)   baseline                       1ep"), "12.0 ± 0.0 s");
+    expect_in(line_of(out, "toy (batch 512, NVIDIA H100 80GB HBM3) baseline"), "0/1");
+    expect_in(out, "toy (batch 128, NVIDIA H100 80GB HBM3) baseline frontier");
+    expect_in(out, "toy (batch 128, AMD EPYC, 2 threads) baseline frontier");
+    assert_null(strstr(out, "toy (batch 512, NVIDIA H100 80GB HBM3) baseline frontier"));   /* one budget */
     free(out);
     free(err);
 }
@@ -382,7 +424,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_frontier_math), cmocka_unit_test(test_compare_readings), cmocka_unit_test(test_compare_long_names),
-        cmocka_unit_test(test_compare_subsecond),
+        cmocka_unit_test(test_compare_subsecond), cmocka_unit_test(test_compare_setups),
         cmocka_unit_test(test_compare_errors), cmocka_unit_test(test_sweep), cmocka_unit_test(test_sweep_resumes),
         cmocka_unit_test(test_sweep_errors),
     };
