@@ -5,6 +5,7 @@
 #include "tui/ui_app.h"
 #include "engine/check.h"
 #include "engine/cpu/cpu.h"
+#include "engine/ops.h"
 #include <errno.h>
 #include <getopt.h>
 #include <langinfo.h>
@@ -53,9 +54,9 @@ static void restore_terminal(void)
 /* ---- options ------------------------------------------------------------------------------ */
 
 typedef struct ui_options {
-    const char *recipe, *budget;
+    const char *recipe, *budget, *device;
     long long seed;
-    int threads, ascii, mono;
+    int threads, batch, ascii, mono;
 } ui_options;
 
 static const char ui_usage[] =
@@ -64,6 +65,7 @@ static const char ui_usage[] =
     "                                        (default budget " DEMO_BUDGET ")\n"
     "  --budget B    5ep | 2000steps | 30s | 60000samples for the baseline and next runs\n"
     "  --seed N      random seed      --threads N   CPU threads (default: all cores)\n"
+    "  --device cpu|cuda|auto   where every run trains (default cpu)   --batch N   batch size\n"
     "  --ascii       no braille or box drawing     --mono   no colours (also NO_COLOR=1)\n"
     "  runs go to $HASTEN_RUNS_DIR (default runs/); keys: press ? in the workbench\n";
 
@@ -72,9 +74,10 @@ static int parse_options(int argc, char **argv, ui_options *o)
     static const struct option opts[] = {
         {"budget", required_argument, 0, 'b'}, {"seed", required_argument, 0, 's'},
         {"threads", required_argument, 0, 't'}, {"ascii", no_argument, 0, 'a'},
-        {"mono", no_argument, 0, 'm'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+        {"mono", no_argument, 0, 'm'}, {"help", no_argument, 0, 'h'},
+        {"device", required_argument, 0, 'd'}, {"batch", required_argument, 0, 'n'}, {0, 0, 0, 0},
     };
-    *o = (ui_options){ .seed = -1, .threads = -1 };
+    *o = (ui_options){ .seed = -1, .threads = -1, .device = "cpu" };
     optind = 1;
     opterr = 0;
     int c;
@@ -82,15 +85,18 @@ static int parse_options(int argc, char **argv, ui_options *o)
         char *end;
         switch (c) {
         case 'b': o->budget = optarg; break;
-        case 's': case 't': {
+        case 'd': o->device = optarg; break;
+        case 's': case 't': case 'n': {
             errno = 0;
             long long v = strtoll(optarg, &end, 10);
-            if (errno || *end || end == optarg || v < 0) {
-                fprintf(stderr, "hasten: bad value for --%s\n(see hasten help)\n", c == 's' ? "seed" : "threads");
+            const char *what = c == 's' ? "seed" : c == 't' ? "threads" : "batch";
+            if (errno || *end || end == optarg || v < 0 || (c != 's' && v > 1 << 20) || (c == 'n' && v < 1)) {
+                fprintf(stderr, "hasten: bad value for --%s\n(see hasten help)\n", what);
                 return EXIT_USAGE;
             }
             if (c == 's') o->seed = v;
-            else o->threads = (int)v;
+            else if (c == 't') o->threads = (int)v;
+            else o->batch = (int)v;
             break;
         }
         case 'a': o->ascii = 1; break;
@@ -129,6 +135,14 @@ static int load_recipe(ui_app *a, const ui_options *o)
     }
     if (o->seed >= 0) a->recipe.seed = (uint64_t)o->seed;
     if (o->threads >= 0) a->recipe.threads = o->threads;
+    if (o->batch > 0) a->recipe.batch = o->batch;
+    device_kind dev;
+    int picked = ops_pick(o->device, &dev, err, sizeof err, a->device_note, sizeof a->device_note);
+    if (picked) {   /* a bad name is usage; a missing GPU fails, as `hasten run` does */
+        fprintf(stderr, "hasten: %s\n", err);
+        return picked == -2 ? EXIT_USAGE : EXIT_FAILED;
+    }
+    a->recipe.device = dev;
     const char *base = strrchr(path, '/');
     snprintf(a->recipe_name, sizeof a->recipe_name, "%s", base ? base + 1 : path);
     char *dot = strrchr(a->recipe_name, '.');
@@ -216,7 +230,7 @@ static void check_baseline(ui_app *a)
     if (st < 0) return;
     char dir[1200], err[1024];
     if (ui_history_find_baseline(cli_runs_root(), a->recipe.recipe_path, q->ds.name, &a->recipe_budget,
-                                 a->threads, dir, sizeof dir)) {
+                                 a->recipe.batch, a->recipe.device, a->threads, dir, sizeof dir)) {
         ui_run *r = ui_runs_add_folder(q, dir, err, sizeof err);
         if (r) {
             q->baseline = r;
@@ -519,6 +533,8 @@ static int event_loop(ui_app *a, const ui_options *o)
 {
     char err[1024];
     a->threads = cpu_threads_init(a->recipe.threads);
+    if (a->device_note[0]) ui_log_add(&a->log, UI_LOG_INFO, "%s", a->device_note);
+    if (a->recipe.device == DEVICE_CUDA) ui_log_add(&a->log, UI_LOG_INFO, "training on %s", ops_cuda_describe());
     cli_set_plugin_log(plugin_log_ignore, NULL);   /* ctx:log lines reach the log pane via log.txt */
     load_catalog(a);
     if (ui_runs_start(&a->runs, &a->recipe, &a->log, err, sizeof err)) {
@@ -587,17 +603,17 @@ int ui_cmd(int argc, char **argv, int demo)
     ui_options o;
     int rc = parse_options(argc, argv, &o);
     if (rc) return rc == EXIT_DONE + 100 ? EXIT_DONE : rc;
-    if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
-        fprintf(stderr, "hasten: the workbench needs a terminal; for a headless run use "
-                "hasten run %s\n", o.recipe ? o.recipe : DEFAULT_RECIPE);
-        return EXIT_USAGE;
-    }
     static ui_app app;   /* large (log ring); one per process */
     ui_app *a = &app;
     memset(a, 0, sizeof *a);
     a->demo = demo;
     a->mode = demo ? UI_LAYOUT_DEMO : UI_LAYOUT_WORKBENCH;
-    rc = load_recipe(a, &o);
+    rc = load_recipe(a, &o);   /* first: a bad recipe or device is said without a terminal too */
+    if (!rc && (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO))) {
+        fprintf(stderr, "hasten: the workbench needs a terminal; for a headless run use "
+                "hasten run %s\n", o.recipe ? o.recipe : DEFAULT_RECIPE);
+        rc = EXIT_USAGE;
+    }
     if (!rc) rc = run_app(a, &o);
     if (!rc) printf("hasten: workbench closed; run folders are in %s/\n", cli_runs_root());
     config_free(&a->recipe);

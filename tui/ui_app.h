@@ -35,6 +35,7 @@ enum {
 typedef struct ui_app {
     /* set up once */
     char recipe_name[64];          /* "fmnist_cnn" */
+    char device_note[512];         /* --device auto's choice when it fell back to the CPU, or "" */
     train_config recipe;           /* the recipe as loaded, options applied */
     budget_spec recipe_budget;
     int threads;

@@ -5,6 +5,7 @@
 #include "tui/ui_catalog.h"
 #include "lua/recipe.h"
 #include "engine/trainer.h"
+#include "engine/ops.h"
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <math.h>
@@ -62,37 +63,53 @@ static int same_budget(const budget_spec *a, const budget_spec *b)
     return a->unit == b->unit && fabs(a->amount - b->amount) <= 1e-9 * fabs(b->amount);
 }
 
-/* Whether run folder dir is a finished plain run of this recipe on this machine. */
-static int is_baseline(const char *dir, const char *recipe_path, const char *dataset,
-                       const budget_spec *budget, int threads, const char *cpu, int cores)
+/* What a baseline must share with the runs it is shown against. */
+typedef struct baseline_want {
+    const char *recipe_path, *dataset, *cpu, *gpu;   /* gpu: "" on the CPU */
+    const budget_spec *budget;
+    int batch, threads, cores;
+    const char *device;                              /* "cpu" or "cuda" */
+} baseline_want;
+
+/* Whether run folder dir is a finished plain run of this recipe and batch on this machine and
+ * device. */
+static int is_baseline(const char *dir, const baseline_want *w)
 {
     cJSON *s = read_json(dir, "summary.json");
     const cJSON *fp = s ? cJSON_GetObjectItemCaseSensitive(s, "fingerprint") : NULL;
-    int ok = fp && !strcmp(json_str(s, "status"), "done") && !strcmp(json_str(s, "recipe"), recipe_path) &&
-             !strcmp(json_str(s, "dataset"), dataset) && !strcmp(json_str(fp, "cpu"), cpu) &&
-             json_num(fp, "cores", -1) == cores && json_num(fp, "threads", -1) == threads;
+    const char *device = fp && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(fp, "device"))
+                             ? json_str(fp, "device") : "cpu";   /* runs from before devices */
+    int cuda = !strcmp(w->device, "cuda");
+    int ok = fp && !strcmp(json_str(s, "status"), "done") && !strcmp(json_str(s, "recipe"), w->recipe_path) &&
+             !strcmp(json_str(s, "dataset"), w->dataset) && !strcmp(json_str(fp, "cpu"), w->cpu) &&
+             json_num(fp, "cores", -1) == w->cores && !strcmp(device, w->device) &&
+             (cuda ? !strcmp(json_str(fp, "gpu"), w->gpu) : json_num(fp, "threads", -1) == w->threads);
     const cJSON *plugins = s ? cJSON_GetObjectItemCaseSensitive(s, "plugins") : NULL;
     if (cJSON_GetArraySize(plugins) > 0) ok = 0;
     cJSON_Delete(s);
     if (!ok) return 0;
-    /* The budget and the plugins are in the resolved recipe. */
+    /* The budget, the batch and the plugins are in the resolved recipe. */
     char path[1200], err[256];
     train_config c;
     snprintf(path, sizeof path, "%s/recipe.lua", dir);
     if (recipe_load(path, &c, err, sizeof err)) return 0;
-    ok = c.n_plugins == 0 && same_budget(&c.budget, budget);
+    ok = c.n_plugins == 0 && same_budget(&c.budget, w->budget) && c.batch == w->batch;
     config_free(&c);
     return ok;
 }
 
 int ui_history_find_baseline(const char *root, const char *recipe_path, const char *dataset,
-                             const budget_spec *budget, int threads, char *dir, size_t len)
+                             const budget_spec *budget, int batch, int device, int threads, char *dir,
+                             size_t len)
 {
     DIR *d = opendir(root);
     if (!d) return 0;
     char cpu[256], path[1200], best[1200] = "";
     trainer_cpu_model(cpu, sizeof cpu);
-    int cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    baseline_want w = { .recipe_path = recipe_path, .dataset = dataset, .cpu = cpu,
+                        .gpu = device == DEVICE_CUDA ? ops_cuda_describe() : "", .budget = budget,
+                        .batch = batch, .threads = threads, .cores = (int)sysconf(_SC_NPROCESSORS_ONLN),
+                        .device = ops_device_name((device_kind)device) };
     double best_time = -1;
     struct dirent *e;
     while ((e = readdir(d))) {
@@ -101,7 +118,7 @@ int ui_history_find_baseline(const char *root, const char *recipe_path, const ch
         snprintf(path, sizeof path, "%s/%s/summary.json", root, e->d_name);
         if (stat(path, &st) || (double)st.st_mtime < best_time) continue;
         snprintf(path, sizeof path, "%s/%s", root, e->d_name);
-        if (!is_baseline(path, recipe_path, dataset, budget, threads, cpu, cores)) continue;
+        if (!is_baseline(path, &w)) continue;
         best_time = (double)st.st_mtime;
         snprintf(best, sizeof best, "%s", path);
     }

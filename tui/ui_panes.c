@@ -2,6 +2,7 @@
  * log, footer keys, help and the too-small notice; plus the drawing helpers they share.
  * Not for the plot (tui/ui_plot.c) nor for keys and state changes (tui/ui_app.c). */
 #include "tui/ui_app.h"
+#include "engine/ops.h"
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -94,9 +95,12 @@ void ui_draw_header(ui_app *a, ui_rect r)
     ui_put(r.y, r.x, r.w, bar | A_BOLD, " hasten%s", a->demo ? " demo" : "");
     int x = r.x + (a->demo ? 13 : 8);
     const char *sep = a->utf8 ? "\u00b7" : "|";
-    char text[300];
-    int len = snprintf(text, sizeof text, "| %s | %s | cpu | %d threads | next run %s", a->recipe_name, data,
-                       a->threads, budget);
+    char text[400], where[160];
+    if (a->recipe.device == DEVICE_CUDA)   /* the GPU's name, before its details */
+        snprintf(where, sizeof where, "cuda %.*s", (int)strcspn(ops_cuda_describe(), ","), ops_cuda_describe());
+    else snprintf(where, sizeof where, "cpu | %d threads", a->threads);
+    int len = snprintf(text, sizeof text, "| %s | %s | %s | batch %d | next run %s", a->recipe_name, data,
+                       where, a->recipe.batch, budget);
     ui_put(r.y, x, r.w - x, bar, "%s", text);
     if (a->utf8)   /* the same text with nicer separators, same width */
         for (int i = 0, col = x; i < len && col < r.x + r.w; i++, col++)

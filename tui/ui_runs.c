@@ -109,6 +109,7 @@ static void run_one(ui_runs *q, ui_run *r)
     cfg->budget = r->budget;
     cfg->seed = q->seed;
     cfg->threads = q->threads;
+    cfg->device = q->device;
     cfg->n_plugins = r->n_plugins;
     memcpy(cfg->plugins, r->plugins, (size_t)r->n_plugins * sizeof *r->plugins);
     if (cli_run_open(&live, cfg, &q->ds, NULL, err, sizeof err)) {
@@ -243,6 +244,7 @@ int ui_runs_start(ui_runs *q, const train_config *recipe, ui_log *log, char *err
     q->target_value = recipe->target_value;
     q->seed = recipe->seed;
     q->threads = recipe->threads;
+    q->device = recipe->device;
     size_t len = 0;
     FILE *f = open_memstream(&q->recipe_text, &len);
     int rc = f ? recipe_write(recipe, f) : -1;

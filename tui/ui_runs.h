@@ -112,6 +112,7 @@ typedef struct ui_runs {
     double target_value;
     uint64_t seed;
     int threads;
+    int device;                    /* a device_kind: where every run trains */
 
     data_set ds;                   /* loaded by the worker before its first run */
     _Atomic int data_state;        /* 0 loading, 1 ready, -1 failed */
@@ -164,10 +165,12 @@ void ui_runs_shutdown(ui_runs *q);
 /* ---- run folders on disk (tui/ui_history.c) ------------------------------------------------ */
 
 /* Finds the newest folder under root holding a finished baseline of this recipe: status "done",
- * the same recipe path, dataset and budget, no plugins, and this machine's CPU model, core count
- * and thread count. Writes its path into dir and returns 1, or returns 0 when there is none. */
+ * the same recipe path, dataset, budget and batch, no plugins, this machine's CPU model and core
+ * count, and the same device (a device_kind): on the CPU the same thread count, on CUDA the same
+ * GPU. Writes its path into dir and returns 1, or returns 0 when there is none. */
 int ui_history_find_baseline(const char *root, const char *recipe_path, const char *dataset,
-                             const budget_spec *budget, int threads, char *dir, size_t len);
+                             const budget_spec *budget, int batch, int device, int threads, char *dir,
+                             size_t len);
 
 /* Reads a run folder into r (which must be zeroed): name and budget from recipe.lua, status and
  * step times from summary.json, the series from metrics.jsonl. Returns 0, or -1 with a message

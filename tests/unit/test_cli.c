@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "lua/recipe.h"
+#include "engine/ops.h"
 #include "tests/support.h"
 
 extern char **environ;
@@ -180,6 +181,17 @@ static void test_usage_errors(void **s)
     expect_usage((const char *[]){ "run", "fmnist_mlp", "--seed", "x", NULL }, 2, "--seed");
     expect_usage((const char *[]){ "run", "fmnist_mlp", "--bogus", NULL }, 2, "--bogus");
     expect_usage((const char *[]){ "run", "fmnist_mlp", "--device", "tpu", NULL }, 2, "tpu");
+    /* The workbench and the demo take --device and --batch too, checked before the terminal. */
+    expect_usage((const char *[]){ "ui", "fmnist_mlp", "--device", "tpu", NULL }, 2, "tpu");
+    expect_usage((const char *[]){ "demo", "--device", "tpu", NULL }, 2, "tpu");
+    expect_usage((const char *[]){ "ui", "--batch", "0", NULL }, 2, "--batch");
+    expect_usage((const char *[]){ "ui", "no_such_recipe", NULL }, 2, "no_such_recipe");
+    expect_usage((const char *[]){ "ui", "--device", "cpu", "--batch", "64", NULL }, 2, "needs a terminal");
+    char why[256];
+    if (ops_open(DEVICE_CUDA, why, sizeof why))   /* no GPU: a failed start, with CUDA's reason */
+        expect_usage((const char *[]){ "ui", "--device", "cuda", NULL }, 1, "no CUDA device found");
+    else
+        expect_usage((const char *[]){ "ui", "--device", "cuda", NULL }, 2, "needs a terminal");
     const char *bad_text = "return { model = nn.sequential { nn.linear(10) }, optim = { \"sgd\", lr = -1 } }";
     const char *bad = test_write_file("bad.lua", bad_text, strlen(bad_text));
     expect_usage((const char *[]){ "run", bad, NULL }, 2, "optim.lr");

@@ -476,7 +476,11 @@ static void test_choices_to_specs(void **s)
 /* ---- run folders ------------------------------------------------------------------------------- */
 
 /* Writes a run folder as a finished run would leave it. */
-static const char *make_run(const char *name, const char *status, const char *budget, int plugins, int threads)
+/* A finished run folder under the test's runs/: recipe.lua (budget, batch, plugins) and a
+ * summary.json with this machine's fingerprint, threads and fp_extra (more fingerprint fields,
+ * starting with a comma, or ""). */
+static const char *make_run_on(const char *name, const char *status, const char *budget, int plugins,
+                               int threads, int batch, const char *fp_extra)
 {
     static char dir[4][700];
     static int k;
@@ -489,7 +493,7 @@ static const char *make_run(const char *name, const char *status, const char *bu
     train_config c;
     char err[256];
     snprintf(text, sizeof text, "return { data = { \"synthetic\" }, model = nn.sequential { nn.flatten(), nn.linear(10) },"
-             " budget = %s %s }", budget, plugins ? ", plugins = { \"label_smoothing\" }" : "");
+             " budget = %s, batch = %d %s }", budget, batch, plugins ? ", plugins = { \"label_smoothing\" }" : "");
     assert_int_equal(recipe_load_string(text, "r.lua", &c, err, sizeof err), 0);
     snprintf(path, sizeof path, "%s/recipe.lua", d);
     FILE *f = fopen(path, "w");
@@ -502,8 +506,8 @@ static const char *make_run(const char *name, const char *status, const char *bu
     f = fopen(path, "w");
     fprintf(f, "{\"version\":1,\"status\":\"%s\",\"recipe\":\"recipes/x.lua\",\"dataset\":\"synthetic\","
             "\"phase_seconds\":{\"data_wait\":1,\"forward\":2,\"backward\":3,\"optimizer\":0.5,\"plugins\":0,\"eval\":1},"
-            "\"fingerprint\":{\"cpu\":\"%s\",\"cores\":%ld,\"threads\":%d}}", status, cpu,
-            sysconf(_SC_NPROCESSORS_ONLN), threads);
+            "\"fingerprint\":{\"cpu\":\"%s\",\"cores\":%ld,\"threads\":%d%s}}", status, cpu,
+            sysconf(_SC_NPROCESSORS_ONLN), threads, fp_extra);
     fclose(f);
     snprintf(path, sizeof path, "%s/metrics.jsonl", d);
     f = fopen(path, "w");
@@ -517,23 +521,32 @@ static const char *make_run(const char *name, const char *status, const char *bu
     return d;
 }
 
+static const char *make_run(const char *name, const char *status, const char *budget, int plugins, int threads)
+{
+    return make_run_on(name, status, budget, plugins, threads, 128, "");
+}
+
 static void test_history(void **s)
 {
     budget_spec two = { BUDGET_STEPS, 2 }, three = { BUDGET_STEPS, 3 };
     char runs[700], dir[1200], err[512];
     snprintf(runs, sizeof runs, "%s/runs", test_tmpdir());
-    assert_int_equal(ui_history_find_baseline(runs, "recipes/x.lua", "synthetic", &two, 2, dir, sizeof dir), 0);
+    assert_int_equal(ui_history_find_baseline(runs, "recipes/x.lua", "synthetic", &two, 128, DEVICE_CPU, 2, dir, sizeof dir), 0);
     make_run("a-failed", "failed", "{ steps = 2 }", 0, 2);
     make_run("b-plugins", "done", "{ steps = 2 }", 1, 2);
     make_run("c-threads", "done", "{ steps = 2 }", 0, 1);
-    assert_int_equal(ui_history_find_baseline(runs, "recipes/x.lua", "synthetic", &two, 2, dir, sizeof dir), 0);
-    const char *good = make_run("d-good", "done", "{ steps = 2 }", 0, 2);
-    assert_int_equal(ui_history_find_baseline(runs, "recipes/x.lua", "synthetic", &two, 2, dir, sizeof dir), 1);
+    make_run_on("c-cuda", "done", "{ steps = 2 }", 0, 2, 128, ",\"device\":\"cuda\",\"gpu\":\"NVIDIA H100\"");
+    make_run_on("c-batch", "done", "{ steps = 2 }", 0, 2, 512, "");
+    assert_int_equal(ui_history_find_baseline(runs, "recipes/x.lua", "synthetic", &two, 128, DEVICE_CPU, 2, dir, sizeof dir), 0);
+    const char *good = make_run_on("d-good", "done", "{ steps = 2 }", 0, 2, 128, ",\"device\":\"cpu\"");
+    assert_int_equal(ui_history_find_baseline(runs, "recipes/x.lua", "synthetic", &two, 128, DEVICE_CPU, 2, dir, sizeof dir), 1);
     assert_string_equal(dir, good);
-    assert_int_equal(ui_history_find_baseline(runs, "recipes/x.lua", "synthetic", &three, 2, dir, sizeof dir), 0);
-    assert_int_equal(ui_history_find_baseline(runs, "recipes/y.lua", "synthetic", &two, 2, dir, sizeof dir), 0);
-    assert_int_equal(ui_history_find_baseline(runs, "recipes/x.lua", "fashion-mnist", &two, 2, dir, sizeof dir), 0);
-    assert_int_equal(ui_history_find_baseline(runs, "recipes/x.lua", "synthetic", &two, 1, dir, sizeof dir), 1);
+    assert_int_equal(ui_history_find_baseline(runs, "recipes/x.lua", "synthetic", &three, 128, DEVICE_CPU, 2, dir, sizeof dir), 0);
+    assert_int_equal(ui_history_find_baseline(runs, "recipes/y.lua", "synthetic", &two, 128, DEVICE_CPU, 2, dir, sizeof dir), 0);
+    assert_int_equal(ui_history_find_baseline(runs, "recipes/x.lua", "fashion-mnist", &two, 128, DEVICE_CPU, 2, dir, sizeof dir), 0);
+    assert_int_equal(ui_history_find_baseline(runs, "recipes/x.lua", "synthetic", &two, 128, DEVICE_CPU, 1, dir, sizeof dir), 1);
+    assert_int_equal(ui_history_find_baseline(runs, "recipes/x.lua", "synthetic", &two, 512, DEVICE_CPU, 2, dir, sizeof dir), 1);
+    assert_non_null(strstr(dir, "c-batch"));   /* the batch-512 run, for a batch-512 workbench only */
 
     ui_run *r = calloc(1, sizeof *r);
     snprintf(r->target_metric, sizeof r->target_metric, "test_acc");
