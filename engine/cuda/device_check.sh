@@ -130,6 +130,16 @@ run() {
              "$(grep -o '"test_acc":[^,]*' /tmp/hasten-run/summary.json)"
     done
 
+    echo "== the workbench on the GPU (10 s in a terminal; its header and run table)"
+    if command -v tmux >/dev/null; then
+        tmux new-session -d -s hw -x 140 -y 40 "$H --device cuda --budget 2ep" && sleep 10 &&
+            tmux capture-pane -pt hw | grep -E "hasten|baseline|Step time|cuda|error" | head -8
+        tmux kill-server 2>/dev/null
+    else
+        TERM=xterm timeout 10 script -qc "$H --device cuda --budget 2ep" /dev/null >"$out/workbench.tty" 2>&1
+        echo "exit $? (10 s cut it); $(grep -c cuda "$out/workbench.tty") lines naming cuda in its output"
+    fi
+
     [ -n "${HASTEN_PROFILE:-}" ] || return 0
     echo "== per-kernel GPU time of one fmnist_cnn step (ncu)"
     timeout 120 ncu --metrics gpu__time_duration.sum --launch-skip 500 --launch-count 60 \
