@@ -111,7 +111,7 @@ static void run_one(ui_runs *q, ui_run *r)
     cfg->threads = q->threads;
     cfg->device = q->device;
     cfg->n_plugins = r->n_plugins;
-    memcpy(cfg->plugins, r->plugins, (size_t)r->n_plugins * sizeof *r->plugins);
+    if (r->n_plugins) memcpy(cfg->plugins, r->plugins, (size_t)r->n_plugins * sizeof *r->plugins);
     if (cli_run_open(&live, cfg, &q->ds, NULL, err, sizeof err)) {
         config_free(cfg);
         fail_run(q, r, err);

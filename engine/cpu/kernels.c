@@ -3,12 +3,54 @@
 #include "engine/cpu/cpu.h"
 #include "engine/tensor.h"
 #include "engine/kernel_math.h"
+#include "engine/check.h"
+#include <pthread.h>
 #include <stdlib.h>
 #include <float.h>
 #include <math.h>
 #include <string.h>
 
 #define GRAIN_ELEMS 32768   /* below this, threading costs more than it saves */
+
+/* ---- per-thread scratch ---------------------------------------------------------------------
+ * Grow-only buffers each thread keeps between calls (the pool's workers, and whichever thread
+ * trains), freed when the thread exits. */
+
+enum cpu_scratch_slot { CPU_SCRATCH_FRAME, CPU_SCRATCH_SUMS, CPU_SCRATCH_BN, CPU_SCRATCH_SLOTS };
+
+typedef struct thread_scratch {
+    float *p[CPU_SCRATCH_SLOTS];
+    size_t have[CPU_SCRATCH_SLOTS];
+} thread_scratch;
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p)
+{
+    thread_scratch *s = p;
+    for (int i = 0; i < CPU_SCRATCH_SLOTS; i++) free(s->p[i]);
+    free(s);
+}
+
+static void scratch_key_make(void) { CHECK(!pthread_key_create(&scratch_key, scratch_free), "cannot create a thread key"); }
+
+/* This thread's buffer in slot, at least n floats; its contents last until it grows. */
+static float *thread_floats(enum cpu_scratch_slot slot, size_t n)
+{
+    pthread_once(&scratch_once, scratch_key_make);
+    thread_scratch *s = pthread_getspecific(scratch_key);
+    if (!s) {
+        s = calloc(1, sizeof *s);
+        CHECK(s && !pthread_setspecific(scratch_key, s), "out of memory");
+    }
+    if (n > s->have[slot]) {
+        free(s->p[slot]);
+        s->p[slot] = tensor_alloc_floats(n);
+        s->have[slot] = n;
+    }
+    return s->p[slot];
+}
 
 /* ---- im2col / col2im ---------------------------------------------------------------------- */
 
@@ -23,14 +65,8 @@ static void im2col_small(const conv_args *a, const float *restrict x, float *res
 {
     const int c = a->c, k = a->k, s = a->stride, pw = a->w + 2 * a->pad, ph = a->h + 2 * a->pad;
     const int kc = k * c, rowlen = pw * c;
-    static _Thread_local float *frame;
-    static _Thread_local size_t have;
     size_t need = (size_t)ph * rowlen;
-    if (need > have) {
-        free(frame);
-        frame = tensor_alloc_floats(need);
-        have = need;
-    }
+    float *frame = thread_floats(CPU_SCRATCH_FRAME, need);
     memset(frame, 0, need * sizeof(float));
     for (int y = 0; y < a->h; y++)
         memcpy(frame + ((size_t)(y + a->pad) * pw + a->pad) * c, x + (size_t)y * a->w * c,
@@ -164,13 +200,7 @@ static void sum_rows_range(void *p, size_t lo, size_t hi, int chunk)
 
 void cpu_sum_rows(const float *dy, size_t rows, int cols, float *db)
 {
-    static _Thread_local float *partial;
-    static _Thread_local int partial_cols;
-    if (cols > partial_cols) {
-        free(partial);
-        partial = tensor_alloc_floats((size_t)MAX_CHUNKS * cols);
-        partial_cols = cols;
-    }
+    float *partial = thread_floats(CPU_SCRATCH_SUMS, (size_t)MAX_CHUNKS * cols);
     sum_args a = { dy, cols, partial };
     size_t grain = row_grain(cols);
     int chunks = cpu_chunks(rows, grain);
@@ -451,17 +481,7 @@ static void bn_dx_range(void *p, size_t lo, size_t hi, int chunk)
     }
 }
 
-static float *bn_scratch(int c)
-{
-    static _Thread_local float *buf;
-    static _Thread_local int have;
-    if (c > have) {
-        free(buf);
-        buf = tensor_alloc_floats((size_t)(MAX_CHUNKS * 2 + 4) * c);
-        have = c;
-    }
-    return buf;
-}
+static float *bn_scratch(int c) { return thread_floats(CPU_SCRATCH_BN, (size_t)(MAX_CHUNKS * 2 + 4) * c); }
 
 /* Sums the per-chunk partials in chunk order into out1/out2 (double for accuracy). */
 static void bn_reduce(const float *partial, int chunks, int c, double *out1, double *out2)
