@@ -138,7 +138,7 @@ int cli_sweep(int argc, char **argv)
     };
     char budgets_buf[512] = "", seeds_buf[256] = "1", *budgets[MAX_LIST], *seeds[MAX_LIST];
     char *plugins[MAX_PASS], *pass[MAX_PASS], flags[MAX_PASS][32], out[800] = "";
-    char *target = NULL;
+    char *target = NULL, *device = NULL, *batch = NULL;
     int n_plugins = 0, n_pass = 0, c, idx = 0, md = 0;
     optind = 1;
     opterr = 0;
@@ -152,6 +152,8 @@ int cli_sweep(int argc, char **argv)
         case 'p': case 'P': case 't': case 'd': case 'B': case 'e':
             if (n_pass + 2 > MAX_PASS) return sweep_usage("%s", "too many options");
             if (c == 'p') plugins[n_plugins++] = optarg;
+            if (c == 'd') device = optarg;
+            if (c == 'B') batch = optarg;
             snprintf(flags[n_pass], sizeof flags[0], "--%s", opts[idx].name);
             pass[n_pass] = flags[n_pass];
             n_pass++;
@@ -188,12 +190,18 @@ int cli_sweep(int argc, char **argv)
         long v = strtol(seeds[i], &end, 10);
         if (errno || *end || end == seeds[i] || v < 0) return sweep_usage("--seeds: '%s' is not a seed (an integer >= 0)", seeds[i]);
     }
-    /* Runs are named <recipe>-<variant>-<budget>-s<seed>: several recipes can share a folder. */
+    /* Runs are named <recipe>-<variant>-<budget>-s<seed>[-<device>][-b<batch>]: several recipes,
+     * and sweeps on another device or at another batch size, can share a folder without one
+     * taking the other's finished runs for its own. */
     const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
     int base_len = (int)strcspn(base, ".");
     if (!out[0]) snprintf(out, sizeof out, "%s/sweep-%.*s", cli_runs_root(), base_len, base);
-    char tag[256];
+    char tag[256], setup[64] = "";
     variant_tag(plugins, n_plugins, tag, sizeof tag);
+    if (device && strcmp(device, "cpu")) snprintf(setup, sizeof setup, "-%.20s", device);
+    if (batch) snprintf(setup + strlen(setup), sizeof setup - strlen(setup), "-b%.20s", batch);
+    for (char *ch = setup; *ch; ch++)
+        if (!isalnum((unsigned char)*ch) && *ch != '-') *ch = '_';
 
     struct sigaction sa = { .sa_handler = on_interrupt }, old_int, old_term;
     sigaction(SIGINT, &sa, &old_int);
@@ -204,7 +212,7 @@ int cli_sweep(int argc, char **argv)
     for (int i = 0; i < nb && !interrupted; i++)
         for (int j = 0; j < ns && !interrupted; j++) {
             char dir[1200];
-            snprintf(dir, sizeof dir, "%s/%.*s-%s-%s-s%s", out, base_len, base, tag, budgets[i], seeds[j]);
+            snprintf(dir, sizeof dir, "%s/%.*s-%s-%s-s%s%s", out, base_len, base, tag, budgets[i], seeds[j], setup);
             k++;
             char status[32];
             summary_status(dir, status, sizeof status);

@@ -364,6 +364,22 @@ static void test_sweep(void **s)
     expect_in(err, "fmnist_mlp-baseline-40steps-s1: already done, kept");
     free(out);
     free(err);
+    /* Another batch size is another setup: its own run folder, trained, not taken from the first
+     * sweep's, and compare keeps the two apart. */
+    const char *b64[] = { "sweep", "fmnist_mlp", "--budgets", "20steps", "--seeds", "1", "--batch", "64",
+                          "--eval-every", "10", "--threads", "1", "--out", out_dir, NULL };
+    rc = test_hasten(b64, &out, &err);
+    if (rc) print_message("%s\n%s\n", out, err);
+    assert_int_equal(rc, 0);
+    expect_in(err, "[1/1] budget 20steps, seed 1");
+    assert_null(strstr(err, "already done"));
+    metrics = read_in(out_dir, "fmnist_mlp-baseline-20steps-s1-b64/metrics.jsonl");
+    assert_non_null(strstr(metrics, "\"samples\":640,"));   /* 10 steps of 64 */
+    free(metrics);
+    expect_in(line_of(out, "fmnist_mlp (batch 64)  baseline"), "1 ");
+    expect_in(out, "fmnist_mlp (batch 128) baseline");
+    free(out);
+    free(err);
 }
 
 /* Going on after an interruption: a stopped run is trained again from scratch, a folder with
