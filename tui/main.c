@@ -56,6 +56,9 @@ static const char usage_text[] =
     "  --plugin-path DIR               also load plugins from DIR\n"
     "  --eval-every N                  evaluate every N steps (default: the recipe's)\n"
     "\n"
+    "workbench and demo options: --budget, --seed, --threads, --device, --batch as above;\n"
+    "  --ascii (no braille or box drawing), --mono (no colours)\n"
+    "\n"
     "exit codes: 0 done, 1 run failed, 2 bad usage\n";
 
 static int usage_error(const char *fmt, const char *arg)
