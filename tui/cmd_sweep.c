@@ -3,6 +3,7 @@
  * into one folder, then `hasten compare` on it. A baseline swept this way draws the Pareto frontier
  * a speedup method must beat ("just train for less time"). Resumable: finished runs are kept. */
 #include "tui/cli.h"
+#include "engine/ops.h"
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <dirent.h>
@@ -198,7 +199,20 @@ int cli_sweep(int argc, char **argv)
     if (!out[0]) snprintf(out, sizeof out, "%s/sweep-%.*s", cli_runs_root(), base_len, base);
     char tag[256], setup[64] = "";
     variant_tag(plugins, n_plugins, tag, sizeof tag);
-    if (device && strcmp(device, "cpu")) snprintf(setup, sizeof setup, "-%.20s", device);
+    if (device) {   /* auto resolved once: every run on one device, and named for it */
+        device_kind dev;
+        char why[512], note[512] = "";
+        int picked = ops_pick(device, &dev, why, sizeof why, note, sizeof note);
+        if (picked) {
+            fprintf(stderr, "hasten sweep: %s\n", why);
+            return picked == -2 ? EXIT_USAGE : EXIT_FAILED;
+        }
+        if (note[0]) fprintf(stderr, "hasten sweep: %s\n", note);
+        device = (char *)ops_device_name(dev);
+        for (int p = 0; p + 1 < n_pass; p += 2)
+            if (!strcmp(pass[p], "--device")) pass[p + 1] = device;
+        if (dev != DEVICE_CPU) snprintf(setup, sizeof setup, "-%s", device);
+    }
     if (batch) snprintf(setup + strlen(setup), sizeof setup - strlen(setup), "-b%.20s", batch);
     for (char *ch = setup; *ch; ch++)
         if (!isalnum((unsigned char)*ch) && *ch != '-') *ch = '_';

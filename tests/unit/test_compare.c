@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "engine/ops.h"
 #include "tests/support.h"
 #include "tui/frontier.h"
 
@@ -424,6 +425,11 @@ static void test_sweep_errors(void **s)
     expect_error((const char *[]){ "sweep", "fmnist_mlp", "--budgets", "2ep", "--target", "acc=0.9", NULL }, 2,
                  "--target acc=0.9: expected test_acc=VALUE or test_loss=VALUE");
     expect_error((const char *[]){ "sweep", "no_such_recipe", "--budgets", "2ep", NULL }, 2, "no_such_recipe");
+    /* The device is opened once, before any run: a bad name or a missing GPU stops the sweep. */
+    expect_error((const char *[]){ "sweep", "fmnist_mlp", "--budgets", "2ep", "--device", "tpu", NULL }, 2, "tpu");
+    char why[256];
+    if (ops_open(DEVICE_CUDA, why, sizeof why))
+        expect_error((const char *[]){ "sweep", "fmnist_mlp", "--budgets", "2ep", "--device", "cuda", NULL }, 1, why);
     char dir[700];
     snprintf(dir, sizeof dir, "%s/bad-sweep", test_tmpdir());
     char *out, *err;
