@@ -1,5 +1,6 @@
 /* The plugin tensor operations that do more than a loop: Newton-Schulz orthogonalisation against
- * its scalar recurrence, and magnitude masks; and the model's flat running statistics. On the CPU
+ * its scalar recurrence, magnitude masks, the batch operations (mixes, boxes, cutout, resize,
+ * grids); and the model's flat running statistics. On the CPU
  * (tests/unit/test_cuda.c holds each device against this one). */
 #include <stdarg.h>
 #include <stddef.h>
@@ -107,6 +108,56 @@ static void test_take_grid(void **s)
                 for (int ch = 0; ch < 2; ch++)
                     assert_true(y.data[((i * 2 + r) * 3 + c) * 2 + ch] == x.data[((i * 4 + rows[r]) * 5 + cols[c]) * 2 + ch]);
     tensor_free(&x); tensor_free(&y);
+}
+
+/* The batch operations, each against values worked out by hand: row mixes and pasted boxes read
+ * every source before writing (rows and images swap), boxes clip to their image, cutout draws its
+ * centres from the rng in image order, and a bilinear resize to the same size is the identity. */
+static void test_batch_ops(void **s)
+{
+    tensor t = {0};
+    tensor_resize2(&t, 3, 2);
+    for (int i = 0; i < 6; i++) t.data[i] = (float)(i + 1);   /* rows [1 2] [3 4] [5 6] */
+    tensor_mix_rows_(&t, (int[]){ 2, 0, 1 }, 0.25f);
+    static const float mixed[] = { 4, 5, 1.5f, 2.5f, 3.5f, 4.5f };
+    for (int i = 0; i < 6; i++) assert_float_equal(t.data[i], mixed[i], 1e-6);
+
+    tensor_resize4(&t, 2, 3, 3, 1);   /* image 0: 0..8, image 1: 10..18 */
+    for (int i = 0; i < 18; i++) t.data[i] = (float)(i < 9 ? i : i + 1);
+    tensor_box_(&t, (int[]){ 1, 0 }, 1, 1, 5, 1, 0);   /* rows 1-2 (clipped), column 1, swapped */
+    static const float swapped[] = { 0, 1, 2, 3, 14, 5, 6, 17, 8, 10, 11, 12, 13, 4, 15, 16, 7, 18 };
+    for (int i = 0; i < 18; i++) assert_float_equal(t.data[i], swapped[i], 0);
+    tensor_box_(&t, NULL, -1, 0, 2, 3, -1);   /* from row -1 for 2: row 0 only, every column */
+    for (int i = 0; i < 18; i++) assert_float_equal(t.data[i], (i % 9 < 3 ? -1 : swapped[i]), 0);
+
+    tensor_resize4(&t, 4, 5, 6, 1);
+    for (size_t i = 0; i < t.n; i++) t.data[i] = 1;
+    rng r, want;
+    rng_seed(&r, 3, 4);
+    rng_seed(&want, 3, 4);
+    tensor_cutout_(&t, 3, 0, &r);
+    for (int i = 0; i < 4; i++) {
+        int cy = (int)rng_below(&want, 5), cx = (int)rng_below(&want, 6);
+        for (int y = 0; y < 5; y++)
+            for (int x = 0; x < 6; x++) {
+                int inside = y >= cy - 1 && y <= cy + 1 && x >= cx - 1 && x <= cx + 1;
+                assert_float_equal(t.data[(i * 5 + y) * 6 + x], (inside ? 0 : 1), 0);
+            }
+    }
+
+    tensor src = {0}, out = {0};
+    tensor_resize4(&src, 1, 2, 2, 1);
+    for (int i = 0; i < 4; i++) src.data[i] = (float)i;   /* [0 1; 2 3] */
+    tensor_resize_bilinear(&out, &src, 4, 4);
+    assert_true(out.shape[1] == 4 && out.shape[2] == 4);
+    assert_float_equal(out.data[0], 0, 1e-6);              /* a corner: clamped to the corner pixel */
+    assert_float_equal(out.data[1 * 4 + 1], 0.75, 1e-6);   /* a quarter of the way in both ways */
+    assert_float_equal(out.data[15], 3, 1e-6);
+    tensor_resize4(&src, 2, 3, 5, 2);
+    for (size_t i = 0; i < src.n; i++) src.data[i] = (float)((i * 7) % 11);
+    tensor_resize_bilinear(&out, &src, 3, 5);
+    for (size_t i = 0; i < src.n; i++) assert_float_equal(out.data[i], src.data[i], 0);
+    tensor_free(&t); tensor_free(&src); tensor_free(&out);
 }
 
 /* Patch covariance against a direct sum; whitening filters of a known covariance; a random
@@ -257,7 +308,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_orthogonalize_exact), cmocka_unit_test(test_orthogonalize_dense),
-        cmocka_unit_test(test_magnitude_mask), cmocka_unit_test(test_take_grid), cmocka_unit_test(test_flat_stats),
+        cmocka_unit_test(test_magnitude_mask), cmocka_unit_test(test_take_grid), cmocka_unit_test(test_batch_ops), cmocka_unit_test(test_flat_stats),
         cmocka_unit_test(test_patch_cov_and_whiten), cmocka_unit_test(test_dirac),
         cmocka_unit_test(test_state_and_softmax),
     };
