@@ -146,6 +146,11 @@ run() {
         --print-summary per-kernel "$H" run fmnist_cnn --device cuda --batch 512 --budget 30steps \
         --quiet --out /tmp/hasten-prof >"$out/ncu.txt" 2>&1
     echo "ncu: exit $?, $(grep -c gpu__time_duration "$out/ncu.txt") kernel rows in ncu.txt"
+    echo "== the matrix-product kernels of a low_precision step (bf16 ones name bf16)"
+    timeout 120 ncu --metrics gpu__time_duration.sum --launch-skip 500 --launch-count 60 \
+        --print-summary per-kernel "$H" run fmnist_cnn --device cuda --batch 512 --budget 30steps \
+        --plugin low_precision --quiet --out /tmp/hasten-prof-bf16 >"$out/ncu_bf16.txt" 2>&1
+    grep -oE "(sm[0-9]+_xmma|cutlass|Kernel2|gemm)[A-Za-z0-9_<>:, ]*" "$out/ncu_bf16.txt" | sort | uniq -c | head -12
 }
 
 # docs/methods.md's table on the GPU: every method, three seeds, within the given seconds; the
