@@ -229,9 +229,16 @@ int cli_bench(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'j': json = 1; break;
-        case 's': steps = atoi(optarg); break;
-        case 'b': batch = atoi(optarg); break;
-        case 't': threads = atoi(optarg); break;
+        case 's': case 'b': case 't': {
+            long long v;
+            if (cli_parse_int(optarg, c == 't' ? 0 : 1, 1 << 20, &v)) {
+                fprintf(stderr, "hasten bench: bad value for --%s: '%s' (a whole number%s)\n",
+                        c == 's' ? "steps" : c == 'b' ? "batch" : "threads", optarg, c == 't' ? " >= 0" : " >= 1");
+                return EXIT_USAGE;
+            }
+            *(c == 's' ? &steps : c == 'b' ? &batch : &threads) = (int)v;
+            break;
+        }
         case 'd': {
             char why[512], note[512] = "";
             int rc = ops_pick(optarg, &bench_device, why, sizeof why, note, sizeof note);

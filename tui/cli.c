@@ -184,6 +184,16 @@ void cli_run_close(cli_run *r)
     r->log = NULL;
 }
 
+int cli_parse_int(const char *s, long long min, long long max, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || end == s || v < min || v > max) return -1;
+    *out = v;
+    return 0;
+}
+
 int cli_parse_target(const char *arg, char *metric, size_t len, double *value)
 {
     static const char *const metrics[] = { "test_acc", "test_loss" };
@@ -196,6 +206,7 @@ int cli_parse_target(const char *arg, char *metric, size_t len, double *value)
         errno = 0;
         double v = strtod(eq + 1, &end);
         if (errno || end == eq + 1 || *end || !isfinite(v)) return -1;
+        if (i == 0 ? !(v > 0 && v <= 1) : !(v > 0)) return -1;   /* as a recipe's target */
         snprintf(metric, len, "%s", metrics[i]);
         *value = v;
         return 0;

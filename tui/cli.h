@@ -79,8 +79,12 @@ void cli_set_plugin_log(plug_log_fn fn, void *ud);
 int cli_plugins(int argc, char **argv);
 
 /* Parses a --target argument, "test_acc=0.9" or "test_loss=0.3", into metric and value. Returns 0,
- * or -1 for anything else (another metric, a value that is not a number). */
+ * or -1 for anything else (another metric, a value that is not a number, an accuracy outside
+ * (0, 1], a loss not above 0: what a recipe's target takes). */
 int cli_parse_target(const char *arg, char *metric, size_t len, double *value);
+
+/* A whole number in [min, max] from all of s into *out: 0, or -1 (nothing written) otherwise. */
+int cli_parse_int(const char *s, long long min, long long max, long long *out);
 
 /* `hasten compare RUN...` (tui/cmd_compare.c): returns an exit code. */
 int cli_compare(int argc, char **argv);

@@ -11,6 +11,7 @@
 #include "lua/recipe.h"
 #include "lua/plugin.h"
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <math.h>
 #include <signal.h>
@@ -223,11 +224,7 @@ done:
 
 static int parse_int(const char *opt, const char *s, long long min, long long *out)
 {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || *end || end == s || v < min) return usage_error("bad value for --%s", opt) , -1;
-    *out = v;
+    if (cli_parse_int(s, min, LLONG_MAX, out)) return usage_error("bad value for --%s", opt), -1;
     return 0;
 }
 

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <langinfo.h>
+#include <limits.h>
 #include <locale.h>
 #include <math.h>
 #include <signal.h>
@@ -82,15 +83,13 @@ static int parse_options(int argc, char **argv, ui_options *o)
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        char *end;
         switch (c) {
         case 'b': o->budget = optarg; break;
         case 'd': o->device = optarg; break;
         case 's': case 't': case 'n': {
-            errno = 0;
-            long long v = strtoll(optarg, &end, 10);
+            long long v;
             const char *what = c == 's' ? "seed" : c == 't' ? "threads" : "batch";
-            if (errno || *end || end == optarg || v < 0 || (c != 's' && v > 1 << 20) || (c == 'n' && v < 1)) {
+            if (cli_parse_int(optarg, c == 'n' ? 1 : 0, c == 's' ? LLONG_MAX : 1 << 20, &v)) {
                 fprintf(stderr, "hasten: bad value for --%s\n(see hasten help)\n", what);
                 return EXIT_USAGE;
             }

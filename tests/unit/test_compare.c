@@ -280,6 +280,14 @@ static void test_compare_errors(void **s)
                  "bad option --target speed=3");
     expect_error((const char *[]){ "compare", runs_dir(), "--target", "test_acc=high", NULL }, 2,
                  "bad option --target test_acc=high");
+    /* targets no run can meet, refused as a recipe refuses them */
+    expect_error((const char *[]){ "compare", runs_dir(), "--target", "test_acc=2", NULL }, 2,
+                 "bad option --target test_acc=2");
+    expect_error((const char *[]){ "compare", runs_dir(), "--target", "test_loss=0", NULL }, 2,
+                 "bad option --target test_loss=0");
+    /* and bench's counts: a word or a zero was taken as "the default" */
+    expect_error((const char *[]){ "bench", "--batch", "0", NULL }, 2, "bad value for --batch: '0'");
+    expect_error((const char *[]){ "bench", "--steps", "many", NULL }, 2, "bad value for --steps: 'many'");
 
     /* Damaged or foreign files: each left out with the file and the field named; the good run stays. */
     static const char no_sps[] = "{\"status\":\"done\",\"recipe\":\"toy.lua\",\"plugins\":[],"
