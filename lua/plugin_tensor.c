@@ -49,7 +49,7 @@ static void charge(lua_State *L, plug_host *h, size_t bytes)
         if (sandbox_charge(&h->sb, (long long)bytes))
             luaL_error(L, "not enough memory: a tensor of %d MiB is over the plugin memory cap", (int)(bytes >> 20));
     }
-    lua_gc(L, LUA_GCSTEP, (int)(bytes >> 10));   /* as if Lua had allocated it */
+    if (bytes >= 1024) lua_gc(L, LUA_GCSTEP, (int)(bytes >> 10));   /* as if Lua had allocated it */
 }
 
 /* The pooled buffer on dev that best fits n floats (the smallest large enough), or -1. */
