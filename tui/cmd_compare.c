@@ -5,6 +5,7 @@
  * variant lands against it. Reads run folders only; trains nothing. */
 #include "tui/cli.h"
 #include "tui/frontier.h"
+#include "tui/ui_draw.h"
 #include "engine/check.h"
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -210,6 +211,7 @@ typedef struct table {
     group *g;
     int n;
     int md;              /* Markdown instead of aligned text */
+    int plot;            /* each frontier drawn too */
 } table;
 
 /* Width of the variant column: in aligned text 30, or the longest name (plugin arguments make
@@ -455,6 +457,135 @@ static const char *reading(const frontier *f, double secs, double acc, double na
     return "?";
 }
 
+/* ---- the frontier as a plot: final accuracy against training time ---------------------------- */
+
+/* A variant's point on the plot, with its reading. */
+typedef struct mark {
+    double secs, acc;
+    const group *g;
+    char verdict[32];
+} mark;
+
+enum { PLOT_W = 64, PLOT_H = 14, PLOT_LABEL = 7 };
+
+static void put_utf8(char *out, size_t *at, unsigned cp)
+{
+    if (cp < 0x80) {
+        out[(*at)++] = (char)cp;
+    } else if (cp < 0x800) {
+        out[(*at)++] = (char)(0xC0 | cp >> 6);
+        out[(*at)++] = (char)(0x80 | (cp & 0x3F));
+    } else {
+        out[(*at)++] = (char)(0xE0 | cp >> 12);
+        out[(*at)++] = (char)(0x80 | (cp >> 6 & 0x3F));
+        out[(*at)++] = (char)(0x80 | (cp & 0x3F));
+    }
+}
+
+/* The mark's letter: a..z then A..Z, '+' beyond. */
+static char mark_letter(int k) { return k < 26 ? (char)('a' + k) : k < 52 ? (char)('A' + k - 26) : '+'; }
+
+/* The baseline's points joined along its frontier (braille), '*' at each budget, a letter at each
+ * variant (a '#' where two share a cell), axes with ticks, and a legend. Text only: a terminal,
+ * a file or (fenced) Markdown shows it alike. */
+static void plot_frontier(const table *t, const frontier *f, const frontier_point *pts, const group *const *src,
+                          int n, const mark *m, int nm)
+{
+    double xmax = 0, ylo = INFINITY, yhi = -INFINITY;
+    for (int i = 0; i < n; i++) {
+        xmax = fmax(xmax, pts[i].seconds);
+        ylo = fmin(ylo, pts[i].quality);
+        yhi = fmax(yhi, pts[i].quality);
+    }
+    for (int k = 0; k < nm; k++) {
+        xmax = fmax(xmax, m[k].secs);
+        ylo = fmin(ylo, m[k].acc);
+        yhi = fmax(yhi, m[k].acc);
+    }
+    ui_scale sx, sy;
+    ui_scale_fit(&sx, 0, xmax, 0, 1);
+    ui_scale_fit(&sy, ylo, yhi, 0, 0);
+    ui_canvas c = { 0 };
+    if (ui_canvas_resize(&c, PLOT_W, PLOT_H)) return;
+#define DOT_X(v) (ui_scale_pos(&sx, (v)) * (2 * PLOT_W - 1))
+#define DOT_Y(v) ((1 - ui_scale_pos(&sy, (v))) * (4 * PLOT_H - 1))
+    for (int j = 0; j + 1 < f->n; j++)
+        ui_canvas_line(&c, DOT_X(f->p[j].seconds), DOT_Y(f->p[j].quality), DOT_X(f->p[j + 1].seconds),
+                       DOT_Y(f->p[j + 1].quality), 1);
+    char over[PLOT_H][PLOT_W];
+    memset(over, 0, sizeof over);
+    for (int i = 0; i < n; i++) {
+        int cx = (int)(DOT_X(pts[i].seconds) / 2), cy = (int)(DOT_Y(pts[i].quality) / 4);
+        if (cx >= 0 && cx < PLOT_W && cy >= 0 && cy < PLOT_H) over[cy][cx] = '*';
+    }
+    for (int k = 0; k < nm; k++) {
+        int cx = (int)(DOT_X(m[k].secs) / 2), cy = (int)(DOT_Y(m[k].acc) / 4);
+        if (cx < 0 || cx >= PLOT_W || cy < 0 || cy >= PLOT_H) continue;
+        over[cy][cx] = over[cy][cx] && over[cy][cx] != '*' ? '#' : mark_letter(k);
+    }
+    double yt[8], xt[12], ystep, xstep;
+    int ny = ui_scale_ticks(&sy, 5, yt, 8, &ystep), nx = ui_scale_ticks(&sx, 8, xt, 12, &xstep);
+    char label[PLOT_H][16];
+    memset(label, 0, sizeof label);
+    for (int i = 0; i < ny; i++) {
+        int row = (int)(DOT_Y(yt[i]) / 4);
+        if (row >= 0 && row < PLOT_H) ui_format_tick(yt[i], ystep, label[row], sizeof label[row]);
+    }
+    if (t->md) printf("\n```\n");
+    else printf("\n");
+    printf("%*s final test_acc against training seconds\n", PLOT_LABEL, "");
+    for (int r = 0; r < PLOT_H; r++) {
+        char line[PLOT_W * 4 + 64];
+        size_t at = (size_t)snprintf(line, sizeof line, "%*s", PLOT_LABEL - 1, label[r]);
+        put_utf8(line, &at, label[r][0] ? 0x2524 : 0x2502);   /* ┤ at a tick, │ between */
+        for (int x = 0; x < PLOT_W; x++) {
+            uint8_t bits = c.bits[(size_t)r * PLOT_W + x];
+            if (over[r][x]) line[at++] = over[r][x];
+            else if (bits) put_utf8(line, &at, ui_braille_codepoint(bits));
+            else line[at++] = ' ';
+        }
+        while (at && line[at - 1] == ' ') at--;
+        line[at] = 0;
+        printf("%s\n", line);
+    }
+    char axis[PLOT_W * 4 + 64], ticks[PLOT_W + PLOT_LABEL + 32];
+    size_t at = (size_t)snprintf(axis, sizeof axis, "%*s", PLOT_LABEL - 1, "");
+    put_utf8(axis, &at, 0x2514);   /* └ */
+    int tick_col[12];
+    for (int i = 0; i < nx; i++) tick_col[i] = (int)(DOT_X(xt[i]) / 2);
+    for (int x = 0; x < PLOT_W; x++) {
+        int is_tick = 0;
+        for (int i = 0; i < nx; i++) is_tick |= tick_col[i] == x;
+        put_utf8(axis, &at, is_tick ? 0x252C : 0x2500);   /* ┬ or ─ */
+    }
+    axis[at] = 0;
+    printf("%s\n", axis);
+    memset(ticks, ' ', sizeof ticks);
+    int end = 0;
+    for (int i = 0; i < nx; i++) {
+        char v[16];
+        ui_format_tick(xt[i], xstep, v, sizeof v);
+        int len = (int)strlen(v), start = PLOT_LABEL + tick_col[i] - len / 2;
+        if (start < end + 1 || start + len >= (int)sizeof ticks - 4) continue;   /* no overlaps */
+        memcpy(ticks + start, v, (size_t)len);
+        end = start + len;
+    }
+    memcpy(ticks + end + 1, "s", 2);
+    printf("%s\n", ticks);
+    printf("  * baseline, at its budgets:");
+    for (int i = 0; i < n; i++) printf(" %s", src[i]->budget);
+    printf("; the line joins those on its frontier\n");
+    for (int k = 0; k < nm; k++) {
+        char secs[16];
+        printf("  %c %s %s: %.4f in %s s, %s\n", mark_letter(k), m[k].g->variant, m[k].g->budget, m[k].acc,
+               fmt_secs(secs, sizeof secs, m[k].secs), m[k].verdict);
+    }
+    if (t->md) printf("```\n");
+#undef DOT_X
+#undef DOT_Y
+    ui_canvas_free(&c);
+}
+
 /* A recipe's baseline frontier, and every other variant of that recipe read against it. */
 static void print_frontier(const table *t, const char *recipe)
 {
@@ -489,7 +620,14 @@ static void print_frontier(const table *t, const char *recipe)
     }
     int any = 0;
     for (int v = 0; v < t->n; v++) any |= !is_baseline(&t->g[v]) && !strcmp(t->g[v].recipe, recipe);
-    if (!any) return;
+    mark *marks = calloc(MAX_GROUPS, sizeof *marks);
+    CHECK(marks, "out of memory");
+    int nm = 0;
+    if (!any) {
+        if (t->plot) plot_frontier(t, &f, pts, src, n, marks, 0);
+        free(marks);
+        return;
+    }
     int vw = variant_width(t);
     const char *head = md ? "\n| %*s | %s | %s | %s | %s | %s | %s | %s |\n"
                           : "\n%-*s %-9s %8s %14s %21s %20s %13s %8s\n";
@@ -514,6 +652,8 @@ static void print_frontier(const table *t, const char *recipe)
         printf(md ? "| %*s | %s | %s | %.4f | %s | %s | %s | %s |\n"
                   : "%-*s %-9s %8s %14.4f %21s %20s %13s %8s\n",
                vw, g->variant, g->budget, fmt_secs(train, sizeof train, secs), acc, at, to, speed, verdict);
+        marks[nm] = (mark){ secs, acc, g, "" };
+        snprintf(marks[nm++].verdict, sizeof marks[0].verdict, "%s", verdict);
     }
     printf("%s(speedup here: the time the frontier needs for the variant's final test_acc over the "
            "variant's time; < and >: bounds, the sweep does not reach that far. above or below: by "
@@ -521,25 +661,28 @@ static void print_frontier(const table *t, const char *recipe)
            "(the baseline's are up to %.4f in test_acc and %.1f%% in training time); level: within "
            "them; ?: outside the sweep; (1 run): a group of one run, no spread to judge by)\n",
            md ? "\n" : "", noise_acc, 100 * noise_time);
+    if (t->plot) plot_frontier(t, &f, pts, src, n, marks, nm);
+    free(marks);
 }
 
 int cli_compare(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"target", required_argument, 0, 't'}, {"markdown", no_argument, 0, 'm'},
-        {"phases", no_argument, 0, 'p'}, {0, 0, 0, 0},
+        {"phases", no_argument, 0, 'p'}, {"plot", no_argument, 0, 'P'}, {0, 0, 0, 0},
     };
     char metric[32] = "";
     double value = 0;
-    int md = 0, phases = 0, c;
+    int md = 0, phases = 0, plot = 0, c;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (c == 'm') md = 1;
         else if (c == 'p') phases = 1;
+        else if (c == 'P') plot = 1;
         else if (c != 't' || cli_parse_target(optarg, metric, sizeof metric, &value)) {
             fprintf(stderr, "hasten compare: bad option%s%s (usage: hasten compare RUN_OR_FOLDER... "
-                    "[--target test_acc=0.9|test_loss=0.3] [--markdown] [--phases])\n", c == 't' ? " --target " : "",
+                    "[--target test_acc=0.9|test_loss=0.3] [--markdown] [--phases] [--plot])\n", c == 't' ? " --target " : "",
                     c == 't' ? optarg : "");
             return EXIT_USAGE;
         }
@@ -548,7 +691,7 @@ int cli_compare(int argc, char **argv)
         fprintf(stderr, "hasten compare: give run folders, or folders holding them\n");
         return EXIT_USAGE;
     }
-    table t = { .g = calloc(MAX_GROUPS, sizeof(group)), .md = md };
+    table t = { .g = calloc(MAX_GROUPS, sizeof(group)), .md = md, .plot = plot };
     CHECK(t.g, "out of memory");
     for (int a = optind; a < argc; a++)
         if (add_arg(&t, argv[a], metric[0] ? metric : NULL, value)) {

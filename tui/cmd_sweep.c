@@ -121,7 +121,7 @@ static int sweep_usage(const char *why, const char *arg)
     fprintf(stderr, "hasten sweep: ");
     fprintf(stderr, why, arg);
     fprintf(stderr, "\n(usage: hasten sweep RECIPE --budgets 1ep,2ep,3ep [--seeds 1,2,3] [--out DIR] "
-            "[--target test_acc=0.9] [--markdown] [--plugin ...] [run options])\n");
+            "[--target test_acc=0.9] [--markdown] [--plot] [--plugin ...] [run options])\n");
     return EXIT_USAGE;
 }
 
@@ -130,7 +130,7 @@ int cli_sweep(int argc, char **argv)
     static const struct option opts[] = {
         {"budgets", required_argument, 0, 'b'}, {"seeds", required_argument, 0, 's'},
         {"out", required_argument, 0, 'o'}, {"target", required_argument, 0, 'T'},
-        {"markdown", no_argument, 0, 'm'},
+        {"markdown", no_argument, 0, 'm'}, {"plot", no_argument, 0, 'G'},
         /* passed on to every run */
         {"plugin", required_argument, 0, 'p'}, {"plugin-path", required_argument, 0, 'P'},
         {"threads", required_argument, 0, 't'}, {"device", required_argument, 0, 'd'},
@@ -140,7 +140,7 @@ int cli_sweep(int argc, char **argv)
     char budgets_buf[512] = "", seeds_buf[256] = "1", *budgets[MAX_LIST], *seeds[MAX_LIST];
     char *plugins[MAX_PASS], *pass[MAX_PASS], flags[MAX_PASS][32], out[800] = "";
     char *target = NULL, *device = NULL, *batch = NULL;
-    int n_plugins = 0, n_pass = 0, c, idx = 0, md = 0;
+    int n_plugins = 0, n_pass = 0, c, idx = 0, md = 0, plot = 0;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", opts, &idx)) != -1) {
@@ -150,6 +150,7 @@ int cli_sweep(int argc, char **argv)
         case 'o': snprintf(out, sizeof out, "%s", optarg); break;
         case 'T': target = optarg; break;
         case 'm': md = 1; break;
+        case 'G': plot = 1; break;
         case 'p': case 'P': case 't': case 'd': case 'B': case 'e':
             if (n_pass + 2 > MAX_PASS) return sweep_usage("%s", "too many options");
             if (c == 'p') plugins[n_plugins++] = optarg;
@@ -267,10 +268,11 @@ int cli_sweep(int argc, char **argv)
         goto out;
     }
     fprintf(stderr, "hasten sweep: %d of %d runs done%s\n\n", done, total, failed ? ", the others failed (above)" : "");
-    char *cmp[6] = { "compare", out };
+    char *cmp[8] = { "compare", out };
     int nc = 2;
     if (target) { cmp[nc++] = "--target"; cmp[nc++] = target; }
     if (md) cmp[nc++] = "--markdown";
+    if (plot) cmp[nc++] = "--plot";
     cmp[nc] = NULL;
     int rc = cli_compare(nc, cmp);
     code = failed || rc ? EXIT_FAILED : EXIT_DONE;

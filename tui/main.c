@@ -40,7 +40,7 @@ static const char usage_text[] =
     "  hasten sweep RECIPE --budgets 1ep,2ep,3ep [--seeds 1,2,3] [--plugin ...]\n"
     "                              one run per budget and seed, then compare: the\n"
     "                              baseline's time/quality frontier a method must beat\n"
-    "  hasten compare RUN... [--target test_acc=0.9] [--markdown] [--phases]\n"
+    "  hasten compare RUN... [--target test_acc=0.9] [--markdown] [--phases] [--plot]\n"
     "                              time to target, steps, ms/step, speedup, the step-time phases,\n"
     "                              and each variant against a swept baseline's frontier\n"
     "  hasten help | --version\n"

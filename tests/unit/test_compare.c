@@ -206,6 +206,45 @@ static void test_compare_subsecond(void **s)
     free(err);
 }
 
+/* The line of out that holds the plot row k (0 = top) after its title, or NULL. */
+static const char *plot_row(const char *out, int k)
+{
+    static char line[1024];
+    const char *p = strstr(out, "final test_acc against training seconds\n");
+    if (!p) return NULL;
+    p = strchr(p, '\n') + 1;
+    for (int i = 0; i < k && p; i++) p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL;
+    if (!p) return NULL;
+    snprintf(line, sizeof line, "%.*s", (int)strcspn(p, "\n"), p);
+    return line;
+}
+
+/* --plot draws each frontier: braille for the baseline's line, '*' at its budgets, a letter for
+ * each variant, higher accuracy higher up, and a legend with each letter's reading. */
+static void test_compare_plot(void **s)
+{
+    make_runs();
+    char *out, *err;
+    assert_int_equal(test_hasten((const char *[]){ "compare", runs_dir(), "--plot", NULL }, &out, &err), 0);
+    expect_in(out, "  * baseline, at its budgets: 1ep 2ep 3ep 4ep; the line joins those on its frontier");
+    /* legend letters in the table's order: cutout, ema, mixup, sam, warmup */
+    expect_in(out, "  b ema 2ep: 0.8800 in 20.0 s, above\n");
+    expect_in(out, "  d sam 4ep: 0.9500 in 50.0 s, ? (1 run)\n");
+    int top = 0, bottom = 0;
+    for (int k = 0; k < 2; k++) top |= strchr(plot_row(out, k) + 7, 'd') != NULL;   /* sam, the highest */
+    for (int k = 12; k < 14; k++) bottom |= strchr(plot_row(out, k) + 7, 'c') != NULL;   /* mixup, the lowest */
+    if (!top || !bottom) print_message("%s\n", out);
+    assert_true(top && bottom);
+    assert_non_null(strstr(out, "\xe2\xa0"));   /* braille cells (U+28xx) draw the line */
+    expect_in(plot_row(out, 14), "\xe2\x94\x94");   /* the x axis: "└" */
+    free(out);
+    free(err);
+    assert_int_equal(test_hasten((const char *[]){ "compare", runs_dir(), "--plot", "--markdown", NULL }, &out, &err), 0);
+    expect_in(out, "\n```\n        final test_acc against training seconds");
+    free(out);
+    free(err);
+}
+
 /* Runs of one recipe on two machines, or at two batch sizes, are separate experiments: each has
  * its own groups, baseline and frontier, labelled by what differs. */
 static void test_compare_setups(void **s)
@@ -455,6 +494,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_frontier_math), cmocka_unit_test(test_compare_readings), cmocka_unit_test(test_compare_long_names),
         cmocka_unit_test(test_compare_subsecond), cmocka_unit_test(test_compare_setups),
+        cmocka_unit_test(test_compare_plot),
         cmocka_unit_test(test_compare_errors), cmocka_unit_test(test_sweep), cmocka_unit_test(test_sweep_resumes),
         cmocka_unit_test(test_sweep_errors),
     };
