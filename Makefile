@@ -117,15 +117,16 @@ test: deps
 bench: all
 	./hasten bench
 
-# Fuzz targets for the dataset readers (libFuzzer with ASan and UBSan; needs clang). `make fuzz`
-# runs each for FUZZ_SECONDS from the seeds in tests/fuzz/corpus/; findings land in build/fuzz/.
+# Fuzz targets for the dataset readers: IDX, CIFAR-10 binary, UTF-8 text (libFuzzer with ASan
+# and UBSan; needs clang). `make fuzz` runs each for FUZZ_SECONDS from the seeds in
+# tests/fuzz/corpus/; findings land in build/fuzz/.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := idx cifar
+FUZZ_TARGETS := idx cifar text
 FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -std=c11 \
                 -D_GNU_SOURCE -I. $(shell pkg-config --cflags zlib libarchive 2>/dev/null)
 FUZZ_LIBS    := $(shell pkg-config --libs zlib libarchive 2>/dev/null) -lm -pthread
-FUZZ_SRC     := datasets/idx.c datasets/cifar.c engine/data.c engine/rng.c
+FUZZ_SRC     := datasets/idx.c datasets/cifar.c datasets/text.c engine/data.c engine/rng.c
 
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRC)
 	@command -v $(FUZZ_CC) >/dev/null || { echo "fuzz: $(FUZZ_CC) not found (sudo apt-get install clang)"; exit 1; }
