@@ -6,7 +6,9 @@
 #include <cmocka.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <cblas.h>
 #include "engine/cpu/cpu.h"
 #include "engine/nn.h"
 
@@ -117,6 +119,39 @@ static void test_conv(void **s)
     gradcheck(c, 1, 2, 3, 3, 3, 0);
     layer_spec d[] = { L(.kind = LAYER_CONV, .out = 2, .k = 5, .stride = 3, .pad = 2, .bias = 1) };
     gradcheck(d, 1, 1, 8, 7, 2, 0);
+}
+
+/* cpu_sgemm's own kernel for thin products (K <= 16, N a multiple of 8 up to 64, many rows: a
+ * first convolution's) against OpenBLAS: the specialised shapes and the general one, strided
+ * operands, beta 0 over a C of NaNs (which must not be read) and beta 1 with alpha. */
+static void test_thin_products(void **s)
+{
+    static const struct { int M, N, K, lda, ldb, ldc; float alpha, beta; } cases[] = {
+        { 2048, 16, 9, 9, 9, 16, 1, 0 },  { 1100, 32, 9, 12, 10, 40, 1, 0 }, { 1500, 64, 9, 9, 9, 64, 0.5f, 1 },
+        { 1500, 24, 16, 20, 17, 30, 0.5f, 1 }, { 1024, 8, 3, 3, 3, 8, 2, 0 },
+    };
+    rng g;
+    rng_seed(&g, 5, 0);
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        int M = cases[k].M, N = cases[k].N, K = cases[k].K, lda = cases[k].lda, ldb = cases[k].ldb, ldc = cases[k].ldc;
+        float *A = tensor_alloc_floats((size_t)M * lda), *B = tensor_alloc_floats((size_t)N * ldb);
+        float *C = tensor_alloc_floats((size_t)M * ldc), *R = tensor_alloc_floats((size_t)M * ldc);
+        for (size_t i = 0; i < (size_t)M * lda; i++) A[i] = rng_normal(&g);
+        for (size_t i = 0; i < (size_t)N * ldb; i++) B[i] = rng_normal(&g);
+        for (size_t i = 0; i < (size_t)M * ldc; i++) R[i] = C[i] = cases[k].beta == 0 ? NAN : rng_normal(&g);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, cases[k].alpha, A, lda, B, ldb,
+                    cases[k].beta, R, ldc);
+        cpu_sgemm(0, 1, M, N, K, cases[k].alpha, A, lda, B, ldb, cases[k].beta, C, ldc);
+        int bad = 0;
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) {
+                double want = R[(size_t)i * ldc + j], got = C[(size_t)i * ldc + j];
+                if (!(fabs(got - want) <= 1e-5 + 1e-5 * fabs(want)) && bad++ < 3)
+                    print_message("case %zu [%d, %d]: %.8g, OpenBLAS %.8g\n", k, i, j, got, want);
+            }
+        assert_int_equal(bad, 0);
+        free(A); free(B); free(C); free(R);
+    }
 }
 
 static void test_pools(void **s)
@@ -436,7 +471,7 @@ int main(void)
     cpu_threads_init(2);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear), cmocka_unit_test(test_conv), cmocka_unit_test(test_pools),
-        cmocka_unit_test(test_box_box_is_binomial), cmocka_unit_test(test_squeeze_excite), cmocka_unit_test(test_residual_scale), cmocka_unit_test(test_batchnorm), cmocka_unit_test(test_ghost_batchnorm), cmocka_unit_test(test_bn_relu_fusion), cmocka_unit_test(test_activations),
+        cmocka_unit_test(test_box_box_is_binomial), cmocka_unit_test(test_thin_products), cmocka_unit_test(test_squeeze_excite), cmocka_unit_test(test_residual_scale), cmocka_unit_test(test_batchnorm), cmocka_unit_test(test_ghost_batchnorm), cmocka_unit_test(test_bn_relu_fusion), cmocka_unit_test(test_activations),
         cmocka_unit_test(test_residual), cmocka_unit_test(test_dropout), cmocka_unit_test(test_loss),
         cmocka_unit_test(test_shape_errors), cmocka_unit_test(test_variable_size),
         cmocka_unit_test(test_freeze_skips),
