@@ -175,6 +175,65 @@ static void thin_rows(const gemm_args *g, size_t lo, size_t hi)
 #undef THIN_AT
 }
 
+/* The transposed thin product, a first convolution's weight gradient: C (M, N) = alpha A^T B +
+ * beta C with A (K, M) and B (K, N) over a long K (every output pixel of the batch), M a multiple
+ * of THIN_BLOCK up to THIN_N and N <= THIN_K. Each chunk of the K rows sums into its own partial
+ * (N, M), THIN_BLOCK rows of C at a time in N vectors; the partials are added in chunk order, so
+ * the result does not depend on timing. */
+enum { THIN_MAX_CHUNKS = 64 };
+
+typedef struct {
+    int M, N, lda, ldb;
+    const float *A, *B;
+    float *partial;      /* (chunks, N, M) */
+} thin_tn_args;
+
+static int is_thin_tn(int ta, int tb, int M, int N, int K)
+{
+    return ta && !tb && M <= THIN_N && M % THIN_BLOCK == 0 && N <= THIN_K && K >= THIN_MIN_ROWS;
+}
+
+static inline __attribute__((always_inline)) void
+thin_tn_nk(const thin_tn_args *a, const int N, size_t lo, size_t hi, float *restrict part)
+{
+    for (int m0 = 0; m0 < a->M; m0 += THIN_BLOCK) {
+        thin_vec acc[THIN_K];
+        for (int j = 0; j < N; j++) acc[j] = (thin_vec){ 0 };
+        for (size_t i = lo; i < hi; i++) {
+            thin_vec av;
+            memcpy(&av, a->A + i * (size_t)a->lda + m0, sizeof av);
+            const float *restrict b = a->B + i * (size_t)a->ldb;
+            for (int j = 0; j < N; j++) acc[j] += b[j] * av;
+        }
+        for (int j = 0; j < N; j++) memcpy(part + (size_t)j * a->M + m0, &acc[j], sizeof acc[j]);
+    }
+}
+
+static void thin_tn_range(void *p, size_t lo, size_t hi, int chunk)
+{
+    const thin_tn_args *a = p;
+    float *part = a->partial + (size_t)chunk * a->N * a->M;
+    if (a->N == 9) thin_tn_nk(a, 9, lo, hi, part);
+    else thin_tn_nk(a, a->N, lo, hi, part);
+}
+
+static void thin_tn(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                    float beta, float *C, int ldc)
+{
+    size_t grain = (size_t)K / THIN_MAX_CHUNKS + 1;
+    int chunks = cpu_chunks((size_t)K, grain);   /* at most the threads */
+    float partial[chunks * N * M];
+    thin_tn_args a = { M, N, lda, ldb, A, B, partial };
+    cpu_parallel((size_t)K, grain, thin_tn_range, &a);
+    for (int m = 0; m < M; m++)
+        for (int j = 0; j < N; j++) {
+            float sum = 0;
+            for (int ch = 0; ch < chunks; ch++) sum += partial[((size_t)ch * N + j) * M + m];
+            float *c = C + (size_t)m * ldc + j;
+            *c = beta == 0 ? alpha * sum : alpha * sum + beta * *c;
+        }
+}
+
 /* One slice of the output: rows of C when splitting M, columns when splitting N. */
 static void gemm_range(void *p, size_t lo, size_t hi, int chunk)
 {
@@ -199,6 +258,10 @@ void cpu_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                const float *B, int ldb, float beta, float *C, int ldc)
 {
     if (M == 0 || N == 0) return;
+    if (is_thin_tn(ta, tb, M, N, K)) {
+        thin_tn(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
     gemm_args g = { ta, tb, M, N, K, lda, ldb, ldc, M >= N, alpha, beta, A, B, C, NULL };
     float bt[THIN_K * THIN_N];
     if (is_thin(ta, tb, M, N, K)) {
