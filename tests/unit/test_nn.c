@@ -265,6 +265,8 @@ static void test_batchnorm(void **s)
     layer_spec a[] = { L(.kind = LAYER_BATCHNORM) };
     gradcheck(a, 1, 4, 3, 3, 3, 0);
     gradcheck(a, 1, 8, 1, 1, 5, 0);
+    gradcheck(a, 1, 3, 3, 3, 16, 0);   /* channels in multiples of 8: the vector passes */
+    gradcheck(a, 1, 5, 2, 2, 8, 0);
 }
 
 /* Ghost batch norm: groups of 2 examples (the last of 1) normalised apart, exactly as batch norm
@@ -301,19 +303,19 @@ static void test_ghost_batchnorm(void **s)
 
 /* The fused batch norm + ReLU kernel against the two layers run apart (a p=0 dropout between
  * them prevents the fusion). */
-static void test_bn_relu_fusion(void **s)
+static void bn_relu_fusion(int c)
 {
     char err[128];
     layer_spec fused[] = { L(.kind = LAYER_BATCHNORM), L(.kind = LAYER_RELU),
                            L(.kind = LAYER_CONV, .out = 2, .k = 1, .stride = 1, .bias = 1) };
     layer_spec apart[] = { L(.kind = LAYER_BATCHNORM), L(.kind = LAYER_DROPOUT, .p = 0),
                            L(.kind = LAYER_RELU), L(.kind = LAYER_CONV, .out = 2, .k = 1, .stride = 1, .bias = 1) };
-    nn_model *a = nn_build(fused, 3, 5, 5, 4, 9, err, sizeof err);
-    nn_model *b = nn_build(apart, 4, 5, 5, 4, 9, err, sizeof err);
+    nn_model *a = nn_build(fused, 3, 5, 5, c, 9, err, sizeof err);
+    nn_model *b = nn_build(apart, 4, 5, 5, c, 9, err, sizeof err);
     rng g;
     rng_seed(&g, 11, 0);
     tensor x = {0}, d = {0};
-    tensor_resize4(&x, 3, 5, 5, 4);
+    tensor_resize4(&x, 3, 5, 5, c);
     fill_random(&x, &g, 2.0f);
     const tensor *ya = nn_forward(a, &x, 1), *yb = nn_forward(b, &x, 1);
     assert_true(a->layers[0].fused && a->layers[1].fused && !b->layers[0].fused);
@@ -329,6 +331,12 @@ static void test_bn_relu_fusion(void **s)
             assert_float_equal(a->params[p]->g.data[i], b->params[p]->g.data[i], 1e-4);
     tensor_free(&x); tensor_free(&d);
     nn_free(a); nn_free(b);
+}
+
+static void test_bn_relu_fusion(void **s)
+{
+    for (int c = 4; c <= 16; c += 12)   /* the scalar passes, then the vector ones */
+        bn_relu_fusion(c);
 }
 
 static void test_activations(void **s)
