@@ -33,9 +33,9 @@ struct plug_host {
     tensor scores;             /* (B) ctx:score() output */
     tensor images;             /* batch:resize and batch:colout's output, on the batch's device,
                                 * kept between steps: no allocation (on a GPU, no wait) per step */
-    tensor pool[PLUG_POOL];    /* device buffers of collected plugin tensors, for the next ones */
+    tensor pool[PLUG_POOL];    /* device buffers of collected plugin tensors, for the next ones;
+                                * together at most RUN_MEM */
     int n_pool;
-    size_t pool_bytes;         /* theirs together, at most RUN_MEM */
     int model_generation;      /* bumped when ctx.model:insert rebuilds the model */
     nn_model *teacher;         /* ctx:teacher's model, on the run's device; NULL = none */
     plug_log_fn log;

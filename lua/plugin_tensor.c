@@ -73,7 +73,6 @@ ltensor *plug_push_owned(lua_State *L, plug_host *h, device_kind dev, int ndim, 
     tensor buf = { .device = dev };
     if (i >= 0) {
         buf = h->pool[i];
-        h->pool_bytes -= buf.cap * sizeof(float);
         h->pool[i] = h->pool[--h->n_pool];
     }
     ltensor *u = lua_newuserdatauv(L, sizeof *u, 0);
@@ -94,9 +93,10 @@ static int t_gc(lua_State *L)
         plug_host *h = u->host;
         size_t bytes = u->own.cap * sizeof(float);
         sandbox_charge(&h->sb, -(long long)bytes);
-        if (u->own.device != DEVICE_CPU && h->n_pool < PLUG_POOL && h->pool_bytes + bytes <= RUN_MEM) {
+        size_t pooled = bytes;
+        for (int i = 0; i < h->n_pool; i++) pooled += h->pool[i].cap * sizeof(float);
+        if (u->own.device != DEVICE_CPU && h->n_pool < PLUG_POOL && pooled <= RUN_MEM) {
             h->pool[h->n_pool++] = u->own;
-            h->pool_bytes += bytes;
         } else {
             tensor_free(&u->own);
         }

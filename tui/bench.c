@@ -240,13 +240,8 @@ int cli_bench(int argc, char **argv)
             break;
         }
         case 'd': {
-            char why[512], note[512] = "";
-            int rc = ops_pick(optarg, &bench_device, why, sizeof why, note, sizeof note);
-            if (rc) {
-                fprintf(stderr, "hasten bench: %s\n", why);
-                return rc == -2 ? EXIT_USAGE : EXIT_FAILED;
-            }
-            if (note[0]) fprintf(stderr, "hasten bench: %s\n", note);
+            int rc = cli_pick_device("hasten bench", optarg, &bench_device, NULL, 0, 0);
+            if (rc) return rc;
             break;
         }
         default:

@@ -184,6 +184,19 @@ void cli_run_close(cli_run *r)
     r->log = NULL;
 }
 
+int cli_pick_device(const char *who, const char *name, device_kind *d, char *note, size_t note_len, int quiet)
+{
+    char why[512], said[512] = "";
+    int picked = ops_pick(name, d, why, sizeof why, said, sizeof said);
+    if (picked) {
+        fprintf(stderr, "%s: %s\n", who, why);
+        return picked == -2 ? EXIT_USAGE : EXIT_FAILED;
+    }
+    if (note) snprintf(note, note_len, "%s", said);
+    else if (said[0] && !quiet) fprintf(stderr, "%s: %s\n", who, said);
+    return EXIT_DONE;
+}
+
 int cli_parse_int(const char *s, long long min, long long max, long long *out)
 {
     char *end;

@@ -83,6 +83,12 @@ int cli_plugins(int argc, char **argv);
  * (0, 1], a loss not above 0: what a recipe's target takes). */
 int cli_parse_target(const char *arg, char *metric, size_t len, double *value);
 
+/* Opens the device `name` names (cpu, cuda or auto) into *d. Returns EXIT_DONE; else says why on
+ * stderr after `who` ("hasten", "hasten bench") and returns EXIT_USAGE for a name that is none of
+ * the three, EXIT_FAILED for a device that does not open. auto's note (it fell back to the CPU)
+ * goes into note when one is given, else to stderr unless quiet. */
+int cli_pick_device(const char *who, const char *name, device_kind *d, char *note, size_t note_len, int quiet);
+
 /* A whole number in [min, max] from all of s into *out: 0, or -1 (nothing written) otherwise. */
 int cli_parse_int(const char *s, long long min, long long max, long long *out);
 

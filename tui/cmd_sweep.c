@@ -202,13 +202,8 @@ int cli_sweep(int argc, char **argv)
     variant_tag(plugins, n_plugins, tag, sizeof tag);
     if (device) {   /* auto resolved once: every run on one device, and named for it */
         device_kind dev;
-        char why[512], note[512] = "";
-        int picked = ops_pick(device, &dev, why, sizeof why, note, sizeof note);
-        if (picked) {
-            fprintf(stderr, "hasten sweep: %s\n", why);
-            return picked == -2 ? EXIT_USAGE : EXIT_FAILED;
-        }
-        if (note[0]) fprintf(stderr, "hasten sweep: %s\n", note);
+        int rc = cli_pick_device("hasten sweep", device, &dev, NULL, 0, 0);
+        if (rc) return rc;
         device = (char *)ops_device_name(dev);
         for (int p = 0; p + 1 < n_pass; p += 2)
             if (!strcmp(pass[p], "--device")) pass[p + 1] = device;

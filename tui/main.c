@@ -169,14 +169,11 @@ static int run_recipe(const run_opts *o)
     if (o->threads >= 0) cfg.threads = o->threads;
     if (o->batch > 0) cfg.batch = o->batch;
     device_kind dev;
-    char note[512] = "";
-    int picked = ops_pick(o->device, &dev, err, sizeof err, note, sizeof note);
+    int picked = cli_pick_device("hasten", o->device, &dev, NULL, 0, o->quiet);
     if (picked) {   /* a bad name is usage; a missing GPU is a failed run */
-        fprintf(stderr, "hasten: %s\n", err);
-        code = picked == -2 ? EXIT_USAGE : EXIT_FAILED;
+        code = picked;
         goto done;
     }
-    if (note[0] && !o->quiet) fprintf(stderr, "hasten: %s\n", note);
     if (dev == DEVICE_CUDA && !o->quiet) fprintf(stderr, "hasten: training on %s\n", ops_cuda_describe());
     cfg.device = dev;
     int threads = cpu_threads_init(cfg.threads);

@@ -136,11 +136,8 @@ static int load_recipe(ui_app *a, const ui_options *o)
     if (o->threads >= 0) a->recipe.threads = o->threads;
     if (o->batch > 0) a->recipe.batch = o->batch;
     device_kind dev;
-    int picked = ops_pick(o->device, &dev, err, sizeof err, a->device_note, sizeof a->device_note);
-    if (picked) {   /* a bad name is usage; a missing GPU fails, as `hasten run` does */
-        fprintf(stderr, "hasten: %s\n", err);
-        return picked == -2 ? EXIT_USAGE : EXIT_FAILED;
-    }
+    int rc = cli_pick_device("hasten", o->device, &dev, a->device_note, sizeof a->device_note, 0);
+    if (rc) return rc;
     a->recipe.device = dev;
     const char *base = strrchr(path, '/');
     snprintf(a->recipe_name, sizeof a->recipe_name, "%s", base ? base + 1 : path);

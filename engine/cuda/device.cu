@@ -144,19 +144,13 @@ const void *cuda_fetch(const void *dev, size_t bytes)
 /* ---- matrix products ------------------------------------------------------------------------ */
 
 /* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands. */
-static void gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                 const float *B, int ldb, float beta, float *C, int ldc, cublasComputeType_t compute)
+static void sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                 const float *B, int ldb, float beta, float *C, int ldc)
 {
     if (M == 0 || N == 0) return;
     CUBLAS_CHECK(blas.gemm_ex(cuda_blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
                               N, M, K, &alpha, B, CUDA_R_32F, ldb, A, CUDA_R_32F, lda, &beta, C,
-                              CUDA_R_32F, ldc, compute, CUBLAS_GEMM_DEFAULT));
-}
-
-static void sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                  const float *B, int ldb, float beta, float *C, int ldc)
-{
-    gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, CUBLAS_COMPUTE_32F);
+                              CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
 /* A rows x cols fp32 matrix (leading dimension ld) rounded to bf16 (to nearest, ties to even)

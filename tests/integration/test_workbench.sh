@@ -41,7 +41,7 @@ keys() { $T send-keys -t wb "$@"; }
 # A plain shell in the pane, so that after quitting its prompt and the exit status show.
 $T new-session -d -s wb -x 100 -y 30 "env PS1='wb$ ' LANG=C.UTF-8 LC_ALL=C.UTF-8 HASTEN_RUNS_DIR='$tmp/runs' sh" \
   || fail "cannot start tmux"
-keys "cd '$(pwd)' && '$bin' ui --budget 200steps; echo \"exit=\$?\"" Enter
+keys "cd '$(pwd)' && '$bin' ui --budget 200steps --batch 64; echo \"exit=\$?\"" Enter
 
 # 1. No baseline on disk: one is queued and trains; the step counter advances; braille on the plot.
 wait_for "running" 30 || fail "the baseline did not start"
@@ -52,6 +52,7 @@ s2=$(step_now)
 [ -n "$s1" ] && [ -n "$s2" ] && [ "$s2" -gt "$s1" ] || fail "step counter did not advance ($s1 -> $s2)"
 LC_ALL=C grep -q "$(printf '\342[\240-\243]')" "$tmp/pane" || fail "no braille characters on the plot"
 grep -q "vs training seconds" "$tmp/pane" || fail "plot title"
+grep -q "cpu . [0-9]* threads . batch 64 " "$tmp/pane" || fail "header: the device and --batch 64"
 
 # 2. Plugins: move the cursor (the reverse-video line) to a method the default recipe can run,
 # toggle it and queue a run with it.
@@ -114,7 +115,7 @@ grep -q '"status":[[:space:]]*"done"' "$tmp"/runs/*/summary.json || fail "no fin
 grep -q '"status":[[:space:]]*"stopped"' "$tmp"/runs/*/summary.json || fail "run #2 was not stopped cleanly"
 
 # 7. Second start: the finished baseline shows at once; SIGTERM mid-run stops cleanly.
-keys "clear; '$bin' ui --budget 200steps; echo \"exit=\$?\"" Enter
+keys "clear; '$bin' ui --budget 200steps --batch 64; echo \"exit=\$?\"" Enter
 wait_for "baseline: finished run" 15 || fail "the finished baseline was not picked up"
 grep -q "^ *1 .*baseline.*done" "$tmp/pane" || fail "baseline not shown as done"
 keys n
