@@ -43,7 +43,7 @@ typedef struct data_info {
 } data_info;
 
 /* Registry names, NULL-terminated: "fashion-mnist", "mnist", "kmnist", "cifar10",
- * "tinyshakespeare", "synthetic". Static storage. */
+ * "tinyshakespeare", "synthetic", "text". Static storage. */
 const char *const *data_names(void);
 
 /* The entry called name, or NULL. Static storage. */
@@ -142,8 +142,7 @@ int data_load_cifar10(const char *dir, data_set *out, char *err, size_t errlen);
  * "<path>: <problem>" in err, and *out zeroed with nothing allocated. */
 int data_cifar_read_archive(const char *path, data_set *out, char *err, size_t errlen);
 
-/* A plain-text corpus as a character vocabulary and two id sequences (no engine model reads text
- * yet; this is the data side of one). */
+/* A plain-text corpus as a character vocabulary and two id sequences. */
 typedef struct data_text {
     char name[32];           /* registry name, or the file's name */
     char source[256];        /* file it came from */
@@ -164,9 +163,21 @@ typedef struct data_text {
 int data_text_read(const char *path, double test_frac, data_text *out, char *err, size_t errlen);
 
 /* Loads text dataset `name` ("tinyshakespeare") from dir, or data_locate's places when dir is
- * NULL, split 90/10. Same returns as data_load (DATA_MALFORMED also for a name that is not a text
- * corpus). */
+ * NULL, split 90/10; for "text", dir is the file itself. Same returns as data_load
+ * (DATA_MALFORMED also for a name that is not a text corpus). */
 int data_load_text(const char *name, const char *dir, data_text *out, char *err, size_t errlen);
+
+/* data_load_text, then data_text_windows of context tokens: a text dataset as the engine trains
+ * on it. Same returns. */
+int data_load_text_windows(const char *name, const char *dir, int context, data_set *out, char *err,
+                           size_t errlen);
+
+/* The examples of a character model from t: each split cut into windows of context tokens (2 to
+ * 4096) at a stride of context, inputs the window's ids and labels the next character at each
+ * position (engine/data.h's tokens). Returns 0 with *out owning its buffers (data_set_free), or
+ * DATA_MALFORMED with "<source>: <problem>" in err (a vocabulary over 256 characters, a part too
+ * short for one window) and *out zeroed. */
+int data_text_windows(const data_text *t, int context, data_set *out, char *err, size_t errlen);
 
 /* The id of code point cp in t's vocabulary, or -1. */
 int data_text_id(const data_text *t, uint32_t cp);

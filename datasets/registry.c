@@ -116,6 +116,11 @@ static const data_info registry[] = {
         .format = DATA_FORMAT_SYNTHETIC, .classes = 10, .licence = "part of hasten",
         .citation = "-", .digests_from = "-", .n_files = 0,
     },
+    {
+        .name = "text", .title = "Any UTF-8 text file, named by the recipe's data.path, for character models",
+        .format = DATA_FORMAT_TEXT, .licence = "the file's own", .citation = "-", .digests_from = "-",
+        .n_files = 0,
+    },
 };
 #define N_ENTRIES (int)(sizeof registry / sizeof registry[0])
 
@@ -222,6 +227,7 @@ enum data_where data_locate(const data_info *d, char *dir, size_t len)
     enum data_where where[3];
     if (len) dir[0] = 0;
     if (d->format == DATA_FORMAT_SYNTHETIC) return DATA_BUILT_IN;
+    if (!d->n_files) return DATA_NOWHERE;   /* "text": only where a recipe points */
     int n = candidates(d, dirs, where);
     for (int i = 0; i < n; i++) {
         if (dir_has(d, dirs[i], where[i] == DATA_CACHE)) {
@@ -281,7 +287,7 @@ int data_load(const char *name, const char *dir, data_set *out, char *err, size_
         return rc;
     }
     if (d->format == DATA_FORMAT_TEXT) {
-        snprintf(err, errlen, "%s is a text corpus, not an image set: no model in the engine reads text yet", name);
+        snprintf(err, errlen, "%s is a text corpus, not an image set (data_load_text_windows reads it)", name);
         return DATA_MALFORMED;
     }
     if (dir) {
@@ -302,12 +308,34 @@ int data_load_text(const char *name, const char *dir, data_text *out, char *err,
         snprintf(err, errlen, "%s is an image set, not a text corpus", name);
         return DATA_MALFORMED;
     }
+    if (!d->n_files) {   /* "text": the file itself is given */
+        if (!dir || !*dir) {
+            snprintf(err, errlen, "%s: data.path must name the text file to read", name);
+            return DATA_MALFORMED;
+        }
+        int rc = data_text_read(dir, 0.1, out, err, errlen);
+        if (rc == DATA_MISSING) snprintf(err, errlen, "%s: no such file (data.path of dataset %s)", dir, name);
+        if (!rc) snprintf(out->name, sizeof out->name, "%s", name);
+        return rc;
+    }
     if (dir) snprintf(found, sizeof found, "%s", dir);
     else if (data_locate(d, found, sizeof found) == DATA_NOWHERE) return missing(d, NULL, err, errlen);
     snprintf(path, sizeof path, "%s/%s", found, d->files[0].name);
     int rc = data_text_read(path, 0.1, out, err, errlen);
     if (rc == DATA_MISSING) return missing(d, found, err, errlen);
     if (!rc) snprintf(out->name, sizeof out->name, "%s", name);
+    return rc;
+}
+
+int data_load_text_windows(const char *name, const char *dir, int context, data_set *out, char *err,
+                           size_t errlen)
+{
+    data_text t;
+    memset(out, 0, sizeof *out);
+    int rc = data_load_text(name, dir, &t, err, errlen);
+    if (rc) return rc;
+    rc = data_text_windows(&t, context, out, err, errlen);
+    data_text_free(&t);
     return rc;
 }
 

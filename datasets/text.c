@@ -1,6 +1,6 @@
-/* Plain-text corpora (tinyshakespeare): UTF-8 validated, a character vocabulary, and the text as
- * two id sequences split train/test at a character boundary. Not a tokenizer beyond characters,
- * and not a batcher: a future text model takes windows of these sequences itself. */
+/* Plain-text corpora (tinyshakespeare): UTF-8 validated, a character vocabulary, the text as two
+ * id sequences split train/test at a character boundary, and those cut into fixed windows as the
+ * examples of a character model. Not a tokenizer beyond characters. */
 #include "datasets/datasets.h"
 #include <errno.h>
 #include <stdarg.h>
@@ -128,4 +128,51 @@ fail:
     free(seen);
     data_text_free(out);
     return rc;
+}
+
+/* Cuts ids (n) into windows of context tokens at a stride of context: example i's inputs are
+ * ids[i c .. i c + c) and its labels the token after each, ids[i c + 1 .. i c + c]. */
+static int cut_windows(const uint16_t *ids, size_t n, int context, data_split *out)
+{
+    size_t count = n > 1 ? (n - 1) / (size_t)context : 0, len = count * (size_t)context;
+    if (count > 0x7fffffff) count = 0x7fffffff;
+    out->n = (int)count;
+    out->pixels = malloc(len ? len : 1);
+    out->labels = malloc(len ? len : 1);
+    if (!out->pixels || !out->labels) return -1;
+    for (size_t i = 0; i < len; i++) {
+        out->pixels[i] = (uint8_t)ids[i];
+        out->labels[i] = (uint8_t)ids[i + 1];
+    }
+    return 0;
+}
+
+int data_text_windows(const data_text *t, int context, data_set *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    if (context < 2 || context > 4096)
+        return data_error(err, errlen, t->source, DATA_MALFORMED, "context %d is outside 2 to 4096 tokens", context);
+    if (t->vocab > 256)
+        return data_error(err, errlen, t->source, DATA_MALFORMED, "%d distinct characters; the text model "
+                          "reads at most 256", t->vocab);
+    if (cut_windows(t->train, t->n_train, context, &out->train) || cut_windows(t->test, t->n_test, context, &out->test)) {
+        data_set_free(out);
+        return data_error(err, errlen, t->source, DATA_MALFORMED, "out of memory cutting windows");
+    }
+    if (out->train.n < 1 || out->test.n < 1) {
+        size_t need = (size_t)context + 1;
+        int train = out->train.n;
+        data_set_free(out);
+        return data_error(err, errlen, t->source, DATA_MALFORMED, "too short for a context of %d: the %s part "
+                          "has fewer than %zu characters", context, train < 1 ? "training" : "test", need);
+    }
+    snprintf(out->name, sizeof out->name, "%s", t->name);
+    snprintf(out->source, sizeof out->source, "%s", t->source);
+    out->h = 1;
+    out->w = context;
+    out->c = 1;
+    out->classes = t->vocab;
+    out->tokens = context;
+    out->std[0] = 1;
+    return 0;
 }

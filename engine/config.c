@@ -6,7 +6,7 @@
 
 static const char *layer_names[LAYER_KIND_COUNT] = {
     "linear", "conv", "maxpool", "avgpool", "gap", "batchnorm",
-    "relu", "gelu", "dropout", "flatten", "residual", "se",
+    "relu", "gelu", "dropout", "flatten", "residual", "se", "embed", "layernorm", "attention",
 };
 
 static const char *sched_names[SCHED_KIND_COUNT] = {
@@ -78,6 +78,7 @@ void config_defaults(train_config *c)
                              .weight_decay = 0, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f };
     c->schedule = (sched_spec){ .kind = SCHED_LINEAR_DECAY, .peak = 10, .pct_up = 0.25f };
     c->batch = 128;
+    c->context = 64;
     c->budget = (budget_spec){ BUDGET_EPOCHS, 1 };
     c->eval_every_epochs = 1;
     c->seed = 1;

@@ -7,11 +7,13 @@
 
 enum layer_kind {
     LAYER_LINEAR, LAYER_CONV, LAYER_MAXPOOL, LAYER_AVGPOOL, LAYER_GAP, LAYER_BATCHNORM,
-    LAYER_RELU, LAYER_GELU, LAYER_DROPOUT, LAYER_FLATTEN, LAYER_RESIDUAL, LAYER_SE, LAYER_KIND_COUNT
+    LAYER_RELU, LAYER_GELU, LAYER_DROPOUT, LAYER_FLATTEN, LAYER_RESIDUAL, LAYER_SE, LAYER_EMBED,
+    LAYER_LAYERNORM, LAYER_ATTENTION, LAYER_KIND_COUNT
 };
 
 /* Recipe spelling of each kind ("linear", "conv", "maxpool", "avgpool", "gap", "batchnorm",
- * "relu", "gelu", "dropout", "flatten", "residual"); NULL for an out-of-range kind. */
+ * "relu", "gelu", "dropout", "flatten", "residual", "se", "embed", "layernorm", "attention");
+ * NULL for an out-of-range kind. */
 const char *config_layer_name(enum layer_kind k);
 /* Kind for a recipe spelling, or -1. */
 int config_layer_kind(const char *name);
@@ -23,9 +25,14 @@ typedef struct layer_spec {
     int k, stride, pad;   /* conv: kernel/stride/pad; pools: k (window) and stride (0 = k) */
     int bias;             /* linear/conv: has bias (default 1; conv followed by BN may say 0) */
     float p;              /* dropout probability */
-    float momentum, eps;  /* batchnorm: running-stat momentum (0.1), eps (1e-5) */
+    float momentum, eps;  /* batchnorm: running-stat momentum (0.1), eps (1e-5); layernorm: eps */
     int ghost;            /* batchnorm: training statistics over groups of this many examples
                            * (ghost batch norm); 0 = the whole batch */
+    int vocab;            /* embed: token ids in [0, vocab); 0 = the dataset's classes */
+    int positions;        /* embed: adds learned position embeddings (default 1); 0 = the table is
+                           * kept but unused (ALiBi) */
+    int heads;            /* attention: heads; the input's channels are 3 x heads x head size */
+    int alibi;            /* attention: linear biases by distance instead of positions (0/1) */
     int n_inner;          /* residual: layers of the residual branch */
     struct layer_spec *inner;  /* (n_inner) owned */
 } layer_spec;
@@ -87,6 +94,7 @@ typedef struct train_config {
     char dataset[32];        /* registry name: "fashion-mnist", "synthetic", ... */
     char data_path[256];     /* folder holding the dataset's files; "" = the usual places */
     int crop_pad, flip;      /* augmentation */
+    int context;             /* text datasets: tokens per example (default 64) */
     int n_layers;
     layer_spec *layers;      /* (n_layers) owned */
     optim_spec optim;

@@ -52,7 +52,7 @@ static void lut_build(const data_set *ds, lut *t)
 {
     for (int ch = 0; ch < MAX_C; ch++)
         for (int v = 0; v < 256; v++)
-            t->v[ch][v] = (v / 255.0f - ds->mean[ch]) / ds->std[ch];
+            t->v[ch][v] = ds->tokens ? (float)v : (v / 255.0f - ds->mean[ch]) / ds->std[ch];
 }
 
 void data_lut(const data_set *ds, float *out)
@@ -118,14 +118,22 @@ static int grow_ints(int **p, size_t n)
     return 0;
 }
 
-/* Grows a batch's per-example arrays to n; returns 0 or -1. */
-static int grow_examples(data_batch *b, int n)
+/* Grows a batch's per-example arrays to n examples of per labels each; returns 0 or -1. */
+static int grow_examples(data_batch *b, int n, int per)
 {
-    if (n <= b->cap_n) return 0;
-    if (grow_ints(&b->labels, (size_t)n) || grow_ints(&b->idx, (size_t)n) || grow_ints(&b->aug, (size_t)n * 3))
+    b->per = per;
+    if (n <= b->cap_n && per <= b->cap_per) return 0;
+    if (grow_ints(&b->labels, (size_t)n * per) || grow_ints(&b->idx, (size_t)n) || grow_ints(&b->aug, (size_t)n * 3))
         return -1;
     b->cap_n = n;
+    b->cap_per = per;
     return 0;
+}
+
+/* Example i's labels from split example j. */
+static void copy_labels(data_batch *b, int i, const data_split *split, int j)
+{
+    for (int q = 0; q < b->per; q++) b->labels[(size_t)i * b->per + q] = split->labels[(size_t)j * b->per + q];
 }
 
 /* Makes room for n examples of ds's geometry (pixels too when with_x); returns 0, or -1 when out
@@ -139,7 +147,7 @@ static int batch_reserve(data_batch *b, const data_set *ds, int n, int with_x)
         b->x = x;
         b->cap_x = (int)need;
     }
-    if (grow_examples(b, n)) return -1;
+    if (grow_examples(b, n, data_labels_per(ds))) return -1;
     b->n = n;
     b->h = ds->h;
     b->w = ds->w;
@@ -159,7 +167,7 @@ void data_gather(const data_set *ds, const data_split *split, const int *idx, in
     lut_build(ds, &t);
     for (int i = 0; i < n; i++) {
         fill_example(b->x + img * i, split->pixels + img * idx[i], ds->h, ds->w, ds->c, &t, 0, 0, 0);
-        b->labels[i] = split->labels[idx[i]];
+        copy_labels(b, i, split, idx[i]);
         b->idx[i] = idx[i];
         b->aug[3 * i] = b->aug[3 * i + 1] = b->aug[3 * i + 2] = 0;
     }
@@ -185,9 +193,9 @@ void data_batch_copy(data_batch *dst, const data_batch *src)
         dst->x = x;
         dst->cap_x = (int)nx;
     }
-    if (grow_examples(dst, src->n)) goto oom;
+    if (grow_examples(dst, src->n, src->per)) goto oom;
     if (nx) memcpy(dst->x, src->x, nx * sizeof(float));
-    memcpy(dst->labels, src->labels, (size_t)src->n * sizeof(int));
+    memcpy(dst->labels, src->labels, (size_t)src->n * src->per * sizeof(int));
     memcpy(dst->idx, src->idx, (size_t)src->n * sizeof(int));
     memcpy(dst->aug, src->aug, (size_t)src->n * 3 * sizeof(int));
     dst->n = src->n; dst->h = src->h; dst->w = src->w; dst->c = src->c;
@@ -258,7 +266,7 @@ static void make_batch(data_loader *l, data_batch *b, int epoch, int index)
         if (!l->indices_only)
             fill_example(b->x + img * i, ds->train.pixels + img * idx[i], ds->h, ds->w, ds->c,
                          &l->norm, dy, dx, flip);
-        b->labels[i] = ds->train.labels[idx[i]];
+        copy_labels(b, i, &ds->train, idx[i]);
         b->idx[i] = idx[i];
         b->aug[3 * i] = dy;
         b->aug[3 * i + 1] = dx;

@@ -10,18 +10,25 @@
 
 typedef struct data_split {
     int n;               /* number of examples */
-    uint8_t *pixels;     /* (n, h, w, c) raw bytes, row-major, channels last */
-    uint8_t *labels;     /* (n) class index in [0, classes) */
+    uint8_t *pixels;     /* (n, h, w, c) raw bytes, row-major, channels last; text: token ids */
+    uint8_t *labels;     /* (n * data_labels_per) class index in [0, classes); text: the next
+                          * token's id at each position */
 } data_split;
 
 typedef struct data_set {
     char name[32];       /* registry name, e.g. "fashion-mnist" */
     char source[256];    /* where it came from (folder or "generated") */
-    int h, w, c;         /* image geometry */
-    int classes;
+    int h, w, c;         /* image geometry; text: 1, tokens, 1 */
+    int classes;         /* text: the vocabulary's size */
+    int tokens;          /* 0 for images; text: tokens per example (a window of the text), each
+                          * with its own label, and ids instead of pixels (data_lut is then the
+                          * identity) */
     float mean[4], std[4];  /* per-channel normalisation of x/255 */
     data_split train, test;
 } data_set;
+
+/* Labels per example: ds->tokens for text, else 1. */
+static inline int data_labels_per(const data_set *ds) { return ds->tokens > 0 ? ds->tokens : 1; }
 
 /* Frees the pixel and label buffers of both splits; the struct itself is the caller's. */
 void data_set_free(data_set *ds);
@@ -54,13 +61,14 @@ void data_fill_example(float *dst, const uint8_t *src, int h, int w, int c, cons
 
 typedef struct data_batch {
     int n, h, w, c;      /* examples and geometry of this batch */
+    int per;             /* labels per example (data_labels_per) */
     float *x;            /* (n, h, w, c) normalised inputs; NULL from an index-only loader */
-    int *labels;         /* (n) */
+    int *labels;         /* (n * per) */
     int *idx;            /* (n) example indices in the split */
     int *aug;            /* (n, 3) crop shift dy, dx and flip of each example */
     int epoch;           /* 0-based epoch this batch belongs to */
     int index;           /* 0-based batch index within its epoch */
-    int cap_x, cap_n;    /* allocated capacity of x (floats) and labels */
+    int cap_x, cap_n, cap_per;   /* allocated capacity of x (floats), examples and labels per example */
 } data_batch;
 
 /* Fills b with examples idx[0..n) of split (normalised, no augmentation); grows b as needed.

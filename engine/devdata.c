@@ -19,11 +19,12 @@ int devdata_open(devdata *d, const data_set *ds, const engine_ops *ops, char *er
     }
     d->ops = ops;
     d->h = ds->h; d->w = ds->w; d->c = ds->c; d->classes = ds->classes;
+    d->per = data_labels_per(ds);
     const data_split *split[2] = { &ds->train, &ds->test };
     size_t img = (size_t)ds->h * ds->w * ds->c;
     for (int s = 0; s < 2; s++) {
         d->pixels[s] = upload_bytes(ops, split[s]->pixels, img * split[s]->n);
-        d->labels[s] = upload_bytes(ops, split[s]->labels, (size_t)split[s]->n);
+        d->labels[s] = upload_bytes(ops, split[s]->labels, (size_t)split[s]->n * d->per);
     }
     float lut[DATA_MAX_C * 256];
     data_lut(ds, lut);
@@ -49,11 +50,11 @@ void devdata_gather(devdata *d, int split, const int *idx, const int *aug, int n
 {
     if (n > d->cap) {
         if (d->batch_labels) d->ops->free(d->batch_labels);
-        d->batch_labels = d->ops->alloc((size_t)n * sizeof(int));
+        d->batch_labels = d->ops->alloc((size_t)n * d->per * sizeof(int));
         d->cap = n;
     }
     tensor_resize4(x, n, d->h, d->w, d->c);
-    tensor_resize2(targets, n, d->classes);
-    d->ops->gather(d->pixels[split], d->labels[split], d->lut, d->h, d->w, d->c, d->classes, idx, aug,
-                   n, x->data, d->batch_labels, targets->data);
+    tensor_resize2(targets, n * d->per, d->classes);
+    d->ops->gather(d->pixels[split], d->labels[split], d->lut, d->h, d->w, d->c, d->classes, d->per, idx,
+                   aug, n, x->data, d->batch_labels, targets->data);
 }

@@ -11,10 +11,11 @@
 typedef struct devdata {
     const engine_ops *ops;
     int h, w, c, classes;
+    int per;             /* labels per example: 1, or the tokens of a text example */
     uint8_t *pixels[2];  /* train, test: (n, h, w, c) bytes on the device */
-    uint8_t *labels[2];  /* train, test: (n) */
+    uint8_t *labels[2];  /* train, test: (n * per) */
     float *lut;          /* (c, 256) normalised value of each byte */
-    int *batch_labels;   /* (cap) labels of the last gather, on the device */
+    int *batch_labels;   /* (cap * per) labels of the last gather, on the device */
     int cap;
 } devdata;
 
@@ -25,7 +26,7 @@ enum { DEVDATA_TRAIN, DEVDATA_TEST };
 int devdata_open(devdata *d, const data_set *ds, const engine_ops *ops, char *err, size_t errlen);
 void devdata_close(devdata *d);
 
-/* x (n, h, w, c) and targets (n, classes, one-hot) on d's device = examples idx[0..n) (host) of
+/* x (n, h, w, c) and targets (n * per, classes, one-hot) on d's device = examples idx[0..n) (host) of
  * split, augmented per aug (host (n, 3) or NULL), as engine/data.c would make them; their labels
  * go to d->batch_labels. x and targets must be tensors of d's device. Never waits for the device. */
 void devdata_gather(devdata *d, int split, const int *idx, const int *aug, int n, tensor *x,

@@ -1,6 +1,7 @@
 /* Arithmetic shared by the CPU kernels (engine/cpu/) and the CUDA kernels (engine/cuda/), so both
- * devices compute exactly the same: softmax cross-entropy rows, batch-norm channel statistics, and
- * the plugins' bilinear resize and tempered softmax.
+ * devices compute exactly the same: softmax cross-entropy rows, batch-norm channel statistics, the
+ * plugins' bilinear resize and tempered softmax, and the text model's layer-norm and causal
+ * attention rows.
  * Not kernels: callers loop (or launch) over rows and channels. */
 #ifndef HASTEN_KERNEL_MATH_H
 #define HASTEN_KERNEL_MATH_H
@@ -87,6 +88,67 @@ KM_HD static inline void softmax_row(float *v, size_t k, float temp)
     for (size_t j = 0; j < k; j++) top = fmaxf(top, v[j] / temp);
     for (size_t j = 0; j < k; j++) sum += v[j] = expf(v[j] / temp - top);
     for (size_t j = 0; j < k; j++) v[j] = (float)(v[j] / sum);
+}
+
+/* ALiBi's slope of head h of heads: 2^(-8 (h + 1) / heads), the geometric sequence of Press et al. */
+KM_HD static inline float alibi_slope(int h, int heads)
+{
+    return exp2f(-8.0f * (float)(h + 1) / (float)heads);
+}
+
+/* Row of query position i of causal attention scores v (t), in place: v[j] = softmax over j <= i
+ * of v[j] - slope (i - j), and 0 for j > i. The sum in double. */
+KM_HD static inline void attn_softmax_row(float *v, int t, int i, float slope)
+{
+    float top = -INFINITY;
+    for (int j = 0; j <= i; j++) {
+        v[j] -= slope * (float)(i - j);
+        top = fmaxf(top, v[j]);
+    }
+    double sum = 0;
+    for (int j = 0; j <= i; j++) sum += v[j] = expf(v[j] - top);
+    for (int j = 0; j <= i; j++) v[j] = (float)(v[j] / sum);
+    for (int j = i + 1; j < t; j++) v[j] = 0;
+}
+
+/* Backward of a softmax row p (t): d = p (d - sum_j p_j d_j), in place. The sum in double. */
+KM_HD static inline void softmax_back_row(const float *p, float *d, int t)
+{
+    double dot = 0;
+    for (int j = 0; j < t; j++) dot += (double)p[j] * d[j];
+    for (int j = 0; j < t; j++) d[j] = p[j] * (d[j] - (float)dot);
+}
+
+/* One row x (c) of layer norm: xhat and y = gamma xhat + beta; returns 1 / sqrt(var + eps) with
+ * the biased variance. Sums in double. */
+KM_HD static inline float layernorm_row(const float *x, int c, const float *gamma, const float *beta,
+                                        float eps, float *y, float *xhat)
+{
+    double s1 = 0, s2 = 0;
+    for (int j = 0; j < c; j++) s1 += x[j];
+    double m = s1 / c;
+    for (int j = 0; j < c; j++) s2 += ((double)x[j] - m) * ((double)x[j] - m);
+    float inv = (float)(1.0 / sqrt(s2 / c + eps)), mean = (float)m;
+    for (int j = 0; j < c; j++) {
+        xhat[j] = (x[j] - mean) * inv;
+        y[j] = gamma[j] * xhat[j] + beta[j];
+    }
+    return inv;
+}
+
+/* Input gradient of one layer-norm row: dx = inv (g - mean(g) - xhat mean(g xhat)), g = dy gamma.
+ * Sums in double. */
+KM_HD static inline void layernorm_row_dx(const float *dy, const float *xhat, float inv, int c,
+                                          const float *gamma, float *dx)
+{
+    double sg = 0, sgx = 0;
+    for (int j = 0; j < c; j++) {
+        double g = (double)dy[j] * gamma[j];
+        sg += g;
+        sgx += g * xhat[j];
+    }
+    float mg = (float)(sg / c), mgx = (float)(sgx / c);
+    for (int j = 0; j < c; j++) dx[j] = inv * (dy[j] * gamma[j] - mg - xhat[j] * mgx);
 }
 
 #endif

@@ -56,6 +56,12 @@ static void init_he(build_ctx *b, nn_param *p, int fan_in)
     for (size_t i = 0; i < p->w.n; i++) p->w.data[i] = sd * rng_normal(&b->init);
 }
 
+/* Small normal weights for tables a layer norm follows (embeddings, as GPT-2 does). */
+static void init_normal(build_ctx *b, nn_param *p, float sd)
+{
+    for (size_t i = 0; i < p->w.n; i++) p->w.data[i] = sd * rng_normal(&b->init);
+}
+
 static void add_weight_bias(build_ctx *b, nn_layer *l, int ndim, const int *shape, int fan_in, int out)
 {
     init_he(b, add_param(b, l, "weight", ndim, shape, 0), fan_in);
@@ -152,6 +158,40 @@ static int build_layer(build_ctx *b, nn_layer *l, const layer_spec *s, int *h, i
         add_param(b, l, "fc1.bias", 1, &r, 1);
         init_he(b, add_param(b, l, "fc2.weight", 2, (int[]){ *c, r }, 0), r);
         add_param(b, l, "fc2.bias", 1, c, 1);
+        break;
+    }
+    case LAYER_EMBED: {   /* token ids (1, T, 1) -> (1, T, out): a table row per id, plus its position's */
+        if (*h != 1 || *c != 1)
+            return fail(b->err, b->errlen, "%s: expects a sequence of token ids (1x T x1), got %dx%dx%d: "
+                        "embed reads text data", l->name, *h, *w, *c);
+        if (s->vocab < 1)
+            return fail(b->err, b->errlen, "%s: vocab is not known (set vocab = N, or train on a text "
+                        "dataset, which gives its own)", l->name);
+        int d = s->out;
+        init_normal(b, add_param(b, l, "weight", 2, (int[]){ s->vocab, d }, 1), 0.02f);
+        init_normal(b, add_param(b, l, "pos", 2, (int[]){ *w, d }, 1), 0.02f);
+        *c = d;
+        break;
+    }
+    case LAYER_LAYERNORM: {
+        tensor_fill(&add_param(b, l, "gamma", 1, c, 1)->w, 1.0f);
+        add_param(b, l, "beta", 1, c, 1);
+        if (l->spec.eps <= 0) l->spec.eps = 1e-5f;
+        break;
+    }
+    case LAYER_ATTENTION: {   /* (1, T, 3 D) queries, keys and values -> (1, T, D), causal */
+        int hd = s->heads;
+        if (hd < 1) return fail(b->err, b->errlen, "%s: needs heads >= 1", l->name);
+        if (*h != 1)
+            return fail(b->err, b->errlen, "%s: attends along a sequence (height 1), got a %dx%d input",
+                        l->name, *h, *w);
+        if (*c % (3 * hd)) {
+            int d = (*c + hd - 1) / hd * hd;   /* the width to attend at: this one, rounded to the heads */
+            return fail(b->err, b->errlen, "%s: %d input channels are not queries, keys and values of "
+                        "%d heads (3 x heads x head size); put nn.conv(%d, 1) before it to attend at width %d",
+                        l->name, *c, hd, 3 * d, d);
+        }
+        *c /= 3;
         break;
     }
     case LAYER_RELU: case LAYER_GELU: case LAYER_DROPOUT:
@@ -368,6 +408,56 @@ static int conv_forward(const nn_model *m, nn_model *top, nn_layer *l, const ten
     return 0;
 }
 
+/* Causal multi-head attention over x (N, 1, T, 3D) = queries, keys, values, each D = heads x dh
+ * wide: per head, P = softmax(Q K^T / sqrt(dh)) under the causal mask (and ALiBi's biases), kept
+ * in aux (N, heads, T, T) for the backward; out (N, 1, T, D) = P V, heads side by side. */
+static int attention_forward(const nn_model *m, nn_model *top, nn_layer *l, const tensor *x)
+{
+    const engine_ops *o = m->ops;
+    int N = x->shape[0], T = x->shape[2], C = x->shape[3], hd = l->spec.heads;
+    if (x->shape[1] != 1 || C % (3 * hd))
+        return shape_err(top, l, "expects (1, T, 3 x %d heads x head size), got %dx%dx%d", hd, x->shape[1], T, C);
+    int D = C / 3, dh = D / hd;
+    size_t tt = (size_t)T * T, in = (size_t)T * C, out = (size_t)T * D;
+    tensor_resize4(&l->aux, N, hd, T, T);
+    tensor_resize4(&l->out, N, 1, T, D);
+    float scale = 1.0f / sqrtf((float)dh);
+    for (int h = 0; h < hd; h++)
+        o->sgemm_batched(0, 1, T, T, dh, scale, x->data + h * dh, C, in, x->data + D + h * dh, C, in, 0,
+                         l->aux.data + h * tt, T, hd * tt, N);
+    o->attn_softmax_forward(l->aux.data, (size_t)N * hd * T, T, hd, l->spec.alibi);
+    for (int h = 0; h < hd; h++)
+        o->sgemm_batched(0, 0, T, dh, T, 1, l->aux.data + h * tt, T, hd * tt, x->data + 2 * D + h * dh, C, in,
+                         0, l->out.data + h * dh, D, out, N);
+    return 0;
+}
+
+/* Through attention_forward: dV = P^T dO, dP = dO V^T, dS = softmax backward of dP (in col),
+ * dQ = dS K / sqrt(dh), dK = dS^T Q / sqrt(dh), into dx (N, 1, T, 3D). */
+static void attention_backward(const nn_model *m, nn_layer *l, const tensor *dout)
+{
+    const engine_ops *o = m->ops;
+    const tensor *x = l->in;
+    int N = x->shape[0], T = x->shape[2], C = x->shape[3], hd = l->spec.heads, D = C / 3, dh = D / hd;
+    size_t tt = (size_t)T * T, in = (size_t)T * C, out = (size_t)T * D;
+    const float *P = l->aux.data, *dO = dout->data, *X = x->data;
+    tensor_resize4(&l->col, N, hd, T, T);
+    float *dS = l->col.data, *dX = l->dx.data, scale = 1.0f / sqrtf((float)dh);
+    for (int h = 0; h < hd; h++) {
+        o->sgemm_batched(1, 0, T, dh, T, 1, P + h * tt, T, hd * tt, dO + h * dh, D, out, 0,
+                         dX + 2 * D + h * dh, C, in, N);
+        o->sgemm_batched(0, 1, T, T, dh, 1, dO + h * dh, D, out, X + 2 * D + h * dh, C, in, 0,
+                         dS + h * tt, T, hd * tt, N);
+    }
+    o->attn_softmax_backward(P, dS, (size_t)N * hd * T, T);
+    for (int h = 0; h < hd; h++) {
+        o->sgemm_batched(0, 0, T, dh, T, scale, dS + h * tt, T, hd * tt, X + D + h * dh, C, in, 0,
+                         dX + h * dh, C, in, N);
+        o->sgemm_batched(1, 0, T, dh, T, scale, dS + h * tt, T, hd * tt, X + h * dh, C, in, 0,
+                         dX + D + h * dh, C, in, N);
+    }
+}
+
 static int layer_forward(nn_model *m, nn_model *top, nn_layer *l, const tensor *x, int train)
 {
     const layer_spec *s = &l->spec;
@@ -470,6 +560,28 @@ static int layer_forward(nn_model *m, nn_model *top, nn_layer *l, const tensor *
     case LAYER_FLATTEN:
         tensor_view(&l->out, x->data, 4, (int[]){N, 1, 1, H * W * C});
         return 0;
+    case LAYER_EMBED: {
+        const tensor *tab = &l->params[0]->w, *pos = &l->params[1]->w;
+        if (H != 1 || C != 1) return shape_err(top, l, "expects token ids (1x T x1), got %dx%dx%d", H, W, C);
+        if (s->positions && W > pos->shape[0])
+            return shape_err(top, l, "a sequence of %d tokens is longer than its %d positions", W, pos->shape[0]);
+        int d = tab->shape[1];
+        tensor_resize4(&l->out, N, 1, W, d);
+        o->embed_forward(x->data, (size_t)N * W, W, tab->data, s->positions ? pos->data : NULL, d, l->out.data);
+        return 0;
+    }
+    case LAYER_LAYERNORM: {
+        if ((size_t)C != l->params[0]->w.n) return shape_err(top, l, "expects %zu channels, got %d", l->params[0]->w.n, C);
+        size_t rows = x->n / (size_t)C;
+        tensor_resize(&l->out, 4, x->shape);
+        tensor_resize2(&l->col, (int)rows, C);
+        tensor_resize(&l->aux, 1, (int[]){ (int)rows });
+        o->layernorm_forward(x->data, rows, C, l->params[0]->w.data, l->params[1]->w.data, s->eps,
+                             l->out.data, l->col.data, l->aux.data);
+        return 0;
+    }
+    case LAYER_ATTENTION:
+        return attention_forward(m, top, l, x);
     case LAYER_RESIDUAL: {
         const tensor *sc = x;
         if (l->proj) {
@@ -655,6 +767,24 @@ static void layer_backward(const nn_model *m, nn_layer *l, const tensor *dout, i
         break;
     case LAYER_FLATTEN:
         if (need_dx) tensor_view(&l->dx, dout->data, 4, x->shape);
+        break;
+    case LAYER_EMBED: {
+        nn_param *tab = l->params[0], *pos = l->params[1];
+        int d = tab->w.shape[1];
+        o->embed_backward(x->data, (size_t)N * W, W, dout->data, d, tab->w.shape[0],
+                          tab->frozen ? NULL : tab->g.data, s->positions && !pos->frozen ? pos->g.data : NULL);
+        if (need_dx) o->zero(l->dx.data, x->n * sizeof(float));   /* ids have no gradient */
+        break;
+    }
+    case LAYER_LAYERNORM: {
+        nn_param *g = l->params[0], *b = l->params[1];
+        o->layernorm_backward(dout->data, l->col.data, l->aux.data, x->n / (size_t)C, C, g->w.data,
+                              g->frozen ? NULL : g->g.data, b->frozen ? NULL : b->g.data,
+                              need_dx ? l->dx.data : NULL);
+        break;
+    }
+    case LAYER_ATTENTION:
+        if (need_dx) attention_backward(m, l, dout);
         break;
     case LAYER_RESIDUAL: {
         const float *dbranch = NULL;

@@ -93,6 +93,38 @@ typedef struct engine_ops {
     void (*mul)(const float *a, const float *b, float *out, size_t n);   /* out = a * b */
     void (*add)(const float *a, const float *b, float *out, size_t n);   /* out = a + b */
 
+    /* ---- sequence layers (text models): a (rows, d) matrix of token rows, rows = sequences x
+     * positions, position of row r = r % t ---- */
+    /* y (rows, d) = table[ids[r]] + pos[r % t] (pos NULL = none). ids are token ids stored as
+     * floats, as the data pipeline delivers them; each is rounded to the nearest integer, which
+     * the caller has checked is in [0, vocab). */
+    void (*embed_forward)(const float *ids, size_t rows, int t, const float *table, const float *pos,
+                          int d, float *y);
+    /* dtable (vocab, d) += the sum of the dy rows of each id; dpos (t, d) += the sum of the dy rows
+     * at each position; either NULL = not wanted. The same sums, in the same order, on every call. */
+    void (*embed_backward)(const float *ids, size_t rows, int t, const float *dy, int d, int vocab,
+                           float *dtable, float *dpos);
+    /* Layer norm over each row of x (rows, c): inv_std[r] = 1 / sqrt(biased variance + eps),
+     * xhat = (x - mean) inv_std, y = gamma xhat + beta. xhat (rows, c) and inv_std (rows) are kept
+     * for the backward. */
+    void (*layernorm_forward)(const float *x, size_t rows, int c, const float *gamma, const float *beta,
+                              float eps, float *y, float *xhat, float *inv_std);
+    /* With g = dy gamma: dx = inv_std (g - mean(g) - xhat mean(g xhat)) per row (overwritten; NULL =
+     * not wanted); dgamma += sum over rows of dy xhat, dbeta += sum of dy (NULL = not wanted). */
+    void (*layernorm_backward)(const float *dy, const float *xhat, const float *inv_std, size_t rows,
+                               int c, const float *gamma, float *dgamma, float *dbeta, float *dx);
+    /* count products as sgemm, fp32: C + i sc = alpha op(A + i sa) op(B + i sb) + beta (C + i sc). */
+    void (*sgemm_batched)(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                          size_t sa, const float *B, int ldb, size_t sb, float beta, float *C, int ldc,
+                          size_t sc, int count);
+    /* Causal attention weights, in place over s (rows, t) of scores: row r is query position
+     * i = r % t of head h = (r / t) % heads; entries j > i become 0, the others
+     * softmax_j(s[j] - slope (i - j)), slope = 2^(-8 (h + 1) / heads) with alibi, else 0
+     * (Press et al. 2022). */
+    void (*attn_softmax_forward)(float *s, size_t rows, int t, int heads, int alibi);
+    /* Through that softmax, in place: dp (rows, t) = p (dp - sum_j p_j dp_j) per row. */
+    void (*attn_softmax_backward)(const float *p, float *dp, size_t rows, int t);
+
     /* ---- loss: as cpu_softmax_xent; labels and weight on the device (may be NULL), correct is a
      * host int (may be NULL). Returns the mean loss, so it waits for the device. ---- */
     float (*softmax_xent)(const float *logits, const float *targets, const float *weight, int n,
@@ -105,11 +137,12 @@ typedef struct engine_ops {
     /* ---- data ---- */
     /* x (n, h, w, c) = lut[ch * 256 + byte] of examples idx[0..n) (host) of pixels (N, h, w, c)
      * shifted by a crop (dy, dx) and flipped per aug (host (n, 3): dy, dx, flip; NULL = none), with
-     * byte 0 outside the image (engine/data.c's semantics); lut is (c, 256). labels_out[i] =
-     * labels[idx[i]] and targets (n, k) their one-hot rows, each skipped when NULL. */
+     * byte 0 outside the image (engine/data.c's semantics); lut is (c, 256). Each example has
+     * per labels (1 for an image, one per token for text): labels_out (n * per) row i * per + q =
+     * labels[idx[i] * per + q], and targets (n * per, k) their one-hot rows, each skipped when NULL. */
     void (*gather)(const uint8_t *pixels, const uint8_t *labels, const float *lut, int h, int w,
-                   int c, int k, const int *idx, const int *aug, int n, float *x, int *labels_out,
-                   float *targets);
+                   int c, int k, int per, const int *idx, const int *aug, int n, float *x,
+                   int *labels_out, float *targets);
     /* Keeps rows idx[0..n) (host) of a (rows, row) matrix as its first n rows, in place. */
     void (*select_rows)(float *data, size_t row, const int *idx, int n);
 

@@ -49,11 +49,26 @@ static int use_device(trainer *t, device_kind d, char *err, size_t errlen)
 {
     if (ops_open(d, err, errlen)) return -1;
     nn_to_device(t->model, d);
-    tensor *step[] = { &t->x, &t->targets, &t->weight, &t->loss, &t->dlogits, &t->scratch };
+    tensor *step[] = { &t->x, &t->targets, &t->weight, &t->loss, &t->dlogits, &t->scratch,
+                       &t->tok_weight, &t->tok_loss, &t->ones };
     for (size_t i = 0; i < sizeof step / sizeof *step; i++) step[i]->device = d;
     t->dd = calloc(1, sizeof *t->dd);
     CHECK(t->dd, "out of memory");
     return devdata_open(t->dd, t->data, t->model->ops, err, errlen);
+}
+
+/* Text data: the model must start by embedding the token ids; an embedding that leaves its
+ * vocabulary to the data gets the dataset's (in the run's own copy of the layers). */
+static int text_model(trainer *t, char *err, size_t errlen)
+{
+    const train_config *cfg = t->cfg;
+    if (cfg->n_layers < 1 || cfg->layers[0].kind != LAYER_EMBED) {
+        snprintf(err, errlen, "%s is text: the model must start with nn.embed(dim), which reads token ids",
+                 t->data->name);
+        return -1;
+    }
+    if (cfg->layers[0].vocab == 0) trainer_layer_spec(t, 0)->vocab = t->data->classes;
+    return 0;
 }
 
 trainer *trainer_new(const train_config *cfg, const data_set *ds, char *err, size_t errlen)
@@ -64,9 +79,17 @@ trainer *trainer_new(const train_config *cfg, const data_set *ds, char *err, siz
     t->aug = (data_augment){ cfg->crop_pad, cfg->flip ? DATA_FLIP_RANDOM : DATA_FLIP_OFF };
     t->data = ds;
     pthread_mutex_init(&t->mu, NULL);
-    t->model = nn_build(cfg->layers, cfg->n_layers, ds->h, ds->w, ds->c, cfg->seed, err, errlen);
+    if (ds->tokens && text_model(t, err, errlen)) goto fail;
+    t->model = nn_build(t->specs ? t->specs : cfg->layers, cfg->n_layers, ds->h, ds->w, ds->c, cfg->seed,
+                        err, errlen);
     if (!t->model) goto fail;
-    if (t->model->out_features != ds->classes) {
+    if (ds->tokens && t->model->out_features != ds->tokens * ds->classes) {
+        snprintf(err, errlen, "a model of %s must end with %d outputs (its vocabulary) at each of %d "
+                 "positions, as conv(%d, 1) does; it ends with %d values an example",
+                 ds->name, ds->classes, ds->tokens, ds->classes, t->model->out_features);
+        goto fail;
+    }
+    if (!ds->tokens && t->model->out_features != ds->classes) {
         snprintf(err, errlen, "the model ends with %d outputs but %s has %d classes",
                  t->model->out_features, ds->name, ds->classes);
         goto fail;
@@ -96,6 +119,7 @@ void trainer_free(trainer *t)
     free(t->pool);
     tensor_free(&t->x); tensor_free(&t->targets); tensor_free(&t->weight);
     tensor_free(&t->loss); tensor_free(&t->dlogits); tensor_free(&t->scratch);
+    tensor_free(&t->tok_weight); tensor_free(&t->tok_loss); tensor_free(&t->ones);
     if (t->dd) devdata_close(t->dd);
     free(t->dd);
     free(t->labels);
@@ -184,18 +208,71 @@ int trainer_series(trainer *t, int from, trainer_record *out, int max)
     return n;
 }
 
+int trainer_tokens(const trainer *t) { return t->data->tokens ? t->x.shape[2] : 1; }
+
 static void ensure_batch(trainer *t, int n)
 {
-    int k = t->data->classes;
-    if (n > t->labels_cap) {
+    int k = t->data->classes, rows = n * data_labels_per(t->data);
+    if (rows > t->labels_cap) {
         free(t->labels);
-        t->labels = malloc((size_t)n * sizeof *t->labels);
+        t->labels = malloc((size_t)rows * sizeof *t->labels);
         CHECK(t->labels, "out of memory");
-        t->labels_cap = n;
+        t->labels_cap = rows;
     }
-    tensor_resize2(&t->targets, n, k);
+    tensor_resize2(&t->targets, rows, k);
     tensor_resize(&t->weight, 1, &n);
     tensor_resize(&t->loss, 1, &n);
+}
+
+/* The loss of logits (n examples of len rows each) against targets: per-example losses into loss
+ * (n), gradients into dlogits (NULL = none), weighted by weight (n; NULL = 1), the rows whose
+ * argmax is their label counted into *correct (labels host, NULL = not counted). For text, each
+ * token is a row of the softmax: an example's weight goes to each of its tokens, its loss is the
+ * mean of theirs, and the returned mean is over all tokens. */
+static float batch_loss(trainer *t, const float *logits, const float *targets, const float *weight, int n,
+                        int len, float *loss, float *dlogits, const int *labels, int *correct)
+{
+    const engine_ops *o = t->model->ops;
+    int k = t->data->classes, rows = n * len;
+    if (len == 1) return o->softmax_xent(logits, targets, weight, n, k, loss, dlogits, labels, correct);
+    tensor_resize(&t->tok_loss, 1, &rows);
+    if (t->ones.n != (size_t)len) {
+        tensor_resize(&t->ones, 1, &len);
+        tensor_fill(&t->ones, 1.0f);
+    }
+    const float *tw = NULL;
+    if (weight) {   /* (n, len) = weight (n, 1) times ones (1, len) */
+        tensor_resize(&t->tok_weight, 1, &rows);
+        o->sgemm(0, 0, n, len, 1, 1, weight, 1, t->ones.data, len, 0, t->tok_weight.data, len);
+        tw = t->tok_weight.data;
+    }
+    float mean = o->softmax_xent(logits, targets, tw, rows, k, t->tok_loss.data, dlogits, labels, correct);
+    /* loss (n) = tok_loss (n, len) times ones (len) / len */
+    o->sgemm(0, 0, n, 1, len, 1.0f / (float)len, t->tok_loss.data, len, t->ones.data, 1, 0, loss, 1);
+    return mean;
+}
+
+int trainer_truncate(trainer *t, int len)
+{
+    int n = t->x.shape[0], cur = trainer_tokens(t), k = t->data->classes;
+    if (!t->data->tokens || len < 1 || len > cur) return -1;
+    if (len == cur) return 0;
+    const engine_ops *o = t->model->ops;
+    int row0 = 0, *cols = malloc((size_t)len * sizeof *cols);
+    CHECK(cols, "out of memory");
+    for (int j = 0; j < len; j++) cols[j] = j;
+    /* each example's first len positions, through a scratch copy: take_grid does not work in place */
+    tensor_resize(&t->scratch, 1, (int[]){ (int)(t->targets.n > t->x.n ? t->targets.n : t->x.n) });
+    o->take_grid(t->x.data, n, 1, cur, 1, &row0, 1, cols, len, t->scratch.data);
+    tensor_resize4(&t->x, n, 1, len, 1);
+    o->copy(t->x.data, t->scratch.data, t->x.n * sizeof(float));
+    o->take_grid(t->targets.data, n, 1, cur, k, &row0, 1, cols, len, t->scratch.data);
+    tensor_resize2(&t->targets, n * len, k);
+    o->copy(t->targets.data, t->scratch.data, t->targets.n * sizeof(float));
+    for (int i = 0; i < n; i++)
+        memmove(t->labels + (size_t)i * len, t->labels + (size_t)i * cur, (size_t)len * sizeof *t->labels);
+    free(cols);
+    return 0;
 }
 
 static void one_hot(tensor *targets, const int *labels, int n, int k)
@@ -210,7 +287,7 @@ static void score_split(trainer *t, int which, float *per_example, float *loss_o
 {
     const data_split *test = which == DEVDATA_TEST ? &t->data->test : &t->data->train;
     enum { EVAL_BATCH = 500 };
-    int idx[EVAL_BATCH], k = t->data->classes;
+    int idx[EVAL_BATCH], k = t->data->classes, per = data_labels_per(t->data);
     data_batch b = {0};
     device_kind d = t->model->device;
     tensor x = { .device = d }, targets = { .device = d }, loss = { .device = d };
@@ -226,16 +303,15 @@ static void score_split(trainer *t, int which, float *per_example, float *loss_o
         } else {
             data_gather(t->data, test, idx, n, &b);
             tensor_view(&x, b.x, 4, (int[]){n, b.h, b.w, b.c});
-            tensor_resize2(&targets, n, k);
-            one_hot(&targets, b.labels, n, k);
+            tensor_resize2(&targets, n * per, k);
+            one_hot(&targets, b.labels, n * per, k);
             labels = b.labels;
         }
         const tensor *out = nn_forward(t->model, &x, 0);
         CHECK(out, "evaluation forward failed: %s", t->model->err);
         tensor_resize(&loss, 1, &n);
         int correct;
-        float mean = t->model->ops->softmax_xent(out->data, targets.data, NULL, n, k, loss.data, NULL,
-                                                 labels, &correct);
+        float mean = batch_loss(t, out->data, targets.data, NULL, n, per, loss.data, NULL, labels, &correct);
         total += (double)mean * n;
         right += correct;
         if (per_example) t->model->ops->download(per_example + start, loss.data, (size_t)n * sizeof(float));
@@ -245,7 +321,7 @@ static void score_split(trainer *t, int which, float *per_example, float *loss_o
     tensor_free(&targets);
     tensor_free(&loss);
     *loss_out = (float)(total / test->n);
-    *acc_out = (float)right / (float)test->n;
+    *acc_out = (float)((double)right / ((double)test->n * per));
 }
 
 void trainer_evaluate(trainer *t, float *loss_out, float *acc_out)
@@ -389,7 +465,7 @@ int trainer_echo(trainer *t, int times)
 
 int trainer_select(trainer *t, const int *idx, int n)
 {
-    int old = t->x.shape[0], k = t->data->classes;
+    int old = t->x.shape[0], len = trainer_tokens(t), k = t->data->classes * len;
     if (n < 1 || n > old) return -1;
     for (int i = 0; i < n; i++)
         if (idx[i] < 0 || idx[i] >= old) return -1;
@@ -398,14 +474,14 @@ int trainer_select(trainer *t, const int *idx, int n)
     o->select_rows(t->x.data, row, idx, n);
     o->select_rows(t->targets.data, (size_t)k, idx, n);
     o->select_rows(t->weight.data, 1, idx, n);
-    int *lab = malloc((size_t)n * sizeof *lab);
+    int *lab = malloc((size_t)n * len * sizeof *lab);
     CHECK(lab, "out of memory");
-    for (int i = 0; i < n; i++) lab[i] = t->labels[idx[i]];
-    memcpy(t->labels, lab, (size_t)n * sizeof(int));
+    for (int i = 0; i < n; i++) memcpy(lab + (size_t)i * len, t->labels + (size_t)idx[i] * len, (size_t)len * sizeof *lab);
+    memcpy(t->labels, lab, (size_t)n * len * sizeof(int));
     free(lab);
     t->x.shape[0] = n;
     t->x.n = (size_t)n * row;
-    t->targets.shape[0] = n;
+    t->targets.shape[0] = n * len;
     t->targets.n = (size_t)n * k;
     t->weight.shape[0] = n;
     t->weight.n = (size_t)n;
@@ -416,16 +492,16 @@ int trainer_select(trainer *t, const int *idx, int n)
 
 int trainer_score(trainer *t, float *losses)
 {
-    int k = t->data->classes, n = t->x.shape[0];
+    int n = t->x.shape[0], len = trainer_tokens(t);
     const tensor *out = nn_forward(t->model, &t->x, 0);
     if (!out) return trainer_fail(t, "scoring pass: %s", t->model->err);
     const engine_ops *o = t->model->ops;
     if (t->dd) {
         tensor_resize(&t->scratch, 1, &n);
-        o->softmax_xent(out->data, t->targets.data, NULL, n, k, t->scratch.data, NULL, NULL, NULL);
+        batch_loss(t, out->data, t->targets.data, NULL, n, len, t->scratch.data, NULL, NULL, NULL);
         o->download(losses, t->scratch.data, (size_t)n * sizeof(float));
     } else {
-        o->softmax_xent(out->data, t->targets.data, NULL, n, k, losses, NULL, NULL, NULL);
+        batch_loss(t, out->data, t->targets.data, NULL, n, len, losses, NULL, NULL, NULL);
     }
     return 0;
 }
@@ -437,14 +513,13 @@ static const int *step_labels(const trainer *t) { return t->dd ? NULL : t->label
 /* Forward, loss and backward of the current batch into fresh gradients. */
 static int forward_backward(trainer *t)
 {
-    int k = t->data->classes;
+    int len = trainer_tokens(t);
     t->logits = nn_forward(t->model, &t->x, 1);
     if (!t->logits) return trainer_fail(t, "step %ld: %s", t->step + 1, t->model->err);
     int n = t->logits->shape[0];
-    tensor_resize2(&t->dlogits, n, k);
-    float loss = t->model->ops->softmax_xent(t->logits->data, t->targets.data, t->weight.data, n, k,
-                                             t->loss.data, t->dlogits.data, step_labels(t),
-                                             &t->batch_correct);
+    tensor_resize(&t->dlogits, t->logits->ndim, t->logits->shape);   /* as the last layer reads it */
+    float loss = batch_loss(t, t->logits->data, t->targets.data, t->weight.data, n, len, t->loss.data,
+                            t->dlogits.data, step_labels(t), &t->batch_correct);
     if (!isfinite(loss)) return trainer_fail(t, "step %ld: loss is not finite in a recomputed pass", t->step + 1);
     nn_zero_grad(t->model);
     nn_backward(t->model, &t->dlogits);
@@ -473,8 +548,9 @@ int trainer_insert_layer(trainer *t, int pos, const layer_spec *spec, char *err,
     memcpy(specs + pos + 1, cur + pos, (size_t)(n - pos) * sizeof *specs);
     const data_set *ds = t->data;
     nn_model *m = nn_build(specs, n + 1, ds->h, ds->w, ds->c, t->cfg->seed, err, errlen);
-    if (m && m->out_features != ds->classes) {
-        snprintf(err, errlen, "with the new layer the model ends with %d outputs, not %d", m->out_features, ds->classes);
+    if (m && m->out_features != ds->classes * data_labels_per(ds)) {
+        snprintf(err, errlen, "with the new layer the model ends with %d outputs, not %d", m->out_features,
+                 ds->classes * data_labels_per(ds));
         nn_free(m);
         m = NULL;
     }
@@ -541,19 +617,19 @@ static int train_step(trainer *t)
     double t0 = trainer_now(), wait, tp;
     const data_batch *b = next_batch(t, &wait);
     t->phase[PHASE_DATA] += wait;
-    int n = b->n, k = t->data->classes;
+    int n = b->n, k = t->data->classes, per = data_labels_per(t->data);
     if (b->index == 0 && !t->echoed) {
         t->epoch = b->epoch;
         if (emit(t, EV_EPOCH_START)) return -1;
     }
     ensure_batch(t, n);
-    memcpy(t->labels, b->labels, (size_t)n * sizeof *t->labels);
+    memcpy(t->labels, b->labels, (size_t)n * per * sizeof *t->labels);
     if (t->dd) {   /* the batch is gathered and augmented on the device */
         devdata_gather(t->dd, DEVDATA_TRAIN, b->idx, b->aug, n, &t->x, &t->targets);
     } else {
         tensor_resize4(&t->x, n, b->h, b->w, b->c);
         memcpy(t->x.data, b->x, t->x.n * sizeof(float));
-        one_hot(&t->targets, t->labels, n, k);
+        one_hot(&t->targets, t->labels, n * per, k);
     }
     tensor_fill(&t->weight, 1.0f);
     if (emit(t, EV_BATCH_START) || emit(t, EV_BEFORE_FORWARD)) return -1;
@@ -566,10 +642,10 @@ static int train_step(trainer *t)
 
     tp = trainer_now();
     n = t->logits->shape[0];   /* a hook may have changed the batch */
-    tensor_resize2(&t->dlogits, n, k);
-    t->batch_loss = t->model->ops->softmax_xent(t->logits->data, t->targets.data, t->weight.data, n, k,
-                                                t->loss.data, t->dlogits.data, step_labels(t),
-                                                &t->batch_correct);
+    int len = trainer_tokens(t);
+    tensor_resize(&t->dlogits, t->logits->ndim, t->logits->shape);   /* as the last layer reads it */
+    t->batch_loss = batch_loss(t, t->logits->data, t->targets.data, t->weight.data, n, len, t->loss.data,
+                               t->dlogits.data, step_labels(t), &t->batch_correct);
     t->phase[PHASE_FORWARD] += trainer_now() - tp;
     if (!isfinite(t->batch_loss))
         return trainer_fail(t, "step %ld: training loss is %s; the run is stopped (lr %g may be too high)",

@@ -64,14 +64,17 @@ struct trainer {
 
     devdata *dd;         /* the dataset on the model's device; NULL on the CPU */
 
-    /* The current step, open to hooks; tensors live on the model's device. */
-    tensor x;            /* (B, H, W, C) inputs */
-    tensor targets;      /* (B, K) soft targets, one-hot unless a hook changes them */
-    int *labels;         /* (B) host */
+    /* The current step, open to hooks; tensors live on the model's device. A text example has
+     * L = trainer_tokens() labels (its window's length, which a hook may shorten), an image 1:
+     * rows below are B x L. */
+    tensor x;            /* (B, H, W, C) inputs; text: (B, 1, L, 1) token ids */
+    tensor targets;      /* (B L, K) soft targets, one-hot unless a hook changes them */
+    int *labels;         /* (B L) host */
     int labels_cap;
     tensor weight;       /* (B) per-sample loss weights, 1 by default */
-    tensor loss;         /* (B) per-sample losses after the loss */
-    tensor dlogits;      /* (B, K) */
+    tensor loss;         /* (B) per-sample losses after the loss (text: the mean over its tokens) */
+    tensor dlogits;      /* (B L, K) values, shaped as the logits */
+    tensor tok_weight, tok_loss, ones;   /* text: (B L) weights and losses per token, (L) ones */
     tensor scratch;      /* (B) device-side results bound for the host (trainer_score) */
     const tensor *logits;  /* (B, K) model output of this step */
     float batch_loss;
@@ -152,6 +155,14 @@ int trainer_select(trainer *t, const int *idx, int n);
 int trainer_echo(trainer *t, int times);
 int trainer_score(trainer *t, float *losses);
 int trainer_regrad(trainer *t);
+
+/* Labels per example in the current step: the inputs' length for text, else 1. */
+int trainer_tokens(const trainer *t);
+
+/* Text: keeps the first len tokens of every example of the current step (inputs, targets and
+ * labels), e.g. for sequence-length warm-up. Returns 0, or -1 for image data or a length outside
+ * 1..the current one. */
+int trainer_truncate(trainer *t, int len);
 
 /* Model surgery at fit_start: rebuilds the model with spec inserted before 0-based position pos
  * (weights initialised afresh from the seed, optimizer state rebuilt). Returns 0, or -1 with one

@@ -114,6 +114,12 @@ static const field batchnorm_fields[] = {
 static const field dropout_fields[] = { LF("p", FT_FLOAT, p, R_FRAC_LT1, F_ARG), LNAME };
 static const field plain_fields[] = { LNAME };
 static const field se_fields[] = { LF("out", FT_INT, out, R_GE1, F_ARG), LNAME };
+static const field embed_fields[] = {
+    LF("out", FT_INT, out, R_GE1, F_ARG), LF("vocab", FT_INT, vocab, R_NONNEG, 0),
+    LF("positions", FT_BOOL, positions, R_ANY, 0), LNAME };
+static const field layernorm_fields[] = { LF("eps", FT_FLOAT, eps, R_POS, 0), LNAME };
+static const field attention_fields[] = {
+    LF("heads", FT_INT, heads, R_GE1, F_ARG), LF("alibi", FT_BOOL, alibi, R_ANY, 0), LNAME };
 static const field residual_fields[] = {
     CUSTOM("body", F_REQ, "a list of layers", read_body, NULL), LNAME };
 
@@ -130,6 +136,9 @@ static const struct { const field *f; int n; } layer_fields[LAYER_KIND_COUNT] = 
     [LAYER_FLATTEN]   = { plain_fields, COUNT(plain_fields) },
     [LAYER_RESIDUAL]  = { residual_fields, COUNT(residual_fields) },
     [LAYER_SE]        = { se_fields, COUNT(se_fields) },
+    [LAYER_EMBED]     = { embed_fields, COUNT(embed_fields) },
+    [LAYER_LAYERNORM] = { layernorm_fields, COUNT(layernorm_fields) },
+    [LAYER_ATTENTION] = { attention_fields, COUNT(attention_fields) },
 };
 
 #define OF(k, t, m, rg) FLD(optim_spec, k, t, m, rg, 0)
@@ -161,6 +170,7 @@ static const field augment_fields[] = {
     FLD(train_config, "flip", FT_BOOL, flip, R_ANY, 0) };
 static const field data_fields[] = {
     TEXT(train_config, "path", data_path),
+    FLD(train_config, "context", FT_INT, context, R_GE1, 0),
     CUSTOM("augment", 0, "a table { crop = N, flip = true }", read_augment, write_augment) };
 
 /* Indexed by enum budget_unit. */
@@ -564,7 +574,7 @@ static int read_layer(reader *r, int idx, const char *path, layer_spec *l)
         for (int i = 0; i < LAYER_KIND_COUNT; i++) names[i] = config_layer_name(i);
         return unknown_name(r, path, "layer", kind_name, names, LAYER_KIND_COUNT);
     }
-    *l = (layer_spec){ .kind = k, .bias = 1, .momentum = 0.1f, .eps = 1e-5f };
+    *l = (layer_spec){ .kind = k, .bias = 1, .momentum = 0.1f, .eps = 1e-5f, .positions = 1 };
     if (read_fields(r, idx, path, layer_fields[k].f, layer_fields[k].n, l, 1)) return -1;
     if (!l->stride) l->stride = (k == LAYER_MAXPOOL || k == LAYER_AVGPOOL) ? l->k : 1;
     return 0;

@@ -56,6 +56,13 @@ int cli_load_data_to(const train_config *cfg, data_set *ds, cli_note_fn note, vo
                      char *err, size_t errlen)
 {
     const char *dir = cfg->data_path[0] ? cfg->data_path : NULL;   /* the recipe says where: no fallback */
+    const data_info *info = data_info_find(cfg->dataset);
+    if (info && info->format == DATA_FORMAT_TEXT) {   /* no image stand-in for text */
+        int rc = data_load_text_windows(cfg->dataset, dir, cfg->context, ds, err, errlen);
+        if (rc == DATA_MISSING && !dir && fetch && !cli_fetch_missing(cfg->dataset, note, ud))
+            rc = data_load_text_windows(cfg->dataset, NULL, cfg->context, ds, err, errlen);
+        return rc ? -1 : 0;
+    }
     int rc = data_load(cfg->dataset, dir, ds, err, errlen);
     if (rc == DATA_MISSING && !dir && fetch && !cli_fetch_missing(cfg->dataset, note, ud))
         rc = data_load(cfg->dataset, NULL, ds, err, errlen);

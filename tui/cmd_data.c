@@ -191,7 +191,8 @@ static void where_text(const data_info *d, char *out, size_t len)
     int files;
     long long partial;
     enum data_where w = data_locate(d, dir, sizeof dir);
-    if (w == DATA_BUILT_IN) snprintf(out, len, "built in");
+    if (!d->n_files && d->format == DATA_FORMAT_TEXT) snprintf(out, len, "a file of yours: data = { \"%s\", path = \"FILE\" }", d->name);
+    else if (w == DATA_BUILT_IN) snprintf(out, len, "built in");
     else if (w != DATA_NOWHERE) snprintf(out, len, "%s: %s", data_where_name(w), dir);
     else {
         data_cache_state(d, &files, &partial);

@@ -60,6 +60,22 @@ void cpu_batchnorm_forward(const float *x, size_t rows, int c, const float *gamm
 void cpu_batchnorm_backward(const float *dy, const float *act, const float *xhat, const float *inv_std,
                             size_t rows, int c, const float *gamma, float *dgamma, float *dbeta, float *dx);
 
+/* The text model's layers (engine/cpu/sequence.c): the contracts of engine/ops.h's
+ * embed_forward, embed_backward, layernorm_forward, layernorm_backward, sgemm_batched,
+ * attn_softmax_forward and attn_softmax_backward. */
+void cpu_embed_forward(const float *ids, size_t rows, int t, const float *table, const float *pos, int d,
+                       float *y);
+void cpu_embed_backward(const float *ids, size_t rows, int t, const float *dy, int d, int vocab,
+                        float *dtable, float *dpos);
+void cpu_layernorm_forward(const float *x, size_t rows, int c, const float *gamma, const float *beta,
+                           float eps, float *y, float *xhat, float *inv_std);
+void cpu_layernorm_backward(const float *dy, const float *xhat, const float *inv_std, size_t rows, int c,
+                            const float *gamma, float *dgamma, float *dbeta, float *dx);
+void cpu_sgemm_batched(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, size_t sa,
+                       const float *B, int ldb, size_t sb, float beta, float *C, int ldc, size_t sc, int count);
+void cpu_attn_softmax_forward(float *s, size_t rows, int t, int heads, int alibi);
+void cpu_attn_softmax_backward(const float *p, float *dp, size_t rows, int t);
+
 /* Softmax cross-entropy with soft targets, rows of (n, k). loss[i] per sample; returns the mean.
  * dlogits = weight[i] * (softmax - target) / n when dlogits is not NULL (weight NULL = all 1).
  * correct (may be NULL) receives the number of rows whose argmax equals labels[i]. */

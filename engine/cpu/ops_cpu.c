@@ -113,17 +113,21 @@ static void adamw_update(const ops_update *u, int count, float b2, float eps)
 }
 
 static void gather(const uint8_t *pixels, const uint8_t *labels, const float *lut, int h, int w,
-                   int c, int k, const int *idx, const int *aug, int n, float *x, int *labels_out,
+                   int c, int k, int per, const int *idx, const int *aug, int n, float *x, int *labels_out,
                    float *targets)
 {
     size_t img = (size_t)h * w * c;
     for (int i = 0; i < n; i++) {
         const int *a = aug ? aug + 3 * i : (const int[3]){ 0, 0, 0 };
         data_fill_example(x + img * i, pixels + img * idx[i], h, w, c, lut, a[0], a[1], a[2]);
-        if (labels_out) labels_out[i] = labels[idx[i]];
-        if (targets) {
-            memset(targets + (size_t)i * k, 0, (size_t)k * sizeof(float));
-            targets[(size_t)i * k + labels[idx[i]]] = 1.0f;
+        for (int q = 0; q < per; q++) {
+            size_t row = (size_t)i * per + q;
+            int label = labels[(size_t)idx[i] * per + q];
+            if (labels_out) labels_out[row] = label;
+            if (targets) {
+                memset(targets + row * k, 0, (size_t)k * sizeof(float));
+                targets[row * k + label] = 1.0f;
+            }
         }
     }
 }
@@ -236,6 +240,10 @@ const engine_ops ops_cpu = {
     .batchnorm_forward = cpu_batchnorm_forward, .batchnorm_backward = bn_backward,
     .dropout_forward = dropout_forward, .mul = mul, .add = add,
     .sigmoid_forward = sigmoid_forward, .sigmoid_backward = sigmoid_backward, .channel_scale = channel_scale,
+    .embed_forward = cpu_embed_forward, .embed_backward = cpu_embed_backward,
+    .layernorm_forward = cpu_layernorm_forward, .layernorm_backward = cpu_layernorm_backward,
+    .sgemm_batched = cpu_sgemm_batched,
+    .attn_softmax_forward = cpu_attn_softmax_forward, .attn_softmax_backward = cpu_attn_softmax_backward,
     .softmax_xent = cpu_softmax_xent,
     .sgd_update = sgd_update, .adamw_update = adamw_update,
     .gather = gather, .select_rows = select_rows,

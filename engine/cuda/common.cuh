@@ -148,9 +148,22 @@ float cuda_softmax_xent(const float *logits, const float *targets, const float *
 void cuda_sgd_update(const ops_update *u, int count, int nesterov);
 void cuda_adamw_update(const ops_update *u, int count, float beta2, float eps);
 void cuda_gather(const uint8_t *pixels, const uint8_t *labels, const float *lut, int h, int w,
-                 int c, int k, const int *idx, const int *aug, int n, float *x, int *labels_out,
+                 int c, int k, int per, const int *idx, const int *aug, int n, float *x, int *labels_out,
                  float *targets);
 void cuda_select_rows(float *data, size_t row, const int *idx, int n);
+
+/* Text model layers (sequence.cu). */
+void cuda_embed_forward(const float *ids, size_t rows, int t, const float *table, const float *pos, int d,
+                        float *y);
+void cuda_embed_backward(const float *ids, size_t rows, int t, const float *dy, int d, int vocab,
+                         float *dtable, float *dpos);
+void cuda_layernorm_forward(const float *x, size_t rows, int c, const float *gamma, const float *beta,
+                            float eps, float *y, float *xhat, float *inv_std);
+void cuda_layernorm_backward(const float *dy, const float *xhat, const float *inv_std, size_t rows, int c,
+                             const float *gamma, float *dgamma, float *dbeta, float *dx);
+void cuda_attn_softmax_forward(float *s, size_t rows, int t, int heads, int alibi);
+void cuda_attn_softmax_backward(const float *p, float *dp, size_t rows, int t);
+
 void cuda_mix_rows(float *t, const int *perm, int n, size_t row, float lam);
 void cuda_paste_boxes(float *t, const int *perm, const int *boxes, int n, int h, int w, int c, float v);
 void cuda_resize_bilinear(const float *src, int n, int h, int w, int c, int oh, int ow, float *dst);

@@ -1,5 +1,5 @@
 /* The CUDA device: opening it, memory, cuBLAS products, scratch and staging, and the op table.
- * Kernels live in layers.cu and train.cu. Not for choosing a device: engine/ops.c does that. */
+ * Kernels live in layers.cu, train.cu and sequence.cu. Not for choosing a device: engine/ops.c does that. */
 #include "engine/cuda/common.cuh"
 #include <cuda_bf16.h>
 #include <dlfcn.h>
@@ -22,6 +22,10 @@ static struct {
                               const void *, const void *, cudaDataType, int, const void *,
                               cudaDataType, int, const void *, void *, cudaDataType, int,
                               cublasComputeType_t, cublasGemmAlgo_t);
+    cublasStatus_t (*sgemm_strided_batched)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int,
+                                            int, const float *, const float *, int, long long,
+                                            const float *, int, long long, const float *, float *, int,
+                                            long long, int);
     const char *(*status_string)(cublasStatus_t);
 } blas;
 
@@ -38,8 +42,10 @@ static int load_cublas(char *why, size_t len)
     *(void **)&blas.create = dlsym(lib, "cublasCreate_v2");
     *(void **)&blas.set_stream = dlsym(lib, "cublasSetStream_v2");
     *(void **)&blas.gemm_ex = dlsym(lib, "cublasGemmEx");
+    *(void **)&blas.sgemm_strided_batched = dlsym(lib, "cublasSgemmStridedBatched");
     *(void **)&blas.status_string = dlsym(lib, "cublasGetStatusString");
-    if (!blas.create || !blas.set_stream || !blas.gemm_ex || !blas.status_string) {
+    if (!blas.create || !blas.set_stream || !blas.gemm_ex || !blas.sgemm_strided_batched ||
+        !blas.status_string) {
         snprintf(why, len, "%s lacks a function hasten calls (%s)", cublas_soname, dlerror());
         return -1;
     }
@@ -153,6 +159,19 @@ static void sgemm(int ta, int tb, int M, int N, int K, float alpha, const float 
                               CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
+/* count products at strides sa, sb, sc (floats), in one cuBLAS call: operands swapped as above. The
+ * handle's default math mode keeps them fp32 (no TF32). */
+static void sgemm_batched(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                          size_t sa, const float *B, int ldb, size_t sb, float beta, float *C, int ldc,
+                          size_t sc, int count)
+{
+    if (M == 0 || N == 0 || count == 0) return;
+    CUBLAS_CHECK(blas.sgemm_strided_batched(cuda_blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                            ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B, ldb,
+                                            (long long)sb, A, lda, (long long)sa, &beta, C, ldc,
+                                            (long long)sc, count));
+}
+
 /* A rows x cols fp32 matrix (leading dimension ld) rounded to bf16 (to nearest, ties to even)
  * into a dense copy whose rows are padded with zeros to ldo, a multiple of 8. */
 __global__ void to_bf16_kernel(const float *in, unsigned rows, unsigned cols, unsigned ld, idiv ldo,
@@ -243,6 +262,11 @@ static void fill_table(void)
     table.dropout_forward = dropout_forward; table.mul = mul; table.add = add;
     table.sigmoid_forward = sigmoid_forward; table.sigmoid_backward = sigmoid_backward;
     table.channel_scale = cuda_channel_scale;
+    table.embed_forward = cuda_embed_forward; table.embed_backward = cuda_embed_backward;
+    table.layernorm_forward = cuda_layernorm_forward; table.layernorm_backward = cuda_layernorm_backward;
+    table.sgemm_batched = sgemm_batched;
+    table.attn_softmax_forward = cuda_attn_softmax_forward;
+    table.attn_softmax_backward = cuda_attn_softmax_backward;
     table.softmax_xent = cuda_softmax_xent;
     table.sgd_update = cuda_sgd_update; table.adamw_update = cuda_adamw_update;
     table.gather = cuda_gather; table.select_rows = cuda_select_rows;

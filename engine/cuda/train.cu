@@ -137,7 +137,7 @@ void cuda_adamw_update(const ops_update *u, int count, float beta2, float eps)
 
 struct gather_geom {
     int h, w, c, k, n;
-    idiv c_, w_, h_, k_;
+    idiv c_, w_, h_, k_, per_;
 };
 
 /* x(i, y, x', ch) = lut[ch][src(y + dy, x'' + dx)], x'' = w-1-x' when flipped; byte 0 outside. */
@@ -157,32 +157,33 @@ __global__ void gather_kernel(const uint8_t *__restrict__ pixels, const float *_
     }
 }
 
+/* Element e of targets (n * per, k): row e / k is label q = row % per of example row / per. */
 __global__ void labels_kernel(const uint8_t *__restrict__ labels, const int *__restrict__ idx,
                               gather_geom g, unsigned total, int *__restrict__ labels_out,
                               float *__restrict__ targets)
 {
     CUDA_FOR32(e, total) {
-        unsigned j, i = idiv_qr(g.k_, e, &j);
-        unsigned label = labels[idx[i]];
+        unsigned j, q, row = idiv_qr(g.k_, e, &j), i = idiv_qr(g.per_, row, &q);
+        unsigned label = labels[(size_t)idx[i] * g.per_.d + q];
         if (targets) targets[e] = j == label ? 1.0f : 0.0f;
-        if (labels_out && j == 0) labels_out[i] = (int)label;
+        if (labels_out && j == 0) labels_out[row] = (int)label;
     }
 }
 
 void cuda_gather(const uint8_t *pixels, const uint8_t *labels, const float *lut, int h, int w,
-                 int c, int k, const int *idx, const int *aug, int n, float *x, int *labels_out,
+                 int c, int k, int per, const int *idx, const int *aug, int n, float *x, int *labels_out,
                  float *targets)
 {
     if (n < 1) return;
     const int *d_idx = (const int *)cuda_stage(SCRATCH_STAGE0, idx, (size_t)n * sizeof(int));
     const int *d_aug = aug ? (const int *)cuda_stage(SCRATCH_STAGE1, aug, (size_t)n * 3 * sizeof(int)) : NULL;
     gather_geom g = { h, w, c, k, n, idiv_make((unsigned)c), idiv_make((unsigned)w), idiv_make((unsigned)h),
-                      idiv_make((unsigned)k) };
+                      idiv_make((unsigned)k), idiv_make((unsigned)per) };
     unsigned total = cuda_count32((size_t)n * h * w * c, "gather");
     gather_kernel<<<cuda_grid(total), CUDA_THREADS, 0, cuda_stream>>>(pixels, lut, g, d_idx, d_aug, total, x);
     CUDA_LAUNCHED();
     if (!labels_out && !targets) return;
-    unsigned nk = cuda_count32((size_t)n * k, "gather labels");
+    unsigned nk = cuda_count32((size_t)n * per * k, "gather labels");
     labels_kernel<<<cuda_grid(nk), CUDA_THREADS, 0, cuda_stream>>>(labels, d_idx, g, nk, labels_out, targets);
     CUDA_LAUNCHED();
 }

@@ -16,6 +16,7 @@
 #include "engine/ops.h"
 #include "engine/tensor_ops.h"
 #include "engine/trainer.h"
+#include "tests/support.h"
 
 static const engine_ops *gpu;   /* NULL when no device opened */
 static data_set ds;
@@ -281,10 +282,72 @@ static void call_gather(const engine_ops *o, void **p)
 {
     static const int idx[] = { 3, 39, 0, 17, 17, 8 };
     static const int aug[] = { 0, 0, 0, -2, 1, 1, 2, -2, 0, 1, 1, 1, -1, 0, 1, 9, 9, 0 };
-    o->gather((const uint8_t *)p[0], (const uint8_t *)p[1], F(p[2]), 9, 8, 3, 10, idx, aug, 6,
+    o->gather((const uint8_t *)p[0], (const uint8_t *)p[1], F(p[2]), 9, 8, 3, 10, 1, idx, aug, 6,
               F(p[3]), I(p[4]), F(p[5]));
-    o->gather((const uint8_t *)p[0], (const uint8_t *)p[1], F(p[2]), 9, 8, 3, 10, idx, NULL, 6,
+    o->gather((const uint8_t *)p[0], (const uint8_t *)p[1], F(p[2]), 9, 8, 3, 10, 1, idx, NULL, 6,
               F(p[6]), NULL, NULL);
+    /* text: three labels an example (examples 0..12 of the 40 labels) */
+    static const int few[] = { 12, 0, 5, 5, 11, 3 };
+    o->gather((const uint8_t *)p[0], (const uint8_t *)p[1], F(p[2]), 9, 8, 3, 10, 3, few, NULL, 6,
+              F(p[6]), I(p[7]), F(p[8]));
+}
+
+/* embeddings: (rows, t, vocab, d) = (132, 33, 37, 40), ids rounding to every token of [0, vocab);
+ * with and without a position table, each gradient alone and both, accumulated twice */
+static void call_embed(const engine_ops *o, void **p)
+{
+    size_t rows = 132;
+    int t = 33, vocab = 37, d = 40;
+    o->embed_forward(F(p[0]), rows, t, F(p[1]), F(p[2]), d, F(p[3]));
+    o->embed_forward(F(p[0]), rows, t, F(p[1]), NULL, d, F(p[4]));
+    o->embed_backward(F(p[0]), rows, t, F(p[5]), d, vocab, F(p[6]), F(p[7]));
+    o->embed_backward(F(p[0]), rows, t, F(p[5]), d, vocab, F(p[6]), NULL);
+    o->embed_backward(F(p[0]), rows, t, F(p[5]), d, vocab, NULL, F(p[7]));
+}
+
+/* layer norm over (rows, c) = (300, 77): forward, backward with everything, then dbeta alone */
+static void call_layernorm(const engine_ops *o, void **p)
+{
+    size_t rows = 300;
+    int c = 77;
+    o->layernorm_forward(F(p[0]), rows, c, F(p[1]), F(p[2]), 1e-5f, F(p[3]), F(p[4]), F(p[5]));
+    o->layernorm_backward(F(p[6]), F(p[4]), F(p[5]), rows, c, F(p[1]), F(p[7]), F(p[8]), F(p[9]));
+    o->layernorm_backward(F(p[6]), F(p[4]), F(p[5]), rows, c, F(p[1]), NULL, F(p[10]), NULL);
+}
+
+/* attention's products, batched over sequences per head: qkv (B, T, 3D), D = H dh, (B, H, T, dh) =
+ * (2, 3, 13, 8); scores S (B, H, T, T) = Q K^T, out = S V (beta 0.5 onto random), dV += S^T out,
+ * dQ += S K; then C = A^T B^T at padded strides (count 4, ldc 9 > N), and count 0 and N 0 no-ops */
+enum { AB = 2, AH = 3, AT = 13, ADH = 8, AD = AH * ADH };
+
+static void call_sgemm_batched(const engine_ops *o, void **p)
+{
+    const float *qkv = F(p[0]);
+    float *S = F(p[1]), *out = F(p[2]), *dqkv = F(p[3]);
+    size_t sq = (size_t)AT * 3 * AD, ss = (size_t)AH * AT * AT, so = (size_t)AT * AD;
+    for (int h = 0; h < AH; h++) {
+        const float *q = qkv + h * ADH, *k = q + AD, *v = q + 2 * AD;
+        float *sh = S + h * AT * AT, *oh = out + h * ADH;
+        o->sgemm_batched(0, 1, AT, AT, ADH, 0.35f, q, 3 * AD, sq, k, 3 * AD, sq, 0, sh, AT, ss, AB);
+        o->sgemm_batched(0, 0, AT, ADH, AT, 1, sh, AT, ss, v, 3 * AD, sq, 0.5f, oh, AD, so, AB);
+        o->sgemm_batched(1, 0, AT, ADH, AT, 1, sh, AT, ss, oh, AD, so, 1, dqkv + 2 * AD + h * ADH, 3 * AD, sq, AB);
+        o->sgemm_batched(0, 0, AT, ADH, AT, 1, sh, AT, ss, k, 3 * AD, sq, 1, dqkv + h * ADH, 3 * AD, sq, AB);
+    }
+    o->sgemm_batched(1, 1, 5, 7, 6, 1.5f, F(p[4]), 5, 33, F(p[5]), 6, 42, 0, F(p[6]), 9, 50, 4);
+    o->sgemm_batched(0, 0, 5, 7, 6, 1, F(p[4]), 6, 33, F(p[5]), 7, 42, 0, F(p[6]), 9, 50, 0);
+    o->sgemm_batched(0, 0, 5, 0, 6, 1, F(p[4]), 6, 33, F(p[5]), 7, 42, 0, F(p[6]), 9, 50, 4);
+}
+
+/* causal softmax rows (B, H, T, T): (2, 3, 13) with ALiBi, (2, 4, 13) without, (2, 2, 130) with;
+ * then the backward of each through its weights */
+static void call_attn_softmax(const engine_ops *o, void **p)
+{
+    o->attn_softmax_forward(F(p[0]), 2 * 3 * 13, 13, 3, 1);
+    o->attn_softmax_forward(F(p[1]), 2 * 4 * 13, 13, 4, 0);
+    o->attn_softmax_forward(F(p[2]), 2 * 2 * 130, 130, 2, 1);
+    o->attn_softmax_backward(F(p[0]), F(p[3]), 2 * 3 * 13, 13);
+    o->attn_softmax_backward(F(p[1]), F(p[4]), 2 * 4 * 13, 13);
+    o->attn_softmax_backward(F(p[2]), F(p[5]), 2 * 2 * 130, 130);
 }
 
 static const op_case cases[] = {
@@ -327,9 +390,26 @@ static const op_case cases[] = {
     { "rows_maps_reduce_memory", call_rows_and_maps, 1e-6, 1e-5, 5,
       { { 130, INOUT, F32, -1, 1 }, { 500, INOUT, F32, -1, 1 }, { 500, IN, F32, -1, 1 },
         { 4, OUT, F32, 0, 1 }, { 100, OUT, F32, 0, 1 } } },
-    { "gather", call_gather, 0, 0, 7,
+    { "gather", call_gather, 0, 0, 9,
       { { 40 * 216, IN, U8, 0, 256 }, { 40, IN, U8, 0, 10 }, { 3 * 256, IN, F32, -2, 2 },
-        { 6 * 216, OUT, F32, 0, 1 }, { 6, OUT, I32, 0, 1 }, { 60, OUT, F32, 0, 1 }, { 6 * 216, OUT, F32, 0, 1 } } },
+        { 6 * 216, OUT, F32, 0, 1 }, { 6, OUT, I32, 0, 1 }, { 60, OUT, F32, 0, 1 }, { 6 * 216, OUT, F32, 0, 1 },
+        { 18, OUT, I32, 0, 1 }, { 180, OUT, F32, 0, 1 } } },
+    { "embed", call_embed, 1e-6, 1e-6, 8,
+      { { 132, IN, F32, -0.45f, 36.45f }, { 37 * 40, IN, F32, -1, 1 }, { 33 * 40, IN, F32, -1, 1 },
+        { 132 * 40, OUT, F32, 0, 1 }, { 132 * 40, OUT, F32, 0, 1 }, { 132 * 40, IN, F32, -1, 1 },
+        { 37 * 40, INOUT, F32, -1, 1 }, { 33 * 40, INOUT, F32, -1, 1 } } },
+    { "layernorm", call_layernorm, 1e-4, 1e-4, 11,
+      { { 300 * 77, IN, F32, -2, 3 }, { 77, IN, F32, 0.5f, 1.5f }, { 77, IN, F32, -0.5f, 0.5f },
+        { 300 * 77, OUT, F32, 0, 1 }, { 300 * 77, OUT, F32, 0, 1 }, { 300, OUT, F32, 0, 1 },
+        { 300 * 77, IN, F32, -1, 1 }, { 77, INOUT, F32, -1, 1 }, { 77, INOUT, F32, -1, 1 },
+        { 300 * 77, OUT, F32, 0, 1 }, { 77, INOUT, F32, -1, 1 } } },
+    { "sgemm_batched", call_sgemm_batched, 2e-5, 1e-4, 7,
+      { { AB * AT * 3 * AD, IN, F32, -1, 1 }, { AB * AH * AT * AT, OUT, F32, 0, 1 }, { AB * AT * AD, INOUT, F32, -1, 1 },
+        { AB * AT * 3 * AD, INOUT, F32, -1, 1 }, { 4 * 33, IN, F32, -1, 1 }, { 4 * 42, IN, F32, -1, 1 },
+        { 4 * 50, OUT, F32, 0, 1 } } },
+    { "attn_softmax", call_attn_softmax, 1e-6, 1e-5, 6,
+      { { 78 * 13, INOUT, F32, -3, 3 }, { 104 * 13, INOUT, F32, -3, 3 }, { 520 * 130, INOUT, F32, -3, 3 },
+        { 78 * 13, INOUT, F32, -1, 1 }, { 104 * 13, INOUT, F32, -1, 1 }, { 520 * 130, INOUT, F32, -1, 1 } } },
 };
 
 static void test_ops(void **s)
@@ -358,23 +438,14 @@ static double max_rel_diff(const tensor *cpu, const tensor *dev)
 
 #define L(...) { __VA_ARGS__ }
 
-static void test_model(void **s)
+/* Models a (CPU) and b (GPU) from specs at inputs (24, h, w, c), random (vocab 0) or token ids
+ * below vocab: three steps of forward, backward and SGD held to the same tolerance, then the
+ * running statistics and an evaluation forward. */
+static void check_model(const layer_spec *specs, int n_specs, int h, int w, int c, int vocab)
 {
-    NEED_GPU();
-    layer_spec inner[] = { L(.kind = LAYER_CONV, .out = 12, .k = 3, .stride = 2, .pad = 1, .bias = 0),
-                           L(.kind = LAYER_BATCHNORM), L(.kind = LAYER_GELU) };
-    layer_spec specs[] = {
-        L(.kind = LAYER_CONV, .out = 8, .k = 3, .stride = 1, .pad = 1, .bias = 1), L(.kind = LAYER_BATCHNORM),
-        L(.kind = LAYER_RELU), L(.kind = LAYER_MAXPOOL, .k = 2),
-        L(.kind = LAYER_RESIDUAL, .n_inner = 3, .inner = inner), L(.kind = LAYER_BATCHNORM, .ghost = 8),
-        L(.kind = LAYER_AVGPOOL, .k = 2, .stride = 1), L(.kind = LAYER_SE, .out = 3), L(.kind = LAYER_DROPOUT, .p = 0.2f),
-        L(.kind = LAYER_FLATTEN), L(.kind = LAYER_LINEAR, .out = 32, .bias = 1), L(.kind = LAYER_RELU),
-        L(.kind = LAYER_LINEAR, .out = 10, .bias = 1),
-    };
-    int n_specs = sizeof specs / sizeof *specs;
     char err[256];
-    nn_model *a = nn_build(specs, n_specs, 16, 16, 3, 5, err, sizeof err);
-    nn_model *b = nn_build(specs, n_specs, 16, 16, 3, 5, err, sizeof err);
+    nn_model *a = nn_build(specs, n_specs, h, w, c, 5, err, sizeof err);
+    nn_model *b = nn_build(specs, n_specs, h, w, c, 5, err, sizeof err);
     assert_non_null(a);
     assert_non_null(b);
     assert_int_equal(nn_to_device(b, DEVICE_CUDA), 0);
@@ -382,8 +453,8 @@ static void test_model(void **s)
     rng g;
     rng_seed(&g, 9, 0);
     tensor x = {0}, dout = {0}, xd = { .device = DEVICE_CUDA }, doutd = { .device = DEVICE_CUDA };
-    tensor_resize4(&x, 24, 16, 16, 3);
-    for (size_t i = 0; i < x.n; i++) x.data[i] = rng_normal(&g);
+    tensor_resize4(&x, 24, h, w, c);
+    for (size_t i = 0; i < x.n; i++) x.data[i] = vocab ? (float)rng_below(&g, (uint32_t)vocab) : rng_normal(&g);
     tensor_copy(&xd, &x);
     optim oa, ob;
     /* lr 0.005: the loss here is linear in the outputs (a fixed random dout), so a larger step
@@ -410,24 +481,105 @@ static void test_model(void **s)
         double grads = max_rel_diff(&a->grads, &b->grads), dx = max_rel_diff(&a->layers[0].dx, &b->layers[0].dx);
         optim_step(&oa, a);
         optim_step(&ob, b);
-        double w = max_rel_diff(&a->weights, &b->weights);
+        double wd = max_rel_diff(&a->weights, &b->weights);
         print_message("model step %d: forward %.2e, grads %.2e, dx %.2e, weights %.2e (max relative)\n",
-                      step, fwd, grads, dx, w);
+                      step, fwd, grads, dx, wd);
         /* an H100, steps 0 to 2: forward 3.3e-4, grads 1.4e-3, dx 1.2e-4, weights 2.1e-5 at most */
-        assert_true(fwd < 2e-3 && grads < 1e-2 && dx < 1e-2 && w < 2e-3);
+        assert_true(fwd < 2e-3 && grads < 1e-2 && dx < 1e-2 && wd < 2e-3);
     }
-    /* the running statistics moved as one vector, the layers' views re-pointed into it */
-    assert_int_equal(b->stats.device, DEVICE_CUDA);
-    assert_ptr_equal(b->layers[1].run_mean.data, b->stats.data);
-    double stats = max_rel_diff(&a->stats, &b->stats);
-    print_message("running statistics: %.2e\n", stats);
-    assert_true(stats < 2e-3);
+    /* the running statistics, as one vector on the device */
+    if (b->stats.n) assert_int_equal(b->stats.device, DEVICE_CUDA);
+    if (b->stats.n) {
+        double stats = max_rel_diff(&a->stats, &b->stats);
+        print_message("running statistics: %.2e\n", stats);
+        assert_true(stats < 2e-3);
+    }
     double eval = max_rel_diff(nn_forward(a, &x, 0), nn_forward(b, &xd, 0));
     print_message("model eval forward: %.2e\n", eval);
     assert_true(eval < 1e-2);
     tensor_free(&x); tensor_free(&dout); tensor_free(&xd); tensor_free(&doutd);
     nn_free(a);
     nn_free(b);
+}
+
+static void test_model(void **s)
+{
+    NEED_GPU();
+    layer_spec inner[] = { L(.kind = LAYER_CONV, .out = 12, .k = 3, .stride = 2, .pad = 1, .bias = 0),
+                           L(.kind = LAYER_BATCHNORM), L(.kind = LAYER_GELU) };
+    layer_spec specs[] = {
+        L(.kind = LAYER_CONV, .out = 8, .k = 3, .stride = 1, .pad = 1, .bias = 1), L(.kind = LAYER_BATCHNORM),
+        L(.kind = LAYER_RELU), L(.kind = LAYER_MAXPOOL, .k = 2),
+        L(.kind = LAYER_RESIDUAL, .n_inner = 3, .inner = inner), L(.kind = LAYER_BATCHNORM, .ghost = 8),
+        L(.kind = LAYER_AVGPOOL, .k = 2, .stride = 1), L(.kind = LAYER_SE, .out = 3), L(.kind = LAYER_DROPOUT, .p = 0.2f),
+        L(.kind = LAYER_FLATTEN), L(.kind = LAYER_LINEAR, .out = 32, .bias = 1), L(.kind = LAYER_RELU),
+        L(.kind = LAYER_LINEAR, .out = 10, .bias = 1),
+    };
+    check_model(specs, sizeof specs / sizeof *specs, 16, 16, 3, 0);
+    /* the running statistics moved as one vector, the layers' views re-pointed into it */
+    char err[256];
+    nn_model *m = nn_build(specs, sizeof specs / sizeof *specs, 16, 16, 3, 5, err, sizeof err);
+    assert_int_equal(nn_to_device(m, DEVICE_CUDA), 0);
+    assert_ptr_equal(m->layers[1].run_mean.data, m->stats.data);
+    nn_free(m);
+}
+
+static double loss_gap(trainer *a, trainer *b);
+
+/* The text model: embeddings, layer norms, causal attention with ALiBi and without, a 1x1 conv
+ * head at every position. */
+static void test_text_model(void **s)
+{
+    NEED_GPU();
+    for (int alibi = 0; alibi < 2; alibi++) {
+        layer_spec attend[] = { L(.kind = LAYER_LAYERNORM, .eps = 1e-5f), L(.kind = LAYER_CONV, .out = 48, .k = 1, .stride = 1, .bias = 1),
+                                L(.kind = LAYER_ATTENTION, .heads = 2, .alibi = alibi),
+                                L(.kind = LAYER_CONV, .out = 16, .k = 1, .stride = 1, .bias = 1) };
+        layer_spec mlp[] = { L(.kind = LAYER_LAYERNORM, .eps = 1e-5f), L(.kind = LAYER_CONV, .out = 32, .k = 1, .stride = 1, .bias = 1),
+                             L(.kind = LAYER_GELU), L(.kind = LAYER_CONV, .out = 16, .k = 1, .stride = 1, .bias = 1) };
+        layer_spec specs[] = { L(.kind = LAYER_EMBED, .out = 16, .vocab = 11, .positions = !alibi),
+                               L(.kind = LAYER_RESIDUAL, .n_inner = 4, .inner = attend),
+                               L(.kind = LAYER_RESIDUAL, .n_inner = 4, .inner = mlp),
+                               L(.kind = LAYER_LAYERNORM, .eps = 1e-5f), L(.kind = LAYER_CONV, .out = 11, .k = 1, .stride = 1, .bias = 1) };
+        check_model(specs, sizeof specs / sizeof *specs, 1, 24, 1, 11);
+        if (alibi) continue;
+        /* 20 training steps on a text held on the device (labels per token, the loss per token
+         * and its per-example means on the device), against the CPU */
+        char text[40000], err[256];
+        rng g;
+        rng_seed(&g, 2, 0);
+        for (size_t i = 0; i < sizeof text; i++) text[i] = "abcdefghij .,\n"[rng_below(&g, 11) + (i % 7 == 0 ? 3 : 0)];
+        data_text tx;
+        data_set tds;
+        assert_int_equal(data_text_read(test_write_file("chars.txt", text, sizeof text), 0.1, &tx, err, sizeof err), 0);
+        assert_int_equal(data_text_windows(&tx, 24, &tds, err, sizeof err), 0);
+        data_text_free(&tx);
+        specs[0].vocab = 0;   /* the data's */
+        specs[4].out = tds.classes;
+        trainer *run[2];
+        train_config cfg[2];
+        for (int d = 0; d < 2; d++) {
+            config_defaults(&cfg[d]);
+            cfg[d].layers = specs;
+            cfg[d].n_layers = 5;
+            cfg[d].batch = 32;
+            cfg[d].optim = (optim_spec){ .kind = OPTIM_ADAMW, .lr = 3e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f };
+            cfg[d].budget = (budget_spec){ BUDGET_STEPS, 20 };
+            cfg[d].eval_every_steps = 10;
+            cfg[d].device = d ? DEVICE_CUDA : DEVICE_CPU;
+            run[d] = trainer_new(&cfg[d], &tds, err, sizeof err);
+            assert_non_null(run[d]);
+            assert_int_equal(trainer_run(run[d]), 0);
+        }
+        double gap = loss_gap(run[0], run[1]);
+        print_message("text, 20 steps: loss %.5f (cpu) vs %.5f (cuda), worst step gap %.2e, test_loss %.4f vs %.4f\n",
+                      run[0]->batch_loss, run[1]->batch_loss, gap, run[0]->last_test_loss, run[1]->last_test_loss);
+        assert_true(gap < 5e-3);
+        assert_true(fabs(run[0]->last_test_loss - run[1]->last_test_loss) < 1e-2);
+        trainer_free(run[0]);
+        trainer_free(run[1]);
+        data_set_free(&tds);
+    }
 }
 
 /* The device gather reproduces the CPU loader's augmented batch exactly. */
@@ -691,7 +843,7 @@ static void test_low_precision(void **s)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ops), cmocka_unit_test(test_model),
+        cmocka_unit_test(test_ops), cmocka_unit_test(test_model), cmocka_unit_test(test_text_model),
         cmocka_unit_test(test_gather_matches_loader), cmocka_unit_test(test_plugin_tensor_ops),
         cmocka_unit_test(test_orthogonalize_and_mask),
         cmocka_unit_test(test_training_parity),

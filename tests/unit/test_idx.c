@@ -350,7 +350,8 @@ static void test_synthetic_by_name(void **state)
     const char *const *names = data_names();
     assert_string_equal(names[0], "fashion-mnist");
     assert_string_equal(names[5], "synthetic");
-    assert_null(names[6]);
+    assert_string_equal(names[6], "text");
+    assert_null(names[7]);
 }
 
 static void test_real_fashion_mnist(void **state)

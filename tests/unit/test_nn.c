@@ -45,6 +45,8 @@ static int close_enough(double num, double ana, double tol)
     return fabs(num - ana) <= tol * fmax(1.0, fmax(fabs(num), fabs(ana)));
 }
 
+enum { FILL_RANDOM, FILL_SPACED, FILL_TOKENS };   /* FILL_TOKENS: ids 0..4, as floats */
+
 /* Checks d f / d x and d f / d params of the model built from specs at input (n, h, w, c). */
 static void gradcheck(const layer_spec *specs, int nspecs, int n, int h, int w, int c, int spaced)
 {
@@ -55,7 +57,8 @@ static void gradcheck(const layer_spec *specs, int nspecs, int n, int h, int w, 
     rng_seed(&g, 3, 0);
     tensor x = {0}, r = {0};
     tensor_resize4(&x, n, h, w, c);
-    if (spaced) fill_spaced(&x, &g);
+    if (spaced == FILL_SPACED) fill_spaced(&x, &g);
+    else if (spaced == FILL_TOKENS) for (size_t i = 0; i < x.n; i++) x.data[i] = (float)rng_below(&g, 5);
     else fill_random(&x, &g, 1.0f);
     const tensor *out = nn_forward(m, &x, 1);
     assert_non_null(out);
@@ -178,6 +181,28 @@ static void test_pools(void **s)
  * is x + s (out_1 - x) and the branch's parameter gradients are s times those at scale 1. */
 static void test_residual_scale(void **s)
 {
+    /* causal: changing the last position's input changes no earlier output */
+    {
+        char err[256];
+        layer_spec at[] = { L(.kind = LAYER_ATTENTION, .heads = 2, .alibi = 1) };
+        nn_model *m = nn_build(at, 1, 1, 7, 12, 1, err, sizeof err);
+        assert_non_null(m);
+        rng g;
+        rng_seed(&g, 5, 0);
+        tensor x = {0}, before = {0};
+        tensor_resize4(&x, 2, 1, 7, 12);
+        fill_random(&x, &g, 1.0f);
+        tensor_copy(&before, nn_forward(m, &x, 1));
+        for (int i = 0; i < 2; i++)
+            for (int j = 0; j < 12; j++) x.data[((size_t)i * 7 + 6) * 12 + j] += 1.0f;
+        const tensor *after = nn_forward(m, &x, 1);
+        for (int i = 0; i < 2; i++)
+            for (size_t j = 0; j < 6 * 4; j++)
+                assert_float_equal(after->data[(size_t)i * 28 + j], before.data[(size_t)i * 28 + j], 0);
+        assert_true(fabsf(after->data[27] - before.data[27]) > 1e-3f);
+        tensor_free(&x); tensor_free(&before);
+        nn_free(m);
+    }
     layer_spec body[] = { L(.kind = LAYER_CONV, .out = 3, .k = 3, .stride = 1, .pad = 1, .bias = 1) };
     layer_spec specs[] = { L(.kind = LAYER_RESIDUAL, .n_inner = 1, .inner = body) };
     char err[128];
@@ -349,6 +374,36 @@ static void test_activations(void **s)
     gradcheck(c, 2, 2, 3, 2, 2, 0);
 }
 
+/* The text model's layers: layer norm; causal attention with and without ALiBi, one and two
+ * heads (the gradient reaches queries, keys and values through the mask); a whole pre-norm
+ * transformer block; token and position embeddings (ids do not move under a small nudge, so their
+ * numeric gradient is the analytic 0). */
+static void test_text_layers(void **s)
+{
+    layer_spec ln[] = { L(.kind = LAYER_LAYERNORM, .eps = 1e-5f) };
+    gradcheck(ln, 1, 3, 1, 4, 6, 0);
+    for (int alibi = 0; alibi < 2; alibi++)
+        for (int heads = 1; heads <= 2; heads++) {
+            layer_spec at[] = { L(.kind = LAYER_ATTENTION, .heads = heads, .alibi = alibi) };
+            gradcheck(at, 1, 2, 1, 5, 12, 0);
+        }
+    layer_spec body[] = { L(.kind = LAYER_LAYERNORM, .eps = 1e-5f),
+                          L(.kind = LAYER_CONV, .out = 12, .k = 1, .stride = 1, .bias = 1),
+                          L(.kind = LAYER_ATTENTION, .heads = 2),
+                          L(.kind = LAYER_CONV, .out = 4, .k = 1, .stride = 1, .bias = 1) };
+    layer_spec block[] = { L(.kind = LAYER_RESIDUAL, .n_inner = 4, .inner = body),
+                           L(.kind = LAYER_LAYERNORM, .eps = 1e-5f),
+                           L(.kind = LAYER_CONV, .out = 5, .k = 1, .stride = 1, .bias = 1) };
+    gradcheck(block, 3, 2, 1, 6, 4, 0);
+    /* the embeddings' small initial values (0.02) are below the check's step, so they are checked
+     * under a linear head */
+    layer_spec model[] = { L(.kind = LAYER_EMBED, .out = 4, .vocab = 5, .positions = 1),
+                           L(.kind = LAYER_CONV, .out = 3, .k = 1, .stride = 1, .bias = 1) };
+    gradcheck(model, 2, 2, 1, 6, 1, FILL_TOKENS);
+    model[0].positions = 0;
+    gradcheck(model, 2, 2, 1, 6, 1, FILL_TOKENS);
+}
+
 static void test_residual(void **s)
 {
     layer_spec inner[] = { L(.kind = LAYER_CONV, .out = 3, .k = 3, .stride = 1, .pad = 1, .bias = 1),
@@ -488,7 +543,7 @@ int main(void)
         cmocka_unit_test(test_box_box_is_binomial), cmocka_unit_test(test_thin_products), cmocka_unit_test(test_squeeze_excite), cmocka_unit_test(test_residual_scale), cmocka_unit_test(test_batchnorm), cmocka_unit_test(test_ghost_batchnorm), cmocka_unit_test(test_bn_relu_fusion), cmocka_unit_test(test_activations),
         cmocka_unit_test(test_residual), cmocka_unit_test(test_dropout), cmocka_unit_test(test_loss),
         cmocka_unit_test(test_shape_errors), cmocka_unit_test(test_variable_size),
-        cmocka_unit_test(test_freeze_skips),
+        cmocka_unit_test(test_freeze_skips), cmocka_unit_test(test_text_layers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -98,7 +98,7 @@ static void test_entries(void **state)
             assert_non_null(f->sha256[0]);
         }
     }
-    assert_int_equal(n, 6);
+    assert_int_equal(n, 7);
     for (const char *want[] = { "fashion-mnist", "mnist", "kmnist", "cifar10", "tinyshakespeare" }, **w = want;
          w < want + 5; w++)
         assert_true(data_info_find(*w)->n_files > 0);
