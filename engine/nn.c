@@ -990,3 +990,20 @@ void nn_layer_freeze(nn_layer *l, int frozen)
     if (l->branch)
         for (int i = 0; i < l->branch->n_layers; i++) nn_layer_freeze(&l->branch->layers[i], frozen);
 }
+
+int nn_set_alibi(nn_model *m, int on)
+{
+    int n = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        nn_layer *l = &m->layers[i];
+        if (l->spec.kind == LAYER_ATTENTION) {
+            l->spec.alibi = on;
+            n++;
+        } else if (l->spec.kind == LAYER_EMBED) {
+            l->spec.positions = !on;
+            l->params[1]->frozen = on;
+        }
+        if (l->branch) n += nn_set_alibi(l->branch, on);
+    }
+    return n;
+}

@@ -107,6 +107,11 @@ void nn_zero_grad(nn_model *m);
 size_t nn_param_count(const nn_model *m);
 /* Finds a layer by name at the top level, or NULL. */
 nn_layer *nn_find_layer(nn_model *m, const char *name);
+/* ALiBi on (1) or off (0): every attention layer, nested ones included, adds (or stops adding)
+ * the distance biases, and every embedding stops (or resumes) adding its position table, which is
+ * frozen (or unfrozen) with it. Returns the number of attention layers. */
+int nn_set_alibi(nn_model *m, int on);
+
 /* Freezes (1) or unfreezes (0) every parameter of a layer, nested ones included. */
 void nn_layer_freeze(nn_layer *l, int frozen);
 

@@ -140,7 +140,7 @@ static int read_info(lua_State *L, const char *file, plug_info *info, char *err,
 {
     int t = lua_gettop(L);
     static const char *const known[] = { "name", "title", "summary", "reference", "taxonomy",
-                                         "params", "__hasten_plugin" };
+                                         "data", "params", "__hasten_plugin" };
     if (!lua_istable(L, t)) {
         snprintf(err, errlen, "%s: a plugin must return hasten.plugin { name = ..., ... }", file);
         return -1;
@@ -157,6 +157,12 @@ static int read_info(lua_State *L, const char *file, plug_info *info, char *err,
         get_text(L, t, "summary", info->summary, sizeof info->summary, 1, file, err, errlen) ||
         get_text(L, t, "reference", info->reference, sizeof info->reference, 1, file, err, errlen))
         return -1;
+    static const char *const kinds[] = { "images", "text" };
+    if (get_text(L, t, "data", info->data, sizeof info->data, 0, file, err, errlen)) return -1;
+    if (info->data[0] && !one_of(info->data, kinds, COUNT(kinds))) {
+        snprintf(err, errlen, "%s: data = '%s': expected \"images\" or \"text\" (or no data field: any)", file, info->data);
+        return -1;
+    }
     for (const char *c = info->name; *c; c++)
         if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_')) {
             snprintf(err, errlen, "%s: name '%s': use lower-case letters, digits and _", file, info->name);

@@ -21,6 +21,7 @@ typedef struct plug_param {
 typedef struct plug_info {
     char name[64], title[96], summary[256], reference[160];
     char component[16], action[16], when[24];
+    char data[8];             /* "images" or "text": the only data it works on; "" = any */
     char path[512];           /* the file it came from */
     int n_params;
     plug_param params[CONFIG_MAX_PARAMS];

@@ -137,6 +137,20 @@ static int b_resize(lua_State *L)
     return 0;
 }
 
+/* batch:truncate(len): text only; each example's first len tokens, inputs, targets and labels. */
+static int b_truncate(lua_State *L)
+{
+    plug_host *h = plug_host_of(L);
+    lua_Integer len = luaL_checkinteger(L, 2);
+    if (h->event != EV_BATCH_START && h->event != EV_BEFORE_FORWARD)
+        return luaL_error(L, "batch:truncate is for batch_start or before_forward");
+    if (!h->t->data->tokens) return luaL_error(L, "batch:truncate: %s is images, not text", h->t->data->name);
+    int cur = trainer_tokens(h->t);
+    if (len < 1 || len > cur) return luaL_error(L, "batch:truncate(%d): the windows are %d tokens", (int)len, cur);
+    trainer_truncate(h->t, (int)len);
+    return 0;
+}
+
 /* k sorted indices drawn without replacement from 0..n-1. */
 static void draw_sorted(rng *r, int n, int k, int *out)
 {
@@ -434,6 +448,21 @@ static int m_configure(lua_State *L)
         }
     }
     return 0;
+}
+
+/* model:alibi([on]): every attention layer, nested ones too, adds ALiBi's distance biases (on,
+ * the default) and the embeddings' position tables go unused and frozen; off restores both.
+ * Returns the number of attention layers. */
+static int m_alibi(lua_State *L)
+{
+    plug_host *h = plug_host_of(L);
+    int on = lua_isnone(L, 2) ? 1 : lua_toboolean(L, 2);
+    int n = nn_set_alibi(h->t->model, on);
+    if (n == 0) return luaL_error(L, "model:alibi: the model has no attention layer");
+    layer_spec *first = trainer_layer_spec(h->t, 0);   /* a rebuild keeps the embedding's setting */
+    if (first && first->kind == LAYER_EMBED) first->positions = !on;
+    lua_pushinteger(L, n);
+    return 1;
 }
 
 /* ctx:teacher(dir): at fit_start, loads the model a finished run left in dir (its recipe.lua and
@@ -738,11 +767,11 @@ static void build_ctx(plug_host *h)
     static const luaL_Reg batch_fns[] = { { "select", b_select }, { "labels", b_labels },
                                           { "size", b_size }, { "dims", b_dims },
                                           { "resize", b_resize }, { "colout", b_colout }, { "mix", b_mix }, { "cutmix", b_cutmix },
-                                          { "cutout", b_cutout }, { NULL, NULL } };
+                                          { "cutout", b_cutout }, { "truncate", b_truncate }, { NULL, NULL } };
     static const luaL_Reg model_fns[] = { { "layer", m_layer }, { "layers", m_layers }, { "freeze", m_freeze },
                                           { "low_precision", m_low_precision }, { "insert", m_insert },
                                           { "configure", m_configure }, { "matrices", m_matrices },
-                                          { NULL, NULL } };
+                                          { "alibi", m_alibi }, { NULL, NULL } };
     static const luaL_Reg data_fns[] = { { "augment", d_augment }, { "score", d_score }, { "keep", d_keep },
                                          { NULL, NULL } };
     static const luaL_Reg optim_fns[] = { { "get", o_get }, { "set", o_set }, { NULL, NULL } };
@@ -776,6 +805,10 @@ static void build_ctx(plug_host *h)
     lua_setfield(L, -2, "name");
     lua_pushinteger(L, t->data->train.n);
     lua_setfield(L, -2, "size");
+    lua_pushstring(L, t->data->tokens ? "text" : "images");
+    lua_setfield(L, -2, "kind");
+    lua_pushinteger(L, t->data->tokens);
+    lua_setfield(L, -2, "tokens");
     lua_setfield(L, -2, "data");
     lua_newtable(L);                       /* ctx.optim: a proxy */
     lua_newtable(L);
@@ -902,6 +935,15 @@ plug_host *plug_host_new(trainer *t, const plug_catalog *cat, const train_config
     h->log_ud = log_ud;
     if (!cfg->n_plugins) return h;
     if (plug_check(cat, cfg, err, errlen)) goto fail;
+    const char *kind = t->data->tokens ? "text" : "images";
+    for (int i = 0; i < cfg->n_plugins; i++) {
+        const plug_info *info = plug_find(cat, cfg->plugins[i].name);
+        if (info->data[0] && strcmp(info->data, kind)) {
+            snprintf(err, errlen, "plugin %s needs %s data; %s is %s", info->name, !strcmp(info->data, "text") ? "text" : "image",
+                     t->data->name, t->data->tokens ? "a text corpus" : "an image set");
+            goto fail;
+        }
+    }
     h->L = sandbox_new(&h->sb, RUN_MEM, "plugin");
     if (!h->L) { snprintf(err, errlen, "out of memory"); goto fail; }
     rng_seed(&h->rng, cfg->seed, 77);

@@ -6,6 +6,7 @@ return hasten.plugin {
   summary = "Flip each image in every other epoch instead of at random.",
   reference = "Jordan 2024, arXiv:2404.00498",
   taxonomy = { component = "data", action = "replace", when = "every step" },
+  data = "images",
   params = {},
   fit_start = function(ctx, p)
     if not ctx.data:augment().flip then ctx:log("the recipe does not flip images; alternating flips add them") end

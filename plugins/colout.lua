@@ -6,6 +6,7 @@ return hasten.plugin {
   summary = "Drop random rows and columns of the images: smaller inputs; needs a size-agnostic (gap) head.",
   reference = "MosaicML Composer, docs.mosaicml.com (ColOut)",
   taxonomy = { component = "data", action = "remove", when = "every step" },
+  data = "images",
   params = {
     p_row = { default = 0.15, min = 0, max = 0.9, doc = "fraction of rows dropped" },
     p_col = { default = 0.15, min = 0, max = 0.9, doc = "fraction of columns dropped" },

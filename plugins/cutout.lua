@@ -4,6 +4,7 @@ return hasten.plugin {
   summary = "Mask a random square of every image.",
   reference = "DeVries & Taylor 2017, arXiv:1708.04552",
   taxonomy = { component = "data", action = "retrofit", when = "every step" },
+  data = "images",
   params = { size = { default = 8, min = 1, max = 1024, integer = true, doc = "side of the square, pixels" } },
   batch_start = function(ctx, p) ctx.batch:cutout(p.size) end,
 }

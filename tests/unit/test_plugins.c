@@ -1537,6 +1537,124 @@ static void test_distillation(void **s)
     close_run(&hr);
 }
 
+/* ---- the text methods, on a small character model --------------------------------------------- */
+
+static layer_spec text_attend[] = {
+    { .kind = LAYER_LAYERNORM, .eps = 1e-5f }, { .kind = LAYER_CONV, .out = 48, .k = 1, .stride = 1, .bias = 1 },
+    { .kind = LAYER_ATTENTION, .heads = 2 }, { .kind = LAYER_CONV, .out = 16, .k = 1, .stride = 1, .bias = 1 },
+};
+static layer_spec text_layers[] = {
+    { .kind = LAYER_EMBED, .out = 16, .positions = 1 },
+    { .kind = LAYER_RESIDUAL, .n_inner = 4, .inner = text_attend },
+    { .kind = LAYER_LAYERNORM, .eps = 1e-5f }, { .kind = LAYER_CONV, .out = 0, .k = 1, .stride = 1, .bias = 1 },
+};
+
+typedef struct len_log { int n, len[64], alibi[64]; } len_log;
+
+static int log_lengths(trainer *t, trainer_event ev, void *ud)
+{
+    len_log *l = ud;
+    if (ev == EV_AFTER_FORWARD && l->n < 64) {
+        l->len[l->n] = t->logits->shape[2];
+        l->alibi[l->n++] = t->model->layers[1].branch->layers[2].spec.alibi;
+        assert_int_equal(trainer_tokens(t), t->logits->shape[2]);
+        assert_int_equal(t->targets.shape[0], t->x.shape[0] * t->logits->shape[2]);
+    }
+    return 0;
+}
+
+/* Runs 20 steps of the text model on tds with plugin arg; fills l. Returns the trainer (the
+ * caller frees it and hr's host) or NULL with the host's error in hr->err. */
+static trainer *text_run(const data_set *tds, const char *arg, len_log *l, harness *hr)
+{
+    static train_config c;
+    config_defaults(&c);
+    c.device = dev;
+    text_layers[3].out = tds->classes;
+    c.layers = text_layers;
+    c.n_layers = 4;
+    c.batch = 16;
+    c.optim = (optim_spec){ .kind = OPTIM_ADAMW, .lr = 3e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f };
+    c.budget = (budget_spec){ BUDGET_STEPS, 20 };
+    c.eval_every_steps = 20;
+    add(&c, arg);
+    hr->t = trainer_new(&c, tds, hr->err, sizeof hr->err);
+    assert_non_null(hr->t);
+    hr->h = plug_host_new(hr->t, &cat, &c, NULL, NULL, hr->err, sizeof hr->err);
+    if (!hr->h) {
+        trainer_free(hr->t);
+        return NULL;
+    }
+    trainer_add_hook(hr->t, log_lengths, l);
+    int rc = trainer_run(hr->t);
+    if (rc) print_message("%s\n", hr->t->error);
+    assert_int_equal(rc, 0);
+    return hr->t;
+}
+
+/* seq_length_warmup: windows grow from start, in multiples, to the full context by `warmup` of
+ * the budget; alibi: every attention layer (nested in a residual block) gets the biases, the
+ * position table stays as it was (unused, frozen), training reads the first half of each window
+ * and evaluation whole ones. Text methods refuse image data and image methods text data. */
+static void test_text_methods(void **s)
+{
+    char text[30000], err[256];
+    rng g;
+    rng_seed(&g, 4, 0);
+    for (size_t i = 0; i < sizeof text; i++) text[i] = "abcdefgh \n"[rng_below(&g, 10)];
+    data_text tx;
+    data_set tds;
+    assert_int_equal(data_text_read(test_write_file("chars.txt", text, sizeof text), 0.1, &tx, err, sizeof err), 0);
+    assert_int_equal(data_text_windows(&tx, 16, &tds, err, sizeof err), 0);
+    data_text_free(&tx);
+    harness hr;
+
+    len_log l = {0};
+    trainer *t = text_run(&tds, "seq_length_warmup:start=4,multiple=4,warmup=0.5", &l, &hr);
+    assert_int_equal(l.n, 20);
+    /* step k (0-based) has progress k / 20: length 4 + 12 (k / 20) / 0.5, rounded down to 4s */
+    for (int k = 0; k < 20; k++) {
+        int want = k >= 10 ? 16 : (4 + 12 * k / 10) / 4 * 4;
+        if (want < 4) want = 4;
+        if (l.len[k] != want) print_message("step %d: length %d, expected %d\n", k, l.len[k], want);
+        assert_int_equal(l.len[k], want);
+    }
+    assert_true(isfinite(t->last_test_loss));
+    plug_host_free(hr.h);
+    trainer_free(t);
+
+    memset(&l, 0, sizeof l);
+    float pos_before[16 * 16];
+    {   /* the initial position table, from a model built the same way */
+        nn_model *m = nn_build((layer_spec[]){ { .kind = LAYER_EMBED, .out = 16, .vocab = tds.classes, .positions = 1 } },
+                               1, 1, 16, 1, 1, err, sizeof err);
+        assert_non_null(m);
+        memcpy(pos_before, m->layers[0].params[1]->w.data, sizeof pos_before);
+        nn_free(m);
+    }
+    t = text_run(&tds, "alibi:train=0.5", &l, &hr);
+    for (int k = 0; k < 20; k++) {
+        assert_int_equal(l.len[k], 8);
+        assert_int_equal(l.alibi[k], 1);
+    }
+    assert_int_equal(t->model->layers[0].spec.positions, 0);
+    assert_true(t->model->layers[0].params[1]->frozen);
+    assert_memory_equal(host(&t->model->layers[0].params[1]->w), pos_before, sizeof pos_before);
+    assert_true(isfinite(t->last_test_loss) && t->last_test_loss < 3.0f);   /* whole 16-token windows */
+    plug_host_free(hr.h);
+    trainer_free(t);
+
+    assert_null(text_run(&tds, "mixup", &l, &hr));
+    assert_non_null(strstr(hr.err, "plugin mixup needs image data; chars.txt is a text corpus"));
+    train_config c;
+    base_config(&c, 0);
+    add(&c, "alibi");
+    assert_int_equal(open_run(&hr, &c), -1);
+    assert_non_null(strstr(hr.err, "plugin alibi needs text data; synthetic is an image set"));
+    trainer_free(hr.t);
+    data_set_free(&tds);
+}
+
 int main(void)
 {
     const struct CMUnitTest catalogue[] = {
@@ -1557,7 +1675,7 @@ int main(void)
         cmocka_unit_test(test_blurpool), cmocka_unit_test(test_init_methods),
         cmocka_unit_test(test_stochastic_depth), cmocka_unit_test(test_matrices), cmocka_unit_test(test_data_pruning),
         cmocka_unit_test(test_squeeze_excite), cmocka_unit_test(test_distillation),
-        cmocka_unit_test(test_curriculum),
+        cmocka_unit_test(test_curriculum), cmocka_unit_test(test_text_methods),
         cmocka_unit_test(test_schedules), cmocka_unit_test(test_sam_costs_a_pass),
         cmocka_unit_test(test_insert_layer), cmocka_unit_test(test_low_precision),
         cmocka_unit_test(test_ctx_api), cmocka_unit_test(test_sandbox),
