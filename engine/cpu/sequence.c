@@ -3,6 +3,7 @@
  * the CUDA kernels share. Not for shapes: engine/nn.c checks them. */
 #include "engine/cpu/cpu.h"
 #include "engine/kernel_math.h"
+#include <cblas.h>
 #include <math.h>
 
 static int token_id(float v) { return (int)lrintf(v); }
@@ -101,11 +102,32 @@ void cpu_layernorm_backward(const float *dy, const float *xhat, const float *inv
     cpu_parallel(rows, 64, ln_dx_range, &a);
 }
 
+typedef struct batched_args {
+    int ta, tb, M, N, K, lda, ldb, ldc;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+    size_t sa, sb, sc;
+} batched_args;
+
+static void batched_range(void *p, size_t lo, size_t hi, int chunk)
+{
+    const batched_args *g = p;
+    for (size_t i = lo; i < hi; i++)
+        cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans, g->tb ? CblasTrans : CblasNoTrans,
+                    g->M, g->N, g->K, g->alpha, g->A + i * g->sa, g->lda, g->B + i * g->sb, g->ldb, g->beta,
+                    g->C + i * g->sc, g->ldc);
+}
+
+/* Attention's products are many and small (a window's length square): the threads share out the
+ * products, each a single-threaded OpenBLAS call, rather than splitting each one. */
 void cpu_sgemm_batched(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, size_t sa,
                        const float *B, int ldb, size_t sb, float beta, float *C, int ldc, size_t sc, int count)
 {
-    for (int i = 0; i < count; i++)
-        cpu_sgemm(ta, tb, M, N, K, alpha, A + i * sa, lda, B + i * sb, ldb, beta, C + i * sc, ldc);
+    if (M == 0 || N == 0 || count < 1) return;
+    batched_args g = { ta, tb, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C, sa, sb, sc };
+    double flops = 2.0 * M * N * K;
+    cpu_parallel((size_t)count, flops * count < 2e5 ? (size_t)count : 1, batched_range, &g);
 }
 
 typedef struct attn_args {

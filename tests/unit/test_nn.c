@@ -364,8 +364,29 @@ static void test_bn_relu_fusion(void **s)
         bn_relu_fusion(c);
 }
 
+/* GELU's kernels (a branch-free tanh through one exponential) against the formula in double,
+ * over [-12, 12] and around 0, where 1 - 2 / (e^2u + 1) would lose digits. */
+static void test_gelu_accuracy(void)
+{
+    enum { N = 24001 };
+    static float x[N], y[N], dy[N], dx[N];
+    for (int i = 0; i < N; i++) {
+        x[i] = i < 20000 ? -12 + 24.0f * i / 19999 : 1e-3f * (float)(i - 22000) / 1000;
+        dy[i] = 1;
+    }
+    cpu_gelu_forward(x, y, N);
+    cpu_gelu_backward(x, dy, dx, N);
+    for (int i = 0; i < N; i++) {
+        double v = x[i], t = tanh(0.7978845608 * (v + 0.044715 * v * v * v));
+        double f = 0.5 * v * (1 + t), b = 0.5 * (1 + t) + 0.5 * v * (1 - t * t) * 0.7978845608 * (1 + 3 * 0.044715 * v * v);
+        if (!(fabs(y[i] - f) <= 1e-6 + 1e-6 * fabs(f)) || !(fabs(dx[i] - b) <= 1e-6 + 1e-6 * fabs(b)))
+            fail_msg("gelu(%g): %.9g (want %.9g), derivative %.9g (want %.9g)", v, y[i], f, dx[i], b);
+    }
+}
+
 static void test_activations(void **s)
 {
+    test_gelu_accuracy();
     layer_spec a[] = { L(.kind = LAYER_RELU) };
     gradcheck(a, 1, 2, 3, 3, 2, 1);
     layer_spec b[] = { L(.kind = LAYER_GELU) };
