@@ -84,7 +84,7 @@ static int b_labels(lua_State *L)
 {
     plug_host *h = plug_host_of(L);
     trainer *t = h->t;
-    int n = t->x.shape[0], k = t->data->classes;
+    int n = t->x.shape[0] * trainer_tokens(t), k = t->data->classes;   /* text: a label per token */
     ltensor *u = plug_push_owned(L, h, DEVICE_CPU, 1, &n);
     if (t->model->device == DEVICE_CPU) {
         for (int i = 0; i < n; i++) u->t->data[i] = (float)t->labels[i];
@@ -525,7 +525,7 @@ static int c_teacher_probs(lua_State *L)
     if (!h->teacher) return luaL_error(L, "no teacher: call ctx:teacher(dir) at fit_start");
     const tensor *out = nn_forward(h->teacher, &h->t->x, 0);
     if (!out) return luaL_error(L, "teacher: %s", h->teacher->err);
-    int n = out->shape[0], k = (int)(out->n / (size_t)n);
+    int k = h->t->data->classes, n = (int)(out->n / (size_t)k);   /* text: a row per token */
     ltensor *u = plug_push_owned(L, h, out->device, 2, (int[]){ n, k });
     tensor_assign(u->t, out);
     tensor_softmax_rows_(u->t, (float)temp);
