@@ -3,7 +3,8 @@
 -- position predicting the next one. Token and position embeddings of 64, two pre-norm blocks of
 -- causal self-attention (4 heads) and a 4x GELU MLP, a final layer norm and a 1x1 conv to the
 -- vocabulary. test_loss is nats per character; test_acc the share of next characters guessed.
--- The recipe for the text methods: seq_length_warmup and alibi.
+-- The recipe for the text methods: seq_length_warmup and alibi (docs/methods.md measured them on
+-- another text, with this model: Tiny Shakespeare could not be fetched where they ran).
 local D, heads = 64, 4
 
 local function block()
@@ -26,8 +27,8 @@ return {
   optim    = { "adamw", lr = 3e-3, weight_decay = 0.1 },
   schedule = { "cosine", warmup = 0.05 },
   batch    = 32,
-  budget   = { epochs = 1 },
+  budget   = { epochs = 3 },
   eval     = { every = 100 },
-  target   = { test_loss = 1.8 },
+  target   = { test_loss = 2.2 },   -- the level docs/methods.md times the text methods to
   seed     = 1,
 }

@@ -8,7 +8,8 @@
 #                                      tests, the plugin tests on both devices, `hasten bench
 #                                      --device cuda --batch 512`, the PyTorch
 #                                      eager baseline of the same model on the same GPU, the
-#                                      fmnist_cnn time to 90%, and with HASTEN_PROFILE=1 a
+#                                      fmnist_cnn time to 90%, the text model and its methods
+#                                      (tests/bench/text_methods.sh), and with HASTEN_PROFILE=1 a
 #                                      per-kernel profile (ncu). Results land in $OUT (or
 #                                      /tmp/hasten-device).
 #   engine/cuda/device_check.sh tests  on the GPU machine: the parity and plugin tests alone.
@@ -28,6 +29,7 @@ pack() {
         xargs -I{} cp -L {} "$C/lib/"
     tar -cJf "$C/libs.tar.xz" -C "$C/lib" . && rm -rf "$C/lib"
     cp /usr/share/datasets/fashion-mnist/*.gz "$C/data/fashion-mnist/"
+    cat /usr/share/vim/vim90/doc/usr_*.txt >"$C/data/text.txt"   # the text methods' corpus here
     mkdir -p .git/info
     grep -qx "/$C/" .git/info/exclude 2>/dev/null || echo "/$C/" >>.git/info/exclude
     du -sh "$C"
@@ -129,6 +131,16 @@ run() {
              "$(grep -o '"steps":[^,]*' /tmp/hasten-run/summary.json)" \
              "$(grep -o '"test_acc":[^,]*' /tmp/hasten-run/summary.json)"
     done
+
+    # The text model: parity is in test_cuda and test_plugins; here its speed and the text methods
+    # on a real text (Vim's user manual, carried: no network), one seed, against docs/methods.md's
+    # CPU table of the same runs.
+    echo "== the character model and the text methods on the GPU (3 epochs, seed 1)"
+    [ "$H" = ./hasten ] || cp "$H" ./hasten
+    rm -rf /tmp/text-gpu
+    METHODS_RUN_OPTS="--device cuda" timeout 150 sh tests/bench/text_methods.sh "$PWD/$C/data/text.txt" 3ep 1 \
+        /tmp/text-gpu >"$out/text.md" 2>"$out/text.err"
+    echo "text_methods: exit $?"; cat "$out/text.md"; tail -3 "$out/text.err"
 
     echo "== the workbench on the GPU (10 s in a terminal; its header and run table)"
     if command -v tmux >/dev/null; then
