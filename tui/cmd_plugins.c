@@ -34,6 +34,7 @@ static void print_json(const plug_catalog *cat)
         cJSON_AddStringToObject(tx, "component", p->component);
         cJSON_AddStringToObject(tx, "action", p->action);
         cJSON_AddStringToObject(tx, "when", p->when);
+        cJSON_AddStringToObject(o, "data", p->data[0] ? p->data : "any");
         cJSON_AddStringToObject(o, "path", p->path);
         cJSON *ev = cJSON_AddArrayToObject(o, "events");
         for (int e = 0; e < EV_COUNT; e++)
@@ -72,7 +73,8 @@ static void print_text(const plug_catalog *cat)
             const plug_info *p = &cat->items[i];
             if (strcmp(p->component, comps[c])) continue;
             if (!shown++) printf("\n%s\n", comps[c]);
-            printf("  %-20s %-9s %-11s %s\n", p->name, p->action, p->when, p->summary);
+            printf("  %-20s %-9s %-11s %s%s\n", p->name, p->action, p->when,
+                   !strcmp(p->data, "text") ? "(text) " : "", p->summary);   /* the image-only are most */
             for (int k = 0; k < p->n_params; k++) {
                 char def[80];
                 param_default(&p->params[k], def, sizeof def);

@@ -6,6 +6,7 @@
 #include "engine/check.h"
 #include "engine/cpu/cpu.h"
 #include "engine/ops.h"
+#include "datasets/datasets.h"
 #include <errno.h>
 #include <getopt.h>
 #include <langinfo.h>
@@ -164,6 +165,8 @@ static void load_catalog(ui_app *a)
 {
     ui_choice *old = a->choices;
     int n_old = a->cat.n;
+    const data_info *d = data_info_find(a->recipe.dataset);
+    snprintf(a->cat.data, sizeof a->cat.data, "%s", d && d->format == DATA_FORMAT_TEXT ? "text" : "images");
     ui_catalog_load(&a->cat);
     a->choices = ui_choices_make(&a->cat, old, n_old);
     free(old);

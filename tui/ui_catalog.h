@@ -37,11 +37,14 @@ typedef struct ui_catalog {
     int cap;
     char dir[512];           /* folder searched, for "no plugins found in plugins/" */
     char error[512];         /* why a plugin could not be read ("" = none); shown in the log */
+    char data[8];            /* "images" or "text": the recipe's data; plugins made only for the
+                              * other kind are left out ("" = keep all) */
 } ui_catalog;
 
 /* Empties cat and fills it from the plugin folders lua/plugin.h searches (plugins/ in the working
  * folder or the installed share folder, then ~/.config/hasten/plugins), reading each file anew.
- * Returns the number of plugins; a file that cannot be read is left out and named in cat->error. */
+ * Returns the number of plugins; a file that cannot be read is left out and named in cat->error,
+ * and so, silently, is one whose data kind is not cat->data. */
 int ui_catalog_load(ui_catalog *cat);
 
 /* Appends a zeroed entry (params' min/max open) and returns it, or NULL out of memory. For the
