@@ -402,6 +402,24 @@ static void test_catalog_order_and_find(void **s)
     assert_int_equal(cat.n, 0);
 }
 
+/* The shipped catalogue as the workbench loads it: only the methods for the recipe's kind of data. */
+static void test_catalog_by_data(void **s)
+{
+    ui_catalog cat = {0};
+    const char *kinds[] = { "text", "images", "" };
+    for (int k = 0; k < 3; k++) {
+        snprintf(cat.data, sizeof cat.data, "%s", kinds[k]);
+        assert_true(ui_catalog_load(&cat) > 0);
+        int text = k != 1, images = k != 0;
+        assert_int_equal(ui_catalog_find(&cat, "alibi") != NULL, text);
+        assert_int_equal(ui_catalog_find(&cat, "seq_length_warmup") != NULL, text);
+        assert_int_equal(ui_catalog_find(&cat, "mixup") != NULL, images);
+        assert_int_equal(ui_catalog_find(&cat, "progressive_resizing") != NULL, images);
+        assert_non_null(ui_catalog_find(&cat, "ema"));   /* any data */
+        ui_catalog_free(&cat);
+    }
+}
+
 static void test_param_check(void **s)
 {
     char err[160];
@@ -694,7 +712,8 @@ int main(void)
         cmocka_unit_test(test_layout_sizes), cmocka_unit_test(test_layout_too_small),
         cmocka_unit_test(test_formats), cmocka_unit_test(test_split_and_bars), cmocka_unit_test(test_ema),
         cmocka_unit_test(test_target_and_x), cmocka_unit_test(test_run_append),
-        cmocka_unit_test(test_catalog_order_and_find), cmocka_unit_test(test_param_check),
+        cmocka_unit_test(test_catalog_order_and_find), cmocka_unit_test(test_catalog_by_data),
+        cmocka_unit_test(test_param_check),
         cmocka_unit_test(test_choices_to_specs), cmocka_unit_test(test_history),
         cmocka_unit_test(test_log_ring), cmocka_unit_test(test_queue_worker),
     };
