@@ -83,6 +83,8 @@ static int build_layer(build_ctx *b, nn_layer *l, const layer_spec *s, int *h, i
     if (s->name[0]) snprintf(l->name, sizeof l->name, "%s%s", prefix, s->name);
     else snprintf(l->name, sizeof l->name, "%s%s%d", prefix, config_layer_name(s->kind), idx);
 
+    if ((s->kind == LAYER_LINEAR || s->kind == LAYER_CONV || s->kind == LAYER_EMBED) && s->out < 1)
+        return fail(b->err, b->errlen, "%s: needs out >= 1, got %d", l->name, s->out);
     switch (s->kind) {
     case LAYER_LINEAR: {
         int in = *h * *w * *c;

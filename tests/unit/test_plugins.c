@@ -1546,8 +1546,8 @@ static layer_spec text_attend[] = {
 static layer_spec text_layers[] = {
     { .kind = LAYER_EMBED, .out = 16, .positions = 1 },
     { .kind = LAYER_RESIDUAL, .n_inner = 4, .inner = text_attend },
-    { .kind = LAYER_LAYERNORM, .eps = 1e-5f }, { .kind = LAYER_CONV, .out = 0, .k = 1, .stride = 1, .bias = 1 },
-};
+    { .kind = LAYER_LAYERNORM, .eps = 1e-5f }, { .kind = LAYER_CONV, .out = 1, .k = 1, .stride = 1, .bias = 1 },
+};   /* the head's out: the vocabulary, set by text_run */
 
 typedef struct len_log { int n, len[64], alibi[64]; } len_log;
 

@@ -363,7 +363,7 @@ static void text_config(train_config *c, layer_spec *layers)
     layers[1] = (layer_spec){ .kind = LAYER_RESIDUAL, .n_inner = 4, .inner = text_attend };
     layers[2] = (layer_spec){ .kind = LAYER_RESIDUAL, .n_inner = 4, .inner = text_mlp };
     layers[3] = (layer_spec){ .kind = LAYER_LAYERNORM, .eps = 1e-5f };
-    layers[4] = (layer_spec){ .kind = LAYER_CONV, .out = 0, .k = 1, .stride = 1, .bias = 1 };
+    layers[4] = (layer_spec){ .kind = LAYER_CONV, .out = 3, .k = 1, .stride = 1, .bias = 1 };   /* not the vocabulary */
     c->layers = layers;
     c->n_layers = 5;
     c->batch = 32;
@@ -414,7 +414,7 @@ static void test_text_model(void **s)
     layer_spec layers[5];
     text_config(&c, layers);
     char err[256];
-    assert_null(trainer_new(&c, &text, err, sizeof err));   /* head of 0 outputs */
+    assert_null(trainer_new(&c, &text, err, sizeof err));   /* a head of 3 outputs */
     assert_non_null(strstr(err, "at each of 16 positions"));
     layers[4].out = text.classes;
     c.layers = layers + 1;
