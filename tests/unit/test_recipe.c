@@ -6,12 +6,15 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "lua/recipe.h"
+#include "datasets/datasets.h"
+#include "engine/trainer.h"
 #include "tests/support.h"
 
 #define NAME "recipes/x.lua"
@@ -54,6 +57,10 @@ static void assert_layers_equal(const layer_spec *a, const layer_spec *b, int n)
         assert_true(a[i].p == b[i].p);
         assert_true(a[i].momentum == b[i].momentum);
         assert_true(a[i].eps == b[i].eps);
+        assert_int_equal(a[i].vocab, b[i].vocab);
+        assert_int_equal(a[i].positions, b[i].positions);
+        assert_int_equal(a[i].heads, b[i].heads);
+        assert_int_equal(a[i].alibi, b[i].alibi);
         assert_int_equal(a[i].n_inner, b[i].n_inner);
         assert_layers_equal(a[i].inner, b[i].inner, a[i].n_inner);
     }
@@ -65,6 +72,7 @@ static void assert_config_equal(const train_config *a, const train_config *b)
     assert_string_equal(a->data_path, b->data_path);
     assert_int_equal(a->crop_pad, b->crop_pad);
     assert_int_equal(a->flip, b->flip);
+    assert_int_equal(a->context, b->context);
     assert_int_equal(a->n_layers, b->n_layers);
     assert_layers_equal(a->layers, b->layers, a->n_layers);
     assert_int_equal(a->optim.kind, b->optim.kind);
@@ -189,6 +197,53 @@ static void test_mlp_recipe(void **state)
     assert_true(c.seed == 1);
     assert_int_equal(c.n_plugins, 0);
     free(round_trip(&c));
+    config_free(&c);
+}
+
+/* The shipped text recipe: embeddings, two pre-norm blocks of attention and MLP, a head onto Tiny
+ * Shakespeare's 65 characters; it writes back as it reads, and trains on a text with those 65
+ * characters (Tiny Shakespeare itself is a download). */
+static void test_text_recipe(void **state)
+{
+    char err[512];
+    train_config c;
+    (void)state;
+    assert_int_equal(recipe_load("recipes/shakespeare_char.lua", &c, err, sizeof err), 0);
+    assert_string_equal(c.dataset, "tinyshakespeare");
+    assert_int_equal(c.context, 64);
+    assert_int_equal(c.n_layers, 7);
+    assert_int_equal(c.layers[0].kind, LAYER_EMBED);
+    assert_int_equal(c.layers[0].out, 64);
+    assert_int_equal(c.layers[0].positions, 1);
+    for (int i = 1; i <= 4; i++) assert_int_equal(c.layers[i].kind, LAYER_RESIDUAL);
+    assert_int_equal(c.layers[1].n_inner, 4);
+    assert_int_equal(c.layers[1].inner[0].kind, LAYER_LAYERNORM);
+    check_layer(&c.layers[1].inner[1], LAYER_CONV, 192, 1, 1, 0, 1);
+    assert_int_equal(c.layers[1].inner[2].kind, LAYER_ATTENTION);
+    assert_int_equal(c.layers[1].inner[2].heads, 4);
+    assert_int_equal(c.layers[2].inner[2].kind, LAYER_GELU);
+    assert_int_equal(c.layers[5].kind, LAYER_LAYERNORM);
+    check_layer(&c.layers[6], LAYER_CONV, 65, 1, 1, 0, 1);
+    assert_string_equal(c.target_metric, "test_loss");
+    free(round_trip(&c));
+
+    static const char alphabet[] = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    assert_int_equal(strlen(alphabet), 65);
+    char text[20000];
+    for (size_t i = 0; i < sizeof text; i++) text[i] = alphabet[(i * 7919 + i / 3) % 65];
+    data_text t;
+    data_set ds;
+    assert_int_equal(data_text_read(test_write_file("shakespeare-like.txt", text, sizeof text), 0.1, &t, err, sizeof err), 0);
+    assert_int_equal(t.vocab, 65);
+    assert_int_equal(data_text_windows(&t, c.context, &ds, err, sizeof err), 0);
+    data_text_free(&t);
+    c.budget = (budget_spec){ BUDGET_STEPS, 3 };
+    trainer *tr = trainer_new(&c, &ds, err, sizeof err);
+    if (!tr) fail_msg("%s", err);
+    assert_int_equal(trainer_run(tr), 0);
+    assert_true(isfinite(tr->last_test_loss));
+    trainer_free(tr);
+    data_set_free(&ds);
     config_free(&c);
 }
 
@@ -573,7 +628,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mlp_recipe),
-        cmocka_unit_test(test_cnn_recipe),
+        cmocka_unit_test(test_cnn_recipe), cmocka_unit_test(test_text_recipe),
         cmocka_unit_test(test_full_recipe), cmocka_unit_test(test_ghost_and_se),
         cmocka_unit_test(test_data_path),
         cmocka_unit_test(test_defaults_and_forms),
