@@ -385,8 +385,18 @@ static void gemm(const nn_model *m, int ta, int tb, int M, int N, int K, const f
                  const float *B, int ldb, float beta, float *C, int ldc)
 {
     if (rec_buf && rec_n < rec_cap)
-        rec_buf[rec_n++] = (nn_gemm_shape){ ta, tb, M, N, K, beta };
+        rec_buf[rec_n++] = (nn_gemm_shape){ ta, tb, M, N, K, beta, 1 };
     (m->low_precision ? m->ops->sgemm_bf16 : m->ops->sgemm)(ta, tb, M, N, K, 1, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* count products at strides sa, sb, sc (attention's per window), fp32, recorded as one shape. */
+static void gemm_batched(const nn_model *m, int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                         int lda, size_t sa, const float *B, int ldb, size_t sb, float *C, int ldc, size_t sc,
+                         int count)
+{
+    if (rec_buf && rec_n < rec_cap)
+        rec_buf[rec_n++] = (nn_gemm_shape){ ta, tb, M, N, K, 0, count };
+    m->ops->sgemm_batched(ta, tb, M, N, K, alpha, A, lda, sa, B, ldb, sb, 0, C, ldc, sc, count);
 }
 
 static int conv_forward(const nn_model *m, nn_model *top, nn_layer *l, const tensor *x)
@@ -425,12 +435,12 @@ static int attention_forward(const nn_model *m, nn_model *top, nn_layer *l, cons
     tensor_resize4(&l->out, N, 1, T, D);
     float scale = 1.0f / sqrtf((float)dh);
     for (int h = 0; h < hd; h++)
-        o->sgemm_batched(0, 1, T, T, dh, scale, x->data + h * dh, C, in, x->data + D + h * dh, C, in, 0,
-                         l->aux.data + h * tt, T, hd * tt, N);
+        gemm_batched(m, 0, 1, T, T, dh, scale, x->data + h * dh, C, in, x->data + D + h * dh, C, in,
+                     l->aux.data + h * tt, T, hd * tt, N);
     o->attn_softmax_forward(l->aux.data, (size_t)N * hd * T, T, hd, l->spec.alibi);
     for (int h = 0; h < hd; h++)
-        o->sgemm_batched(0, 0, T, dh, T, 1, l->aux.data + h * tt, T, hd * tt, x->data + 2 * D + h * dh, C, in,
-                         0, l->out.data + h * dh, D, out, N);
+        gemm_batched(m, 0, 0, T, dh, T, 1, l->aux.data + h * tt, T, hd * tt, x->data + 2 * D + h * dh, C, in,
+                     l->out.data + h * dh, D, out, N);
     return 0;
 }
 
@@ -446,17 +456,17 @@ static void attention_backward(const nn_model *m, nn_layer *l, const tensor *dou
     tensor_resize4(&l->col, N, hd, T, T);
     float *dS = l->col.data, *dX = l->dx.data, scale = 1.0f / sqrtf((float)dh);
     for (int h = 0; h < hd; h++) {
-        o->sgemm_batched(1, 0, T, dh, T, 1, P + h * tt, T, hd * tt, dO + h * dh, D, out, 0,
-                         dX + 2 * D + h * dh, C, in, N);
-        o->sgemm_batched(0, 1, T, T, dh, 1, dO + h * dh, D, out, X + 2 * D + h * dh, C, in, 0,
-                         dS + h * tt, T, hd * tt, N);
+        gemm_batched(m, 1, 0, T, dh, T, 1, P + h * tt, T, hd * tt, dO + h * dh, D, out,
+                     dX + 2 * D + h * dh, C, in, N);
+        gemm_batched(m, 0, 1, T, T, dh, 1, dO + h * dh, D, out, X + 2 * D + h * dh, C, in,
+                     dS + h * tt, T, hd * tt, N);
     }
     o->attn_softmax_backward(P, dS, (size_t)N * hd * T, T);
     for (int h = 0; h < hd; h++) {
-        o->sgemm_batched(0, 0, T, dh, T, scale, dS + h * tt, T, hd * tt, X + D + h * dh, C, in, 0,
-                         dX + h * dh, C, in, N);
-        o->sgemm_batched(1, 0, T, dh, T, scale, dS + h * tt, T, hd * tt, X + h * dh, C, in, 0,
-                         dX + D + h * dh, C, in, N);
+        gemm_batched(m, 0, 0, T, dh, T, scale, dS + h * tt, T, hd * tt, X + D + h * dh, C, in,
+                     dX + h * dh, C, in, N);
+        gemm_batched(m, 1, 0, T, dh, T, scale, dS + h * tt, T, hd * tt, X + h * dh, C, in,
+                     dX + D + h * dh, C, in, N);
     }
 }
 

@@ -90,7 +90,7 @@ int nn_set_low_precision(nn_model *m, int on);
 
 /* Matrix-product shape recording, for the roofline benchmark and the tests: while on, the shape of
  * each product any model does, on any device, is kept. Not thread-safe: one recorder at a time. */
-typedef struct nn_gemm_shape { int ta, tb, M, N, K; float beta; } nn_gemm_shape;
+typedef struct nn_gemm_shape { int ta, tb, M, N, K; float beta; int count; } nn_gemm_shape;   /* count: of a batch */
 void nn_gemm_record(nn_gemm_shape *buf, int cap);   /* buf = NULL stops recording */
 int nn_gemm_recorded(void);                         /* products recorded since the start */
 

@@ -1,11 +1,14 @@
-/* `hasten bench`: training throughput of the MLP and CNN recipes, next to what OpenBLAS sgemm
- * achieves on exactly the GEMM shapes one training step of each model issues (its roofline).
+/* `hasten bench`: training throughput of the MLP, CNN and character-model recipes, next to what
+ * OpenBLAS sgemm achieves on exactly the GEMM shapes one training step of each model issues (its
+ * roofline).
  * Not a test: it prints figures and never fails on timing. */
 #include "tui/cli.h"
 #include "lua/plugin.h"
 #include "datasets/datasets.h"
+#include "engine/check.h"
 #include "engine/cpu/cpu.h"
 #include "engine/ops.h"
+#include "engine/rng.h"
 #include "engine/trainer.h"
 #include <getopt.h>
 #include <math.h>
@@ -86,6 +89,38 @@ static const char noop_source[] =
     "  before_loss = nop, after_loss = nop, after_backward = nop, before_step = nop, after_step = nop,\n"
     "  epoch_end = nop, eval_start = nop, eval_end = nop, fit_end = nop }\n";
 
+/* A text recipe's data: the corpus when it is here (never fetched for a benchmark), else random
+ * characters over the vocabulary its head predicts, which costs the same per step. Returns 1 with
+ * ds filled, or 0 for a recipe that is not on text. */
+static int text_data(const train_config *cfg, data_set *ds)
+{
+    const data_info *d = data_info_find(cfg->dataset);
+    char err[1024];
+    if (!d || d->format != DATA_FORMAT_TEXT) return 0;
+    if (!data_load_text_windows(cfg->dataset, cfg->data_path[0] ? cfg->data_path : NULL, cfg->context, ds,
+                                err, sizeof err))
+        return 1;
+    data_text t = { .vocab = cfg->layers[cfg->n_layers - 1].out };
+    snprintf(t.name, sizeof t.name, "random text");
+    snprintf(t.source, sizeof t.source, "generated");
+    t.n_train = 200000;
+    t.n_test = 20000;
+    t.train = malloc(t.n_train * sizeof *t.train);
+    t.test = malloc(t.n_test * sizeof *t.test);
+    CHECK(t.train && t.test, "out of memory");
+    rng g;
+    rng_seed(&g, 1, 0);
+    for (size_t i = 0; i < t.n_train; i++) t.train[i] = (uint16_t)rng_below(&g, (uint32_t)t.vocab);
+    for (size_t i = 0; i < t.n_test; i++) t.test[i] = (uint16_t)rng_below(&g, (uint32_t)t.vocab);
+    int rc = data_text_windows(&t, cfg->context, ds, err, sizeof err);
+    free(t.train);
+    free(t.test);
+    CHECK(rc == 0, "%s", err);
+    fprintf(stderr, "hasten bench: %s is not here: random characters instead (the same cost a step)\n",
+            cfg->dataset);
+    return 1;
+}
+
 /* Benchmarks recipe `name`; with_noop adds the no-op plugin. */
 static int bench_recipe(const char *name, int steps, int batch, int with_noop, bench_result *r)
 {
@@ -97,7 +132,8 @@ static int bench_recipe(const char *name, int steps, int batch, int with_noop, b
         return -1;
     }
     if (batch > 0) cfg.batch = batch;
-    if (cli_load_data(&cfg, &ds, err, sizeof err)) {
+    if (text_data(&cfg, &ds)) {   /* text: the corpus if it is here, else random characters */
+    } else if (cli_load_data(&cfg, &ds, err, sizeof err)) {
         fprintf(stderr, "hasten bench: %s\n", err);
         config_free(&cfg);
         return -1;
@@ -134,8 +170,8 @@ static int bench_recipe(const char *name, int steps, int batch, int with_noop, b
                          .step_ms = 1e3 * secs / steps, .n_shapes = h.n_shapes };
     for (int p = 0; p < PHASE_COUNT; p++) r->phase_ms[p] = 1e3 * (t->phase[p] - h.start_phase[p]) / steps;
     for (int i = 0; i < h.n_shapes; i++) {
-        r->gemm_gflop_step += gemm_flops(&h.shapes[i]) * 1e-9;
-        r->roofline_ms += 1e3 * time_gemm(&h.shapes[i]);
+        r->gemm_gflop_step += h.shapes[i].count * gemm_flops(&h.shapes[i]) * 1e-9;
+        r->roofline_ms += 1e3 * h.shapes[i].count * time_gemm(&h.shapes[i]);
     }
     plug_host_free(host);
     plug_catalog_free(&cat);
@@ -148,20 +184,20 @@ static int bench_recipe(const char *name, int steps, int batch, int with_noop, b
 static void print_text(const bench_result *r, int n, double peak, const bench_result *noop)
 {
     printf("machine sgemm peak (2048^3): %.1f GFLOP/s on %d threads\n\n", peak, cpu_threads());
-    printf("%-12s %6s %10s %9s %10s %10s %11s %7s\n", "recipe", "batch", "samples/s", "step ms",
+    printf("%-16s %6s %10s %9s %10s %10s %11s %7s\n", "recipe", "batch", "samples/s", "step ms",
            "model GF/s", "sgemm GF/s", "roofline ms", "ratio");
     for (int i = 0; i < n; i++) {
         const bench_result *b = &r[i];
-        printf("%-12s %6d %10.0f %9.3f %10.1f %10.1f %11.3f %6.1f%%\n", b->recipe, b->batch,
+        printf("%-16s %6d %10.0f %9.3f %10.1f %10.1f %11.3f %6.1f%%\n", b->recipe, b->batch,
                b->samples_per_s, b->step_ms, b->gemm_gflop_step / (b->step_ms * 1e-3),
                b->gemm_gflop_step / (b->roofline_ms * 1e-3), b->roofline_ms,
                100 * b->roofline_ms / b->step_ms);
     }
-    printf("\nstep time breakdown (ms per step):\n%-12s", "recipe");
+    printf("\nstep time breakdown (ms per step):\n%-16s", "recipe");
     for (int p = 0; p < PHASE_EVAL; p++) printf(" %10s", trainer_phase_name(p));
     printf("\n");
     for (int i = 0; i < n; i++) {
-        printf("%-12s", r[i].recipe);
+        printf("%-16s", r[i].recipe);
         for (int p = 0; p < PHASE_EVAL; p++) printf(" %10.3f", r[i].phase_ms[p]);
         printf("\n");
     }
@@ -203,7 +239,7 @@ static void print_json(const bench_result *r, int n, double peak, const bench_re
 static void print_device(const bench_result *r, int n, int json)
 {
     if (json) printf("{\"device\":\"cuda\",\"gpu\":\"%s\",\"models\":[", ops_cuda_describe());
-    else printf("device: %s\n\n%-12s %6s %7s %10s %9s\n", ops_cuda_describe(), "recipe", "batch",
+    else printf("device: %s\n\n%-16s %6s %7s %10s %9s\n", ops_cuda_describe(), "recipe", "batch",
                 "steps", "samples/s", "step ms");
     for (int i = 0; i < n; i++) {
         const bench_result *b = &r[i];
@@ -211,7 +247,7 @@ static void print_device(const bench_result *r, int n, int json)
             printf("%s{\"recipe\":\"%s\",\"batch\":%d,\"steps\":%d,\"samples_per_second\":%.1f,"
                    "\"step_ms\":%.4f}", i ? "," : "", b->recipe, b->batch, b->steps, b->samples_per_s, b->step_ms);
         else
-            printf("%-12s %6d %7d %10.0f %9.4f\n", b->recipe, b->batch, b->steps, b->samples_per_s, b->step_ms);
+            printf("%-16s %6d %7d %10.0f %9.4f\n", b->recipe, b->batch, b->steps, b->samples_per_s, b->step_ms);
     }
     if (json) printf("]}\n");
 }
@@ -252,21 +288,23 @@ int cli_bench(int argc, char **argv)
     }
     cpu_threads_init(threads);
     if (bench_device == DEVICE_CUDA) {   /* GPU steps are short: time many more of them */
-        bench_result r[2];
+        bench_result r[3];
         int n = 0;
         if (bench_recipe("fmnist_mlp", steps ? steps : 3000, batch, 0, &r[n]) == 0) n++;
         if (bench_recipe("fmnist_cnn", steps ? steps : 1000, batch, 0, &r[n]) == 0) n++;
+        if (bench_recipe("shakespeare_char", steps ? steps : 300, batch, 0, &r[n]) == 0) n++;
         if (!n) return EXIT_FAILED;
         print_device(r, n, json);
         return EXIT_DONE;
     }
-    nn_gemm_shape big = { 0, 0, 2048, 2048, 2048, 0 };
+    nn_gemm_shape big = { 0, 0, 2048, 2048, 2048, 0, 1 };
     double peak = gemm_flops(&big) / time_gemm(&big) * 1e-9;
-    bench_result r[2];
+    bench_result r[3];
     int n = 0;
     bench_result noop;
     if (bench_recipe("fmnist_mlp", steps ? steps : 300, batch, 0, &r[n]) == 0) n++;
     if (bench_recipe("fmnist_cnn", steps ? steps : 60, batch, 0, &r[n]) == 0) n++;
+    if (bench_recipe("shakespeare_char", steps ? steps : 40, batch, 0, &r[n]) == 0) n++;
     int have_noop = bench_recipe("fmnist_cnn", steps ? steps : 60, batch, 1, &noop) == 0;
     if (!n) return EXIT_FAILED;
     if (json) print_json(r, n, peak, have_noop ? &noop : NULL);
