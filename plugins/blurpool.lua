@@ -17,11 +17,13 @@ return hasten.plugin {
         if l.stride > 1 then picks[#picks + 1] = l end
       end
     end
+    if #picks == 0 then   -- a run that changed nothing would read as the method's result
+      error("the model has no strided conv or pooling layer to blur before", 0)
+    end
     for k = #picks, 1, -1 do   -- from the back, so earlier positions stay put
       ctx.model:insert(picks[k].index, "avgpool", { k = 2, stride = 1 })
       ctx.model:insert(picks[k].index, "avgpool", { k = 2, stride = 1 })
     end
     for _, l in ipairs(picks) do ctx:log("blur before " .. l.name) end
-    if #picks == 0 then ctx:log("no strided conv or pooling layer: nothing to blur") end
   end,
 }

@@ -17,6 +17,7 @@ return hasten.plugin {
         n = n + 1
       end
     end
+    if n == 0 then error("the model has no conv layer with an odd kernel to start as identities", 0) end
     ctx:log(string.format("%d conv layers start with identity filters", n))
   end,
 }

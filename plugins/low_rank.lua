@@ -26,6 +26,10 @@ return hasten.plugin {
         end
       end
     end
+    if #picks == 0 then   -- a run that changed nothing would read as the method's result
+      error(string.format("no hidden linear layer of at least %d weights to factor (conv and text " ..
+                          "layers are left as they are)", p.min_size), 0)
+    end
     for k = #picks, 1, -1 do   -- from the back, so earlier positions stay put
       ctx.model:insert(picks[k].pos, "linear", { out = picks[k].rank, bias = 0 })
     end

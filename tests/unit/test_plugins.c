@@ -824,6 +824,12 @@ static void test_low_rank(void **s)
     assert_float_equal(sqrt(r.norm_a), sqrt(r.norm_b), 1e-3 * sqrt(r.norm_b));
     tensor_free(&r.grads);
     close_run(&hr);
+    /* nothing to factor (a conv net whose only linear layer is its output): said, not ignored */
+    base_config(&c, 1);
+    add(&c, "low_rank");
+    assert_int_equal(run_with(&c, NULL, NULL, &hr), -1);
+    assert_non_null(strstr(hr.t->error, "no hidden linear layer"));
+    close_run(&hr);
 }
 
 /* SWA from half the budget: each evaluation sees the mean of the weights and running statistics
@@ -1237,6 +1243,17 @@ static void test_blurpool(void **s)
         assert_true(m->layers[i].spec.kind == LAYER_AVGPOOL && m->layers[i].spec.k == 2 && m->layers[i].spec.stride == 1);
     assert_int_equal(m->layers[5].spec.kind, LAYER_MAXPOOL);
     close_run(&hr);
+    /* a model with nothing to blur (or, for dirac_init, no conv filter) is told so, not run as if
+     * the method had been applied */
+    const char *none[][2] = { { "blurpool", "no strided conv or pooling layer" },
+                              { "dirac_init", "no conv layer with an odd kernel" } };
+    for (int i = 0; i < 2; i++) {
+        base_config(&c, 0);
+        add(&c, none[i][0]);
+        assert_int_equal(run_with(&c, NULL, NULL, &hr), -1);
+        assert_non_null(strstr(hr.t->error, none[i][1]));
+        close_run(&hr);
+    }
 }
 
 /* Whitening init on cnn_gap: conv1's 8 filters become 4 opposite pairs before the first forward
