@@ -179,6 +179,10 @@ int data_load_text_windows(const char *name, const char *dir, int context, data_
  * short for one window) and *out zeroed. */
 int data_text_windows(const data_text *t, int context, data_set *out, char *err, size_t errlen);
 
+/* Decodes the UTF-8 character at s (n > 0 bytes left) into *cp. Returns its length in bytes, or
+ * 0 when the bytes are not valid UTF-8 (overlong forms, surrogates and values past U+10FFFF too). */
+int data_utf8_next(const uint8_t *s, size_t n, uint32_t *cp);
+
 /* The id of code point cp in t's vocabulary, or -1. */
 int data_text_id(const data_text *t, uint32_t cp);
 

@@ -15,7 +15,7 @@
 
 /* Decodes the UTF-8 character at s (n > 0 bytes left) into *cp. Returns its length in bytes, or 0
  * when the bytes are not valid UTF-8 (overlong forms, surrogates and values past U+10FFFF too). */
-static int utf8_next(const uint8_t *s, size_t n, uint32_t *cp)
+int data_utf8_next(const uint8_t *s, size_t n, uint32_t *cp)
 {
     static const uint32_t min[5] = { 0, 0, 0x80, 0x800, 0x10000 };
     uint8_t c = s[0];
@@ -74,7 +74,7 @@ int data_text_read(const char *path, double test_frac, data_text *out, char *err
     }
     while (at < len) {
         uint32_t cp;
-        int k = utf8_next(bytes + at, len - at, &cp);
+        int k = data_utf8_next(bytes + at, len - at, &cp);
         if (!k) {
             data_error(err, errlen, path, DATA_MALFORMED, "not UTF-8 text: invalid byte 0x%02x at offset %zu", bytes[at], at);
             goto fail;

@@ -472,47 +472,22 @@ static int c_teacher(lua_State *L)
     plug_host *h = plug_host_of(L);
     const char *dir = luaL_checkstring(L, 2);
     if (h->event != EV_FIT_START) return luaL_error(L, "ctx:teacher is for fit_start");
-    char path[1100], err[512];
+    char err[1400];
     train_config tc;
-    snprintf(path, sizeof path, "%s/recipe.lua", dir);
-    if (recipe_load(path, &tc, err, sizeof err)) return luaL_error(L, "teacher: %s", err);
     const data_set *ds = h->t->data;
-    nn_model *m = NULL;
-    void *buf = NULL;
-    if (strcmp(tc.dataset, ds->name)) {
-        snprintf(err, sizeof err, "%s trained on %s, this run uses %s", dir, tc.dataset, ds->name);
-        goto fail;
-    }
-    m = nn_build(tc.layers, tc.n_layers, ds->h, ds->w, ds->c, tc.seed, err, sizeof err);
-    if (!m) goto fail;
-    snprintf(path, sizeof path, "%s/weights.bin", dir);
-    FILE *f = fopen(path, "rb");
-    long len = -1;
-    if (f && !fseek(f, 0, SEEK_END)) len = ftell(f);
-    if (len >= 0 && (buf = malloc((size_t)len + 1)) && !fseek(f, 0, SEEK_SET) && fread(buf, 1, (size_t)len, f) == (size_t)len) {
-        char why[256];
-        if (nn_state_unpack(m, buf, (size_t)len, why, sizeof why)) {
-            snprintf(err, sizeof err, "%s: %s", path, why);
-            len = -2;
-        }
-    } else {
-        snprintf(err, sizeof err, "%s: cannot read it (%s); a run leaves it when it finishes", path,
-                 f ? "read error" : strerror(errno));
-        len = -2;
-    }
-    if (f) fclose(f);
-    if (len < 0) goto fail;
-    if (nn_to_device(m, h->t->model->device)) { snprintf(err, sizeof err, "%s", m->err); goto fail; }
-    free(buf);
+    nn_model *m = recipe_load_run(dir, ds->h, ds->w, ds->c, ds->classes, &tc, err, sizeof err);
+    if (!m) return luaL_error(L, "teacher: %s", err);
+    if (strcmp(tc.dataset, ds->name)) snprintf(err, sizeof err, "%s trained on %s, this run uses %s", dir, tc.dataset, ds->name);
+    else if (nn_to_device(m, h->t->model->device)) snprintf(err, sizeof err, "%s", m->err);
+    else err[0] = 0;
     config_free(&tc);
+    if (err[0]) {
+        nn_free(m);
+        return luaL_error(L, "teacher: %s", err);
+    }
     nn_free(h->teacher);
     h->teacher = m;
     return 0;
-fail:
-    free(buf);
-    nn_free(m);
-    config_free(&tc);
-    return luaL_error(L, "teacher: %s", err);
 }
 
 /* ctx:teacher_probs([temperature]) -> (B, K) softmax of the teacher's logits on this step's

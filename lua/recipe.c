@@ -2,6 +2,7 @@
  * field against tables of field descriptors (one table serves reading, writing and messages) and
  * writes a resolved config back as Lua. Not the plugin sandbox and not a general Lua bridge. */
 #include "lua/recipe.h"
+#include "engine/nn.h"
 #include "lua/sandbox.h"
 
 #include <errno.h>
@@ -787,7 +788,7 @@ static int read_plugins(reader *r, int idx, const char *path, void *base)
 
 /* nn.<kind>(args..., opts): a plain table { "kind", arg = ..., opt = ... }; the recipe reader
  * checks the values, this only places them. Upvalue 1: the layer kind. */
-static int nn_layer(lua_State *L)
+static int nn_layer_ctor(lua_State *L)
 {
     int kind = (int)lua_tointeger(L, lua_upvalueindex(1));
     const char *name = config_layer_name(kind), *args[4];
@@ -887,7 +888,7 @@ static void open_nn(lua_State *L)
         if (k == LAYER_RESIDUAL) lua_pushcfunction(L, nn_residual);
         else {
             lua_pushinteger(L, k);
-            lua_pushcclosure(L, nn_layer, 1);
+            lua_pushcclosure(L, nn_layer_ctor, 1);
         }
         lua_setfield(L, -2, config_layer_name(k));
     }
@@ -1240,4 +1241,40 @@ int recipe_write(const train_config *c, FILE *f)
     }
     fputs("}\n", f);
     return fflush(f) || ferror(f) ? -1 : 0;
+}
+
+nn_model *recipe_load_run(const char *dir, int h, int w, int ch, int vocab, train_config *c, char *err,
+                          size_t errlen)
+{
+    char path[1100], why[256];
+    snprintf(path, sizeof path, "%s/recipe.lua", dir);
+    if (recipe_load(path, c, err, errlen)) return NULL;
+    if (c->n_layers > 0 && c->layers[0].kind == LAYER_EMBED && c->layers[0].vocab == 0) c->layers[0].vocab = vocab;
+    nn_model *m = nn_build(c->layers, c->n_layers, h, w, ch, c->seed, why, sizeof why);
+    if (!m) {
+        snprintf(err, errlen, "%s: %s", path, why);
+        config_free(c);
+        config_defaults(c);
+        return NULL;
+    }
+    snprintf(path, sizeof path, "%s/weights.bin", dir);
+    FILE *f = fopen(path, "rb");
+    void *buf = NULL;
+    long len = -1;
+    int ok = 0;
+    if (f && !fseek(f, 0, SEEK_END)) len = ftell(f);
+    if (len >= 0 && (buf = malloc((size_t)len + 1)) && !fseek(f, 0, SEEK_SET) && fread(buf, 1, (size_t)len, f) == (size_t)len) {
+        if (nn_state_unpack(m, buf, (size_t)len, why, sizeof why)) snprintf(err, errlen, "%s: %s", path, why);
+        else ok = 1;
+    } else {
+        snprintf(err, errlen, "%s: cannot read it (%s); a run leaves it when it finishes", path,
+                 f ? "read error" : strerror(errno));
+    }
+    if (f) fclose(f);
+    free(buf);
+    if (ok) return m;
+    nn_free(m);
+    config_free(c);
+    config_defaults(c);
+    return NULL;
 }

@@ -92,6 +92,10 @@ int cli_pick_device(const char *who, const char *name, device_kind *d, char *not
 /* A whole number in [min, max] from all of s into *out: 0, or -1 (nothing written) otherwise. */
 int cli_parse_int(const char *s, long long min, long long max, long long *out);
 
+/* `hasten sample RUN [--length N] [--prompt TEXT] [--temperature T] [--seed N]` (tui/cmd_sample.c):
+ * text from a character model a run left; returns an exit code. */
+int cli_sample(int argc, char **argv);
+
 /* `hasten compare RUN...` (tui/cmd_compare.c): returns an exit code. */
 int cli_compare(int argc, char **argv);
 

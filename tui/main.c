@@ -43,6 +43,8 @@ static const char usage_text[] =
     "  hasten compare RUN... [--target test_acc=0.9] [--markdown] [--phases] [--plot]\n"
     "                              time to target, steps, ms/step, speedup, the step-time phases,\n"
     "                              and each variant against a swept baseline's frontier\n"
+    "  hasten sample RUN [--length N] [--prompt TEXT] [--temperature T]\n"
+    "                              text written by the character model a run trained\n"
     "  hasten help | --version\n"
     "\n"
     "run options:\n"
@@ -189,7 +191,11 @@ static int run_recipe(const run_opts *o)
     const char *dir = run.dir;
     progress prog = { .quiet = o->quiet, .last_print = trainer_now() };   /* first line after 2 s */
     trainer_add_hook(t, progress_hook, &prog);
-    if (!o->quiet)
+    if (!o->quiet && ds.tokens)
+        fprintf(stderr, "hasten: %s on %s (%d training and %d test windows of %d characters, %d distinct), "
+                "%zu parameters, %d threads -> %s\n", path, ds.name, ds.train.n, ds.test.n, ds.tokens,
+                ds.classes, nn_param_count(t->model), threads, dir);
+    else if (!o->quiet)
         fprintf(stderr, "hasten: %s on %s (%d train, %d test), %zu parameters, %d threads -> %s\n",
                 path, ds.name, ds.train.n, ds.test.n, nn_param_count(t->model), threads, dir);
     running = t;
@@ -281,6 +287,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "plugins")) return cli_plugins(argc - 1, argv + 1);
     if (!strcmp(cmd, "compare")) return cli_compare(argc - 1, argv + 1);
     if (!strcmp(cmd, "sweep")) return cli_sweep(argc - 1, argv + 1);
+    if (!strcmp(cmd, "sample")) return cli_sample(argc - 1, argv + 1);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         fputs(usage_text, stdout);
         return EXIT_DONE;

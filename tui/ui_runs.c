@@ -197,8 +197,12 @@ static void load_data(ui_runs *q)
         atomic_store(&q->data_state, -1);
         return;
     }
-    ui_log_add(q->log, UI_LOG_INFO, "%s: %d training and %d test images (%s)", q->ds.name,
-               q->ds.train.n, q->ds.test.n, q->ds.source);
+    if (q->ds.tokens)
+        ui_log_add(q->log, UI_LOG_INFO, "%s: %d training and %d test windows of %d characters, %d distinct (%s)",
+                   q->ds.name, q->ds.train.n, q->ds.test.n, q->ds.tokens, q->ds.classes, q->ds.source);
+    else
+        ui_log_add(q->log, UI_LOG_INFO, "%s: %d training and %d test images (%s)", q->ds.name,
+                   q->ds.train.n, q->ds.test.n, q->ds.source);
     atomic_store(&q->data_state, 1);
 }
 

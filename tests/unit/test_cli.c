@@ -231,6 +231,44 @@ static void test_missing_dataset_fallback(void **s)
     cJSON_Delete(sum);
 }
 
+/* A text run end to end: a small character model trained on a file through the "text" dataset,
+ * then `hasten sample` writes with it: the same seed the same text, every character one the
+ * model knows; a prompt outside its characters, a bad temperature and a missing folder are
+ * refused. */
+static void test_text_run_and_sample(void **s)
+{
+    char corpus[24000];
+    for (size_t i = 0; i < sizeof corpus; i++) corpus[i] = "the cat sat on a mat. "[(i * 3 + i / 22) % 22];
+    const char *file = test_write_file("corpus.txt", corpus, sizeof corpus);
+    char text[1400];
+    snprintf(text, sizeof text,
+             "return { data = { \"text\", path = \"%s\", context = 16 },\n"
+             "  model = nn.sequential { nn.embed(16), nn.residual { nn.layernorm(), nn.conv(48, 1), nn.attention(2),\n"
+             "    nn.conv(16, 1) }, nn.layernorm(), nn.conv(11, 1) },\n"
+             "  optim = { \"adamw\", lr = 3e-3 }, batch = 16, budget = { steps = 40 }, eval = { every = 40 } }\n",
+             file);
+    const char *recipe = test_write_file("chars.lua", text, strlen(text));
+    const char *dir = new_dir("text-run");
+    assert_int_equal(run(path_in(test_tmpdir(), "text.err"), (const char *[]){ "run", recipe, "--out", dir, "--quiet", NULL }), 0);
+    char *out[2], *err;
+    for (int k = 0; k < 2; k++) {
+        int rc = test_hasten((const char *[]){ "sample", dir, "--length", "60", "--seed", "7", "--prompt", "the ", NULL },
+                             &out[k], &err);
+        if (rc) print_message("%s", err);
+        assert_int_equal(rc, 0);
+        free(err);
+    }
+    assert_string_equal(out[0], out[1]);
+    assert_int_equal(strlen(out[0]), 4 + 60 + 1);   /* the prompt, the text, a new line */
+    assert_memory_equal(out[0], "the ", 4);
+    for (size_t i = 0; i < 64; i++) assert_non_null(strchr("the casonm.", out[0][i]));
+    free(out[0]);
+    free(out[1]);
+    expect_usage((const char *[]){ "sample", dir, "--prompt", "dog", NULL }, 2, "'d' is not among the 11 characters");
+    expect_usage((const char *[]){ "sample", dir, "--temperature", "0", NULL }, 2, "--temperature");
+    expect_usage((const char *[]){ "sample", path_in(test_tmpdir(), "nowhere"), NULL }, 2, "recipe.lua");
+}
+
 int main(void)
 {
     if (access("./hasten", X_OK)) {
@@ -240,7 +278,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_usage_errors), cmocka_unit_test(test_missing_dataset_fallback),
         cmocka_unit_test(test_kill9), cmocka_unit_test(test_sigterm_stops_cleanly),
-        cmocka_unit_test(test_mlp_one_epoch),
+        cmocka_unit_test(test_mlp_one_epoch), cmocka_unit_test(test_text_run_and_sample),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
