@@ -67,7 +67,13 @@ static int text_model(trainer *t, char *err, size_t errlen)
                  t->data->name);
         return -1;
     }
-    if (cfg->layers[0].vocab == 0) trainer_layer_spec(t, 0)->vocab = t->data->classes;
+    int vocab = cfg->layers[0].vocab;
+    if (vocab == 0) trainer_layer_spec(t, 0)->vocab = t->data->classes;
+    else if (vocab < t->data->classes) {   /* an id past the table would read outside it */
+        snprintf(err, errlen, "embed's vocab %d is smaller than the %d characters of %s (leave vocab out: "
+                 "the data's is used)", vocab, t->data->classes, t->data->name);
+        return -1;
+    }
     return 0;
 }
 

@@ -141,6 +141,14 @@ int cli_sample(int argc, char **argv)
         return EXIT_FAILED;
     }
     config_free(&cfg);
+    if (m->layers[0].spec.kind != LAYER_EMBED || m->layers[0].params[0]->w.shape[0] < t.vocab ||
+        m->out_features != context * t.vocab) {   /* the text changed since the run, or the recipe is odd */
+        fprintf(stderr, "hasten sample: %s's model does not read and predict the %d characters of %s\n", dir,
+                t.vocab, t.source);
+        nn_free(m);
+        data_text_free(&t);
+        return EXIT_FAILED;
+    }
     if (alibi) nn_set_alibi(m, 1);   /* the alibi plugin set it at fit_start; the weights do not say */
     int cap = (int)length + 4096, *ids = malloc((size_t)cap * sizeof *ids);
     int n = ids ? prompt_ids(prompt, &t, ids, 4096, err, sizeof err) : -1;

@@ -423,6 +423,10 @@ static void test_text_model(void **s)
     assert_non_null(strstr(err, "must start with nn.embed"));
     c.layers = layers;
     c.n_layers = 5;
+    layers[0].vocab = text.classes - 1;   /* a table too small for the text's ids */
+    assert_null(trainer_new(&c, &text, err, sizeof err));
+    assert_non_null(strstr(err, "is smaller than the"));
+    layers[0].vocab = 0;
     trainer *t = trainer_new(&c, &text, err, sizeof err);
     assert_non_null(t);
     assert_int_equal(trainer_layer_spec(t, 0)->vocab, text.classes);
