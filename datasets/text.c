@@ -134,8 +134,9 @@ fail:
  * ids[i c .. i c + c) and its labels the token after each, ids[i c + 1 .. i c + c]. */
 static int cut_windows(const uint16_t *ids, size_t n, int context, data_split *out)
 {
-    size_t count = n > 1 ? (n - 1) / (size_t)context : 0, len = count * (size_t)context;
+    size_t count = n > 1 ? (n - 1) / (size_t)context : 0;
     if (count > 0x7fffffff) count = 0x7fffffff;
+    size_t len = count * (size_t)context;
     out->n = (int)count;
     out->pixels = malloc(len ? len : 1);
     out->labels = malloc(len ? len : 1);

@@ -1,6 +1,7 @@
 /* The text corpus reader: character vocabulary (UTF-8, code point order), the train/test split,
  * the ids reading back as the text, and every kind of malformed input (empty, invalid or
- * overlong UTF-8, surrogates, NUL bytes, too short), plus tinyshakespeare by name. */
+ * overlong UTF-8, surrogates, NUL bytes, too short), plus tinyshakespeare by name, and the
+ * windows a character model trains on. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -148,6 +149,49 @@ static void test_by_name(void **state)
     assert_non_null(strstr(err, "hasten fetch tinyshakespeare"));
 }
 
+/* Windows for a character model: inputs are the ids of consecutive stretches of context
+ * characters, labels the next character at each position, the test part cut the same way; the
+ * "text" dataset reads a file given as its path; too short a part, a vocabulary past 256 and a
+ * context outside 2..4096 are refused by name. */
+static void test_windows(void **state)
+{
+    (void)state;
+    char err[1200] = "";
+    const char *text = "abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJ";
+    const char *path = test_write_file("windows.txt", text, strlen(text));
+    data_text t;
+    data_set ds;
+    if (data_load_text("text", path, &t, err, sizeof err)) fail_msg("%s", err);
+    assert_string_equal(t.name, "text");
+    if (data_text_windows(&t, 8, &ds, err, sizeof err)) fail_msg("%s", err);
+    size_t n_train = (size_t)(strlen(text) * 0.9);   /* 74 characters: 9 windows and one over */
+    assert_int_equal(ds.train.n, (int)((n_train - 1) / 8));
+    assert_int_equal(ds.test.n, (int)((strlen(text) - n_train - 1) / 8));
+    assert_int_equal(ds.tokens, 8);
+    assert_int_equal(ds.w, 8);
+    assert_int_equal(ds.classes, t.vocab);
+    for (int i = 0; i < ds.train.n; i++)
+        for (int j = 0; j < 8; j++) {
+            assert_int_equal(ds.train.pixels[i * 8 + j], t.train[i * 8 + j]);
+            assert_int_equal(ds.train.labels[i * 8 + j], t.train[i * 8 + j + 1]);
+        }
+    assert_int_equal(ds.test.labels[0], t.test[1]);
+    data_set_free(&ds);
+
+    assert_int_equal(data_text_windows(&t, 1, &ds, err, sizeof err), DATA_MALFORMED);
+    assert_non_null(strstr(err, "context 1 is outside 2 to 4096"));
+    assert_int_equal(data_text_windows(&t, 40, &ds, err, sizeof err), DATA_MALFORMED);
+    assert_non_null(strstr(err, "too short for a context of 40: the test part"));
+    t.vocab = 300;
+    assert_int_equal(data_text_windows(&t, 8, &ds, err, sizeof err), DATA_MALFORMED);
+    assert_non_null(strstr(err, "300 distinct characters"));
+    data_text_free(&t);
+    assert_int_equal(data_load_text("text", NULL, &t, err, sizeof err), DATA_MALFORMED);
+    assert_non_null(strstr(err, "data.path must name the text file"));
+    assert_int_equal(data_load_text("text", "/nonexistent/file.txt", &t, err, sizeof err), DATA_MISSING);
+    assert_non_null(strstr(err, "no such file"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -155,6 +199,7 @@ int main(void)
         cmocka_unit_test(test_unicode),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_by_name),
+        cmocka_unit_test(test_windows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
