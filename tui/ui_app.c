@@ -39,8 +39,8 @@
 
 /* The methods `hasten demo` queues after the baseline, as docs/methods.md measured them on
  * fmnist_cnn at 3 epochs on a 2-core machine: whitening_init makes steps cheaper and learning
- * faster (1.74x to 90%, above the baseline's frontier), muon makes steps 52% dearer and still
- * wins (1.45x, above), sam makes them dearer and loses (0.76x). */
+ * faster (1.93x to 90%, above the baseline's frontier), muon makes steps 57% dearer and still
+ * wins (1.20x, above), sam makes them dearer and loses (0.79x). */
 static const char *const demo_methods[] = { "whitening_init", "muon", "sam" };
 
 static volatile sig_atomic_t got_signal;
