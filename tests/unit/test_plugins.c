@@ -1661,6 +1661,20 @@ static void test_text_methods(void **s)
     plug_host_free(hr.h);
     trainer_free(t);
 
+    /* the ctx API on text: the kind, the window, a label per token, truncation and its bounds */
+    static const char body[] =
+        "assert(ctx.data.kind == 'text' and ctx.data.tokens == 16) "
+        "assert(ctx.batch:labels():size() == 16 * 16 and select(2, ctx.batch:dims()) == 16) "
+        "ctx.batch:truncate(8) "
+        "assert(ctx.batch:labels():size() == 16 * 8 and ctx.batch.targets:shape() == 16 * 8) "
+        "assert(not pcall(function() ctx.batch:truncate(9) end))";
+    assert_int_equal(plug_catalog_add_source(&cat, "bad", plugin_src("batch_start", body), err, sizeof err), 0);
+    memset(&l, 0, sizeof l);
+    t = text_run(&tds, "bad", &l, &hr);
+    for (int k = 0; k < 20; k++) assert_int_equal(l.len[k], 8);
+    plug_host_free(hr.h);
+    trainer_free(t);
+
     assert_null(text_run(&tds, "mixup", &l, &hr));
     assert_non_null(strstr(hr.err, "plugin mixup needs image data; chars.txt is a text corpus"));
     train_config c;
