@@ -39,7 +39,7 @@ typedef struct reader {
 } reader;
 
 enum ftype { FT_FLOAT, FT_DOUBLE, FT_INT, FT_U64, FT_BOOL, FT_TEXT, FT_CUSTOM };
-enum range { R_ANY, R_POS, R_NONNEG, R_GE1, R_FRAC, R_FRAC_LT1, R_FRAC_GT0, R_AMOUNT };
+enum range { R_ANY, R_POS, R_NONNEG, R_GE1, R_FRAC, R_FRAC_LT1, R_FRAC_GT0, R_AMOUNT, R_CONTEXT };
 enum { F_REQ = 1, F_ARG = 2 };   /* F_ARG: positional argument of an nn.* constructor, required */
 
 /* One recipe field: where it lives in its C struct, its type and accepted range. FT_CUSTOM
@@ -65,6 +65,7 @@ static const struct { double lo, hi; int lo_open, hi_open; const char *text; } r
     [R_FRAC_LT1] = { 0, 1, 0, 1, "in [0, 1)" },
     [R_FRAC_GT0] = { 0, 1, 1, 0, "in (0, 1]" },
     [R_AMOUNT]   = { 0, 1e15, 1, 0, "in (0, 1e15]" },   /* as config_parse_budget */
+    [R_CONTEXT]  = { 2, 4096, 0, 0, "in [2, 4096]" },   /* as data_text_windows */
 };
 
 #define FLD(st, k, t, m, rg, fl) \
@@ -171,7 +172,7 @@ static const field augment_fields[] = {
     FLD(train_config, "flip", FT_BOOL, flip, R_ANY, 0) };
 static const field data_fields[] = {
     TEXT(train_config, "path", data_path),
-    FLD(train_config, "context", FT_INT, context, R_GE1, 0),
+    FLD(train_config, "context", FT_INT, context, R_CONTEXT, 0),
     CUSTOM("augment", 0, "a table { crop = N, flip = true }", read_augment, write_augment) };
 
 /* Indexed by enum budget_unit. */

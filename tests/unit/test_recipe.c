@@ -472,6 +472,10 @@ static void test_field_errors(void **state)
                "data.augment: unknown field 'rotate'", NULL);
     load_fails("return { model = { nn.relu() }, data = { \"fashion-mnist\", augment = { crop = -1 } } }",
                "data.augment.crop: expected an integer >= 0, got -1", NULL);
+    load_fails("return { model = { nn.relu() }, data = { \"tinyshakespeare\", context = 1 } }",
+               "data.context: expected an integer in [2, 4096], got 1", NULL);
+    load_fails("return { model = { nn.attention() } }", "nn.attention: argument 1 (heads) is missing", NULL);
+    load_fails("return { model = { nn.embed(8, { positions = 2 }) } }", "positions: expected true or false", NULL);
     load_fails("return { model = { nn.relu() }, data = { augment = {} } }", "data: expected a dataset name", NULL);
     load_fails("return { model = { nn.relu() }, eval = { every = \"epoch\", often = true } }",
                "eval: unknown field 'often'", NULL);
