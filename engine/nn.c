@@ -49,18 +49,14 @@ static nn_param *add_param(build_ctx *b, nn_layer *l, const char *what, int ndim
     return p;
 }
 
-/* He normal: keeps activation variance steady through ReLU layers. */
-static void init_he(build_ctx *b, nn_param *p, int fan_in)
-{
-    float sd = sqrtf(2.0f / (float)fan_in);
-    for (size_t i = 0; i < p->w.n; i++) p->w.data[i] = sd * rng_normal(&b->init);
-}
-
-/* Small normal weights for tables a layer norm follows (embeddings, as GPT-2 does). */
+/* Normal weights of standard deviation sd (embeddings: small, as GPT-2's; layer norms follow). */
 static void init_normal(build_ctx *b, nn_param *p, float sd)
 {
     for (size_t i = 0; i < p->w.n; i++) p->w.data[i] = sd * rng_normal(&b->init);
 }
+
+/* He normal: keeps activation variance steady through ReLU layers. */
+static void init_he(build_ctx *b, nn_param *p, int fan_in) { init_normal(b, p, sqrtf(2.0f / (float)fan_in)); }
 
 static void add_weight_bias(build_ctx *b, nn_layer *l, int ndim, const int *shape, int fan_in, int out)
 {

@@ -1273,7 +1273,11 @@ nn_model *recipe_load_run(const char *dir, int h, int w, int ch, int vocab, trai
     }
     if (f) fclose(f);
     free(buf);
-    if (ok) return m;
+    if (ok) {
+        for (int i = 0; i < c->n_plugins; i++)
+            if (!strcmp(c->plugins[i].name, "alibi")) nn_set_alibi(m, 1);
+        return m;
+    }
     nn_free(m);
     config_free(c);
     config_defaults(c);

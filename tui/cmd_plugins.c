@@ -74,7 +74,7 @@ static void print_text(const plug_catalog *cat)
             if (strcmp(p->component, comps[c])) continue;
             if (!shown++) printf("\n%s\n", comps[c]);
             printf("  %-20s %-9s %-11s %s%s\n", p->name, p->action, p->when,
-                   !strcmp(p->data, "text") ? "(text) " : "", p->summary);   /* the image-only are most */
+                   !strcmp(p->data, "text") ? "(text) " : "", p->summary);   /* image-only: most, unmarked */
             for (int k = 0; k < p->n_params; k++) {
                 char def[80];
                 param_default(&p->params[k], def, sizeof def);

@@ -127,8 +127,7 @@ int cli_sample(int argc, char **argv)
     }
     data_text t;   /* the vocabulary, from the text the run trained on */
     int rc = data_load_text(cfg.dataset, cfg.data_path[0] ? cfg.data_path : NULL, &t, err, sizeof err);
-    int context = cfg.context, alibi = 0;
-    for (int i = 0; i < cfg.n_plugins; i++) alibi |= !strcmp(cfg.plugins[i].name, "alibi");
+    int context = cfg.context;
     config_free(&cfg);
     if (rc) {
         fprintf(stderr, "hasten sample: %s\n", err);
@@ -149,7 +148,6 @@ int cli_sample(int argc, char **argv)
         data_text_free(&t);
         return EXIT_FAILED;
     }
-    if (alibi) nn_set_alibi(m, 1);   /* the alibi plugin set it at fit_start; the weights do not say */
     int cap = (int)length + 4096, *ids = malloc((size_t)cap * sizeof *ids);
     int n = ids ? prompt_ids(prompt, &t, ids, 4096, err, sizeof err) : -1;
     if (n < 0) {

@@ -234,7 +234,7 @@ static void test_missing_dataset_fallback(void **s)
 /* A text run end to end: a small character model trained on a file through the "text" dataset,
  * then `hasten sample` writes with it: the same seed the same text, every character one the
  * model knows; a prompt outside its characters, a bad temperature and a missing folder are
- * refused. */
+ * refused. And the plugin catalogue says which methods need which data. */
 static void test_text_run_and_sample(void **s)
 {
     char corpus[24000];
@@ -267,6 +267,27 @@ static void test_text_run_and_sample(void **s)
     expect_usage((const char *[]){ "sample", dir, "--prompt", "dog", NULL }, 2, "'d' is not among the 11 characters");
     expect_usage((const char *[]){ "sample", dir, "--temperature", "0", NULL }, 2, "--temperature");
     expect_usage((const char *[]){ "sample", path_in(test_tmpdir(), "nowhere"), NULL }, 2, "recipe.lua");
+
+    /* the catalogue says which methods need which data */
+    char *json;
+    assert_int_equal(test_hasten((const char *[]){ "plugins", "--json", NULL }, &json, &err), 0);
+    free(err);
+    cJSON *root = cJSON_Parse(json), *p;
+    assert_non_null(root);
+    int seen = 0;
+    cJSON_ArrayForEach(p, cJSON_GetObjectItem(root, "plugins")) {
+        const char *name = cJSON_GetObjectItem(p, "name")->valuestring, *data = cJSON_GetObjectItem(p, "data")->valuestring;
+        if (!strcmp(name, "alibi")) { assert_string_equal(data, "text"); seen++; }
+        if (!strcmp(name, "mixup")) { assert_string_equal(data, "images"); seen++; }
+        if (!strcmp(name, "ema")) { assert_string_equal(data, "any"); seen++; }
+    }
+    assert_int_equal(seen, 3);
+    cJSON_Delete(root);
+    free(json);
+    assert_int_equal(test_hasten((const char *[]){ "plugins", NULL }, &json, &err), 0);
+    assert_non_null(strstr(json, "(text) Distance biases"));
+    free(json);
+    free(err);
 }
 
 int main(void)

@@ -16,6 +16,7 @@
 #include "engine/ops.h"
 #include "engine/trainer.h"
 #include "lua/plugin.h"
+#include "lua/recipe.h"
 #include "tests/support.h"
 
 static data_set ds;
@@ -1658,6 +1659,47 @@ static void test_text_methods(void **s)
     assert_true(t->model->layers[0].params[1]->frozen);
     assert_memory_equal(host(&t->model->layers[0].params[1]->w), pos_before, sizeof pos_before);
     assert_true(isfinite(t->last_test_loss) && t->last_test_loss < 3.0f);   /* whole 16-token windows */
+    /* this run as a teacher: its folder holds the recipe (vocabulary left to the data, the alibi
+     * plugin) and the weights; loaded back, its attention has ALiBi again */
+    char dir[600], path[700];
+    snprintf(dir, sizeof dir, "%s/text-teacher", test_tmpdir());
+    mkdir(dir, 0755);
+    size_t len;
+    void *state = nn_state_pack(t->model, &len);
+    snprintf(path, sizeof path, "%s/weights.bin", dir);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(state, 1, len, f), len);
+    fclose(f);
+    free(state);
+    train_config tc = *t->cfg;
+    snprintf(tc.dataset, sizeof tc.dataset, "%s", tds.name);
+    snprintf(path, sizeof path, "%s/recipe.lua", dir);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(recipe_write(&tc, f), 0);
+    fclose(f);
+    plug_host_free(hr.h);
+    trainer_free(t);
+    nn_model *back = recipe_load_run(dir, 1, 16, 1, tds.classes, &tc, err, sizeof err);
+    if (!back) fail_msg("%s", err);
+    assert_int_equal(back->layers[1].branch->layers[2].spec.alibi, 1);
+    assert_int_equal(back->layers[0].spec.positions, 0);
+    nn_free(back);
+    config_free(&tc);
+    /* its probabilities for a student: a row per token, each summing to 1 */
+    static char teach[1600];
+    snprintf(teach, sizeof teach,
+             "return hasten.plugin { name = 'bad', title = 'Teacher rows', summary = 's', reference = 'none', "
+             "taxonomy = { component = 'data', action = 'remove', when = 'once' }, "
+             "fit_start = function(ctx, p) ctx:teacher('%s') end, "
+             "batch_start = function(ctx, p) local q = ctx:teacher_probs() local r, k = q:shape() "
+             "assert(r == ctx.batch:size() * ctx.data.tokens and k == ctx.classes, r .. ' x ' .. k) "
+             "assert(math.abs(q:sum() - r) < 1e-3 * r) end }", dir);
+    assert_int_equal(plug_catalog_add_source(&cat, "bad", teach, err, sizeof err), 0);
+    memset(&l, 0, sizeof l);
+    t = text_run(&tds, "bad", &l, &hr);
+    assert_int_equal(l.n, 20);
     plug_host_free(hr.h);
     trainer_free(t);
 
