@@ -376,12 +376,18 @@ void nn_gemm_record(nn_gemm_shape *buf, int cap)
 
 int nn_gemm_recorded(void) { return rec_n; }
 
+/* Notes a product's shape for nn_gemm_record; a convolution done without a patch matrix notes the
+ * products it stands for, so the bench's roofline counts its arithmetic. */
+static void gemm_note(int ta, int tb, int M, int N, int K, float beta, int count)
+{
+    if (rec_buf && rec_n < rec_cap) rec_buf[rec_n++] = (nn_gemm_shape){ ta, tb, M, N, K, beta, count };
+}
+
 /* C = op(A) op(B) + beta C on the model's device, in bf16 when the model asks for it. */
 static void gemm(const nn_model *m, int ta, int tb, int M, int N, int K, const float *A, int lda,
                  const float *B, int ldb, float beta, float *C, int ldc)
 {
-    if (rec_buf && rec_n < rec_cap)
-        rec_buf[rec_n++] = (nn_gemm_shape){ ta, tb, M, N, K, beta, 1 };
+    gemm_note(ta, tb, M, N, K, beta, 1);
     (m->low_precision ? m->ops->sgemm_bf16 : m->ops->sgemm)(ta, tb, M, N, K, 1, A, lda, B, ldb, beta, C, ldc);
 }
 
@@ -390,9 +396,16 @@ static void gemm_batched(const nn_model *m, int ta, int tb, int M, int N, int K,
                          int lda, size_t sa, const float *B, int ldb, size_t sb, float *C, int ldc, size_t sc,
                          int count)
 {
-    if (rec_buf && rec_n < rec_cap)
-        rec_buf[rec_n++] = (nn_gemm_shape){ ta, tb, M, N, K, 0, count };
+    gemm_note(ta, tb, M, N, K, 0, count);
     m->ops->sgemm_batched(ta, tb, M, N, K, alpha, A, lda, sa, B, ldb, sb, 0, C, ldc, sc, count);
+}
+
+/* Whether the device runs this convolution without a patch matrix (a first layer's on the CPU). */
+static int conv_is_thin(const nn_model *m, const nn_layer *l, int C)
+{
+    const layer_spec *s = &l->spec;
+    return m->ops->conv_thin && !(s->k == 1 && s->stride == 1 && s->pad == 0) && !m->low_precision &&
+           m->ops->conv_thin(s->k, C, s->out);
 }
 
 static int conv_forward(const nn_model *m, nn_model *top, nn_layer *l, const tensor *x)
@@ -404,14 +417,20 @@ static int conv_forward(const nn_model *m, nn_model *top, nn_layer *l, const ten
     int oh = conv_out(H, s->k, s->stride, s->pad), ow = conv_out(W, s->k, s->stride, s->pad);
     if (oh < 1 || ow < 1) return shape_err(top, l, "kernel %d does not fit a %dx%d input", s->k, H, W);
     int kkc = s->k * s->k * C, M = N * oh * ow;
-    const float *col = x->data;
-    if (!(s->k == 1 && s->stride == 1 && s->pad == 0)) {
-        tensor_resize2(&l->col, M, kkc);
-        m->ops->im2col(x->data, N, H, W, C, s->k, s->stride, s->pad, oh, ow, l->col.data);
-        col = l->col.data;
-    }
     tensor_resize4(&l->out, N, oh, ow, s->out);
-    gemm(m, 0, 1, M, s->out, kkc, col, kkc, wt->data, kkc, 0, l->out.data, s->out);
+    if (conv_is_thin(m, l, C)) {
+        gemm_note(0, 1, M, s->out, kkc, 0, 1);
+        m->ops->conv_thin_forward(x->data, N, H, W, C, s->k, s->stride, s->pad, oh, ow, wt->data, s->out,
+                                  l->out.data);
+    } else {
+        const float *col = x->data;
+        if (!(s->k == 1 && s->stride == 1 && s->pad == 0)) {
+            tensor_resize2(&l->col, M, kkc);
+            m->ops->im2col(x->data, N, H, W, C, s->k, s->stride, s->pad, oh, ow, l->col.data);
+            col = l->col.data;
+        }
+        gemm(m, 0, 1, M, s->out, kkc, col, kkc, wt->data, kkc, 0, l->out.data, s->out);
+    }
     if (l->n_params > 1) m->ops->add_bias(l->out.data, l->params[1]->w.data, (size_t)M, s->out);
     return 0;
 }
@@ -675,7 +694,14 @@ static void conv_backward(const nn_model *m, nn_layer *l, const tensor *dout, in
     int oh = dout->shape[1], ow = dout->shape[2], M = N * oh * ow, kkc = s->k * s->k * C;
     int direct = s->k == 1 && s->stride == 1 && s->pad == 0;
     const float *col = direct ? x->data : l->col.data;
-    if (!wp->frozen) gemm(m, 1, 0, s->out, kkc, M, dout->data, s->out, col, kkc, 1, wp->g.data, kkc);
+    if (wp->frozen)
+        ;
+    else if (conv_is_thin(m, l, C)) {
+        gemm_note(1, 0, s->out, kkc, M, 1, 1);
+        m->ops->conv_thin_wgrad(x->data, N, H, W, C, s->k, s->stride, s->pad, oh, ow, dout->data, s->out,
+                                wp->g.data);
+    } else
+        gemm(m, 1, 0, s->out, kkc, M, dout->data, s->out, col, kkc, 1, wp->g.data, kkc);
     if (l->n_params > 1 && !l->params[1]->frozen) m->ops->sum_rows(dout->data, (size_t)M, s->out, l->params[1]->g.data);
     if (!need_dx) return;
     tensor_resize(&l->dx, 4, x->shape);

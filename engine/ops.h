@@ -61,6 +61,16 @@ typedef struct engine_ops {
                    int oh, int ow, float *col);
     void (*col2im)(const float *dcol, int n, int h, int w, int c, int k, int stride, int pad,
                    int oh, int ow, float *dx);
+    /* A convolution without the patch matrix, for shapes where the device does better that way
+     * (the CPU's thin convolutions: a first layer's 3x3 patches of one channel, cpu.h). conv_thin
+     * says whether (k, c, out) is such a shape; then conv_thin_forward writes y (n*oh*ow, out)
+     * from x and wt (out, k*k*c), and conv_thin_wgrad adds the weight gradient to dw. NULL where
+     * the device has none: im2col and sgemm then. */
+    int (*conv_thin)(int k, int c, int out);
+    void (*conv_thin_forward)(const float *x, int n, int h, int w, int c, int k, int stride, int pad,
+                              int oh, int ow, const float *wt, int out, float *y);
+    void (*conv_thin_wgrad)(const float *x, int n, int h, int w, int c, int k, int stride, int pad,
+                            int oh, int ow, const float *dy, int out, float *dw);
     void (*add_bias)(float *y, const float *b, size_t rows, int cols);
     void (*sum_rows)(const float *dy, size_t rows, int cols, float *db);
     void (*relu_forward)(const float *x, float *y, size_t n);

@@ -30,6 +30,16 @@ void cpu_im2col(const float *x, int n, int h, int w, int c, int k, int stride, i
 void cpu_col2im(const float *dcol, int n, int h, int w, int c, int k, int stride, int pad,
                 int oh, int ow, float *dx);
 
+/* Whether a convolution of k x k patches over c channels into out channels is thin: k*k*c <= 16
+ * and out a multiple of 8 up to 64 (a first layer's). Such a convolution runs without a patch
+ * matrix: y (n*oh*ow, out) = conv(x, wt) with wt (out, k*k*c) as the layer holds it, and the weight
+ * gradient dw (out, k*k*c) += its sums of dy (n*oh*ow, out) times x's patches. */
+int cpu_conv_thin(int k, int c, int out);
+void cpu_conv_thin_forward(const float *x, int n, int h, int w, int c, int k, int stride, int pad,
+                           int oh, int ow, const float *wt, int out, float *y);
+void cpu_conv_thin_wgrad(const float *x, int n, int h, int w, int c, int k, int stride, int pad,
+                         int oh, int ow, const float *dy, int out, float *dw);
+
 /* y[r, j] += b[j] for rows r of a (rows, cols) matrix. */
 void cpu_add_bias(float *y, const float *b, size_t rows, int cols);
 /* db[j] += sum over rows of dy[r, j]. */

@@ -1,6 +1,7 @@
 /* CPU layer kernels: im2col, pooling, batch norm, activations, softmax cross-entropy.
  * Each splits its outer loop over the pool; the inner loops are written for auto-vectorisation. */
 #include "engine/cpu/cpu.h"
+#include "engine/cpu/thin.h"
 #include "engine/tensor.h"
 #include "engine/kernel_math.h"
 #include "engine/check.h"
@@ -59,24 +60,41 @@ typedef struct {
     int h, w, c, k, stride, pad, oh, ow;
 } conv_args;
 
-/* Few channels: the image is first copied into a zero-padded frame, so each patch row is a
- * plain run of k*c floats with no bounds tests (the first layer of an image model lives here). */
-static void im2col_small(const conv_args *a, const float *restrict x, float *restrict col)
+/* The image x (h, w, c) copied into this thread's zero-padded frame ((h + 2 pad) x (w + 2 pad) x c),
+ * so each patch row is a plain run of k*c floats with no bounds tests. */
+static const float *padded_frame(const conv_args *a, const float *x)
 {
-    const int c = a->c, k = a->k, s = a->stride, pw = a->w + 2 * a->pad, ph = a->h + 2 * a->pad;
-    const int kc = k * c, rowlen = pw * c;
-    size_t need = (size_t)ph * rowlen;
+    const int c = a->c, pw = a->w + 2 * a->pad, ph = a->h + 2 * a->pad;
+    size_t need = (size_t)ph * pw * c;
     float *frame = thread_floats(CPU_SCRATCH_FRAME, need);
     memset(frame, 0, need * sizeof(float));
     for (int y = 0; y < a->h; y++)
         memcpy(frame + ((size_t)(y + a->pad) * pw + a->pad) * c, x + (size_t)y * a->w * c,
                (size_t)a->w * c * sizeof(float));
-    for (int oy = 0; oy < a->oh; oy++)
-        for (int ox = 0; ox < a->ow; ox++) {
-            const float *restrict src = frame + ((size_t)oy * s * pw + (size_t)ox * s) * c;
-            for (int ky = 0; ky < k; ky++, src += rowlen, col += kc)
-                for (int j = 0; j < kc; j++) col[j] = src[j];
-        }
+    return frame;
+}
+
+/* Patches of `count` output pixels from (oy, ox0) on, one row of k*k*c floats each, from a padded
+ * frame. Inlined with constant k and c where the caller knows them; the copy loops are kept as
+ * loops (a memmove call for a run of 3 floats costs more than the copy). */
+static inline __attribute__((always_inline, optimize("no-tree-loop-distribute-patterns"))) void
+frame_patches(const conv_args *a, const float *restrict frame, int oy, int ox0, int count,
+              const int k, const int c, float *restrict col)
+{
+    const int kc = k * c, s = a->stride, rowlen = (a->w + 2 * a->pad) * c;
+    for (int ox = ox0; ox < ox0 + count; ox++) {
+        const float *restrict src = frame + ((size_t)oy * s * rowlen + (size_t)ox * s * c);
+        for (int ky = 0; ky < k; ky++, src += rowlen, col += kc)
+            for (int j = 0; j < kc; j++) col[j] = src[j];
+    }
+}
+
+/* Few channels: whole patch rows from the padded frame (the first layer of an image model). */
+static void im2col_small(const conv_args *a, const float *restrict x, float *restrict col)
+{
+    const float *frame = padded_frame(a, x);
+    for (int oy = 0; oy < a->oh; oy++, col += (size_t)a->ow * a->k * a->k * a->c)
+        frame_patches(a, frame, oy, 0, a->ow, a->k, a->c, col);
 }
 
 static void im2col_range(void *p, size_t lo, size_t hi, int chunk)
@@ -152,6 +170,126 @@ void cpu_col2im(const float *dcol, int n, int h, int w, int c, int k, int stride
                     .pad = pad, .oh = oh, .ow = ow };
     size_t per = (size_t)oh * ow * k * k * c;
     cpu_parallel((size_t)n, per >= GRAIN_ELEMS ? 1 : GRAIN_ELEMS / (per + 1) + 1, col2im_range, &a);
+}
+
+/* ---- thin convolutions: no patch matrix ----------------------------------------------------
+ * A first layer's convolution (k*k*c <= THIN_K, out a multiple of THIN_BLOCK up to THIN_N) as a
+ * product in registers over patches gathered THIN_PIXELS at a time into a buffer that stays in
+ * L1: the patch matrix im2col would write (9 floats for every output pixel of the batch) and
+ * read twice never reaches memory. */
+
+enum { THIN_PIXELS = 32 };
+
+int cpu_conv_thin(int k, int c, int out)
+{
+    return k * k * c <= THIN_K && out % THIN_BLOCK == 0 && out <= THIN_N;
+}
+
+typedef struct {
+    conv_args g;
+    const float *wt;     /* forward: the weights transposed, (k*k*c, out) */
+    const float *dy;     /* wgrad: (n*oh*ow, out) */
+    float *y;            /* forward: (n*oh*ow, out) */
+    float *partial;      /* wgrad: (chunks, k*k*c, out) */
+    int out;
+} thin_conv_args;
+
+static inline __attribute__((always_inline)) void
+thin_conv_forward_nk(const thin_conv_args *t, size_t lo, size_t hi, const int k, const int c, const int out)
+{
+    const conv_args *a = &t->g;
+    const int kkc = k * k * c;
+    float buf[THIN_PIXELS * THIN_K];
+    for (size_t img = lo; img < hi; img++) {
+        const float *frame = padded_frame(a, a->x + img * (size_t)a->h * a->w * a->c);
+        float *y = t->y + img * (size_t)a->oh * a->ow * out;
+        for (int oy = 0; oy < a->oh; oy++)
+            for (int ox = 0; ox < a->ow; ox += THIN_PIXELS) {
+                int count = a->ow - ox < THIN_PIXELS ? a->ow - ox : THIN_PIXELS;
+                frame_patches(a, frame, oy, ox, count, k, c, buf);
+                thin_rows_nk(buf, kkc, t->wt, y, out, out, kkc, 1, 0, 0, (size_t)count);
+                y += (size_t)count * out;
+            }
+    }
+}
+
+static void thin_conv_forward_range(void *p, size_t lo, size_t hi, int chunk)
+{
+    const thin_conv_args *t = p;
+    const conv_args *a = &t->g;
+    (void)chunk;
+    if (a->k == 3 && a->c == 1 && t->out == 16) thin_conv_forward_nk(t, lo, hi, 3, 1, 16);
+    else if (a->k == 3 && a->c == 1 && t->out == 32) thin_conv_forward_nk(t, lo, hi, 3, 1, 32);
+    else thin_conv_forward_nk(t, lo, hi, a->k, a->c, t->out);
+}
+
+static inline __attribute__((always_inline)) void
+thin_conv_wgrad_nk(const thin_conv_args *t, size_t lo, size_t hi, float *part, const int k, const int c)
+{
+    const conv_args *a = &t->g;
+    const int kkc = k * k * c, out = t->out;
+    float buf[THIN_PIXELS * THIN_K];
+    for (size_t img = lo; img < hi; img++) {
+        const float *frame = padded_frame(a, a->x + img * (size_t)a->h * a->w * a->c);
+        const float *dy = t->dy + img * (size_t)a->oh * a->ow * out;
+        for (int oy = 0; oy < a->oh; oy++)
+            for (int ox = 0; ox < a->ow; ox += THIN_PIXELS) {
+                int count = a->ow - ox < THIN_PIXELS ? a->ow - ox : THIN_PIXELS;
+                frame_patches(a, frame, oy, ox, count, k, c, buf);
+                thin_tn_acc(dy, out, buf, kkc, out, kkc, (size_t)count, part);
+                dy += (size_t)count * out;
+            }
+    }
+}
+
+static void thin_conv_wgrad_range(void *p, size_t lo, size_t hi, int chunk)
+{
+    const thin_conv_args *t = p;
+    const int kkc = t->g.k * t->g.k * t->g.c;
+    float *part = t->partial + (size_t)chunk * kkc * t->out;
+    memset(part, 0, (size_t)kkc * t->out * sizeof *part);
+    if (t->g.k == 3 && t->g.c == 1) thin_conv_wgrad_nk(t, lo, hi, part, 3, 1);
+    else thin_conv_wgrad_nk(t, lo, hi, part, t->g.k, t->g.c);
+}
+
+static size_t thin_conv_grain(int oh, int ow, int out)
+{
+    size_t per = (size_t)oh * ow * out;
+    return per >= GRAIN_ELEMS ? 1 : GRAIN_ELEMS / (per + 1) + 1;
+}
+
+void cpu_conv_thin_forward(const float *x, int n, int h, int w, int c, int k, int stride, int pad,
+                           int oh, int ow, const float *wt, int out, float *y)
+{
+    const int kkc = k * k * c;
+    CHECK(cpu_conv_thin(k, c, out), "cpu_conv_thin_forward: not a thin convolution");
+    float bt[THIN_K * THIN_N];
+    for (int j = 0; j < kkc; j++)
+        for (int o = 0; o < out; o++) bt[j * out + o] = wt[(size_t)o * kkc + j];
+    thin_conv_args t = { .g = { .x = x, .h = h, .w = w, .c = c, .k = k, .stride = stride, .pad = pad,
+                                .oh = oh, .ow = ow },
+                         .wt = bt, .y = y, .out = out };
+    cpu_parallel((size_t)n, thin_conv_grain(oh, ow, out), thin_conv_forward_range, &t);
+}
+
+void cpu_conv_thin_wgrad(const float *x, int n, int h, int w, int c, int k, int stride, int pad,
+                         int oh, int ow, const float *dy, int out, float *dw)
+{
+    const int kkc = k * k * c;
+    CHECK(cpu_conv_thin(k, c, out), "cpu_conv_thin_wgrad: not a thin convolution");
+    size_t grain = thin_conv_grain(oh, ow, out);
+    int chunks = cpu_chunks((size_t)n, grain);
+    float *partial = thread_floats(CPU_SCRATCH_SUMS, (size_t)chunks * kkc * out);
+    thin_conv_args t = { .g = { .x = x, .h = h, .w = w, .c = c, .k = k, .stride = stride, .pad = pad,
+                                .oh = oh, .ow = ow },
+                         .dy = dy, .partial = partial, .out = out };
+    cpu_parallel((size_t)n, grain, thin_conv_wgrad_range, &t);
+    for (int o = 0; o < out; o++)   /* the chunks' sums in chunk order: no dependence on timing */
+        for (int j = 0; j < kkc; j++) {
+            float sum = 0;
+            for (int ch = 0; ch < chunks; ch++) sum += partial[((size_t)ch * kkc + j) * out + o];
+            dw[(size_t)o * kkc + j] += sum;
+        }
 }
 
 /* ---- bias, activations ------------------------------------------------------------------- */

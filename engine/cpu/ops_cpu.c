@@ -232,6 +232,7 @@ const engine_ops ops_cpu = {
     .alloc = cpu_alloc, .free = cpu_free, .zero = cpu_zero, .fill = cpu_fill, .copy = cpu_copy,
     .upload = cpu_copy, .download = cpu_copy, .sync = cpu_sync,
     .sgemm = cpu_sgemm, .sgemm_bf16 = NULL, .im2col = cpu_im2col, .col2im = cpu_col2im,
+    .conv_thin = cpu_conv_thin, .conv_thin_forward = cpu_conv_thin_forward, .conv_thin_wgrad = cpu_conv_thin_wgrad,
     .add_bias = cpu_add_bias, .sum_rows = cpu_sum_rows,
     .relu_forward = cpu_relu_forward, .relu_backward = cpu_relu_backward,
     .gelu_forward = cpu_gelu_forward, .gelu_backward = cpu_gelu_backward,

@@ -2,6 +2,7 @@
  * Workers spin briefly, then sleep on a condition variable, so short ops start fast and idle
  * workers cost nothing. */
 #include "engine/cpu/cpu.h"
+#include "engine/cpu/thin.h"
 #include "engine/check.h"
 #include <cblas.h>
 #include <string.h>
@@ -129,40 +130,11 @@ typedef struct {
  * values (a first convolution's 3x3 patches of one channel: K = 9) and C a multiple of
  * THIN_BLOCK columns up to THIN_N. OpenBLAS packs both operands and scales C before such a
  * product, which costs more than the arithmetic; here each row's sums stay in registers. */
-enum { THIN_K = 16, THIN_N = 64, THIN_BLOCK = 8, THIN_MIN_ROWS = 1024 };
+enum { THIN_MIN_ROWS = 1024 };
 
 static int is_thin(int ta, int tb, int M, int N, int K)
 {
     return !ta && tb && K <= THIN_K && N <= THIN_N && N % THIN_BLOCK == 0 && M >= THIN_MIN_ROWS;
-}
-
-/* THIN_BLOCK floats as one vector (GCC and Clang vector extensions; AVX where the build targets
- * it, two SSE halves otherwise). */
-typedef float thin_vec __attribute__((vector_size(THIN_BLOCK * sizeof(float))));
-
-/* Inlined with constant N and K where the caller knows them: the loops then unroll fully. */
-static inline __attribute__((always_inline)) void
-thin_rows_nk(const float *restrict A, int lda, const float *restrict bt, float *restrict C, int ldc,
-             const int N, const int K, float alpha, float beta, size_t lo, size_t hi)
-{
-    for (size_t i = lo; i < hi; i++) {
-        const float *restrict a = A + i * (size_t)lda;
-        float *restrict c = C + i * (size_t)ldc;
-        for (int o0 = 0; o0 < N; o0 += THIN_BLOCK) {
-            thin_vec acc = { 0 }, b;
-            for (int j = 0; j < K; j++) {
-                memcpy(&b, bt + (size_t)j * N + o0, sizeof b);
-                acc += a[j] * b;
-            }
-            thin_vec out = alpha * acc;
-            if (beta != 0) {   /* beta 0: C is not read, it may hold anything */
-                thin_vec old;
-                memcpy(&old, c + o0, sizeof old);
-                out += beta * old;
-            }
-            memcpy(c + o0, &out, sizeof out);
-        }
-    }
 }
 
 static void thin_rows(const gemm_args *g, size_t lo, size_t hi)
@@ -193,28 +165,14 @@ static int is_thin_tn(int ta, int tb, int M, int N, int K)
     return ta && !tb && M <= THIN_N && M % THIN_BLOCK == 0 && N <= THIN_K && K >= THIN_MIN_ROWS;
 }
 
-static inline __attribute__((always_inline)) void
-thin_tn_nk(const thin_tn_args *a, const int N, size_t lo, size_t hi, float *restrict part)
-{
-    for (int m0 = 0; m0 < a->M; m0 += THIN_BLOCK) {
-        thin_vec acc[THIN_K];
-        for (int j = 0; j < N; j++) acc[j] = (thin_vec){ 0 };
-        for (size_t i = lo; i < hi; i++) {
-            thin_vec av;
-            memcpy(&av, a->A + i * (size_t)a->lda + m0, sizeof av);
-            const float *restrict b = a->B + i * (size_t)a->ldb;
-            for (int j = 0; j < N; j++) acc[j] += b[j] * av;
-        }
-        for (int j = 0; j < N; j++) memcpy(part + (size_t)j * a->M + m0, &acc[j], sizeof acc[j]);
-    }
-}
-
 static void thin_tn_range(void *p, size_t lo, size_t hi, int chunk)
 {
     const thin_tn_args *a = p;
     float *part = a->partial + (size_t)chunk * a->N * a->M;
-    if (a->N == 9) thin_tn_nk(a, 9, lo, hi, part);
-    else thin_tn_nk(a, a->N, lo, hi, part);
+    const float *A = a->A + lo * (size_t)a->lda, *B = a->B + lo * (size_t)a->ldb;
+    memset(part, 0, (size_t)a->N * a->M * sizeof *part);
+    if (a->N == 9) thin_tn_acc(A, a->lda, B, a->ldb, a->M, 9, hi - lo, part);
+    else thin_tn_acc(A, a->lda, B, a->ldb, a->M, a->N, hi - lo, part);
 }
 
 static void thin_tn(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,

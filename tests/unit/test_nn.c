@@ -122,6 +122,57 @@ static void test_conv(void **s)
     gradcheck(c, 1, 2, 3, 3, 3, 0);
     layer_spec d[] = { L(.kind = LAYER_CONV, .out = 2, .k = 5, .stride = 3, .pad = 2, .bias = 1) };
     gradcheck(d, 1, 1, 8, 7, 2, 0);
+    /* thin ones (one channel, 3x3, 8 outputs): no patch matrix on the CPU, dx through col2im */
+    layer_spec e[] = { L(.kind = LAYER_CONV, .out = 8, .k = 3, .stride = 1, .pad = 1, .bias = 1) };
+    assert_true(cpu_conv_thin(3, 1, 8));
+    gradcheck(e, 1, 2, 5, 4, 1, 0);
+    layer_spec f[] = { L(.kind = LAYER_CONV, .out = 16, .k = 3, .stride = 2, .pad = 0, .bias = 0) };
+    gradcheck(f, 1, 2, 7, 6, 1, 0);
+}
+
+/* The thin convolutions (no patch matrix) against im2col and OpenBLAS: forward, and the weight
+ * gradient added to a dw that already holds values; the specialised shape (3x3, one channel, 16
+ * outputs), rows wider than the 32 pixels gathered at a time, 4x4 patches (16 values), two
+ * channels, strides and padding. */
+static void test_thin_convolutions(void **s)
+{
+    static const struct { int n, h, w, c, k, stride, pad, out; } cases[] = {
+        { 5, 28, 28, 1, 3, 1, 1, 16 }, { 2, 14, 70, 1, 3, 2, 1, 32 }, { 3, 9, 9, 1, 4, 1, 0, 8 },
+        { 2, 7, 5, 2, 2, 1, 1, 64 }, { 1, 6, 6, 1, 3, 3, 2, 24 }, { 4, 33, 40, 1, 3, 1, 1, 16 },
+    };
+    rng g;
+    rng_seed(&g, 9, 0);
+    for (size_t t = 0; t < sizeof cases / sizeof *cases; t++) {
+        int n = cases[t].n, h = cases[t].h, w = cases[t].w, c = cases[t].c, k = cases[t].k;
+        int st = cases[t].stride, pad = cases[t].pad, out = cases[t].out, kkc = k * k * c;
+        int oh = (h + 2 * pad - k) / st + 1, ow = (w + 2 * pad - k) / st + 1, M = n * oh * ow;
+        assert_true(cpu_conv_thin(k, c, out));
+        size_t nx = (size_t)n * h * w * c, ny = (size_t)M * out, nw = (size_t)out * kkc;
+        float *x = tensor_alloc_floats(nx), *wt = tensor_alloc_floats(nw), *col = tensor_alloc_floats((size_t)M * kkc);
+        float *y = tensor_alloc_floats(ny), *ry = tensor_alloc_floats(ny), *dy = tensor_alloc_floats(ny);
+        float *dw = tensor_alloc_floats(nw), *rdw = tensor_alloc_floats(nw);
+        for (size_t i = 0; i < nx; i++) x[i] = rng_normal(&g);
+        for (size_t i = 0; i < ny; i++) dy[i] = rng_normal(&g);
+        for (size_t i = 0; i < nw; i++) { wt[i] = rng_normal(&g); dw[i] = rdw[i] = rng_normal(&g); }
+        cpu_im2col(x, n, h, w, c, k, st, pad, oh, ow, col);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, out, kkc, 1, col, kkc, wt, kkc, 0, ry, out);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, kkc, M, 1, dy, out, col, kkc, 1, rdw, kkc);
+        for (size_t i = 0; i < ny; i++) y[i] = NAN;   /* written, never read */
+        cpu_conv_thin_forward(x, n, h, w, c, k, st, pad, oh, ow, wt, out, y);
+        cpu_conv_thin_wgrad(x, n, h, w, c, k, st, pad, oh, ow, dy, out, dw);
+        int bad = 0;
+        for (size_t i = 0; i < ny; i++)
+            if (!(fabs(y[i] - ry[i]) <= 1e-4 + 1e-5 * fabs(ry[i])) && bad++ < 3)
+                print_message("case %zu y[%zu]: %.8g, im2col %.8g\n", t, i, y[i], ry[i]);
+        for (size_t i = 0; i < nw; i++)   /* float sums of M unit-normal products: rounding ~ sqrt(M) */
+            if (!(fabs(dw[i] - rdw[i]) <= 2e-5 * sqrt((double)M)) && bad++ < 6)
+                print_message("case %zu dw[%zu]: %.8g, im2col %.8g\n", t, i, dw[i], rdw[i]);
+        assert_int_equal(bad, 0);
+        free(x); free(wt); free(col); free(y); free(ry); free(dy); free(dw); free(rdw);
+    }
+    assert_false(cpu_conv_thin(3, 2, 16));    /* 18 values a patch */
+    assert_false(cpu_conv_thin(3, 1, 12));    /* not a multiple of 8 */
+    assert_false(cpu_conv_thin(3, 1, 72));    /* more than 64 outputs */
 }
 
 /* cpu_sgemm's own kernels for thin products against OpenBLAS: a first convolution's forward
@@ -561,7 +612,7 @@ int main(void)
     cpu_threads_init(2);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear), cmocka_unit_test(test_conv), cmocka_unit_test(test_pools),
-        cmocka_unit_test(test_box_box_is_binomial), cmocka_unit_test(test_thin_products), cmocka_unit_test(test_squeeze_excite), cmocka_unit_test(test_residual_scale), cmocka_unit_test(test_batchnorm), cmocka_unit_test(test_ghost_batchnorm), cmocka_unit_test(test_bn_relu_fusion), cmocka_unit_test(test_activations),
+        cmocka_unit_test(test_box_box_is_binomial), cmocka_unit_test(test_thin_products), cmocka_unit_test(test_thin_convolutions), cmocka_unit_test(test_squeeze_excite), cmocka_unit_test(test_residual_scale), cmocka_unit_test(test_batchnorm), cmocka_unit_test(test_ghost_batchnorm), cmocka_unit_test(test_bn_relu_fusion), cmocka_unit_test(test_activations),
         cmocka_unit_test(test_residual), cmocka_unit_test(test_dropout), cmocka_unit_test(test_loss),
         cmocka_unit_test(test_shape_errors), cmocka_unit_test(test_variable_size),
         cmocka_unit_test(test_freeze_skips), cmocka_unit_test(test_text_layers),
