@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 
 #include <lua.h>
@@ -1244,12 +1245,25 @@ int recipe_write(const train_config *c, FILE *f)
     return fflush(f) || ferror(f) ? -1 : 0;
 }
 
+int recipe_load_from_run(const char *dir, train_config *c, char *err, size_t errlen)
+{
+    char path[1100];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/recipe.lua", dir);
+    if (stat(path, &st) && errno == ENOENT) {
+        config_defaults(c);
+        snprintf(err, errlen, "%s: %s", dir, stat(dir, &st) ? strerror(errno) : "not a run folder (no recipe.lua)");
+        return -1;
+    }
+    return recipe_load(path, c, err, errlen);
+}
+
 nn_model *recipe_load_run(const char *dir, int h, int w, int ch, int vocab, train_config *c, char *err,
                           size_t errlen)
 {
     char path[1100], why[256];
     snprintf(path, sizeof path, "%s/recipe.lua", dir);
-    if (recipe_load(path, c, err, errlen)) return NULL;
+    if (recipe_load_from_run(dir, c, err, errlen)) return NULL;
     if (c->n_layers > 0 && c->layers[0].kind == LAYER_EMBED && c->layers[0].vocab == 0) c->layers[0].vocab = vocab;
     nn_model *m = nn_build(c->layers, c->n_layers, h, w, ch, c->seed, why, sizeof why);
     if (!m) {

@@ -32,6 +32,10 @@ int recipe_write(const train_config *c, FILE *f);
 
 struct nn_model;
 
+/* The resolved recipe.lua a run left in folder dir, read into *c as recipe_load does; a folder
+ * without one is "DIR: not a run folder (no recipe.lua)" in err. */
+int recipe_load_from_run(const char *dir, train_config *c, char *err, size_t errlen);
+
 /* The model a finished run left in folder dir: its recipe.lua read into *c (the caller frees it,
  * config_free) and its weights.bin loaded into the model built for inputs (h, w, ch), on the CPU;
  * an embedding that left its vocabulary to the data gets vocab, and a run the alibi plugin

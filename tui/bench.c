@@ -267,11 +267,9 @@ int cli_bench(int argc, char **argv)
         case 'j': json = 1; break;
         case 's': case 'b': case 't': {
             long long v;
-            if (cli_parse_int(optarg, c == 't' ? 0 : 1, 1 << 20, &v)) {
-                fprintf(stderr, "hasten bench: bad value for --%s: '%s' (a whole number%s)\n",
-                        c == 's' ? "steps" : c == 'b' ? "batch" : "threads", optarg, c == 't' ? " >= 0" : " >= 1");
+            if (cli_int_option("hasten bench", c == 's' ? "steps" : c == 'b' ? "batch" : "threads", optarg,
+                               c == 't' ? 0 : 1, 1 << 20, &v))
                 return EXIT_USAGE;
-            }
             *(c == 's' ? &steps : c == 'b' ? &batch : &threads) = (int)v;
             break;
         }

@@ -214,6 +214,17 @@ int cli_parse_int(const char *s, long long min, long long max, long long *out)
     return 0;
 }
 
+int cli_int_option(const char *who, const char *opt, const char *s, long long min, long long max,
+                   long long *out)
+{
+    if (!cli_parse_int(s, min, max, out)) return 0;
+    char range[64];
+    if (max >= (1ll << 40)) snprintf(range, sizeof range, ">= %lld", min);
+    else snprintf(range, sizeof range, "from %lld to %lld", min, max);
+    fprintf(stderr, "%s: bad value for --%s: '%s' (a whole number %s)\n", who, opt, s, range);
+    return -1;
+}
+
 int cli_parse_target(const char *arg, char *metric, size_t len, double *value)
 {
     static const char *const metrics[] = { "test_acc", "test_loss" };

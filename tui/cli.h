@@ -91,6 +91,10 @@ int cli_pick_device(const char *who, const char *name, device_kind *d, char *not
 
 /* A whole number in [min, max] from all of s into *out: 0, or -1 (nothing written) otherwise. */
 int cli_parse_int(const char *s, long long min, long long max, long long *out);
+/* The same for option --opt of command `who`; when s is not one, says so on stderr, naming the
+ * option, the value and the range ("hasten: bad value for --seed: '-1' (a whole number >= 0)"). */
+int cli_int_option(const char *who, const char *opt, const char *s, long long min, long long max,
+                   long long *out);
 
 /* `hasten sample RUN [--length N] [--prompt TEXT] [--temperature T] [--seed N]` (tui/cmd_sample.c):
  * text from a character model a run left; returns an exit code. */

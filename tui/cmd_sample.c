@@ -86,11 +86,9 @@ int cli_sample(int argc, char **argv)
         char *end;
         switch (c) {
         case 'n': case 's':
-            if (cli_parse_int(optarg, c == 'n' ? 1 : 0, c == 'n' ? 1000000 : (1ll << 62), c == 'n' ? &length : &seed)) {
-                fprintf(stderr, "hasten sample: bad value for --%s: '%s' (a whole number%s)\n",
-                        c == 'n' ? "length" : "seed", optarg, c == 'n' ? " from 1 to 1000000" : " >= 0");
+            if (cli_int_option("hasten sample", c == 'n' ? "length" : "seed", optarg, c == 'n' ? 1 : 0,
+                               c == 'n' ? 1000000 : (1ll << 62), c == 'n' ? &length : &seed))
                 return EXIT_USAGE;
-            }
             break;
         case 'p': prompt = optarg; break;
         case 't':
@@ -112,10 +110,9 @@ int cli_sample(int argc, char **argv)
         return EXIT_USAGE;
     }
     const char *dir = argv[optind];
-    char err[1400], path[1100];
+    char err[1400];
     train_config cfg;
-    snprintf(path, sizeof path, "%s/recipe.lua", dir);
-    if (recipe_load(path, &cfg, err, sizeof err)) {
+    if (recipe_load_from_run(dir, &cfg, err, sizeof err)) {
         fprintf(stderr, "hasten sample: %s\n", err);
         return EXIT_USAGE;
     }

@@ -227,8 +227,7 @@ done:
 
 static int parse_int(const char *opt, const char *s, long long min, long long *out)
 {
-    if (cli_parse_int(s, min, LLONG_MAX, out)) return usage_error("bad value for --%s", opt), -1;
-    return 0;
+    return cli_int_option("hasten", opt, s, min, LLONG_MAX, out);
 }
 
 static int cmd_run(int argc, char **argv, const char *default_recipe)

@@ -90,10 +90,8 @@ static int parse_options(int argc, char **argv, ui_options *o)
         case 's': case 't': case 'n': {
             long long v;
             const char *what = c == 's' ? "seed" : c == 't' ? "threads" : "batch";
-            if (cli_parse_int(optarg, c == 'n' ? 1 : 0, c == 's' ? LLONG_MAX : 1 << 20, &v)) {
-                fprintf(stderr, "hasten: bad value for --%s\n(see hasten help)\n", what);
+            if (cli_int_option("hasten", what, optarg, c == 'n' ? 1 : 0, c == 's' ? LLONG_MAX : 1 << 20, &v))
                 return EXIT_USAGE;
-            }
             if (c == 's') o->seed = v;
             else if (c == 't') o->threads = (int)v;
             else o->batch = (int)v;

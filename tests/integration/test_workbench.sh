@@ -66,7 +66,11 @@ until $T capture-pane -e -p -t wb | grep "\[ \] $plugin" | grep -q "$(printf '\0
 done
 keys Space
 wait_for "\[x\] $plugin" 5 || fail "plugin toggle"
-keys Tab n
+# Run #2 gets 30 s (b: the next budget preset), so that it still trains when we quit in step 5
+# however fast the machine runs 200 steps.
+keys Tab b
+wait_for "budget for the next queued run: 30s" 5 || fail "b did not set the next run's budget"
+keys n
 wait_for "^ *2 .* $plugin" 5 || fail "queued run #2 ($plugin) not in the runs pane"
 grep -q "queued\|starting\|running" "$tmp/pane" || fail "run #2 neither queued nor running"
 

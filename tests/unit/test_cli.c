@@ -178,13 +178,15 @@ static void test_usage_errors(void **s)
     expect_usage((const char *[]){ "frobnicate", NULL }, 2, "unknown command 'frobnicate'");
     expect_usage((const char *[]){ "run", "no_such_recipe", NULL }, 2, "no_such_recipe");
     expect_usage((const char *[]){ "run", "fmnist_mlp", "--budget", "5 parsecs", NULL }, 2, "--budget");
-    expect_usage((const char *[]){ "run", "fmnist_mlp", "--seed", "x", NULL }, 2, "--seed");
+    expect_usage((const char *[]){ "run", "fmnist_mlp", "--seed", "x", NULL }, 2,
+                 "bad value for --seed: 'x' (a whole number >= 0)");
     expect_usage((const char *[]){ "run", "fmnist_mlp", "--bogus", NULL }, 2, "--bogus");
     expect_usage((const char *[]){ "run", "fmnist_mlp", "--device", "tpu", NULL }, 2, "tpu");
     /* The workbench and the demo take --device and --batch too, checked before the terminal. */
     expect_usage((const char *[]){ "ui", "fmnist_mlp", "--device", "tpu", NULL }, 2, "tpu");
     expect_usage((const char *[]){ "demo", "--device", "tpu", NULL }, 2, "tpu");
-    expect_usage((const char *[]){ "ui", "--batch", "0", NULL }, 2, "--batch");
+    expect_usage((const char *[]){ "ui", "--batch", "0", NULL }, 2,
+                 "bad value for --batch: '0' (a whole number from 1 to 1048576)");
     expect_usage((const char *[]){ "ui", "no_such_recipe", NULL }, 2, "no_such_recipe");
     expect_usage((const char *[]){ "ui", "--device", "cpu", "--batch", "64", NULL }, 2, "needs a terminal");
     char why[256];
@@ -266,7 +268,8 @@ static void test_text_run_and_sample(void **s)
     free(out[1]);
     expect_usage((const char *[]){ "sample", dir, "--prompt", "dog", NULL }, 2, "'d' is not among the 11 characters");
     expect_usage((const char *[]){ "sample", dir, "--temperature", "0", NULL }, 2, "--temperature");
-    expect_usage((const char *[]){ "sample", path_in(test_tmpdir(), "nowhere"), NULL }, 2, "recipe.lua");
+    expect_usage((const char *[]){ "sample", "tests", NULL }, 2, "tests: not a run folder (no recipe.lua)");
+    expect_usage((const char *[]){ "sample", path_in(test_tmpdir(), "nowhere"), NULL }, 2, "nowhere: No such file or directory");
 
     /* the catalogue says which methods need which data */
     char *json;

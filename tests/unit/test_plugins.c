@@ -1547,11 +1547,17 @@ static void test_distillation(void **s)
     close_run(&hr);
     nn_free(d.teacher);
 
-    base_config(&c, 1);   /* a folder that holds no run: the error names the file it looked for */
+    base_config(&c, 1);   /* no such folder, and a folder that holds no run: the errors say which */
     snprintf(arg, sizeof arg, "distillation:teacher=%s/nowhere", dir);
     add(&c, arg);
     assert_int_equal(run_with(&c, NULL, NULL, &hr), -1);
-    assert_non_null(strstr(hr.t->error, "nowhere/recipe.lua"));
+    assert_non_null(strstr(hr.t->error, "nowhere: No such file or directory"));
+    close_run(&hr);
+    base_config(&c, 1);
+    snprintf(arg, sizeof arg, "distillation:teacher=%s", test_tmpdir());
+    add(&c, arg);
+    assert_int_equal(run_with(&c, NULL, NULL, &hr), -1);
+    assert_non_null(strstr(hr.t->error, "not a run folder (no recipe.lua)"));
     close_run(&hr);
 }
 
