@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct build_ctx {
     nn_model *top;        /* receives every parameter */
@@ -376,6 +377,36 @@ void nn_gemm_record(nn_gemm_shape *buf, int cap)
 
 int nn_gemm_recorded(void) { return rec_n; }
 
+static nn_layer_time *time_buf;
+static int time_cap;
+
+void nn_layer_timing(nn_layer_time *buf, int cap)
+{
+    time_buf = buf;
+    time_cap = buf ? cap : 0;
+    if (buf) memset(buf, 0, (size_t)cap * sizeof *buf);
+}
+
+/* Seconds on the monotonic clock once the device has done what was queued (layer timing only). */
+static double layer_clock(const nn_model *m)
+{
+    struct timespec ts;
+    m->ops->sync();
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Adds seconds since t0 to layer i's forward or backward time, when timing is on and m is a
+ * top-level model (top: m itself). */
+static void layer_timed(const nn_model *m, const nn_model *top, int i, double t0, int backward)
+{
+    if (!time_buf || m != top || i >= time_cap) return;
+    nn_layer_time *t = &time_buf[i];
+    snprintf(t->name, sizeof t->name, "%s", m->layers[i].name);
+    *(backward ? &t->backward : &t->forward) += layer_clock(m) - t0;
+    if (!backward) t->calls++;
+}
+
 /* Notes a product's shape for nn_gemm_record; a convolution done without a patch matrix notes the
  * products it stands for, so the bench's roofline counts its arithmetic. */
 static void gemm_note(int ta, int tb, int M, int N, int K, float beta, int count)
@@ -652,8 +683,11 @@ static void mark_fusions(nn_model *m)
 static const tensor *forward_layers(nn_model *m, nn_model *top, const tensor *x, int train)
 {
     mark_fusions(m);
+    int timed = time_buf && m == top;
     for (int i = 0; i < m->n_layers; i++) {
+        double t0 = timed ? layer_clock(m) : 0;
         if (layer_forward(m, top, &m->layers[i], x, train)) return NULL;
+        if (timed) layer_timed(m, top, i, t0, 0);
         x = &m->layers[i].out;
     }
     return x;
@@ -683,7 +717,7 @@ static int layer_trainable(const nn_layer *l)
     return 0;
 }
 
-static void backward_layers(nn_model *m, const tensor *dout, int need_dx);
+static void backward_layers(nn_model *m, const tensor *dout, int need_dx, int top);
 
 static void conv_backward(const nn_model *m, nn_layer *l, const tensor *dout, int need_dx)
 {
@@ -830,7 +864,7 @@ static void layer_backward(const nn_model *m, nn_layer *l, const tensor *dout, i
                 o->map(OPS_SCALE, l->col.data, NULL, dout->n, l->scale, 0);
                 db = &l->col;
             }
-            backward_layers(l->branch, db, need_dx);
+            backward_layers(l->branch, db, need_dx, 0);
             dbranch = l->branch->layers[0].dx.data;
         }
         const float *dsc = dout->data;
@@ -850,20 +884,22 @@ static void layer_backward(const nn_model *m, nn_layer *l, const tensor *dout, i
 
 /* Layer i produces dx only when an earlier layer will use it; layers before the first trainable
  * one are not visited at all (frozen prefixes make backward cheaper). */
-static void backward_layers(nn_model *m, const tensor *dout, int need_dx)
+static void backward_layers(nn_model *m, const tensor *dout, int need_dx, int top)
 {
-    int first = m->n_layers;
+    int first = m->n_layers, timed = top && time_buf;
     for (int i = 0; i < m->n_layers; i++)
         if (layer_trainable(&m->layers[i])) { first = i; break; }
     for (int i = m->n_layers - 1; i >= 0 && (need_dx || i >= first); i--) {
         nn_layer *l = &m->layers[i];
+        double t0 = timed ? layer_clock(m) : 0;
         layer_backward(m, l, dout, need_dx || first < i);
+        if (timed) layer_timed(m, m, i, t0, 1);
         dout = &l->dx;
     }
 }
 
-void nn_backward(nn_model *m, const tensor *dout) { backward_layers(m, dout, 0); }
-void nn_backward_full(nn_model *m, const tensor *dout) { backward_layers(m, dout, 1); }
+void nn_backward(nn_model *m, const tensor *dout) { backward_layers(m, dout, 0, 1); }
+void nn_backward_full(nn_model *m, const tensor *dout) { backward_layers(m, dout, 1, 1); }
 
 void nn_zero_grad(nn_model *m)
 {

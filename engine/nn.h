@@ -94,6 +94,13 @@ typedef struct nn_gemm_shape { int ta, tb, M, N, K; float beta; int count; } nn_
 void nn_gemm_record(nn_gemm_shape *buf, int cap);   /* buf = NULL stops recording */
 int nn_gemm_recorded(void);                         /* products recorded since the start */
 
+/* Time per layer, for `hasten bench --layers`: while on, each forward and backward of a layer of a
+ * top-level model adds its seconds to buf[i] for the model's layer i < cap (a residual block is one
+ * layer), measured after the device has finished the work (ops->sync: on a GPU this serialises,
+ * so it slows what it measures). Not thread-safe: one recorder at a time. */
+typedef struct nn_layer_time { char name[48]; double forward, backward; long calls; } nn_layer_time;
+void nn_layer_timing(nn_layer_time *buf, int cap);   /* buf = NULL stops; buf is zeroed first */
+
 /* A model's state as bytes (weights.bin): "HSTNWTS\0", version 1 (uint32), zero (uint32), the
  * weight and statistic counts (uint64 each), then the weights and the batch-norm statistics as
  * float32, host byte order. nn_state_pack returns a malloc'd buffer and its length in *len.

@@ -18,6 +18,9 @@
 #include <sys/resource.h>
 
 #define MAX_SHAPES 256
+#define MAX_LAYERS 64
+
+static int bench_layers;                        /* --layers: time each layer too */
 
 static device_kind bench_device = DEVICE_CPU;   /* --device: where the recipes train */
 
@@ -29,6 +32,8 @@ typedef struct bench_result {
     double roofline_ms;          /* sgemm alone on those shapes */
     double phase_ms[PHASE_COUNT];
     int n_shapes;
+    nn_layer_time layers[MAX_LAYERS];   /* --layers: seconds over the measured steps */
+    int n_layers;
 } bench_result;
 
 typedef struct bench_hook {
@@ -36,9 +41,11 @@ typedef struct bench_hook {
     double start_seconds, start_phase[PHASE_COUNT];
     nn_gemm_shape shapes[MAX_SHAPES];
     int n_shapes;
+    nn_layer_time *layers;               /* NULL: layers not timed */
 } bench_hook;
 
-/* Starts the clock after `warm` steps, records the GEMM shapes of the next step. */
+/* Starts the clock after `warm` steps, records the GEMM shapes of the next step, and with
+ * --layers times each layer over the measured steps. */
 static int bench_hook_fn(trainer *t, trainer_event ev, void *ud)
 {
     bench_hook *h = ud;
@@ -46,10 +53,12 @@ static int bench_hook_fn(trainer *t, trainer_event ev, void *ud)
         h->start_seconds = t->train_seconds;
         memcpy(h->start_phase, t->phase, sizeof h->start_phase);
         nn_gemm_record(h->shapes, MAX_SHAPES);
+        if (h->layers) nn_layer_timing(h->layers, MAX_LAYERS);
     } else if (ev == EV_AFTER_STEP && t->step == h->warm + 1) {
         h->n_shapes = nn_gemm_recorded();
         nn_gemm_record(NULL, 0);
     }
+    if (ev == EV_AFTER_STEP && t->step == h->warm + h->measure && h->layers) nn_layer_timing(NULL, 0);
     return 0;
 }
 
@@ -138,7 +147,7 @@ static int bench_recipe(const char *name, int steps, int batch, int with_noop, b
         config_free(&cfg);
         return -1;
     }
-    bench_hook h = { .warm = steps / 5 + 5, .measure = steps };
+    bench_hook h = { .warm = steps / 5 + 5, .measure = steps, .layers = bench_layers ? r->layers : NULL };
     cfg.budget = (budget_spec){ BUDGET_STEPS, h.warm + steps };
     cfg.eval_every_steps = 1 << 30;
     cfg.device = bench_device;
@@ -164,10 +173,16 @@ static int bench_recipe(const char *name, int steps, int batch, int with_noop, b
     }
     trainer_add_hook(t, bench_hook_fn, &h);
     trainer_run(t);
+    nn_layer_timing(NULL, 0);   /* a run that ended early */
     double secs = t->train_seconds - h.start_seconds;
-    *r = (bench_result){ .recipe = name, .batch = cfg.batch, .steps = steps,
-                         .samples_per_s = (double)steps * cfg.batch / secs,
-                         .step_ms = 1e3 * secs / steps, .n_shapes = h.n_shapes };
+    r->recipe = name;
+    r->batch = cfg.batch;
+    r->steps = steps;
+    r->samples_per_s = (double)steps * cfg.batch / secs;
+    r->step_ms = 1e3 * secs / steps;
+    r->n_shapes = h.n_shapes;
+    r->gemm_gflop_step = r->roofline_ms = 0;
+    r->n_layers = bench_layers ? (t->model->n_layers < MAX_LAYERS ? t->model->n_layers : MAX_LAYERS) : 0;
     for (int p = 0; p < PHASE_COUNT; p++) r->phase_ms[p] = 1e3 * (t->phase[p] - h.start_phase[p]) / steps;
     for (int i = 0; i < h.n_shapes; i++) {
         r->gemm_gflop_step += h.shapes[i].count * gemm_flops(&h.shapes[i]) * 1e-9;
@@ -179,6 +194,38 @@ static int bench_recipe(const char *name, int steps, int batch, int with_noop, b
     data_set_free(&ds);
     config_free(&cfg);
     return 0;
+}
+
+/* --layers: each layer's forward and backward ms per step, and its share of their sum. */
+static void print_layers(const bench_result *r, int n)
+{
+    printf("\ntime per layer (ms per step; each layer timed after the device finished it, so the\n"
+           "sum can exceed the step; a fused ReLU's work is in the batch norm before it):\n");
+    for (int i = 0; i < n; i++) {
+        const bench_result *b = &r[i];
+        double total = 0, f = 0, bw = 0;
+        for (int k = 0; k < b->n_layers; k++) total += b->layers[k].forward + b->layers[k].backward;
+        printf("%-16s %9s %9s %7s\n", b->recipe, "forward", "backward", "share");
+        for (int k = 0; k < b->n_layers; k++) {
+            const nn_layer_time *l = &b->layers[k];
+            f += l->forward;
+            bw += l->backward;
+            printf("  %-14s %9.3f %9.3f %6.1f%%\n", l->name, 1e3 * l->forward / b->steps,
+                   1e3 * l->backward / b->steps, total > 0 ? 100 * (l->forward + l->backward) / total : 0);
+        }
+        printf("  %-14s %9.3f %9.3f   (step %.3f ms)\n", "all layers", 1e3 * f / b->steps, 1e3 * bw / b->steps,
+               b->step_ms);
+    }
+}
+
+/* The layers' times as a JSON array (ms per step). */
+static void print_layers_json(const bench_result *b)
+{
+    printf(",\"layers\":[");
+    for (int k = 0; k < b->n_layers; k++)
+        printf("%s{\"name\":\"%s\",\"forward_ms\":%.5f,\"backward_ms\":%.5f}", k ? "," : "",
+               b->layers[k].name, 1e3 * b->layers[k].forward / b->steps, 1e3 * b->layers[k].backward / b->steps);
+    printf("]");
 }
 
 static void print_text(const bench_result *r, int n, double peak, const bench_result *noop)
@@ -201,6 +248,7 @@ static void print_text(const bench_result *r, int n, double peak, const bench_re
         for (int p = 0; p < PHASE_EVAL; p++) printf(" %10.3f", r[i].phase_ms[p]);
         printf("\n");
     }
+    if (bench_layers) print_layers(r, n);
     printf("\nratio = time sgemm alone needs for the step's GEMM shapes / measured step time\n");
     if (noop)
         printf("no-op plugin on all 14 events (fmnist_cnn): %.1f us per step in the plugin bridge, "
@@ -221,7 +269,9 @@ static void print_json(const bench_result *r, int n, double peak, const bench_re
                b->gemm_gflop_step / (b->roofline_ms * 1e-3), b->roofline_ms, b->roofline_ms / b->step_ms);
         for (int p = 0; p < PHASE_EVAL; p++)
             printf("%s\"%s\":%.4f", p ? "," : "", trainer_phase_name(p), b->phase_ms[p]);
-        printf("}}");
+        printf("}");
+        if (bench_layers) print_layers_json(b);
+        printf("}");
     }
     if (noop)
         printf("],\"noop_plugin\":{\"recipe\":\"fmnist_cnn\",\"plugin_ms_per_step\":%.5f,\"step_ms\":%.4f,"
@@ -243,13 +293,17 @@ static void print_device(const bench_result *r, int n, int json)
                 "steps", "samples/s", "step ms");
     for (int i = 0; i < n; i++) {
         const bench_result *b = &r[i];
-        if (json)
+        if (json) {
             printf("%s{\"recipe\":\"%s\",\"batch\":%d,\"steps\":%d,\"samples_per_second\":%.1f,"
-                   "\"step_ms\":%.4f}", i ? "," : "", b->recipe, b->batch, b->steps, b->samples_per_s, b->step_ms);
-        else
+                   "\"step_ms\":%.4f", i ? "," : "", b->recipe, b->batch, b->steps, b->samples_per_s, b->step_ms);
+            if (bench_layers) print_layers_json(b);
+            printf("}");
+        } else {
             printf("%-16s %6d %7d %10.0f %9.4f\n", b->recipe, b->batch, b->steps, b->samples_per_s, b->step_ms);
+        }
     }
     if (json) printf("]}\n");
+    else if (bench_layers) print_layers(r, n);
 }
 
 int cli_bench(int argc, char **argv)
@@ -257,7 +311,7 @@ int cli_bench(int argc, char **argv)
     static const struct option opts[] = {
         {"json", no_argument, 0, 'j'}, {"steps", required_argument, 0, 's'},
         {"batch", required_argument, 0, 'b'}, {"threads", required_argument, 0, 't'},
-        {"device", required_argument, 0, 'd'}, {0, 0, 0, 0},
+        {"device", required_argument, 0, 'd'}, {"layers", no_argument, 0, 'l'}, {0, 0, 0, 0},
     };
     int json = 0, steps = 0, batch = 0, threads = 0, c;
     optind = 1;
@@ -265,6 +319,7 @@ int cli_bench(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'j': json = 1; break;
+        case 'l': bench_layers = 1; break;
         case 's': case 'b': case 't': {
             long long v;
             if (cli_int_option("hasten bench", c == 's' ? "steps" : c == 'b' ? "batch" : "threads", optarg,
@@ -280,7 +335,7 @@ int cli_bench(int argc, char **argv)
         }
         default:
             fprintf(stderr, "hasten bench: unknown option '%s'\n(usage: hasten bench [--json] "
-                    "[--steps N] [--batch N] [--threads N] [--device cpu|cuda|auto])\n", argv[optind - 1]);
+                    "[--steps N] [--batch N] [--threads N] [--device cpu|cuda|auto] [--layers])\n", argv[optind - 1]);
             return EXIT_USAGE;
         }
     }

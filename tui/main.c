@@ -34,6 +34,7 @@ static const char usage_text[] =
     "  hasten run RECIPE [opts]    headless run: progress on stderr, files in runs/<id>/\n"
     "  hasten bench [--json]       training throughput next to the machine's sgemm roofline\n"
     "      [--device cuda] [--batch N]  the same recipes on the GPU\n"
+    "      [--layers]                   and each layer's forward and backward time\n"
     "  hasten fetch NAME...        download datasets into the cache, with progress and checksums\n"
     "  hasten datasets [NAME]      the datasets hasten knows, and where each one is\n"
     "  hasten plugins [--json]     the catalogue of speedup methods with their taxonomy\n"

@@ -487,6 +487,53 @@ static void test_residual(void **s)
     gradcheck(b, 1, 2, 6, 6, 2, 0);
 }
 
+/* nn_layer_timing: a slot per top-level layer (a residual block is one, its inner layers not
+ * counted again), named, with forward and backward seconds summed over the passes while it is on;
+ * nothing is added once it is off, and a buffer too short for the model keeps what fits. */
+static void test_layer_timing(void **s)
+{
+    layer_spec inner[] = { L(.kind = LAYER_CONV, .out = 8, .k = 3, .stride = 1, .pad = 1, .bias = 0),
+                           L(.kind = LAYER_BATCHNORM) };
+    layer_spec specs[] = { L(.kind = LAYER_CONV, .out = 8, .k = 3, .stride = 1, .pad = 1, .bias = 1),
+                           L(.kind = LAYER_RESIDUAL, .n_inner = 2, .inner = inner), L(.kind = LAYER_RELU),
+                           L(.kind = LAYER_LINEAR, .out = 10, .bias = 1) };
+    char err[128];
+    nn_model *m = nn_build(specs, 4, 12, 12, 1, 3, err, sizeof err);
+    assert_non_null(m);
+    rng g;
+    rng_seed(&g, 2, 0);
+    tensor x = {0};
+    tensor_resize4(&x, 16, 12, 12, 1);
+    fill_random(&x, &g, 1.0f);
+    nn_layer_time t[8], shortbuf[2];
+    memset(t, 0x5a, sizeof t);
+    nn_layer_timing(t, 8);
+    for (int pass = 0; pass < 3; pass++) {
+        const tensor *y = nn_forward(m, &x, 1);
+        assert_non_null(y);
+        nn_zero_grad(m);
+        nn_backward(m, y);
+    }
+    nn_layer_timing(NULL, 0);
+    const char *names[] = { "conv1", "residual1", "relu1", "linear1" };
+    for (int i = 0; i < 4; i++) {
+        assert_string_equal(t[i].name, names[i]);
+        assert_int_equal(t[i].calls, 3);
+        assert_true(t[i].forward > 0 && t[i].backward > 0);
+    }
+    for (int i = 4; i < 8; i++) assert_int_equal(t[i].calls, 0);   /* zeroed when turned on */
+    nn_layer_time kept = t[1];
+    nn_backward(m, nn_forward(m, &x, 1));                            /* off: nothing added */
+    assert_true(t[1].forward == kept.forward && t[1].backward == kept.backward && t[1].calls == 3);
+    nn_layer_timing(shortbuf, 2);
+    nn_backward(m, nn_forward(m, &x, 1));
+    nn_layer_timing(NULL, 0);
+    assert_string_equal(shortbuf[1].name, "residual1");
+    assert_int_equal(shortbuf[1].calls, 1);
+    tensor_free(&x);
+    nn_free(m);
+}
+
 static void test_dropout(void **s)
 {
     char err[128];
@@ -615,7 +662,7 @@ int main(void)
         cmocka_unit_test(test_box_box_is_binomial), cmocka_unit_test(test_thin_products), cmocka_unit_test(test_thin_convolutions), cmocka_unit_test(test_squeeze_excite), cmocka_unit_test(test_residual_scale), cmocka_unit_test(test_batchnorm), cmocka_unit_test(test_ghost_batchnorm), cmocka_unit_test(test_bn_relu_fusion), cmocka_unit_test(test_activations),
         cmocka_unit_test(test_residual), cmocka_unit_test(test_dropout), cmocka_unit_test(test_loss),
         cmocka_unit_test(test_shape_errors), cmocka_unit_test(test_variable_size),
-        cmocka_unit_test(test_freeze_skips), cmocka_unit_test(test_text_layers),
+        cmocka_unit_test(test_freeze_skips), cmocka_unit_test(test_text_layers), cmocka_unit_test(test_layer_timing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
