@@ -812,7 +812,8 @@ static void layer_backward(const nn_model *m, nn_layer *l, const tensor *dout, i
         for (int k = 0; k < groups; k++) {   /* dgamma and dbeta accumulate over the groups */
             size_t off = (size_t)k * n * per * C, rows = (size_t)(k == groups - 1 ? N - k * n : n) * per;
             o->batchnorm_backward(dout->data + off, l->fused ? l->out.data + off : NULL, l->col.data + off,
-                                  l->aux.data + (size_t)k * C, rows, C, g->w.data, g->frozen ? NULL : g->g.data,
+                                  l->aux.data + (size_t)k * C, rows, C, g->w.data, b->w.data,
+                                  g->frozen ? NULL : g->g.data,
                                   b->frozen ? NULL : b->g.data, need_dx ? l->dx.data + off : NULL);
         }
         break;

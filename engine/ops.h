@@ -89,10 +89,12 @@ typedef struct engine_ops {
                               const float *beta, float *running_mean, float *running_var,
                               float momentum, float eps, int train, int relu, float *y, float *xhat,
                               float *inv_std);
-    /* As cpu_batchnorm_backward; dgamma or dbeta NULL = not wanted (a frozen parameter). */
+    /* As cpu_batchnorm_backward; dgamma or dbeta NULL = not wanted (a frozen parameter). The
+     * fused ReLU's mask, act > 0, is gamma * xhat + beta > 0 bit for bit: a device may read act
+     * or work it out (the CPU does, one pass over memory less). */
     void (*batchnorm_backward)(const float *dy, const float *act, const float *xhat,
                                const float *inv_std, size_t rows, int c, const float *gamma,
-                               float *dgamma, float *dbeta, float *dx);
+                               const float *beta, float *dgamma, float *dbeta, float *dx);
     /* Inverted dropout: mask[i] = 1/(1-p) or 0 from a counter hash of (seed, i), the same on
      * every device; y = x * mask. */
     void (*dropout_forward)(const float *x, float *y, float *mask, size_t n, float p, uint64_t seed);

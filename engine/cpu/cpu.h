@@ -65,10 +65,13 @@ void cpu_avgpool_backward(const float *dy, int n, int h, int w, int c, int k, in
 void cpu_batchnorm_forward(const float *x, size_t rows, int c, const float *gamma, const float *beta,
                            float *running_mean, float *running_var, float momentum, float eps,
                            int train, int relu, float *y, float *xhat, float *inv_std);
-/* act = the fused forward's output (dy is masked where act <= 0), or NULL without fusion.
+/* act = the fused forward's output (dy is masked where act <= 0), or NULL without fusion; the
+ * mask is taken from gamma * xhat + beta > 0, which is act > 0 (the forward's arithmetic, in the
+ * same order: no contraction into fused multiply-adds under -std=c11), so act is not read.
  * dgamma/dbeta accumulate; dx (may be NULL) is overwritten. */
 void cpu_batchnorm_backward(const float *dy, const float *act, const float *xhat, const float *inv_std,
-                            size_t rows, int c, const float *gamma, float *dgamma, float *dbeta, float *dx);
+                            size_t rows, int c, const float *gamma, const float *beta, float *dgamma,
+                            float *dbeta, float *dx);
 
 /* The text model's layers (engine/cpu/sequence.c): the contracts of engine/ops.h's
  * embed_forward, embed_backward, layernorm_forward, layernorm_backward, sgemm_batched,

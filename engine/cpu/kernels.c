@@ -568,18 +568,19 @@ void cpu_avgpool_backward(const float *dy, int n, int h, int w, int c, int k, in
 
 typedef struct {
     const float *x, *dy, *xhat, *gamma, *beta, *mean, *inv_std;
-    const float *act;                     /* fused ReLU: the layer's output, to mask dy */
+    const float *mask_g, *mask_b;         /* fused ReLU (backward): dy counts where g xhat + b > 0 */
     float *y, *xhat_out, *dx, *partial;   /* partial: (MAX_CHUNKS, 2, c) */
     int c, relu;
 } bn_args;
 
-/* One row of dy, masked by a fused ReLU's output (y > 0) into buf, or dy itself. */
+/* One row of dy, masked by a fused ReLU (where gamma xhat + beta, its input, is positive: the
+ * forward's arithmetic) into buf, or dy itself. */
 static inline const float *bn_dy_row(const bn_args *a, size_t r, float *restrict buf)
 {
     const float *restrict d = a->dy + r * a->c;
-    if (!a->act) return d;
-    const float *restrict y = a->act + r * a->c;
-    for (int j = 0; j < a->c; j++) buf[j] = y[j] > 0 ? d[j] : 0;
+    if (!a->mask_g) return d;
+    const float *restrict xh = a->xhat + r * a->c, *restrict g = a->mask_g, *restrict b = a->mask_b;
+    for (int j = 0; j < a->c; j++) buf[j] = g[j] * xh[j] + b[j] > 0 ? d[j] : 0;
     return buf;
 }
 
@@ -608,13 +609,14 @@ enum { BN_VEC_MAX = 64 };
 
 static int bn_vectors(int c) { return c % 8 == 0 && c <= BN_VEC_MAX; }
 
-/* dy where the fused ReLU's output is positive (or dy itself without one), 8 channels from j. */
-static inline bn_vec bn_masked_dy(const bn_args *a, size_t r, int j)
+/* dy where the fused ReLU's input gamma xhat + beta is positive (or dy itself without one), 8
+ * channels from j, xh being xhat's. */
+static inline bn_vec bn_masked_dy(const bn_args *a, size_t r, int j, bn_vec xh)
 {
     bn_vec d = bn_load(a->dy + r * a->c + j);
-    if (!a->act) return d;
+    if (!a->mask_g) return d;
     const bn_vec zero = { 0 };
-    bn_mask pos = bn_load(a->act + r * a->c + j) > zero, di;
+    bn_mask pos = bn_load(a->mask_g + j) * xh + bn_load(a->mask_b + j) > zero, di;
     memcpy(&di, &d, sizeof di);
     di &= pos;
     memcpy(&d, &di, sizeof d);
@@ -628,9 +630,9 @@ static void bn_grad_sums_vec(const bn_args *a, size_t lo, size_t hi, float *s1, 
     bn_vec t1[BN_VEC_MAX / 8] = { { 0 } }, t2[BN_VEC_MAX / 8] = { { 0 } };
     for (size_t r = lo; r < hi; r++)
         for (int v = 0; v < nv; v++) {
-            bn_vec d = bn_masked_dy(a, r, 8 * v);
+            bn_vec xh = bn_load(a->xhat + r * c + 8 * v), d = bn_masked_dy(a, r, 8 * v, xh);
             t1[v] += d;
-            t2[v] += d * bn_load(a->xhat + r * c + 8 * v);
+            t2[v] += d * xh;
         }
     for (int v = 0; v < nv; v++) {
         bn_store(s1 + 8 * v, t1[v]);
@@ -721,7 +723,7 @@ static void bn_dx_range(void *p, size_t lo, size_t hi, int chunk)
     if (bn_vectors(c)) {
         for (size_t r = lo; r < hi; r++)
             for (int j = 0; j < c; j += 8) {
-                bn_vec d = bn_masked_dy(a, r, j), xh = bn_load(a->xhat + r * c + j);
+                bn_vec xh = bn_load(a->xhat + r * c + j), d = bn_masked_dy(a, r, j, xh);
                 bn_store(a->dx + r * c + j, bn_load(scale + j) * (d - bn_load(m1 + j) - xh * bn_load(m2 + j)));
             }
         return;
@@ -773,12 +775,14 @@ void cpu_batchnorm_forward(const float *x, size_t rows, int c, const float *gamm
 }
 
 void cpu_batchnorm_backward(const float *dy, const float *act, const float *xhat, const float *inv_std,
-                            size_t rows, int c, const float *gamma, float *dgamma, float *dbeta, float *dx)
+                            size_t rows, int c, const float *gamma, const float *beta, float *dgamma,
+                            float *dbeta, float *dx)
 {
     float *scratch = bn_scratch(c);
     float *m1 = scratch + (size_t)MAX_CHUNKS * 2 * c, *m2 = m1 + c, *scale = m2 + c;
     size_t grain = row_grain(c);
-    bn_args a = { .dy = dy, .act = act, .xhat = xhat, .partial = scratch, .c = c };
+    const float *mask_g = act ? gamma : NULL, *mask_b = act ? beta : NULL;
+    bn_args a = { .dy = dy, .mask_g = mask_g, .mask_b = mask_b, .xhat = xhat, .partial = scratch, .c = c };
     double s1[c], s2[c];
     cpu_parallel(rows, grain, bn_sums_range, &a);
     bn_reduce(scratch, cpu_chunks(rows, grain), c, s1, s2);
@@ -790,8 +794,8 @@ void cpu_batchnorm_backward(const float *dy, const float *act, const float *xhat
         scale[j] = gamma[j] * inv_std[j];
     }
     if (!dx) return;
-    bn_args b = { .dy = dy, .act = act, .xhat = xhat, .mean = m1, .beta = m2, .inv_std = scale,
-                  .dx = dx, .c = c };
+    bn_args b = { .dy = dy, .mask_g = mask_g, .mask_b = mask_b, .xhat = xhat, .mean = m1, .beta = m2,
+                  .inv_std = scale, .dx = dx, .c = c };
     cpu_parallel(rows, grain, bn_dx_range, &b);
 }
 

@@ -21,10 +21,11 @@ static void cpu_fill(float *p, float v, size_t n)
 }
 
 static void bn_backward(const float *dy, const float *act, const float *xhat, const float *inv_std,
-                        size_t rows, int c, const float *gamma, float *dgamma, float *dbeta, float *dx)
+                        size_t rows, int c, const float *gamma, const float *beta, float *dgamma,
+                        float *dbeta, float *dx)
 {
     float scratch_g[c], scratch_b[c];   /* a frozen parameter's sums go nowhere */
-    cpu_batchnorm_backward(dy, act, xhat, inv_std, rows, c, gamma, dgamma ? dgamma : scratch_g,
+    cpu_batchnorm_backward(dy, act, xhat, inv_std, rows, c, gamma, beta, dgamma ? dgamma : scratch_g,
                            dbeta ? dbeta : scratch_b, dx);
 }
 

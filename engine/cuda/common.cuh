@@ -140,7 +140,7 @@ void cuda_batchnorm_forward(const float *x, size_t rows, int c, const float *gam
                             int train, int relu, float *y, float *xhat, float *inv_std);
 void cuda_batchnorm_backward(const float *dy, const float *act, const float *xhat,
                              const float *inv_std, size_t rows, int c, const float *gamma,
-                             float *dgamma, float *dbeta, float *dx);
+                             const float *beta, float *dgamma, float *dbeta, float *dx);
 
 /* Training ops (train.cu). */
 float cuda_softmax_xent(const float *logits, const float *targets, const float *weight, int n, int k,

@@ -500,8 +500,9 @@ __global__ void bn_dx_kernel(col_args a, idiv c, unsigned total, const float *__
 
 void cuda_batchnorm_backward(const float *dy, const float *act, const float *xhat,
                              const float *inv_std, size_t rows, int c, const float *gamma,
-                             float *dgamma, float *dbeta, float *dx)
+                             const float *beta, float *dgamma, float *dbeta, float *dx)
 {
+    (void)beta;   /* the mask is read from act here */
     if (!rows || !c) return;
     float *partial, *coef = (float *)cuda_scratch(SCRATCH_CHANNEL, 3 * (size_t)c * sizeof(float));
     col_args a = { NULL, dy, xhat, act, rows, c };

@@ -230,8 +230,8 @@ static void call_batchnorm(const engine_ops *o, void **p)
     int c = 19;
     o->batchnorm_forward(F(p[0]), rows, c, F(p[1]), F(p[2]), F(p[3]), F(p[4]), 0.1f, 1e-5f, 1, 1,
                          F(p[5]), F(p[6]), F(p[7]));
-    o->batchnorm_backward(F(p[8]), F(p[5]), F(p[6]), F(p[7]), rows, c, F(p[1]), F(p[9]), NULL, F(p[10]));
-    o->batchnorm_backward(F(p[8]), NULL, F(p[6]), F(p[7]), rows, c, F(p[1]), NULL, F(p[11]), NULL);
+    o->batchnorm_backward(F(p[8]), F(p[5]), F(p[6]), F(p[7]), rows, c, F(p[1]), F(p[2]), F(p[9]), NULL, F(p[10]));
+    o->batchnorm_backward(F(p[8]), NULL, F(p[6]), F(p[7]), rows, c, F(p[1]), F(p[2]), NULL, F(p[11]), NULL);
     o->batchnorm_forward(F(p[0]), rows, c, F(p[1]), F(p[2]), F(p[3]), F(p[4]), 0.1f, 1e-5f, 0, 0,
                          F(p[12]), NULL, F(p[13]));
 }

@@ -393,6 +393,11 @@ static void bn_relu_fusion(int c)
     tensor x = {0}, d = {0};
     tensor_resize4(&x, 3, 5, 5, c);
     fill_random(&x, &g, 2.0f);
+    for (int p = 0; p < 2; p++)   /* gamma (some negative) and beta, the same in both: the fused */
+        for (int j = 0; j < c; j++) {   /* backward takes its mask from gamma xhat + beta */
+            float v = p == 0 ? 1.5f * rng_normal(&g) : rng_normal(&g);
+            a->layers[0].params[p]->w.data[j] = b->layers[0].params[p]->w.data[j] = v;
+        }
     const tensor *ya = nn_forward(a, &x, 1), *yb = nn_forward(b, &x, 1);
     assert_true(a->layers[0].fused && a->layers[1].fused && !b->layers[0].fused);
     for (size_t i = 0; i < ya->n; i++) assert_float_equal(ya->data[i], yb->data[i], 1e-5);
