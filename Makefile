@@ -19,8 +19,10 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 HAVE_PKGS := $(shell pkg-config --exists $(PKGS) 2>/dev/null && echo yes)
 NVCC      := $(shell command -v nvcc 2>/dev/null)
 
+# -ffp-contract=off (ISO C's default, kept whatever CFLAGS says): a * b + c is rounded twice, as
+# written, so that the CPU's batch-norm backward can recompute the forward's ReLU mask bit for bit.
 CFLAGS   ?= -O3 -march=native -g
-CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes \
+CFLAGS   += -std=c11 -ffp-contract=off -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes \
             -Wmissing-prototypes -Wno-unused-parameter -Wno-format-truncation -Werror=implicit-function-declaration \
             -pthread -MMD -MP -I. $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
             -DHASTEN_SHARE='"$(PREFIX)/share/hasten"'
