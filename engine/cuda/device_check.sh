@@ -85,6 +85,8 @@ run() {
     echo "== hasten bench --device cuda --batch 512, three times (then 128 once)"
     for i in 1 2 3; do timeout 90 "$H" bench --device cuda --batch 512 --json | tee -a "$out/bench.json"; echo; done
     timeout 90 "$H" bench --device cuda --batch 128
+    echo "== where a GPU step goes: hasten bench --device cuda --batch 512 --layers (synchronised per layer)"
+    timeout 90 "$H" bench --device cuda --batch 512 --layers | sed -n '/time per layer/,$p'
 
     echo "== PyTorch eager, same model, same GPU, batch 512, three times"
     for i in 1 2 3; do
