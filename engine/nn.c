@@ -352,6 +352,27 @@ void nn_free(nn_model *m)
 
 static const tensor *forward_layers(nn_model *m, nn_model *top, const tensor *x, int train);
 
+/* The 2x2, stride-2 max pool right after batch norm l's fused ReLU, when the device does the three
+ * as one (bn_pool_forward) and an h x w input fills whole windows; else NULL. */
+static nn_layer *pool_partner(const nn_model *m, nn_layer *l, int h, int w)
+{
+    size_t i = (size_t)(l - m->layers);
+    if (!l->fused || !m->ops->bn_pool_forward || h % 2 || w % 2 || i + 2 >= (size_t)m->n_layers) return NULL;
+    nn_layer *p = &m->layers[i + 2];
+    return p->spec.kind == LAYER_MAXPOOL && p->spec.k == 2 && pool_stride(&p->spec) == 2 ? p : NULL;
+}
+
+/* A max pool's output and argmax buffer for n outputs. */
+static void pool_reserve(const engine_ops *o, nn_layer *l, int n, int oh, int ow, int c)
+{
+    tensor_resize4(&l->out, n, oh, ow, c);
+    if (l->out.n > l->arg_cap) {
+        if (l->arg) o->free(l->arg);
+        l->arg = o->alloc(l->out.n * sizeof *l->arg);
+        l->arg_cap = l->out.n;
+    }
+}
+
 static int shape_err(nn_model *top, const nn_layer *l, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static int shape_err(nn_model *top, const nn_layer *l, const char *fmt, ...)
@@ -540,16 +561,13 @@ static int layer_forward(nn_model *m, nn_model *top, nn_layer *l, const tensor *
     case LAYER_AVGPOOL: {
         int st = pool_stride(s), oh = pool_out(H, s->k, st), ow = pool_out(W, s->k, st);
         if (oh < 1 || ow < 1) return shape_err(top, l, "window %d is larger than its %dx%d input", s->k, H, W);
-        tensor_resize4(&l->out, N, oh, ow, C);
+        if (l->pooled) return 0;   /* the batch norm two layers back did it */
         if (s->kind == LAYER_AVGPOOL) {
+            tensor_resize4(&l->out, N, oh, ow, C);
             o->avgpool_forward(x->data, N, H, W, C, s->k, st, oh, ow, l->out.data);
             return 0;
         }
-        if (l->out.n > l->arg_cap) {
-            if (l->arg) o->free(l->arg);
-            l->arg = o->alloc(l->out.n * sizeof *l->arg);
-            l->arg_cap = l->out.n;
-        }
+        pool_reserve(o, l, N, oh, ow, C);
         o->maxpool_forward(x->data, N, H, W, C, s->k, st, oh, ow, l->out.data, l->arg);
         return 0;
     }
@@ -582,11 +600,23 @@ static int layer_forward(nn_model *m, nn_model *top, nn_layer *l, const tensor *
          * moving the running statistics in turn; aux keeps one inv_std row per group */
         int g = train && s->ghost > 0 && s->ghost < N ? s->ghost : N, groups = (N + g - 1) / g;
         size_t per = (size_t)H * W;
-        tensor_resize(&l->out, 4, x->shape);
+        tensor_resize(&l->out, 4, x->shape);   /* the ReLU's view; not written when pooled */
         tensor_resize2(&l->col, (int)(N * per), C);
         tensor_resize2(&l->aux, groups, C);
+        nn_layer *pool = pool_partner(m, l, H, W);
+        if (pool) pool_reserve(o, pool, N, H / 2, W / 2, C);
+        l->pooled = pool != NULL;
         for (int k = 0; k < groups; k++) {
-            size_t off = (size_t)k * g * per * C, rows = (size_t)(k == groups - 1 ? N - k * g : g) * per;
+            int n = k == groups - 1 ? N - k * g : g;
+            size_t off = (size_t)k * g * per * C, rows = (size_t)n * per, poff = off / 4;
+            if (pool) {   /* each group's argmax positions count from its own first example */
+                pool->pooled = 1;
+                o->bn_pool_forward(x->data + off, n, H, W, C, l->params[0]->w.data, l->params[1]->w.data,
+                                   l->run_mean.data, l->run_var.data, s->momentum, s->eps, train,
+                                   pool->out.data + poff, pool->arg + poff, l->col.data + off,
+                                   l->aux.data + (size_t)k * C);
+                continue;
+            }
             o->batchnorm_forward(x->data + off, rows, C, l->params[0]->w.data, l->params[1]->w.data,
                                   l->run_mean.data, l->run_var.data, s->momentum, s->eps, train,
                                   l->fused, l->out.data + off, l->col.data + off, l->aux.data + (size_t)k * C);
@@ -674,7 +704,7 @@ static void mark_fusions(nn_model *m)
 {
     for (int i = 0; i < m->n_layers; i++) {
         nn_layer *l = &m->layers[i];
-        l->fused = 0;
+        l->fused = l->pooled = 0;
         if (i > 0 && l->spec.kind == LAYER_RELU && m->layers[i - 1].spec.kind == LAYER_BATCHNORM)
             l->fused = m->layers[i - 1].fused = 1;
     }
@@ -754,7 +784,8 @@ static void layer_backward(const nn_model *m, nn_layer *l, const tensor *dout, i
     const engine_ops *o = m->ops;
     const tensor *x = l->in;
     int N = x->shape[0], H = x->shape[1], W = x->shape[2], C = x->shape[3];
-    if (need_dx && s->kind != LAYER_FLATTEN && s->kind != LAYER_CONV && !(s->kind == LAYER_RELU && l->fused))
+    if (need_dx && s->kind != LAYER_FLATTEN && s->kind != LAYER_CONV && !(s->kind == LAYER_RELU && l->fused) &&
+        !(s->kind == LAYER_MAXPOOL && l->pooled))
         tensor_resize(&l->dx, 4, x->shape);
     switch (s->kind) {
     case LAYER_LINEAR: {
@@ -769,7 +800,10 @@ static void layer_backward(const nn_model *m, nn_layer *l, const tensor *dout, i
         conv_backward(m, l, dout, need_dx);
         break;
     case LAYER_MAXPOOL:
-        if (need_dx)
+        if (need_dx && l->pooled) {   /* the pooled gradient, on to the batch norm that pooled */
+            if (l->dx.cap) tensor_free(&l->dx);
+            tensor_view(&l->dx, dout->data, 4, dout->shape);
+        } else if (need_dx)
             o->maxpool_backward(dout->data, l->arg, N, dout->n / (size_t)N, l->dx.data, x->n / (size_t)N);
         break;
     case LAYER_AVGPOOL:
@@ -809,8 +843,16 @@ static void layer_backward(const nn_model *m, nn_layer *l, const tensor *dout, i
         nn_param *g = l->params[0], *b = l->params[1];
         int groups = l->aux.shape[0], n = groups > 1 ? s->ghost : N;   /* as the forward grouped */
         size_t per = (size_t)H * W;
+        const nn_layer *pool = l->pooled ? l + 2 : NULL;   /* dout is then the pool's gradient */
         for (int k = 0; k < groups; k++) {   /* dgamma and dbeta accumulate over the groups */
-            size_t off = (size_t)k * n * per * C, rows = (size_t)(k == groups - 1 ? N - k * n : n) * per;
+            int nk = k == groups - 1 ? N - k * n : n;
+            size_t off = (size_t)k * n * per * C, rows = (size_t)nk * per, poff = off / 4;
+            if (pool) {
+                o->bn_pool_backward(dout->data + poff, pool->arg + poff, l->col.data + off, l->aux.data + (size_t)k * C,
+                                    nk, H, W, C, g->w.data, b->w.data, g->frozen ? NULL : g->g.data,
+                                    b->frozen ? NULL : b->g.data, need_dx ? l->dx.data + off : NULL);
+                continue;
+            }
             o->batchnorm_backward(dout->data + off, l->fused ? l->out.data + off : NULL, l->col.data + off,
                                   l->aux.data + (size_t)k * C, rows, C, g->w.data, b->w.data,
                                   g->frozen ? NULL : g->g.data,

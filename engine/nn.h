@@ -30,6 +30,9 @@ struct nn_layer {
     int skip;            /* residual only: output = shortcut(x) this step (stochastic depth) */
     float scale;         /* residual only: output = shortcut(x) + scale * branch(x); 0 reads as 1 */
     int fused;           /* batchnorm: applied the next layer's ReLU; relu: passed through (a view) */
+    int pooled;          /* batchnorm: its last forward also did the 2x2 max pool after that ReLU
+                            (op bn_pool_forward), writing the pool layer's out and arg; that
+                            maxpool: done so (its backward passes the pooled gradient on) */
     const tensor *in;    /* input of the last forward */
     tensor out;          /* (N, OH, OW, OC) output of the last forward */
     tensor dx;           /* (N, H, W, C) gradient with respect to the input */

@@ -73,6 +73,18 @@ void cpu_batchnorm_backward(const float *dy, const float *act, const float *xhat
                             size_t rows, int c, const float *gamma, const float *beta, float *dgamma,
                             float *dbeta, float *dx);
 
+/* Batch norm, its ReLU and a 2x2 stride-2 max pool in one pass over x (n, h, w, c), h and w even:
+ * statistics, running statistics, xhat (training) and inv_std as cpu_batchnorm_forward, but y is
+ * the pooled (n, h/2, w/2, c) output and arg its argmax positions in x, as cpu_maxpool_forward's.
+ * The backward takes that pool's gradient dy and arg, and gives what cpu_batchnorm_backward with
+ * the ReLU's mask would give for the gradient the pool scatters (dx, may be NULL, overwritten). */
+void cpu_bn_pool_forward(const float *x, int n, int h, int w, int c, const float *gamma, const float *beta,
+                         float *running_mean, float *running_var, float momentum, float eps, int train,
+                         float *y, int32_t *arg, float *xhat, float *inv_std);
+void cpu_bn_pool_backward(const float *dy, const int32_t *arg, const float *xhat, const float *inv_std, int n,
+                          int h, int w, int c, const float *gamma, const float *beta, float *dgamma,
+                          float *dbeta, float *dx);
+
 /* The text model's layers (engine/cpu/sequence.c): the contracts of engine/ops.h's
  * embed_forward, embed_backward, layernorm_forward, layernorm_backward, sgemm_batched,
  * attn_softmax_forward and attn_softmax_backward. */

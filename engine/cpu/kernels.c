@@ -749,29 +749,53 @@ static void bn_reduce(const float *partial, int chunks, int c, double *out1, dou
         }
 }
 
-void cpu_batchnorm_forward(const float *x, size_t rows, int c, const float *gamma, const float *beta,
-                           float *running_mean, float *running_var, float momentum, float eps,
-                           int train, int relu, float *y, float *xhat, float *inv_std)
+/* The normalisation's mean and inv_std: training, from x's rows (their sums threaded, reduced in
+ * chunk order), moving the running statistics; evaluation, from the running statistics. */
+static void bn_statistics(const float *x, size_t rows, int c, float *running_mean, float *running_var,
+                          float momentum, float eps, int train, float *mean, float *inv_std)
 {
-    float *scratch = bn_scratch(c);
-    float *mean = scratch + (size_t)MAX_CHUNKS * 2 * c;
-    size_t grain = row_grain(c);
-    bn_args a = { .x = x, .gamma = gamma, .beta = beta, .mean = mean, .inv_std = inv_std,
-                  .y = y, .xhat_out = train ? xhat : NULL, .partial = scratch, .c = c, .relu = relu };
-    if (train) {
-        double s1[c], s2[c];
-        cpu_parallel(rows, grain, bn_sums_range, &a);
-        bn_reduce(scratch, cpu_chunks(rows, grain), c, s1, s2);
-        for (int j = 0; j < c; j++)
-            bn_channel_stats(s1[j], s2[j], rows, x[j], momentum, eps, &mean[j], &inv_std[j], &running_mean[j],
-                             &running_var[j]);
-    } else {
+    if (!train) {
         for (int j = 0; j < c; j++) {
             mean[j] = running_mean[j];
             inv_std[j] = 1.0f / sqrtf(running_var[j] + eps);
         }
+        return;
     }
-    cpu_parallel(rows, grain, bn_apply_range, &a);
+    float *partial = bn_scratch(c);
+    size_t grain = row_grain(c);
+    bn_args a = { .x = x, .partial = partial, .c = c };
+    double s1[c], s2[c];
+    cpu_parallel(rows, grain, bn_sums_range, &a);
+    bn_reduce(partial, cpu_chunks(rows, grain), c, s1, s2);
+    for (int j = 0; j < c; j++)
+        bn_channel_stats(s1[j], s2[j], rows, x[j], momentum, eps, &mean[j], &inv_std[j], &running_mean[j],
+                         &running_var[j]);
+}
+
+void cpu_batchnorm_forward(const float *x, size_t rows, int c, const float *gamma, const float *beta,
+                           float *running_mean, float *running_var, float momentum, float eps,
+                           int train, int relu, float *y, float *xhat, float *inv_std)
+{
+    float *mean = bn_scratch(c) + (size_t)MAX_CHUNKS * 2 * c;
+    bn_statistics(x, rows, c, running_mean, running_var, momentum, eps, train, mean, inv_std);
+    bn_args a = { .x = x, .gamma = gamma, .beta = beta, .mean = mean, .inv_std = inv_std,
+                  .y = y, .xhat_out = train ? xhat : NULL, .c = c, .relu = relu };
+    cpu_parallel(rows, row_grain(c), bn_apply_range, &a);
+}
+
+/* From the backward sums s1 = sum dy, s2 = sum dy xhat over rows: the parameter gradients (added),
+ * and the dx pass's per-channel m1, m2 (the two means) and scale = gamma inv_std. */
+static void bn_grad_coefficients(const double *s1, const double *s2, size_t rows, int c, const float *gamma,
+                                 const float *inv_std, float *dgamma, float *dbeta, float *m1, float *m2,
+                                 float *scale)
+{
+    for (int j = 0; j < c; j++) {
+        dbeta[j] += (float)s1[j];
+        dgamma[j] += (float)s2[j];
+        m1[j] = (float)(s1[j] / (double)rows);
+        m2[j] = (float)(s2[j] / (double)rows);
+        scale[j] = gamma[j] * inv_std[j];
+    }
 }
 
 void cpu_batchnorm_backward(const float *dy, const float *act, const float *xhat, const float *inv_std,
@@ -786,17 +810,184 @@ void cpu_batchnorm_backward(const float *dy, const float *act, const float *xhat
     double s1[c], s2[c];
     cpu_parallel(rows, grain, bn_sums_range, &a);
     bn_reduce(scratch, cpu_chunks(rows, grain), c, s1, s2);
-    for (int j = 0; j < c; j++) {
-        dbeta[j] += (float)s1[j];
-        dgamma[j] += (float)s2[j];
-        m1[j] = (float)(s1[j] / (double)rows);
-        m2[j] = (float)(s2[j] / (double)rows);
-        scale[j] = gamma[j] * inv_std[j];
-    }
+    bn_grad_coefficients(s1, s2, rows, c, gamma, inv_std, dgamma, dbeta, m1, m2, scale);
     if (!dx) return;
     bn_args b = { .dy = dy, .mask_g = mask_g, .mask_b = mask_b, .xhat = xhat, .mean = m1, .beta = m2,
                   .inv_std = scale, .dx = dx, .c = c };
     cpu_parallel(rows, grain, bn_dx_range, &b);
+}
+
+/* ---- batch norm, ReLU and a 2x2 max pool in one pass ----------------------------------------
+ * The first block of an image model: the batch norm's full-size output is only ever read by the
+ * pool, and the pool's full-size gradient only by the batch norm's backward. Here neither reaches
+ * memory: the forward pools as it normalises (the same floats, compared in the same order, as
+ * bn_apply then maxpool2_image), and the backward reads the pool's gradient and argmax where the
+ * batch norm would read the scattered gradient. */
+
+typedef struct {
+    const float *x, *mean, *inv_std, *gamma, *beta;   /* backward: mean, inv_std = the dx pass's m1, scale */
+    float *xhat_out, *y;                                /* forward (xhat_out in training only) */
+    int32_t *arg_out;
+    const float *xhat, *dy, *m2;                        /* backward */
+    const int32_t *arg;
+    float *dx, *partial;                                /* partial: (MAX_CHUNKS, 2, c) */
+    int h, w, c, pass;                                  /* backward: 0 sums, 1 dx */
+} bnp_args;
+
+/* One window's four positions in x, in maxpool2_image's order, image img, output (oy, ox). */
+static inline void bnp_window(const bnp_args *a, size_t img, int oy, int ox, size_t e[4])
+{
+    e[0] = ((img * a->h + 2 * (size_t)oy) * a->w + 2 * (size_t)ox) * a->c;
+    e[1] = e[0] + a->c;
+    e[2] = e[0] + (size_t)a->w * a->c;
+    e[3] = e[2] + a->c;
+}
+
+static inline bn_vec bn_select(bn_mask m, bn_vec a, bn_vec b)   /* m ? a : b, lane by lane */
+{
+    bn_mask ai, bi;
+    memcpy(&ai, &a, sizeof ai);
+    memcpy(&bi, &b, sizeof bi);
+    bn_mask r = (m & ai) | (~m & bi);
+    memcpy(&a, &r, sizeof a);
+    return a;
+}
+
+static void bnp_forward_range(void *p, size_t lo, size_t hi, int chunk)
+{
+    const bnp_args *a = p;
+    const int c = a->c, oh = a->h / 2, ow = a->w / 2;
+    const bn_vec zero = { 0 };
+    const bn_mask lane = { 0, 1, 2, 3, 4, 5, 6, 7 };
+    for (size_t img = lo; img < hi; img++)
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++) {
+                size_t e[4], o = ((img * oh + oy) * ow + ox) * c;
+                bnp_window(a, img, oy, ox, e);
+                if (bn_vectors(c)) {
+                    for (int j = 0; j < c; j += 8) {
+                        bn_vec mean = bn_load(a->mean + j), inv = bn_load(a->inv_std + j);
+                        bn_vec g = bn_load(a->gamma + j), b = bn_load(a->beta + j), best = zero;
+                        bn_mask at = { 0 };
+                        for (int q = 0; q < 4; q++) {
+                            bn_vec v = (bn_load(a->x + e[q] + j) - mean) * inv;
+                            if (a->xhat_out) bn_store(a->xhat_out + e[q] + j, v);
+                            bn_vec out = bn_clip_below(g * v + b, zero);
+                            bn_mask idx = lane + (int32_t)(e[q] + (size_t)j);
+                            bn_mask take = q ? out > best : ~(bn_mask){ 0 };
+                            at = (take & idx) | (~take & at);
+                            best = bn_select(take, out, best);
+                        }
+                        bn_store(a->y + o + j, best);
+                        memcpy(a->arg_out + o + j, &at, sizeof at);
+                    }
+                    continue;
+                }
+                for (int j = 0; j < c; j++) {
+                    float best = 0;
+                    int32_t at = 0;
+                    for (int q = 0; q < 4; q++) {
+                        float v = (a->x[e[q] + j] - a->mean[j]) * a->inv_std[j];
+                        if (a->xhat_out) a->xhat_out[e[q] + j] = v;
+                        float out = a->gamma[j] * v + a->beta[j];
+                        out = out < 0 ? 0 : out;   /* not fmaxf: a NaN must stay a NaN */
+                        if (!q || out > best) { best = out; at = (int32_t)(e[q] + (size_t)j); }
+                    }
+                    a->y[o + j] = best;
+                    a->arg_out[o + j] = at;
+                }
+            }
+}
+
+void cpu_bn_pool_forward(const float *x, int n, int h, int w, int c, const float *gamma, const float *beta,
+                         float *running_mean, float *running_var, float momentum, float eps, int train,
+                         float *y, int32_t *arg, float *xhat, float *inv_std)
+{
+    CHECK(h % 2 == 0 && w % 2 == 0, "cpu_bn_pool_forward: %dx%d is not a whole number of 2x2 windows", h, w);
+    float *mean = bn_scratch(c) + (size_t)MAX_CHUNKS * 2 * c;
+    bn_statistics(x, (size_t)n * h * w, c, running_mean, running_var, momentum, eps, train, mean, inv_std);
+    bnp_args a = { .x = x, .mean = mean, .inv_std = inv_std, .gamma = gamma, .beta = beta,
+                   .xhat_out = train ? xhat : NULL, .y = y, .arg_out = arg, .h = h, .w = w, .c = c };
+    cpu_parallel((size_t)n, 1, bnp_forward_range, &a);
+}
+
+/* The gradient at each of a window's positions is the pool's where the position was the argmax
+ * and the ReLU passed it (gamma xhat + beta > 0), else 0. Pass 0 sums it and it times xhat per
+ * channel into the chunk's partial; pass 1 writes dx = scale (d - m1 - xhat m2) everywhere. */
+static void bnp_backward_range(void *p, size_t lo, size_t hi, int chunk)
+{
+    const bnp_args *a = p;
+    const int c = a->c, oh = a->h / 2, ow = a->w / 2;
+    float *s1 = a->pass ? NULL : a->partial + (size_t)chunk * 2 * c, *s2 = s1 ? s1 + c : NULL;
+    const bn_vec zero = { 0 };
+    const bn_mask lane = { 0, 1, 2, 3, 4, 5, 6, 7 };
+    bn_vec t1[BN_VEC_MAX / 8] = { { 0 } }, t2[BN_VEC_MAX / 8] = { { 0 } };
+    if (s1) memset(s1, 0, 2 * (size_t)c * sizeof(float));
+    for (size_t img = lo; img < hi; img++)
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++) {
+                size_t e[4], o = ((img * oh + oy) * ow + ox) * c;
+                bnp_window(a, img, oy, ox, e);
+                if (bn_vectors(c)) {
+                    for (int j = 0; j < c; j += 8) {
+                        bn_vec d = bn_load(a->dy + o + j), g = bn_load(a->gamma + j), b = bn_load(a->beta + j);
+                        bn_mask at;
+                        memcpy(&at, a->arg + o + j, sizeof at);
+                        for (int q = 0; q < 4; q++) {
+                            bn_vec xh = bn_load(a->xhat + e[q] + j);
+                            bn_mask on = (at == lane + (int32_t)(e[q] + (size_t)j)) & (g * xh + b > zero);
+                            bn_vec dq = bn_select(on, d, zero);
+                            if (s1) {
+                                t1[j / 8] += dq;
+                                t2[j / 8] += dq * xh;
+                            } else {
+                                bn_store(a->dx + e[q] + j, bn_load(a->inv_std + j) *
+                                         (dq - bn_load(a->mean + j) - xh * bn_load(a->m2 + j)));
+                            }
+                        }
+                    }
+                    continue;
+                }
+                for (int j = 0; j < c; j++)
+                    for (int q = 0; q < 4; q++) {
+                        size_t at = e[q] + (size_t)j;
+                        float xh = a->xhat[at];
+                        float dq = a->arg[o + j] == (int32_t)at && a->gamma[j] * xh + a->beta[j] > 0 ? a->dy[o + j] : 0;
+                        if (s1) {
+                            s1[j] += dq;
+                            s2[j] += dq * xh;
+                        } else {
+                            a->dx[at] = a->inv_std[j] * (dq - a->mean[j] - xh * a->m2[j]);
+                        }
+                    }
+            }
+    if (s1 && bn_vectors(c))
+        for (int v = 0; v < c / 8; v++) {
+            bn_store(s1 + 8 * v, t1[v]);
+            bn_store(s2 + 8 * v, t2[v]);
+        }
+}
+
+void cpu_bn_pool_backward(const float *dy, const int32_t *arg, const float *xhat, const float *inv_std, int n,
+                          int h, int w, int c, const float *gamma, const float *beta, float *dgamma,
+                          float *dbeta, float *dx)
+{
+    float *scratch = bn_scratch(c);
+    float *m1 = scratch + (size_t)MAX_CHUNKS * 2 * c, *m2 = m1 + c, *scale = m2 + c;
+    size_t rows = (size_t)n * h * w;
+    bnp_args a = { .gamma = gamma, .beta = beta, .xhat = xhat, .partial = scratch, .dy = dy, .arg = arg,
+                   .h = h, .w = w, .c = c };
+    double s1[c], s2[c];
+    cpu_parallel((size_t)n, 1, bnp_backward_range, &a);
+    bn_reduce(scratch, cpu_chunks((size_t)n, 1), c, s1, s2);
+    bn_grad_coefficients(s1, s2, rows, c, gamma, inv_std, dgamma, dbeta, m1, m2, scale);
+    if (!dx) return;
+    a.pass = 1;
+    a.mean = m1;
+    a.m2 = m2;
+    a.inv_std = scale;
+    a.dx = dx;
+    cpu_parallel((size_t)n, 1, bnp_backward_range, &a);
 }
 
 /* ---- loss --------------------------------------------------------------------------------- */

@@ -29,6 +29,15 @@ static void bn_backward(const float *dy, const float *act, const float *xhat, co
                            dbeta ? dbeta : scratch_b, dx);
 }
 
+static void bn_pool_backward(const float *dy, const int32_t *arg, const float *xhat, const float *inv_std, int n,
+                             int h, int w, int c, const float *gamma, const float *beta, float *dgamma,
+                             float *dbeta, float *dx)
+{
+    float scratch_g[c], scratch_b[c];   /* a frozen parameter's sums go nowhere */
+    cpu_bn_pool_backward(dy, arg, xhat, inv_std, n, h, w, c, gamma, beta, dgamma ? dgamma : scratch_g,
+                         dbeta ? dbeta : scratch_b, dx);
+}
+
 static void dropout_forward(const float *x, float *y, float *mask, size_t n, float p, uint64_t seed)
 {
     float keep = 1.0f / (1.0f - p);
@@ -240,6 +249,7 @@ const engine_ops ops_cpu = {
     .maxpool_forward = cpu_maxpool_forward, .maxpool_backward = cpu_maxpool_backward,
     .avgpool_forward = cpu_avgpool_forward, .avgpool_backward = cpu_avgpool_backward,
     .batchnorm_forward = cpu_batchnorm_forward, .batchnorm_backward = bn_backward,
+    .bn_pool_forward = cpu_bn_pool_forward, .bn_pool_backward = bn_pool_backward,
     .dropout_forward = dropout_forward, .mul = mul, .add = add,
     .sigmoid_forward = sigmoid_forward, .sigmoid_backward = sigmoid_backward, .channel_scale = channel_scale,
     .embed_forward = cpu_embed_forward, .embed_backward = cpu_embed_backward,

@@ -420,6 +420,68 @@ static void test_bn_relu_fusion(void **s)
         bn_relu_fusion(c);
 }
 
+/* Batch norm, ReLU and a 2x2 max pool done as one (bn_pool_forward/backward) against the same
+ * three layers kept apart by a dropout of 0: the same outputs bit for bit (the same arithmetic),
+ * in training and evaluation, and the same gradients up to summation order, with c channels, in
+ * ghost groups of `ghost` examples (0: whole batch), on an h x w input (odd: not fused), with
+ * gamma frozen or not. */
+static void bn_pool_fusion(int c, int ghost, int h, int w, int frozen)
+{
+    char err[128];
+    layer_spec fused[] = { L(.kind = LAYER_BATCHNORM, .ghost = ghost), L(.kind = LAYER_RELU),
+                           L(.kind = LAYER_MAXPOOL, .k = 2),
+                           L(.kind = LAYER_CONV, .out = 2, .k = 1, .stride = 1, .bias = 1) };
+    layer_spec apart[] = { L(.kind = LAYER_BATCHNORM, .ghost = ghost), L(.kind = LAYER_RELU),
+                           L(.kind = LAYER_DROPOUT, .p = 0), L(.kind = LAYER_MAXPOOL, .k = 2),
+                           L(.kind = LAYER_CONV, .out = 2, .k = 1, .stride = 1, .bias = 1) };
+    nn_model *a = nn_build(fused, 4, h, w, c, 9, err, sizeof err);
+    nn_model *b = nn_build(apart, 5, h, w, c, 9, err, sizeof err);
+    assert_non_null(a);
+    assert_non_null(b);
+    rng g;
+    rng_seed(&g, 13, 0);
+    tensor x = {0}, d = {0};
+    tensor_resize4(&x, 5, h, w, c);
+    fill_random(&x, &g, 2.0f);
+    for (int p = 0; p < 2; p++)
+        for (int j = 0; j < c; j++) {
+            float v = p == 0 ? 1.5f * rng_normal(&g) : rng_normal(&g);
+            a->layers[0].params[p]->w.data[j] = b->layers[0].params[p]->w.data[j] = v;
+        }
+    a->layers[0].params[0]->frozen = b->layers[0].params[0]->frozen = frozen;
+    for (int train = 0; train <= 1; train++) {
+        const tensor *ya = nn_forward(a, &x, train), *yb = nn_forward(b, &x, train);
+        assert_int_equal(a->layers[0].pooled, h % 2 == 0 && w % 2 == 0);
+        assert_int_equal(a->layers[2].pooled, a->layers[0].pooled);
+        assert_false(b->layers[0].pooled);
+        assert_int_equal(ya->n, yb->n);
+        assert_memory_equal(ya->data, yb->data, ya->n * sizeof(float));
+    }
+    tensor_copy(&d, nn_forward(a, &x, 1));
+    nn_forward(b, &x, 1);
+    nn_zero_grad(a);
+    nn_zero_grad(b);
+    nn_backward_full(a, &d);
+    nn_backward_full(b, &d);
+    for (size_t i = 0; i < x.n; i++) assert_float_equal(a->layers[0].dx.data[i], b->layers[0].dx.data[i], 1e-4);
+    for (int p = 0; p < a->n_params; p++)
+        for (size_t i = 0; i < a->params[p]->g.n; i++)
+            assert_float_equal(a->params[p]->g.data[i], b->params[p]->g.data[i], 1e-4);
+    tensor_free(&x); tensor_free(&d);
+    nn_free(a); nn_free(b);
+}
+
+static void test_bn_pool_fusion(void **s)
+{
+    bn_pool_fusion(16, 0, 6, 8, 0);   /* the vector passes */
+    bn_pool_fusion(5, 0, 6, 4, 0);    /* the scalar ones */
+    bn_pool_fusion(16, 2, 4, 4, 0);   /* ghost groups of 2, 2 and 1 examples */
+    bn_pool_fusion(8, 0, 4, 6, 1);    /* gamma frozen */
+    bn_pool_fusion(8, 0, 5, 6, 0);    /* an odd height: three layers */
+    layer_spec l[] = { L(.kind = LAYER_BATCHNORM), L(.kind = LAYER_RELU), L(.kind = LAYER_MAXPOOL, .k = 2) };
+    gradcheck(l, 3, 2, 4, 4, 3, FILL_SPACED);
+}
+
 /* GELU's kernels (a branch-free tanh through one exponential) against the formula in double,
  * over [-12, 12] and around 0, where 1 - 2 / (e^2u + 1) would lose digits. */
 static void test_gelu_accuracy(void)
@@ -664,7 +726,7 @@ int main(void)
     cpu_threads_init(2);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear), cmocka_unit_test(test_conv), cmocka_unit_test(test_pools),
-        cmocka_unit_test(test_box_box_is_binomial), cmocka_unit_test(test_thin_products), cmocka_unit_test(test_thin_convolutions), cmocka_unit_test(test_squeeze_excite), cmocka_unit_test(test_residual_scale), cmocka_unit_test(test_batchnorm), cmocka_unit_test(test_ghost_batchnorm), cmocka_unit_test(test_bn_relu_fusion), cmocka_unit_test(test_activations),
+        cmocka_unit_test(test_box_box_is_binomial), cmocka_unit_test(test_thin_products), cmocka_unit_test(test_thin_convolutions), cmocka_unit_test(test_squeeze_excite), cmocka_unit_test(test_residual_scale), cmocka_unit_test(test_batchnorm), cmocka_unit_test(test_ghost_batchnorm), cmocka_unit_test(test_bn_relu_fusion), cmocka_unit_test(test_bn_pool_fusion), cmocka_unit_test(test_activations),
         cmocka_unit_test(test_residual), cmocka_unit_test(test_dropout), cmocka_unit_test(test_loss),
         cmocka_unit_test(test_shape_errors), cmocka_unit_test(test_variable_size),
         cmocka_unit_test(test_freeze_skips), cmocka_unit_test(test_text_layers), cmocka_unit_test(test_layer_timing),
