@@ -17,9 +17,10 @@
 #include <sys/stat.h>
 
 typedef struct run_row {
-    char recipe[240];                 /* the setup: "name|batch|machine", the grouping key */
+    char recipe[240];                 /* the setup: "name|batch|machine|engine", the grouping key */
     char name[64];                    /* the recipe's name */
     char machine[128];                /* "NVIDIA H100 80GB HBM3", "AMD EPYC, 2 threads" */
+    char engine[64];                  /* "hasten 8aae716": the code that trained it */
     int batch;                        /* 0 when not recorded */
     char variant[256];
     char budget[32];
@@ -32,7 +33,7 @@ typedef struct run_row {
 /* The runs of one recipe, variant and budget: seeds of one experiment. */
 typedef struct group {
     char recipe[240], variant[256], budget[32];   /* recipe: the setup key, as run_row's */
-    char name[64], machine[128], label[256];       /* label: the name, plus what tells setups apart */
+    char name[64], machine[128], engine[64], label[256];   /* label: the name, plus what tells setups apart */
     int batch;
     int n, reached;
     double acc[64], ttt[64], sps[64], steps[64], secs[64], iters[64];
@@ -169,8 +170,10 @@ static int load_row(const char *dir, const char *metric, double value, run_row *
     if (dot && !strcmp(dot, ".lua")) *dot = 0;
     double batch;
     r->batch = number(s, "batch", &batch) ? 0 : (int)batch;
-    machine_name(cJSON_GetObjectItem(s, "fingerprint"), r->machine, sizeof r->machine);
-    snprintf(r->recipe, sizeof r->recipe, "%s|%d|%s", r->name, r->batch, r->machine);
+    const cJSON *fp = cJSON_GetObjectItem(s, "fingerprint"), *ver = cJSON_GetObjectItem(fp, "hasten");
+    machine_name(fp, r->machine, sizeof r->machine);
+    snprintf(r->engine, sizeof r->engine, "hasten %s", cJSON_IsString(ver) ? ver->valuestring : "unrecorded");
+    snprintf(r->recipe, sizeof r->recipe, "%s|%d|%s|%s", r->name, r->batch, r->machine, r->engine);
     if (metric) target_from_metrics(dir, metric, value, r);
     else {
         const cJSON *t = cJSON_GetObjectItem(s, "time_to_target"), *k = cJSON_GetObjectItem(s, "steps_to_target");
@@ -242,6 +245,7 @@ static void add_row(table *t, const run_row *r)
         snprintf(g->recipe, sizeof g->recipe, "%s", r->recipe);
         snprintf(g->name, sizeof g->name, "%s", r->name);
         snprintf(g->machine, sizeof g->machine, "%s", r->machine);
+        snprintf(g->engine, sizeof g->engine, "%s", r->engine);
         g->batch = r->batch;
         snprintf(g->variant, sizeof g->variant, "%s", r->variant);
         snprintf(g->budget, sizeof g->budget, "%s", r->budget);
@@ -285,26 +289,30 @@ static int add_arg(table *t, const char *arg, const char *metric, double value)
     return 0;
 }
 
-/* Each group's label: its recipe's name, with the batch and the machine where runs of that name
- * differ in them (two setups of one recipe are two experiments: their baselines and frontiers stay
- * apart). */
+/* Each group's label: its recipe's name, with the batch, the machine and the hasten version where
+ * runs of that name differ in them (two setups of one recipe are two experiments: their baselines
+ * and frontiers stay apart; and a faster engine must not make a method look faster). */
 static void label_groups(table *t)
 {
     for (int v = 0; v < t->n; v++) {
         group *g = &t->g[v];
-        int batches = 0, machines = 0;
+        int batches = 0, machines = 0, engines = 0;
         for (int k = 0; k < t->n; k++) {
             const group *o = &t->g[k];
             if (strcmp(o->name, g->name)) continue;
             batches |= o->batch != g->batch;
             machines |= strcmp(o->machine, g->machine) != 0;
+            engines |= strcmp(o->engine, g->engine) != 0;
         }
-        char b[32] = "";
-        if (batches) snprintf(b, sizeof b, g->batch ? "batch %d" : "batch unrecorded", g->batch);
-        if (batches || machines)
-            snprintf(g->label, sizeof g->label, "%s (%s%s%s)", g->name, b, batches && machines ? ", " : "",
-                     machines ? g->machine : "");
-        else snprintf(g->label, sizeof g->label, "%s", g->name);
+        char parts[3][128];
+        int n = 0;
+        if (batches) snprintf(parts[n++], sizeof parts[0], g->batch ? "batch %d" : "batch unrecorded", g->batch);
+        if (machines) snprintf(parts[n++], sizeof parts[0], "%s", g->machine);
+        if (engines) snprintf(parts[n++], sizeof parts[0], "%s", g->engine);
+        if (!n) snprintf(g->label, sizeof g->label, "%s", g->name);
+        else if (n == 1) snprintf(g->label, sizeof g->label, "%s (%s)", g->name, parts[0]);
+        else if (n == 2) snprintf(g->label, sizeof g->label, "%s (%s, %s)", g->name, parts[0], parts[1]);
+        else snprintf(g->label, sizeof g->label, "%s (%s, %s, %s)", g->name, parts[0], parts[1], parts[2]);
     }
 }
 
@@ -401,7 +409,7 @@ static void print_main_table(const table *t)
                mean(s->sps, s->n), speed);
     }
     if (md) printf("\n");
-    if (missing_base) printf("(speedup needs a baseline run, without plugins, of the same recipe, batch and machine)\n");
+    if (missing_base) printf("(speedup needs a baseline run, without plugins, of the same recipe, batch, machine and hasten version)\n");
     if (swept) printf("(speedup: against the baseline budget that reached the target soonest)\n");
 }
 

@@ -4,6 +4,7 @@
  * a speedup method must beat ("just train for less time"). Resumable: finished runs are kept. */
 #include "tui/cli.h"
 #include "engine/ops.h"
+#include "engine/version.h"
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <dirent.h>
@@ -52,12 +53,13 @@ static void variant_tag(char *const *plugins, int n, char *out, size_t len)
 }
 
 /* The run status in dir/summary.json ("done", "stopped", "failed") into status, or "" when the
- * folder has no readable summary (a run killed mid-way, or no run at all). */
-static void summary_status(const char *dir, char *status, size_t len)
+ * folder has no readable summary (a run killed mid-way, or no run at all), and the hasten version
+ * that trained it into version ("" when not recorded). */
+static void summary_status(const char *dir, char *status, size_t len, char *version, size_t vlen)
 {
     char path[1200], buf[16384];
     snprintf(path, sizeof path, "%s/summary.json", dir);
-    status[0] = 0;
+    status[0] = version[0] = 0;
     FILE *f = fopen(path, "rb");
     if (!f) return;
     size_t n = fread(buf, 1, sizeof buf - 1, f);
@@ -66,6 +68,8 @@ static void summary_status(const char *dir, char *status, size_t len)
     cJSON *s = cJSON_Parse(buf);
     const cJSON *st = s ? cJSON_GetObjectItem(s, "status") : NULL;
     if (cJSON_IsString(st)) snprintf(status, len, "%s", st->valuestring);
+    const cJSON *v = s ? cJSON_GetObjectItem(cJSON_GetObjectItem(s, "fingerprint"), "hasten") : NULL;
+    if (cJSON_IsString(v)) snprintf(version, vlen, "%s", v->valuestring);
     cJSON_Delete(s);
 }
 
@@ -224,10 +228,14 @@ int cli_sweep(int argc, char **argv)
             char dir[1200];
             snprintf(dir, sizeof dir, "%s/%.*s-%s-%s-s%s%s", out, base_len, base, tag, budgets[i], seeds[j], setup);
             k++;
-            char status[32];
-            summary_status(dir, status, sizeof status);
+            char status[32], version[64];
+            summary_status(dir, status, sizeof status, version, sizeof version);
             if (!strcmp(status, "done")) {
-                fprintf(stderr, "hasten sweep: [%d/%d] %s: already done, kept\n", k, total, dir);
+                if (strcmp(version, hasten_version))   /* kept: measured data is never deleted */
+                    fprintf(stderr, "hasten sweep: [%d/%d] %s: already done, kept, but by hasten %s (this is %s): "
+                            "compare keeps the two versions apart; remove the folder to train it again\n",
+                            k, total, dir, version[0] ? version : "unrecorded", hasten_version);
+                else fprintf(stderr, "hasten sweep: [%d/%d] %s: already done, kept\n", k, total, dir);
                 done++;
                 continue;
             }

@@ -231,7 +231,7 @@ static void check_baseline(ui_app *a)
         ui_run *r = ui_runs_add_folder(q, dir, err, sizeof err);
         if (r) {
             q->baseline = r;
-            ui_log_add(&a->log, UI_LOG_INFO, "#%d baseline: finished run %s (same recipe, budget and machine)", r->id, dir);
+            ui_log_add(&a->log, UI_LOG_INFO, "#%d baseline: finished run %s (same recipe, budget, machine and hasten)", r->id, dir);
         } else {
             ui_log_add(&a->log, UI_LOG_ERROR, "%s", err);
         }

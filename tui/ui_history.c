@@ -6,6 +6,7 @@
 #include "lua/recipe.h"
 #include "engine/trainer.h"
 #include "engine/ops.h"
+#include "engine/version.h"
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <math.h>
@@ -72,7 +73,7 @@ typedef struct baseline_want {
 } baseline_want;
 
 /* Whether run folder dir is a finished plain run of this recipe and batch on this machine and
- * device. */
+ * device, trained by this hasten (another version's engine may be faster or slower). */
 static int is_baseline(const char *dir, const baseline_want *w)
 {
     cJSON *s = read_json(dir, "summary.json");
@@ -83,6 +84,7 @@ static int is_baseline(const char *dir, const baseline_want *w)
     int ok = fp && !strcmp(json_str(s, "status"), "done") && !strcmp(json_str(s, "recipe"), w->recipe_path) &&
              !strcmp(json_str(s, "dataset"), w->dataset) && !strcmp(json_str(fp, "cpu"), w->cpu) &&
              json_num(fp, "cores", -1) == w->cores && !strcmp(device, w->device) &&
+             !strcmp(json_str(fp, "hasten"), hasten_version) &&
              (cuda ? !strcmp(json_str(fp, "gpu"), w->gpu) : json_num(fp, "threads", -1) == w->threads);
     const cJSON *plugins = s ? cJSON_GetObjectItemCaseSensitive(s, "plugins") : NULL;
     if (cJSON_GetArraySize(plugins) > 0) ok = 0;

@@ -274,6 +274,21 @@ static void test_compare_setups(void **s)
     assert_null(strstr(out, "toy (batch 512, NVIDIA H100 80GB HBM3) baseline frontier"));   /* one budget */
     free(out);
     free(err);
+
+    /* The same machine and batch, two hasten versions: a faster engine must not make the method
+     * look faster, so the method trained by the new one has no baseline of its own version. */
+    snprintf(root, sizeof root, "%s/versions", test_tmpdir());
+    static const char old_v[] = "{\"device\":\"cpu\",\"cpu\":\"AMD EPYC\",\"threads\":2,\"hasten\":\"1111111\"}",
+                      new_v[] = "{\"device\":\"cpu\",\"cpu\":\"AMD EPYC\",\"threads\":2,\"hasten\":\"2222222\"}";
+    write_run_on(root, "old-base", "[]", "1ep", 0.86, 15, 12, "done", 128, old_v);
+    write_run_on(root, "new-ema", ema, "1ep", 0.87, 10, 8, "done", 128, new_v);
+    assert_int_equal(test_hasten((const char *[]){ "compare", root, NULL }, &out, &err), 0);
+    expect_in(line_of(out, "toy (hasten 1111111) baseline"), "12.0 ± 0.0 s");
+    expect_in(line_of(out, "toy (hasten 2222222) ema"), "8.0 ± 0.0 s");
+    assert_null(strstr(line_of(out, "toy (hasten 2222222) ema"), "1.50x"));   /* 12 / 8 across versions */
+    expect_in(out, "same recipe, batch, machine and hasten version");
+    free(out);
+    free(err);
 }
 
 /* Runs hasten with args; it must exit with code and say needle on stderr. */
@@ -446,12 +461,21 @@ static void test_sweep_resumes(void **s)
     snprintf(other, sizeof other, "%s/fmnist_mlp-baseline-10steps-s2", dir);
     mkdir(other, 0755);
     test_write_file("resume/fmnist_mlp-baseline-10steps-s2/notes.txt", "mine", 4);
+    static const char older[] = "{\"status\":\"done\",\"fingerprint\":{\"hasten\":\"1111111\"}}";
+    char kept[800];   /* finished by another hasten: kept (measured data is never deleted), said */
+    snprintf(kept, sizeof kept, "%s/fmnist_mlp-baseline-10steps-s3", dir);
+    mkdir(kept, 0755);
+    test_write_file("resume/fmnist_mlp-baseline-10steps-s3/summary.json", older, strlen(older));
     char *out, *err;
-    int rc = test_hasten((const char *[]){ "sweep", "fmnist_mlp", "--budgets", "10steps", "--seeds", "1,2",
+    int rc = test_hasten((const char *[]){ "sweep", "fmnist_mlp", "--budgets", "10steps", "--seeds", "1,2,3",
                                            "--threads", "1", "--out", dir, NULL }, &out, &err);
     assert_int_equal(rc, 1);   /* one run skipped */
     expect_in(err, "fmnist_mlp-baseline-10steps-s1: the unfinished run there (stopped) is replaced");
     expect_in(err, "fmnist_mlp-baseline-10steps-s2: holds files other than a run's");
+    expect_in(err, "fmnist_mlp-baseline-10steps-s3: already done, kept, but by hasten 1111111");
+    char *summary = read_in(kept, "summary.json");
+    assert_string_equal(summary, older);
+    free(summary);
     char *metrics = read_in(stale, "metrics.jsonl");
     assert_null(strstr(metrics, "stale"));
     assert_non_null(strstr(metrics, "\"step\":10,"));

@@ -16,6 +16,7 @@
 #include "lua/recipe.h"
 #include "tests/support.h"
 #include "engine/trainer.h"
+#include "engine/version.h"
 #include "tui/ui_catalog.h"
 #include "tui/ui_draw.h"
 #include "tui/ui_runs.h"
@@ -493,10 +494,12 @@ static void test_choices_to_specs(void **s)
 
 /* ---- run folders ------------------------------------------------------------------------------- */
 
-/* Writes a run folder as a finished run would leave it. */
+/* The hasten version make_run_on writes into fingerprints: NULL, this build's. */
+static const char *run_version;
+
 /* A finished run folder under the test's runs/: recipe.lua (budget, batch, plugins) and a
- * summary.json with this machine's fingerprint, threads and fp_extra (more fingerprint fields,
- * starting with a comma, or ""). */
+ * summary.json with this machine's fingerprint, threads, run_version and fp_extra (more
+ * fingerprint fields, starting with a comma, or ""). */
 static const char *make_run_on(const char *name, const char *status, const char *budget, int plugins,
                                int threads, int batch, const char *fp_extra)
 {
@@ -524,8 +527,8 @@ static const char *make_run_on(const char *name, const char *status, const char 
     f = fopen(path, "w");
     fprintf(f, "{\"version\":1,\"status\":\"%s\",\"recipe\":\"recipes/x.lua\",\"dataset\":\"synthetic\","
             "\"phase_seconds\":{\"data_wait\":1,\"forward\":2,\"backward\":3,\"optimizer\":0.5,\"plugins\":0,\"eval\":1},"
-            "\"fingerprint\":{\"cpu\":\"%s\",\"cores\":%ld,\"threads\":%d%s}}", status, cpu,
-            sysconf(_SC_NPROCESSORS_ONLN), threads, fp_extra);
+            "\"fingerprint\":{\"cpu\":\"%s\",\"cores\":%ld,\"threads\":%d,\"hasten\":\"%s\"%s}}", status, cpu,
+            sysconf(_SC_NPROCESSORS_ONLN), threads, run_version ? run_version : hasten_version, fp_extra);
     fclose(f);
     snprintf(path, sizeof path, "%s/metrics.jsonl", d);
     f = fopen(path, "w");
@@ -555,6 +558,9 @@ static void test_history(void **s)
     make_run("c-threads", "done", "{ steps = 2 }", 0, 1);
     make_run_on("c-cuda", "done", "{ steps = 2 }", 0, 2, 128, ",\"device\":\"cuda\",\"gpu\":\"NVIDIA H100\"");
     make_run_on("c-batch", "done", "{ steps = 2 }", 0, 2, 512, "");
+    run_version = "0000000";   /* trained by another hasten: its engine may be faster or slower */
+    make_run_on("c-version", "done", "{ steps = 2 }", 0, 2, 128, "");
+    run_version = NULL;
     assert_int_equal(ui_history_find_baseline(runs, "recipes/x.lua", "synthetic", &two, 128, DEVICE_CPU, 2, dir, sizeof dir), 0);
     const char *good = make_run_on("d-good", "done", "{ steps = 2 }", 0, 2, 128, ",\"device\":\"cpu\"");
     assert_int_equal(ui_history_find_baseline(runs, "recipes/x.lua", "synthetic", &two, 128, DEVICE_CPU, 2, dir, sizeof dir), 1);
