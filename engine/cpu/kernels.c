@@ -853,10 +853,10 @@ static inline bn_vec bn_select(bn_mask m, bn_vec a, bn_vec b)   /* m ? a : b, la
     return a;
 }
 
-static void bnp_forward_range(void *p, size_t lo, size_t hi, int chunk)
+static inline __attribute__((always_inline)) void
+bnp_forward_c(const bnp_args *a, size_t lo, size_t hi, const int c)
 {
-    const bnp_args *a = p;
-    const int c = a->c, oh = a->h / 2, ow = a->w / 2;
+    const int oh = a->h / 2, ow = a->w / 2;
     const bn_vec zero = { 0 };
     const bn_mask lane = { 0, 1, 2, 3, 4, 5, 6, 7 };
     for (size_t img = lo; img < hi; img++)
@@ -899,6 +899,16 @@ static void bnp_forward_range(void *p, size_t lo, size_t hi, int chunk)
             }
 }
 
+/* Inlined for the common channel counts: the vector loops then unroll and their sums stay in
+ * registers. */
+static void bnp_forward_range(void *p, size_t lo, size_t hi, int chunk)
+{
+    const bnp_args *a = p;
+    if (a->c == 16) bnp_forward_c(a, lo, hi, 16);
+    else if (a->c == 32) bnp_forward_c(a, lo, hi, 32);
+    else bnp_forward_c(a, lo, hi, a->c);
+}
+
 void cpu_bn_pool_forward(const float *x, int n, int h, int w, int c, const float *gamma, const float *beta,
                          float *running_mean, float *running_var, float momentum, float eps, int train,
                          float *y, int32_t *arg, float *xhat, float *inv_std)
@@ -914,10 +924,10 @@ void cpu_bn_pool_forward(const float *x, int n, int h, int w, int c, const float
 /* The gradient at each of a window's positions is the pool's where the position was the argmax
  * and the ReLU passed it (gamma xhat + beta > 0), else 0. Pass 0 sums it and it times xhat per
  * channel into the chunk's partial; pass 1 writes dx = scale (d - m1 - xhat m2) everywhere. */
-static void bnp_backward_range(void *p, size_t lo, size_t hi, int chunk)
+static inline __attribute__((always_inline)) void
+bnp_backward_c(const bnp_args *a, size_t lo, size_t hi, int chunk, const int c)
 {
-    const bnp_args *a = p;
-    const int c = a->c, oh = a->h / 2, ow = a->w / 2;
+    const int oh = a->h / 2, ow = a->w / 2;
     float *s1 = a->pass ? NULL : a->partial + (size_t)chunk * 2 * c, *s2 = s1 ? s1 + c : NULL;
     const bn_vec zero = { 0 };
     const bn_mask lane = { 0, 1, 2, 3, 4, 5, 6, 7 };
@@ -966,6 +976,14 @@ static void bnp_backward_range(void *p, size_t lo, size_t hi, int chunk)
             bn_store(s1 + 8 * v, t1[v]);
             bn_store(s2 + 8 * v, t2[v]);
         }
+}
+
+static void bnp_backward_range(void *p, size_t lo, size_t hi, int chunk)
+{
+    const bnp_args *a = p;
+    if (a->c == 16) bnp_backward_c(a, lo, hi, chunk, 16);
+    else if (a->c == 32) bnp_backward_c(a, lo, hi, chunk, 32);
+    else bnp_backward_c(a, lo, hi, chunk, a->c);
 }
 
 void cpu_bn_pool_backward(const float *dy, const int32_t *arg, const float *xhat, const float *inv_std, int n,
