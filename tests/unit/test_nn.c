@@ -473,7 +473,8 @@ static void bn_pool_fusion(int c, int ghost, int h, int w, int frozen)
 
 static void test_bn_pool_fusion(void **s)
 {
-    bn_pool_fusion(16, 0, 6, 8, 0);   /* the vector passes */
+    bn_pool_fusion(16, 0, 6, 8, 0);   /* the vector passes, inlined for 16 and 32 channels */
+    bn_pool_fusion(32, 0, 4, 4, 0);
     bn_pool_fusion(5, 0, 6, 4, 0);    /* the scalar ones */
     bn_pool_fusion(16, 2, 4, 4, 0);   /* ghost groups of 2, 2 and 1 examples */
     bn_pool_fusion(8, 0, 4, 6, 1);    /* gamma frozen */
