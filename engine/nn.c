@@ -606,11 +606,11 @@ static int layer_forward(nn_model *m, nn_model *top, nn_layer *l, const tensor *
         nn_layer *pool = pool_partner(m, l, H, W);
         if (pool) pool_reserve(o, pool, N, H / 2, W / 2, C);
         l->pooled = pool != NULL;
+        if (pool) pool->pooled = 1;
         for (int k = 0; k < groups; k++) {
             int n = k == groups - 1 ? N - k * g : g;
             size_t off = (size_t)k * g * per * C, rows = (size_t)n * per, poff = off / 4;
             if (pool) {   /* each group's argmax positions count from its own first example */
-                pool->pooled = 1;
                 o->bn_pool_forward(x->data + off, n, H, W, C, l->params[0]->w.data, l->params[1]->w.data,
                                    l->run_mean.data, l->run_var.data, s->momentum, s->eps, train,
                                    pool->out.data + poff, pool->arg + poff, l->col.data + off,
@@ -758,14 +758,13 @@ static void conv_backward(const nn_model *m, nn_layer *l, const tensor *dout, in
     int oh = dout->shape[1], ow = dout->shape[2], M = N * oh * ow, kkc = s->k * s->k * C;
     int direct = s->k == 1 && s->stride == 1 && s->pad == 0;
     const float *col = direct ? x->data : l->col.data;
-    if (wp->frozen)
-        ;
-    else if (conv_is_thin(m, l, C)) {
+    if (!wp->frozen && conv_is_thin(m, l, C)) {
         gemm_note(1, 0, s->out, kkc, M, 1, 1);
         m->ops->conv_thin_wgrad(x->data, N, H, W, C, s->k, s->stride, s->pad, oh, ow, dout->data, s->out,
                                 wp->g.data);
-    } else
+    } else if (!wp->frozen) {
         gemm(m, 1, 0, s->out, kkc, M, dout->data, s->out, col, kkc, 1, wp->g.data, kkc);
+    }
     if (l->n_params > 1 && !l->params[1]->frozen) m->ops->sum_rows(dout->data, (size_t)M, s->out, l->params[1]->g.data);
     if (!need_dx) return;
     tensor_resize(&l->dx, 4, x->shape);
