@@ -377,6 +377,22 @@ static void test_ghost_batchnorm(void **s)
     tensor_free(&x); tensor_free(&part); tensor_free(&ea);
 }
 
+/* Two models that compute the same function, each just run forward: backward from dout, the
+ * same input gradient and parameter gradients within 1e-4. */
+static void expect_same_gradients(nn_model *a, nn_model *b, const tensor *dout)
+{
+    nn_zero_grad(a);
+    nn_zero_grad(b);
+    nn_backward_full(a, dout);
+    nn_backward_full(b, dout);
+    const tensor *da = &a->layers[0].dx, *db = &b->layers[0].dx;
+    assert_int_equal(da->n, db->n);
+    for (size_t i = 0; i < da->n; i++) assert_float_equal(da->data[i], db->data[i], 1e-4);
+    for (int p = 0; p < a->n_params; p++)
+        for (size_t i = 0; i < a->params[p]->g.n; i++)
+            assert_float_equal(a->params[p]->g.data[i], b->params[p]->g.data[i], 1e-4);
+}
+
 /* The fused batch norm + ReLU kernel against the two layers run apart (a p=0 dropout between
  * them prevents the fusion). */
 static void bn_relu_fusion(int c)
@@ -402,14 +418,7 @@ static void bn_relu_fusion(int c)
     assert_true(a->layers[0].fused && a->layers[1].fused && !b->layers[0].fused);
     for (size_t i = 0; i < ya->n; i++) assert_float_equal(ya->data[i], yb->data[i], 1e-5);
     tensor_copy(&d, ya);
-    nn_zero_grad(a);
-    nn_zero_grad(b);
-    nn_backward_full(a, &d);
-    nn_backward_full(b, &d);
-    for (size_t i = 0; i < x.n; i++) assert_float_equal(a->layers[0].dx.data[i], b->layers[0].dx.data[i], 1e-4);
-    for (int p = 0; p < a->n_params; p++)
-        for (size_t i = 0; i < a->params[p]->g.n; i++)
-            assert_float_equal(a->params[p]->g.data[i], b->params[p]->g.data[i], 1e-4);
+    expect_same_gradients(a, b, &d);
     tensor_free(&x); tensor_free(&d);
     nn_free(a); nn_free(b);
 }
@@ -459,14 +468,7 @@ static void bn_pool_fusion(int c, int ghost, int h, int w, int frozen)
     }
     tensor_copy(&d, nn_forward(a, &x, 1));
     nn_forward(b, &x, 1);
-    nn_zero_grad(a);
-    nn_zero_grad(b);
-    nn_backward_full(a, &d);
-    nn_backward_full(b, &d);
-    for (size_t i = 0; i < x.n; i++) assert_float_equal(a->layers[0].dx.data[i], b->layers[0].dx.data[i], 1e-4);
-    for (int p = 0; p < a->n_params; p++)
-        for (size_t i = 0; i < a->params[p]->g.n; i++)
-            assert_float_equal(a->params[p]->g.data[i], b->params[p]->g.data[i], 1e-4);
+    expect_same_gradients(a, b, &d);
     tensor_free(&x); tensor_free(&d);
     nn_free(a); nn_free(b);
 }
