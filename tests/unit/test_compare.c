@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <cjson/cJSON.h>
 #include "engine/ops.h"
 #include "tests/support.h"
 #include "tui/frontier.h"
@@ -487,6 +488,36 @@ static void test_sweep_resumes(void **s)
     free(err);
 }
 
+/* hasten bench --layers --json: every model's layers by name, in order, with their forward and
+ * backward milliseconds per step (a few steps: figures, not a timing test). */
+static void test_bench_layers(void **s)
+{
+    char *out, *err;
+    assert_int_equal(test_hasten((const char *[]){ "bench", "--json", "--layers", "--steps", "2", "--threads", "1",
+                                                   NULL }, &out, &err), 0);
+    cJSON *j = cJSON_Parse(out);
+    assert_non_null(j);
+    const cJSON *models = cJSON_GetObjectItem(j, "models"), *m;
+    assert_int_equal(cJSON_GetArraySize(models), 3);
+    cJSON_ArrayForEach(m, models) {
+        const cJSON *layers = cJSON_GetObjectItem(m, "layers"), *l;
+        assert_true(cJSON_GetArraySize(layers) >= 6);
+        cJSON_ArrayForEach(l, layers) {
+            assert_true(cJSON_IsString(cJSON_GetObjectItem(l, "name")));
+            assert_true(cJSON_GetObjectItem(l, "forward_ms")->valuedouble >= 0);
+            assert_true(cJSON_GetObjectItem(l, "backward_ms")->valuedouble >= 0);
+        }
+        if (!strcmp(cJSON_GetObjectItem(m, "recipe")->valuestring, "fmnist_cnn")) {
+            assert_string_equal(cJSON_GetArrayItem(layers, 0)->child->valuestring, "conv1");
+            assert_string_equal(cJSON_GetArrayItem(layers, 1)->child->valuestring, "batchnorm1");
+            assert_string_equal(cJSON_GetArrayItem(layers, 3)->child->valuestring, "maxpool1");
+        }
+    }
+    cJSON_Delete(j);
+    free(out);
+    free(err);
+}
+
 static void test_sweep_errors(void **s)
 {
     expect_error((const char *[]){ "sweep", "fmnist_mlp", NULL }, 2, "--budgets is required");
@@ -520,7 +551,7 @@ int main(void)
         cmocka_unit_test(test_compare_subsecond), cmocka_unit_test(test_compare_setups),
         cmocka_unit_test(test_compare_plot),
         cmocka_unit_test(test_compare_errors), cmocka_unit_test(test_sweep), cmocka_unit_test(test_sweep_resumes),
-        cmocka_unit_test(test_sweep_errors),
+        cmocka_unit_test(test_sweep_errors), cmocka_unit_test(test_bench_layers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
