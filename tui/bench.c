@@ -28,6 +28,7 @@ typedef struct bench_result {
     const char *recipe;
     int batch, steps;
     double samples_per_s, step_ms;
+    double step_p10, step_p50, step_p90;   /* ms: the measured steps' spread (CPU: steps are synchronous) */
     double gemm_gflop_step;      /* GEMM work of one step */
     double roofline_ms;          /* sgemm alone on those shapes */
     double phase_ms[PHASE_COUNT];
@@ -42,6 +43,8 @@ typedef struct bench_hook {
     nn_gemm_shape shapes[MAX_SHAPES];
     int n_shapes;
     nn_layer_time *layers;               /* NULL: layers not timed */
+    double last, *step_s;                /* each measured step's seconds, in order */
+    int n_steps;
 } bench_hook;
 
 /* Starts the clock after `warm` steps, records the GEMM shapes of the next step, and with
@@ -50,7 +53,7 @@ static int bench_hook_fn(trainer *t, trainer_event ev, void *ud)
 {
     bench_hook *h = ud;
     if (ev == EV_BATCH_START && t->step == h->warm) {
-        h->start_seconds = t->train_seconds;
+        h->start_seconds = h->last = t->train_seconds;
         memcpy(h->start_phase, t->phase, sizeof h->start_phase);
         nn_gemm_record(h->shapes, MAX_SHAPES);
         if (h->layers) nn_layer_timing(h->layers, MAX_LAYERS);
@@ -58,8 +61,26 @@ static int bench_hook_fn(trainer *t, trainer_event ev, void *ud)
         h->n_shapes = nn_gemm_recorded();
         nn_gemm_record(NULL, 0);
     }
+    if (ev == EV_BATCH_START && t->step > h->warm && h->n_steps < h->measure) {
+        /* the training clock moves at the end of a step: here it has the previous one whole */
+        h->step_s[h->n_steps++] = t->train_seconds - h->last;
+        h->last = t->train_seconds;
+    }
     if (ev == EV_AFTER_STEP && t->step == h->warm + h->measure && h->layers) nn_layer_timing(NULL, 0);
     return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The q-quantile (0..1) of n sorted values, the nearest rank. */
+static double quantile(const double *v, int n, double q)
+{
+    int i = (int)(q * (n - 1) + 0.5);
+    return n ? v[i < 0 ? 0 : i >= n ? n - 1 : i] : NAN;
 }
 
 static double gemm_flops(const nn_gemm_shape *s) { return 2.0 * s->M * s->N * s->K; }
@@ -171,15 +192,23 @@ static int bench_recipe(const char *name, int steps, int batch, int with_noop, b
         config_free(&cfg);
         return -1;
     }
+    h.step_s = calloc((size_t)steps, sizeof *h.step_s);
+    CHECK(h.step_s, "out of memory");
     trainer_add_hook(t, bench_hook_fn, &h);
     trainer_run(t);
     nn_layer_timing(NULL, 0);   /* a run that ended early */
+    if (h.n_steps < steps) h.step_s[h.n_steps++] = t->train_seconds - h.last;   /* the last step */
     double secs = t->train_seconds - h.start_seconds;
     r->recipe = name;
     r->batch = cfg.batch;
     r->steps = steps;
     r->samples_per_s = (double)steps * cfg.batch / secs;
     r->step_ms = 1e3 * secs / steps;
+    qsort(h.step_s, (size_t)h.n_steps, sizeof *h.step_s, cmp_double);
+    r->step_p10 = 1e3 * quantile(h.step_s, h.n_steps, 0.1);
+    r->step_p50 = 1e3 * quantile(h.step_s, h.n_steps, 0.5);
+    r->step_p90 = 1e3 * quantile(h.step_s, h.n_steps, 0.9);
+    free(h.step_s);
     r->n_shapes = h.n_shapes;
     r->gemm_gflop_step = r->roofline_ms = 0;
     r->n_layers = bench_layers ? (t->model->n_layers < MAX_LAYERS ? t->model->n_layers : MAX_LAYERS) : 0;
@@ -240,6 +269,11 @@ static void print_text(const bench_result *r, int n, double peak, const bench_re
                b->gemm_gflop_step / (b->roofline_ms * 1e-3), b->roofline_ms,
                100 * b->roofline_ms / b->step_ms);
     }
+    printf("\nstep time over the measured steps (ms; how steadily this machine ran them):\n"
+           "%-16s %9s %9s %9s %9s\n", "recipe", "mean", "p10", "median", "p90");
+    for (int i = 0; i < n; i++)
+        printf("%-16s %9.3f %9.3f %9.3f %9.3f\n", r[i].recipe, r[i].step_ms, r[i].step_p10, r[i].step_p50,
+               r[i].step_p90);
     printf("\nstep time breakdown (ms per step):\n%-16s", "recipe");
     for (int p = 0; p < PHASE_EVAL; p++) printf(" %10s", trainer_phase_name(p));
     printf("\n");
@@ -262,10 +296,11 @@ static void print_json(const bench_result *r, int n, double peak, const bench_re
     for (int i = 0; i < n; i++) {
         const bench_result *b = &r[i];
         printf("%s{\"recipe\":\"%s\",\"batch\":%d,\"steps\":%d,\"samples_per_second\":%.1f,"
-               "\"step_ms\":%.4f,\"gemm_gflop_per_step\":%.5f,\"model_gflops\":%.2f,"
+               "\"step_ms\":%.4f,\"step_ms_p10\":%.4f,\"step_ms_median\":%.4f,\"step_ms_p90\":%.4f,"
+               "\"gemm_gflop_per_step\":%.5f,\"model_gflops\":%.2f,"
                "\"sgemm_gflops\":%.2f,\"roofline_step_ms\":%.4f,\"roofline_ratio\":%.4f,\"phase_ms\":{",
-               i ? "," : "", b->recipe, b->batch, b->steps, b->samples_per_s, b->step_ms,
-               b->gemm_gflop_step, b->gemm_gflop_step / (b->step_ms * 1e-3),
+               i ? "," : "", b->recipe, b->batch, b->steps, b->samples_per_s, b->step_ms, b->step_p10,
+               b->step_p50, b->step_p90, b->gemm_gflop_step, b->gemm_gflop_step / (b->step_ms * 1e-3),
                b->gemm_gflop_step / (b->roofline_ms * 1e-3), b->roofline_ms, b->roofline_ms / b->step_ms);
         for (int p = 0; p < PHASE_EVAL; p++)
             printf("%s\"%s\":%.4f", p ? "," : "", trainer_phase_name(p), b->phase_ms[p]);

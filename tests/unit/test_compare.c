@@ -489,7 +489,8 @@ static void test_sweep_resumes(void **s)
 }
 
 /* hasten bench --layers --json: every model's layers by name, in order, with their forward and
- * backward milliseconds per step (a few steps: figures, not a timing test). */
+ * backward milliseconds per step, and the spread of the measured steps (a few steps: figures, not
+ * a timing test). */
 static void test_bench_layers(void **s)
 {
     char *out, *err;
@@ -500,6 +501,10 @@ static void test_bench_layers(void **s)
     const cJSON *models = cJSON_GetObjectItem(j, "models"), *m;
     assert_int_equal(cJSON_GetArraySize(models), 3);
     cJSON_ArrayForEach(m, models) {
+        double p10 = cJSON_GetObjectItem(m, "step_ms_p10")->valuedouble,   /* the steps' spread, ordered */
+               p50 = cJSON_GetObjectItem(m, "step_ms_median")->valuedouble,
+               p90 = cJSON_GetObjectItem(m, "step_ms_p90")->valuedouble;
+        assert_true(p10 > 0 && p10 <= p50 && p50 <= p90);
         const cJSON *layers = cJSON_GetObjectItem(m, "layers"), *l;
         assert_true(cJSON_GetArraySize(layers) >= 6);
         cJSON_ArrayForEach(l, layers) {
