@@ -75,9 +75,12 @@ static const float *padded_frame(const conv_args *a, const float *x)
 }
 
 /* Patches of `count` output pixels from (oy, ox0) on, one row of k*k*c floats each, from a padded
- * frame. Inlined with constant k and c where the caller knows them; the copy loops are kept as
- * loops (a memmove call for a run of 3 floats costs more than the copy). */
-static inline __attribute__((always_inline, optimize("no-tree-loop-distribute-patterns"))) void
+ * frame. Inlined with constant k and c where the caller knows them. Its callers are compiled with
+ * KEEP_LOOPS: GCC would otherwise turn the copy loop into a memmove call for every run of 3 or 9
+ * floats, which costs more than the copy (inlined code takes its caller's options). */
+#define KEEP_LOOPS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+
+static inline __attribute__((always_inline)) void
 frame_patches(const conv_args *a, const float *restrict frame, int oy, int ox0, int count,
               const int k, const int c, float *restrict col)
 {
@@ -90,7 +93,7 @@ frame_patches(const conv_args *a, const float *restrict frame, int oy, int ox0, 
 }
 
 /* Few channels: whole patch rows from the padded frame (the first layer of an image model). */
-static void im2col_small(const conv_args *a, const float *restrict x, float *restrict col)
+static KEEP_LOOPS void im2col_small(const conv_args *a, const float *restrict x, float *restrict col)
 {
     const float *frame = padded_frame(a, x);
     for (int oy = 0; oy < a->oh; oy++, col += (size_t)a->ow * a->k * a->k * a->c)
@@ -213,7 +216,7 @@ thin_conv_forward_nk(const thin_conv_args *t, size_t lo, size_t hi, const int k,
     }
 }
 
-static void thin_conv_forward_range(void *p, size_t lo, size_t hi, int chunk)
+static KEEP_LOOPS void thin_conv_forward_range(void *p, size_t lo, size_t hi, int chunk)
 {
     const thin_conv_args *t = p;
     const conv_args *a = &t->g;
@@ -242,7 +245,7 @@ thin_conv_wgrad_nk(const thin_conv_args *t, size_t lo, size_t hi, float *part, c
     }
 }
 
-static void thin_conv_wgrad_range(void *p, size_t lo, size_t hi, int chunk)
+static KEEP_LOOPS void thin_conv_wgrad_range(void *p, size_t lo, size_t hi, int chunk)
 {
     const thin_conv_args *t = p;
     const int kkc = t->g.k * t->g.k * t->g.c;
