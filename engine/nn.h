@@ -36,7 +36,8 @@ struct nn_layer {
     const tensor *in;    /* input of the last forward */
     tensor out;          /* (N, OH, OW, OC) output of the last forward */
     tensor dx;           /* (N, H, W, C) gradient with respect to the input */
-    tensor col;          /* conv: (N*OH*OW, K*K*C) im2col; batchnorm: xhat (N*H*W, C) */
+    tensor col;          /* conv: (N*OH*OW, K*K*C) im2col; batchnorm: xhat (N*H*W, C), or when pooled each
+                            group's mean (groups, C) */
     tensor aux;          /* batchnorm: inv_std (groups, C); dropout: mask (N*H*W*C); se: (N, 2C + R):
                           * squeezed means, hidden activations, gates */
     tensor run_mean, run_var;   /* batchnorm running statistics (C); views into the model's stats */

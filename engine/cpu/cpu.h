@@ -74,16 +74,17 @@ void cpu_batchnorm_backward(const float *dy, const float *act, const float *xhat
                             float *dbeta, float *dx);
 
 /* Batch norm, its ReLU and a 2x2 stride-2 max pool in one pass over x (n, h, w, c), h and w even:
- * statistics, running statistics, xhat (training) and inv_std as cpu_batchnorm_forward, but y is
- * the pooled (n, h/2, w/2, c) output and arg its argmax positions in x, as cpu_maxpool_forward's.
- * The backward takes that pool's gradient dy and arg, and gives what cpu_batchnorm_backward with
- * the ReLU's mask would give for the gradient the pool scatters (dx, may be NULL, overwritten). */
+ * statistics and running statistics as cpu_batchnorm_forward, the normalisation's mean and
+ * inv_std (c each) written out, y the pooled (n, h/2, w/2, c) output and arg its argmax positions
+ * in x, as cpu_maxpool_forward's; xhat is not kept. The backward takes that pool's gradient dy
+ * and arg, the same x, mean and inv_std, and gives what cpu_batchnorm_backward with the ReLU's
+ * mask would give for the gradient the pool scatters (dx, may be NULL, overwritten). */
 void cpu_bn_pool_forward(const float *x, int n, int h, int w, int c, const float *gamma, const float *beta,
                          float *running_mean, float *running_var, float momentum, float eps, int train,
-                         float *y, int32_t *arg, float *xhat, float *inv_std);
-void cpu_bn_pool_backward(const float *dy, const int32_t *arg, const float *xhat, const float *inv_std, int n,
-                          int h, int w, int c, const float *gamma, const float *beta, float *dgamma,
-                          float *dbeta, float *dx);
+                         float *y, int32_t *arg, float *mean, float *inv_std);
+void cpu_bn_pool_backward(const float *dy, const int32_t *arg, const float *x, const float *mean,
+                          const float *inv_std, int n, int h, int w, int c, const float *gamma, const float *beta,
+                          float *dgamma, float *dbeta, float *dx);
 
 /* The text model's layers (engine/cpu/sequence.c): the contracts of engine/ops.h's
  * embed_forward, embed_backward, layernorm_forward, layernorm_backward, sgemm_batched,

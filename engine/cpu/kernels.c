@@ -825,16 +825,18 @@ void cpu_batchnorm_backward(const float *dy, const float *act, const float *xhat
  * pool, and the pool's full-size gradient only by the batch norm's backward. Here neither reaches
  * memory: the forward pools as it normalises (the same floats, compared in the same order, as
  * bn_apply then maxpool2_image), and the backward reads the pool's gradient and argmax where the
- * batch norm would read the scattered gradient. */
+ * batch norm would read the scattered gradient. Nor is xhat kept: the backward works it out from
+ * x again, (x - mean) inv_std, the forward's own arithmetic. */
 
 typedef struct {
-    const float *x, *mean, *inv_std, *gamma, *beta;   /* backward: mean, inv_std = the dx pass's m1, scale */
-    float *xhat_out, *y;                                /* forward (xhat_out in training only) */
+    const float *x, *mean, *inv_std;       /* the normalisation: xhat = (x - mean) inv_std */
+    const float *gamma, *beta;
+    float *y;                              /* forward: the pooled output and its argmax */
     int32_t *arg_out;
-    const float *xhat, *dy, *m2;                        /* backward */
+    const float *dy, *m1, *m2, *scale;     /* backward: the pool's gradient; the dx pass's coefficients */
     const int32_t *arg;
-    float *dx, *partial;                                /* partial: (MAX_CHUNKS, 2, c) */
-    int h, w, c, pass;                                  /* backward: 0 sums, 1 dx */
+    float *dx, *partial;                   /* partial: (MAX_CHUNKS, 2, c) */
+    int h, w, c, pass;                     /* backward: 0 sums, 1 dx */
 } bnp_args;
 
 /* One window's four positions in x, in maxpool2_image's order, image img, output (oy, ox). */
@@ -874,7 +876,6 @@ bnp_forward_c(const bnp_args *a, size_t lo, size_t hi, const int c)
                         bn_mask at = { 0 };
                         for (int q = 0; q < 4; q++) {
                             bn_vec v = (bn_load(a->x + e[q] + j) - mean) * inv;
-                            if (a->xhat_out) bn_store(a->xhat_out + e[q] + j, v);
                             bn_vec out = bn_clip_below(g * v + b, zero);
                             bn_mask idx = lane + (int32_t)(e[q] + (size_t)j);
                             bn_mask take = q ? out > best : ~(bn_mask){ 0 };
@@ -891,7 +892,6 @@ bnp_forward_c(const bnp_args *a, size_t lo, size_t hi, const int c)
                     int32_t at = 0;
                     for (int q = 0; q < 4; q++) {
                         float v = (a->x[e[q] + j] - a->mean[j]) * a->inv_std[j];
-                        if (a->xhat_out) a->xhat_out[e[q] + j] = v;
                         float out = a->gamma[j] * v + a->beta[j];
                         out = out < 0 ? 0 : out;   /* not fmaxf: a NaN must stay a NaN */
                         if (!q || out > best) { best = out; at = (int32_t)(e[q] + (size_t)j); }
@@ -914,19 +914,19 @@ static void bnp_forward_range(void *p, size_t lo, size_t hi, int chunk)
 
 void cpu_bn_pool_forward(const float *x, int n, int h, int w, int c, const float *gamma, const float *beta,
                          float *running_mean, float *running_var, float momentum, float eps, int train,
-                         float *y, int32_t *arg, float *xhat, float *inv_std)
+                         float *y, int32_t *arg, float *mean, float *inv_std)
 {
     CHECK(h % 2 == 0 && w % 2 == 0, "cpu_bn_pool_forward: %dx%d is not a whole number of 2x2 windows", h, w);
-    float *mean = bn_scratch(c) + (size_t)MAX_CHUNKS * 2 * c;
     bn_statistics(x, (size_t)n * h * w, c, running_mean, running_var, momentum, eps, train, mean, inv_std);
     bnp_args a = { .x = x, .mean = mean, .inv_std = inv_std, .gamma = gamma, .beta = beta,
-                   .xhat_out = train ? xhat : NULL, .y = y, .arg_out = arg, .h = h, .w = w, .c = c };
+                   .y = y, .arg_out = arg, .h = h, .w = w, .c = c };
     cpu_parallel((size_t)n, 1, bnp_forward_range, &a);
 }
 
 /* The gradient at each of a window's positions is the pool's where the position was the argmax
  * and the ReLU passed it (gamma xhat + beta > 0), else 0. Pass 0 sums it and it times xhat per
- * channel into the chunk's partial; pass 1 writes dx = scale (d - m1 - xhat m2) everywhere. */
+ * channel into the chunk's partial; pass 1 writes dx = scale (d - m1 - xhat m2) everywhere. xhat
+ * is worked out from x as the forward did. */
 static inline __attribute__((always_inline)) void
 bnp_backward_c(const bnp_args *a, size_t lo, size_t hi, int chunk, const int c)
 {
@@ -944,18 +944,19 @@ bnp_backward_c(const bnp_args *a, size_t lo, size_t hi, int chunk, const int c)
                 if (bn_vectors(c)) {
                     for (int j = 0; j < c; j += 8) {
                         bn_vec d = bn_load(a->dy + o + j), g = bn_load(a->gamma + j), b = bn_load(a->beta + j);
+                        bn_vec mean = bn_load(a->mean + j), inv = bn_load(a->inv_std + j);
                         bn_mask at;
                         memcpy(&at, a->arg + o + j, sizeof at);
                         for (int q = 0; q < 4; q++) {
-                            bn_vec xh = bn_load(a->xhat + e[q] + j);
+                            bn_vec xh = (bn_load(a->x + e[q] + j) - mean) * inv;
                             bn_mask on = (at == lane + (int32_t)(e[q] + (size_t)j)) & (g * xh + b > zero);
                             bn_vec dq = bn_select(on, d, zero);
                             if (s1) {
                                 t1[j / 8] += dq;
                                 t2[j / 8] += dq * xh;
                             } else {
-                                bn_store(a->dx + e[q] + j, bn_load(a->inv_std + j) *
-                                         (dq - bn_load(a->mean + j) - xh * bn_load(a->m2 + j)));
+                                bn_store(a->dx + e[q] + j, bn_load(a->scale + j) *
+                                         (dq - bn_load(a->m1 + j) - xh * bn_load(a->m2 + j)));
                             }
                         }
                     }
@@ -964,13 +965,13 @@ bnp_backward_c(const bnp_args *a, size_t lo, size_t hi, int chunk, const int c)
                 for (int j = 0; j < c; j++)
                     for (int q = 0; q < 4; q++) {
                         size_t at = e[q] + (size_t)j;
-                        float xh = a->xhat[at];
+                        float xh = (a->x[at] - a->mean[j]) * a->inv_std[j];
                         float dq = a->arg[o + j] == (int32_t)at && a->gamma[j] * xh + a->beta[j] > 0 ? a->dy[o + j] : 0;
                         if (s1) {
                             s1[j] += dq;
                             s2[j] += dq * xh;
                         } else {
-                            a->dx[at] = a->inv_std[j] * (dq - a->mean[j] - xh * a->m2[j]);
+                            a->dx[at] = a->scale[j] * (dq - a->m1[j] - xh * a->m2[j]);
                         }
                     }
             }
@@ -989,24 +990,24 @@ static void bnp_backward_range(void *p, size_t lo, size_t hi, int chunk)
     else bnp_backward_c(a, lo, hi, chunk, a->c);
 }
 
-void cpu_bn_pool_backward(const float *dy, const int32_t *arg, const float *xhat, const float *inv_std, int n,
-                          int h, int w, int c, const float *gamma, const float *beta, float *dgamma,
-                          float *dbeta, float *dx)
+void cpu_bn_pool_backward(const float *dy, const int32_t *arg, const float *x, const float *mean,
+                          const float *inv_std, int n, int h, int w, int c, const float *gamma, const float *beta,
+                          float *dgamma, float *dbeta, float *dx)
 {
     float *scratch = bn_scratch(c);
     float *m1 = scratch + (size_t)MAX_CHUNKS * 2 * c, *m2 = m1 + c, *scale = m2 + c;
     size_t rows = (size_t)n * h * w;
-    bnp_args a = { .gamma = gamma, .beta = beta, .xhat = xhat, .partial = scratch, .dy = dy, .arg = arg,
-                   .h = h, .w = w, .c = c };
+    bnp_args a = { .x = x, .mean = mean, .inv_std = inv_std, .gamma = gamma, .beta = beta, .partial = scratch,
+                   .dy = dy, .arg = arg, .h = h, .w = w, .c = c };
     double s1[c], s2[c];
     cpu_parallel((size_t)n, 1, bnp_backward_range, &a);
     bn_reduce(scratch, cpu_chunks((size_t)n, 1), c, s1, s2);
     bn_grad_coefficients(s1, s2, rows, c, gamma, inv_std, dgamma, dbeta, m1, m2, scale);
     if (!dx) return;
     a.pass = 1;
-    a.mean = m1;
+    a.m1 = m1;
     a.m2 = m2;
-    a.inv_std = scale;
+    a.scale = scale;
     a.dx = dx;
     cpu_parallel((size_t)n, 1, bnp_backward_range, &a);
 }
