@@ -229,7 +229,8 @@ static int bench_recipe(const char *name, int steps, int batch, int with_noop, b
 static void print_layers(const bench_result *r, int n)
 {
     printf("\ntime per layer (ms per step; each layer timed after the device finished it, so the\n"
-           "sum can exceed the step; a fused ReLU's work is in the batch norm before it):\n");
+           "sum can exceed the step; a batch norm also does the ReLU, and on the CPU the 2x2 max\n"
+           "pool, that follow it):\n");
     for (int i = 0; i < n; i++) {
         const bench_result *b = &r[i];
         double total = 0, f = 0, bw = 0;
