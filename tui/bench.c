@@ -25,7 +25,7 @@ static int bench_layers;                        /* --layers: time each layer too
 static device_kind bench_device = DEVICE_CPU;   /* --device: where the recipes train */
 
 typedef struct bench_result {
-    const char *recipe;
+    char recipe[64];                     /* its name: the file's, without folder and .lua */
     int batch, steps;
     double samples_per_s, step_ms;
     double step_p10, step_p50, step_p90;   /* ms: the measured steps' spread (CPU: steps are synchronous) */
@@ -199,7 +199,8 @@ static int bench_recipe(const char *name, int steps, int batch, int with_noop, b
     nn_layer_timing(NULL, 0);   /* a run that ended early */
     if (h.n_steps < steps) h.step_s[h.n_steps++] = t->train_seconds - h.last;   /* the last step */
     double secs = t->train_seconds - h.start_seconds;
-    r->recipe = name;
+    const char *base = strrchr(name, '/') ? strrchr(name, '/') + 1 : name;
+    snprintf(r->recipe, sizeof r->recipe, "%.*s", (int)strcspn(base, "."), base);
     r->batch = cfg.batch;
     r->steps = steps;
     r->samples_per_s = (double)steps * cfg.batch / secs;
@@ -370,32 +371,44 @@ int cli_bench(int argc, char **argv)
             break;
         }
         default:
-            fprintf(stderr, "hasten bench: unknown option '%s'\n(usage: hasten bench [--json] "
+            fprintf(stderr, "hasten bench: unknown option '%s'\n(usage: hasten bench [RECIPE...] [--json] "
                     "[--steps N] [--batch N] [--threads N] [--device cpu|cuda|auto] [--layers])\n", argv[optind - 1]);
             return EXIT_USAGE;
         }
     }
+    /* RECIPE...: those instead of the three (at most MAX_RECIPES), each checked before any runs */
+    enum { MAX_RECIPES = 8 };
+    int own = argc - optind;
+    if (own > MAX_RECIPES) {
+        fprintf(stderr, "hasten bench: %d recipes; at most %d at a time\n", own, MAX_RECIPES);
+        return EXIT_USAGE;
+    }
+    for (int i = optind; i < argc; i++) {
+        char path[1024];
+        if (cli_find_recipe(argv[i], path, sizeof path)) {
+            fprintf(stderr, "hasten bench: recipe '%s' not found (looked for it as a path and in recipes/)\n", argv[i]);
+            return EXIT_USAGE;
+        }
+    }
     cpu_threads_init(threads);
-    if (bench_device == DEVICE_CUDA) {   /* GPU steps are short: time many more of them */
-        bench_result r[3];
-        int n = 0;
-        if (bench_recipe("fmnist_mlp", steps ? steps : 3000, batch, 0, &r[n]) == 0) n++;
-        if (bench_recipe("fmnist_cnn", steps ? steps : 1000, batch, 0, &r[n]) == 0) n++;
-        if (bench_recipe("shakespeare_char", steps ? steps : 300, batch, 0, &r[n]) == 0) n++;
-        if (!n) return EXIT_FAILED;
+    static bench_result r[MAX_RECIPES], noop;   /* large (layer tables): not on the stack */
+    int n = 0, gpu = bench_device == DEVICE_CUDA;   /* GPU steps are short: time many more of them */
+    if (own) {
+        for (int i = optind; i < argc; i++)
+            if (bench_recipe(argv[i], steps ? steps : gpu ? 500 : 50, batch, 0, &r[n]) == 0) n++;
+    } else {
+        if (bench_recipe("fmnist_mlp", steps ? steps : gpu ? 3000 : 300, batch, 0, &r[n]) == 0) n++;
+        if (bench_recipe("fmnist_cnn", steps ? steps : gpu ? 1000 : 60, batch, 0, &r[n]) == 0) n++;
+        if (bench_recipe("shakespeare_char", steps ? steps : gpu ? 300 : 40, batch, 0, &r[n]) == 0) n++;
+    }
+    if (!n) return EXIT_FAILED;
+    if (gpu) {
         print_device(r, n, json);
         return EXIT_DONE;
     }
     nn_gemm_shape big = { 0, 0, 2048, 2048, 2048, 0, 1 };
     double peak = gemm_flops(&big) / time_gemm(&big) * 1e-9;
-    bench_result r[3];
-    int n = 0;
-    bench_result noop;
-    if (bench_recipe("fmnist_mlp", steps ? steps : 300, batch, 0, &r[n]) == 0) n++;
-    if (bench_recipe("fmnist_cnn", steps ? steps : 60, batch, 0, &r[n]) == 0) n++;
-    if (bench_recipe("shakespeare_char", steps ? steps : 40, batch, 0, &r[n]) == 0) n++;
-    int have_noop = bench_recipe("fmnist_cnn", steps ? steps : 60, batch, 1, &noop) == 0;
-    if (!n) return EXIT_FAILED;
+    int have_noop = !own && bench_recipe("fmnist_cnn", steps ? steps : 60, batch, 1, &noop) == 0;
     if (json) print_json(r, n, peak, have_noop ? &noop : NULL);
     else print_text(r, n, peak, have_noop ? &noop : NULL);
     return EXIT_DONE;

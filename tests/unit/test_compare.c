@@ -521,6 +521,20 @@ static void test_bench_layers(void **s)
     cJSON_Delete(j);
     free(out);
     free(err);
+
+    /* A recipe of one's own, by path, instead of the three; no plugin-bridge figure then. */
+    assert_int_equal(test_hasten((const char *[]){ "bench", "recipes/fmnist_cnn_gap.lua", "--json", "--steps", "2",
+                                                   "--threads", "1", NULL }, &out, &err), 0);
+    j = cJSON_Parse(out);
+    assert_non_null(j);
+    models = cJSON_GetObjectItem(j, "models");
+    assert_int_equal(cJSON_GetArraySize(models), 1);
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(models, 0), "recipe")->valuestring, "fmnist_cnn_gap");
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "noop_plugin")));
+    cJSON_Delete(j);
+    free(out);
+    free(err);
+    expect_error((const char *[]){ "bench", "no_such_recipe", NULL }, 2, "recipe 'no_such_recipe' not found");
 }
 
 static void test_sweep_errors(void **s)
