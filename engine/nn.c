@@ -417,11 +417,10 @@ static double layer_clock(const nn_model *m)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Adds seconds since t0 to layer i's forward or backward time, when timing is on and m is a
- * top-level model (top: m itself). */
-static void layer_timed(const nn_model *m, const nn_model *top, int i, double t0, int backward)
+/* Adds seconds since t0 to layer i's forward or backward time; callers time top-level models only. */
+static void layer_timed(const nn_model *m, int i, double t0, int backward)
 {
-    if (!time_buf || m != top || i >= time_cap) return;
+    if (!time_buf || i >= time_cap) return;
     nn_layer_time *t = &time_buf[i];
     snprintf(t->name, sizeof t->name, "%s", m->layers[i].name);
     *(backward ? &t->backward : &t->forward) += layer_clock(m) - t0;
@@ -717,7 +716,7 @@ static const tensor *forward_layers(nn_model *m, nn_model *top, const tensor *x,
     for (int i = 0; i < m->n_layers; i++) {
         double t0 = timed ? layer_clock(m) : 0;
         if (layer_forward(m, top, &m->layers[i], x, train)) return NULL;
-        if (timed) layer_timed(m, top, i, t0, 0);
+        if (timed) layer_timed(m, i, t0, 0);
         x = &m->layers[i].out;
     }
     return x;
@@ -936,7 +935,7 @@ static void backward_layers(nn_model *m, const tensor *dout, int need_dx, int to
         nn_layer *l = &m->layers[i];
         double t0 = timed ? layer_clock(m) : 0;
         layer_backward(m, l, dout, need_dx || first < i);
-        if (timed) layer_timed(m, m, i, t0, 1);
+        if (timed) layer_timed(m, i, t0, 1);
         dout = &l->dx;
     }
 }

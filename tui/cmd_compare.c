@@ -304,15 +304,13 @@ static void label_groups(table *t)
             machines |= strcmp(o->machine, g->machine) != 0;
             engines |= strcmp(o->engine, g->engine) != 0;
         }
-        char parts[3][128];
-        int n = 0;
-        if (batches) snprintf(parts[n++], sizeof parts[0], g->batch ? "batch %d" : "batch unrecorded", g->batch);
-        if (machines) snprintf(parts[n++], sizeof parts[0], "%s", g->machine);
-        if (engines) snprintf(parts[n++], sizeof parts[0], "%s", g->engine);
-        if (!n) snprintf(g->label, sizeof g->label, "%s", g->name);
-        else if (n == 1) snprintf(g->label, sizeof g->label, "%s (%s)", g->name, parts[0]);
-        else if (n == 2) snprintf(g->label, sizeof g->label, "%s (%s, %s)", g->name, parts[0], parts[1]);
-        else snprintf(g->label, sizeof g->label, "%s (%s, %s, %s)", g->name, parts[0], parts[1], parts[2]);
+        char b[32], what[256] = "";
+        snprintf(b, sizeof b, g->batch ? "batch %d" : "batch unrecorded", g->batch);
+        const char *parts[] = { batches ? b : NULL, machines ? g->machine : NULL, engines ? g->engine : NULL };
+        for (int k = 0; k < 3; k++)
+            if (parts[k]) snprintf(what + strlen(what), sizeof what - strlen(what), "%s%s", what[0] ? ", " : "", parts[k]);
+        if (what[0]) snprintf(g->label, sizeof g->label, "%s (%s)", g->name, what);
+        else snprintf(g->label, sizeof g->label, "%s", g->name);
     }
 }
 
