@@ -476,12 +476,16 @@ void ui_draw_help(ui_app *a)
     }
 }
 
+/* Short lines, so that even a very narrow terminal shows the whole of each. */
 void ui_draw_too_small(ui_app *a)
 {
-    char line[120];
-    snprintf(line, sizeof line, "hasten needs at least %dx%d; this terminal is %dx%d", UI_MIN_COLS,
-             UI_MIN_ROWS, a->cols, a->rows);
-    int w = (int)strlen(line), y = a->rows / 2, x = (a->cols - w) / 2;
-    ui_put(y, x < 0 ? 0 : x, a->cols, A_BOLD, "%s", line);
-    if (y + 1 < a->rows - 1) ui_put(y + 1, (a->cols - 22) / 2 > 0 ? (a->cols - 22) / 2 : 0, a->cols, A_DIM, "enlarge it, or q to quit");
+    char has[40], needs[40];
+    snprintf(has, sizeof has, "terminal %dx%d", a->cols, a->rows);
+    snprintf(needs, sizeof needs, "hasten needs %dx%d", UI_MIN_COLS, UI_MIN_ROWS);
+    const char *lines[] = {has, needs, "enlarge it, or q to quit", "(runs go on meanwhile)"};
+    int n = 4, y = (a->rows - n) / 2;
+    for (int i = 0; i < n; i++, y++) {
+        int w = (int)strlen(lines[i]), x = (a->cols - w) / 2;
+        if (y >= 0 && y < a->rows) ui_put(y, x < 0 ? 0 : x, a->cols, i < 2 ? A_BOLD : A_DIM, "%s", lines[i]);
+    }
 }

@@ -78,12 +78,14 @@ grep -q "queued\|starting\|running" "$tmp/pane" || fail "run #2 neither queued n
 keys x
 wait_for "vs steps" 5 || fail "x axis did not change to steps"
 
-# 4. Resize: 80x24 fits, 60x20 says so, back to 100x30.
+# 4. Resize: 80x24 fits, 60x20 and 24x12 say so (the whole size shown), back to 100x30.
 $T resize-window -t wb -x 80 -y 24
 # tmux keeps the old picture until the program redraws: wait for each pane, not just the first.
 for pane in "hasten" "vs steps" "Runs" "Step time" "Log"; do wait_for "$pane" 5 || fail "80x24: no '$pane'"; done
 $T resize-window -t wb -x 60 -y 20
-wait_for "needs at least 80x24" 5 || fail "too-small notice"
+wait_for "hasten needs 80x24" 5 || fail "too-small notice"
+$T resize-window -t wb -x 24 -y 12
+wait_for "terminal 24x12" 5 || fail "too-small notice on a narrow terminal"
 $T resize-window -t wb -x 100 -y 30
 wait_for "vs steps" 5 || fail "layout after growing back"
 
