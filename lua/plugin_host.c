@@ -122,10 +122,18 @@ static tensor *batch_images(plug_host *h, const tensor *x)
     return &h->images;
 }
 
+/* The image operations below read the inputs as N x H x W x C and the targets as a row per image:
+ * on text (a row per token) they would index past the batch. */
+static void need_images(lua_State *L, const plug_host *h, const char *op)
+{
+    if (h->t->data->tokens) luaL_error(L, "batch:%s: %s is text, not images", op, h->t->data->name);
+}
+
 /* batch:resize(h, w): bilinear resize of the inputs. */
 static int b_resize(lua_State *L)
 {
     plug_host *h = plug_host_of(L);
+    need_images(L, h, "resize");
     lua_Integer oh = luaL_checkinteger(L, 2), ow = luaL_optinteger(L, 3, oh);
     if (oh < 1 || ow < 1 || oh > 4096 || ow > 4096) return luaL_error(L, "batch:resize(%d, %d): bad size", (int)oh, (int)ow);
     if (h->event != EV_BATCH_START && h->event != EV_BEFORE_FORWARD)
@@ -171,6 +179,7 @@ static void draw_sorted(rng *r, int n, int k, int *out)
 static int b_colout(lua_State *L)
 {
     plug_host *h = plug_host_of(L);
+    need_images(L, h, "colout");
     double pr = luaL_checknumber(L, 2), pc = luaL_optnumber(L, 3, pr);
     if (!(pr >= 0 && pr < 1 && pc >= 0 && pc < 1)) return luaL_error(L, "batch:colout: fractions must be in [0, 1)");
     if (h->event != EV_BATCH_START && h->event != EV_BEFORE_FORWARD)
@@ -204,6 +213,7 @@ static int *perm_arg(lua_State *L, int i, plug_host *h)
 static int b_mix(lua_State *L)
 {
     plug_host *h = plug_host_of(L);
+    need_images(L, h, "mix");
     int *perm = perm_arg(L, 2, h);
     float lam = (float)luaL_checknumber(L, 3);
     tensor_mix_rows_(&h->t->x, perm, lam);
@@ -217,6 +227,7 @@ static int b_mix(lua_State *L)
 static int b_cutmix(lua_State *L)
 {
     plug_host *h = plug_host_of(L);
+    need_images(L, h, "cutmix");
     int *perm = perm_arg(L, 2, h);
     double lam = luaL_checknumber(L, 3);
     tensor *x = &h->t->x;
@@ -241,6 +252,7 @@ static int b_cutmix(lua_State *L)
 static int b_cutout(lua_State *L)
 {
     plug_host *h = plug_host_of(L);
+    need_images(L, h, "cutout");
     lua_Integer size = luaL_checkinteger(L, 2);
     luaL_argcheck(L, size >= 1, 2, "size must be >= 1");
     tensor_cutout_(&h->t->x, (int)size, (float)luaL_optnumber(L, 3, 0), &h->rng);

@@ -96,7 +96,7 @@ __device__ __forceinline__ unsigned idiv_mod(const idiv &f, unsigned n)
 }
 
 /* Device scratch that grows and is never shrunk; one buffer per slot, reused in stream order.
- * Growing frees the old buffer, which waits for the device first. */
+ * Growing waits for the stream, then frees the old buffer. */
 enum cuda_scratch_slot {
     SCRATCH_PARTIAL, SCRATCH_CHANNEL, SCRATCH_ROWS, SCRATCH_STAGE0, SCRATCH_STAGE1, SCRATCH_RESULT,
     SCRATCH_BF16, SCRATCH_IMAGES, SCRATCH_COUNT

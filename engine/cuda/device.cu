@@ -103,6 +103,7 @@ static struct { void *p; size_t cap; } scratch[SCRATCH_COUNT];
 void *cuda_scratch(enum cuda_scratch_slot slot, size_t bytes)
 {
     if (bytes > scratch[slot].cap) {
+        if (scratch[slot].p) dev_sync();   /* kernels queued on the stream may still read it */
         dev_free(scratch[slot].p);
         size_t cap = bytes + bytes / 2;
         scratch[slot].p = dev_alloc(cap);
@@ -165,7 +166,7 @@ static void sgemm_batched(int ta, int tb, int M, int N, int K, float alpha, cons
                           size_t sa, const float *B, int ldb, size_t sb, float beta, float *C, int ldc,
                           size_t sc, int count)
 {
-    if (M == 0 || N == 0 || count == 0) return;
+    if (M == 0 || N == 0 || count < 1) return;
     CUBLAS_CHECK(blas.sgemm_strided_batched(cuda_blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N,
                                             ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B, ldb,
                                             (long long)sb, A, lda, (long long)sa, &beta, C, ldc,

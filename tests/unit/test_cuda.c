@@ -205,6 +205,15 @@ static void call_activations(const engine_ops *o, void **p)
     o->dropout_forward(F(p[0]), F(p[8]), F(p[9]), n, 0.3f, 12345);
 }
 
+/* squeeze-excite's gate: a sigmoid and its gradient, and a scale per image and channel (8 images of
+ * 7x7x32) */
+static void call_gate(const engine_ops *o, void **p)
+{
+    o->sigmoid_forward(F(p[0]), F(p[1]), 5000);
+    o->sigmoid_backward(F(p[1]), F(p[2]), F(p[3]), 5000);
+    o->channel_scale(F(p[4]), F(p[5]), 8 * 49 * 32, 49, 32, F(p[6]));
+}
+
 /* max pool: n 4, 10x9x6, k 2 s 2 -> 5x4, and k 3 s 2 -> 4x4 (overlapping windows) */
 static void call_maxpool(const engine_ops *o, void **p)
 {
@@ -367,6 +376,9 @@ static const op_case cases[] = {
       { { 5000, IN, F32, -3, 3 }, { 5000, OUT, F32, 0, 1 }, { 5000, IN, F32, -1, 1 }, { 5000, OUT, F32, 0, 1 },
         { 5000, OUT, F32, 0, 1 }, { 5000, OUT, F32, 0, 1 }, { 5000, OUT, F32, 0, 1 }, { 5000, OUT, F32, 0, 1 },
         { 5000, OUT, F32, 0, 1 }, { 5000, OUT, F32, 0, 1 } } },
+    { "sigmoid_channel_scale", call_gate, 1e-6, 1e-5, 7,
+      { { 5000, IN, F32, -8, 8 }, { 5000, OUT, F32, 0, 1 }, { 5000, IN, F32, -1, 1 }, { 5000, OUT, F32, 0, 1 },
+        { 8 * 49 * 32, IN, F32, -2, 2 }, { 8 * 32, IN, F32, 0, 1 }, { 8 * 49 * 32, OUT, F32, 0, 1 } } },
     { "maxpool", call_maxpool, 1e-6, 1e-6, 8,
       { { 4 * 540, IN, F32, -1, 1 }, { 4 * 120, OUT, F32, 0, 1 }, { 4 * 120, OUT, I32, 0, 1 },
         { 4 * 120, IN, F32, -1, 1 }, { 4 * 540, OUT, F32, 0, 1 }, { 4 * 96, OUT, F32, 0, 1 },
@@ -618,6 +630,15 @@ static void expect_same(const tensor *cpu, const tensor *dev, const char *what, 
     if (bad) fail_msg("%s: %d elements differ", what, bad);
 }
 
+/* Runs call on the CPU tensors (a, b into o, rng ra) and on their GPU twins (ad, bd into od, rng
+ * rb), then compares a with ad. */
+#define BOTH(what, call)                                                                           \
+    do {                                                                                           \
+        { tensor *t = &a, *u = &b, *out = &o; rng *r = &ra; (void)u; (void)out; (void)r; call; }   \
+        { tensor *t = &ad, *u = &bd, *out = &od; rng *r = &rb; (void)u; (void)out; (void)r; call; } \
+        expect_same(&a, &ad, what, 1e-5);                                                          \
+    } while (0)
+
 /* Each plugin tensor operation on a GPU tensor against the same on a CPU tensor, one by one. The
  * batch ones (mixes, boxes, cutout, resize, grid, softmax) run as device kernels. */
 static void test_plugin_tensor_ops(void **s)
@@ -636,12 +657,6 @@ static void test_plugin_tensor_ops(void **s)
     rng ra, rb;
     rng_seed(&ra, 8, 1);
     rng_seed(&rb, 8, 1);
-#define BOTH(what, call)                                                                           \
-    do {                                                                                           \
-        { tensor *t = &a, *u = &b, *out = &o; rng *r = &ra; (void)u; (void)out; (void)r; call; }   \
-        { tensor *t = &ad, *u = &bd, *out = &od; rng *r = &rb; (void)u; (void)out; (void)r; call; } \
-        expect_same(&a, &ad, what, 1e-5);                                                          \
-    } while (0)
     BOTH("add", tensor_add_(t, u, 0.5f));
     BOTH("lerp", tensor_lerp_(t, u, 0.25f));
     BOTH("mul", tensor_mul_(t, u));
@@ -674,10 +689,69 @@ static void test_plugin_tensor_ops(void **s)
     tensor_resize2(&a, 8, 90);   /* rows of class scores, as distillation's teacher gives them */
     tensor_resize2(&ad, 8, 90);
     BOTH("softmax_rows", tensor_softmax_rows_(t, 2.5f));
-#undef BOTH
     tensor *all[] = { &a, &b, &o, &ad, &bd, &od };
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) tensor_free(all[i]);
 }
+
+/* The batch operations at the sizes plugins use them: CIFAR-10's 512 x 32 x 32 x 3 (1.57M values,
+ * more than one grid-stride pass on the largest GPUs), Fashion-MNIST's one channel, boxes that
+ * start before the image or fall outside it, a box per image, and mixup's 2-D targets. */
+static void test_plugin_batch_ops_large(void **s)
+{
+    NEED_GPU();
+    static const int dims[][4] = { { 512, 32, 32, 3 }, { 512, 28, 28, 1 } };
+    rng g, ra, rb;
+    rng_seed(&g, 5, 0);
+    rng_seed(&ra, 6, 1);
+    rng_seed(&rb, 6, 1);
+    tensor a = {0}, b = {0}, o = {0}, ad = { .device = DEVICE_CUDA }, bd = { .device = DEVICE_CUDA },
+           od = { .device = DEVICE_CUDA };
+    int perm[512];
+    for (int i = 0; i < 512; i++) perm[i] = i;
+    rng_shuffle(&g, perm, 512);
+    for (int k = 0; k < 2; k++) {
+        int n = dims[k][0], h = dims[k][1], w = dims[k][2], c = dims[k][3];
+        tensor_resize4(&a, n, h, w, c);
+        for (size_t i = 0; i < a.n; i++) a.data[i] = rng_normal(&g);
+        tensor_copy(&ad, &a);
+        BOTH("mix_rows", tensor_mix_rows_(t, perm, 0.6f));
+        BOTH("box starting before the image", tensor_box_(t, perm, -3, w - 10, 16, 16, 0));
+        BOTH("box outside the image", tensor_box_(t, NULL, h + 2, 0, 4, 4, 1));
+        BOTH("cutout, a box per image", tensor_cutout_(t, 16, 0, r));
+        BOTH("resize_bilinear down", tensor_resize_bilinear(out, t, h * 3 / 4, w / 2));
+        expect_same(&o, &od, "resize_bilinear down output", 1e-5);
+        BOTH("resize_bilinear up", tensor_resize_bilinear(out, t, h + 8, w + 5));
+        expect_same(&o, &od, "resize_bilinear up output", 1e-5);
+        int rows[32], cols[32], nr = 0, nc = 0;
+        for (int y = 0; y < h; y += 1 + (y % 3 == 0)) rows[nr++] = y;
+        for (int x = 1; x < w; x += 2) cols[nc++] = x;
+        BOTH("take_grid", tensor_take_grid(out, t, rows, nr, cols, nc));
+        expect_same(&o, &od, "take_grid output", 0);
+    }
+    /* soft targets: a row per image, and a row per token of a text batch (512 x 64 windows) */
+    static const int rows2[][2] = { { 512, 10 }, { 512 * 64, 65 } };
+    for (int k = 0; k < 2; k++) {
+        tensor_resize2(&a, rows2[k][0], rows2[k][1]);
+        for (size_t i = 0; i < a.n; i++) a.data[i] = rng_normal(&g);
+        tensor_copy(&ad, &a);
+        if (k == 0) BOTH("mix_rows of targets", tensor_mix_rows_(t, perm, 0.3f));
+        BOTH("softmax_rows", tensor_softmax_rows_(t, 0.5f));
+    }
+    /* seq_length_warmup's truncation, as trainer_truncate calls it: each window's first 48 of 64
+     * tokens, of the token ids (c = 1) and of the targets (c = 65, a row per token) */
+    int row0 = 0, first[48];
+    for (int i = 0; i < 48; i++) first[i] = i;
+    for (int c = 1; c <= 65; c += 64) {
+        tensor_resize4(&a, 512, 1, 64, c);
+        for (size_t i = 0; i < a.n; i++) a.data[i] = (float)rng_below(&g, 65);
+        tensor_copy(&ad, &a);
+        BOTH("take_grid as truncation", tensor_take_grid(out, t, &row0, 1, first, 48));
+        expect_same(&o, &od, "take_grid as truncation output", 0);
+    }
+    tensor *all[] = { &a, &b, &o, &ad, &bd, &od };
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) tensor_free(all[i]);
+}
+#undef BOTH
 
 /* Newton-Schulz through cuBLAS (wide and tall) and magnitude masks, against the CPU. */
 static void test_orthogonalize_and_mask(void **s)
@@ -845,6 +919,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ops), cmocka_unit_test(test_model), cmocka_unit_test(test_text_model),
         cmocka_unit_test(test_gather_matches_loader), cmocka_unit_test(test_plugin_tensor_ops),
+        cmocka_unit_test(test_plugin_batch_ops_large),
         cmocka_unit_test(test_orthogonalize_and_mask),
         cmocka_unit_test(test_training_parity),
         cmocka_unit_test(test_low_precision),

@@ -1715,7 +1715,12 @@ static void test_text_methods(void **s)
         "assert(ctx.batch:labels():size() == 16 * 16 and select(2, ctx.batch:dims()) == 16) "
         "ctx.batch:truncate(8) "
         "assert(ctx.batch:labels():size() == 16 * 8 and ctx.batch.targets:shape() == 16 * 8) "
-        "assert(not pcall(function() ctx.batch:truncate(9) end))";
+        "assert(not pcall(function() ctx.batch:truncate(9) end)) "
+        /* the image operations say so instead of reading a row per token as a row per image */
+        "local perm = ctx.rng:perm(ctx.batch:size()) "
+        "for _, f in ipairs { function() ctx.batch:mix(perm, 0.5) end, function() ctx.batch:cutmix(perm, 0.5) end, "
+        "  function() ctx.batch:cutout(2) end, function() ctx.batch:resize(4, 4) end, function() ctx.batch:colout(0.1) end } do "
+        "  local ok, e = pcall(f) assert(not ok and e:find('chars.txt is text, not images'), e) end";
     assert_int_equal(plug_catalog_add_source(&cat, "bad", plugin_src("batch_start", body), err, sizeof err), 0);
     memset(&l, 0, sizeof l);
     t = text_run(&tds, "bad", &l, &hr);
