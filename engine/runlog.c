@@ -127,3 +127,5 @@ fail:
     if (!r->error[0]) snprintf(r->error, sizeof r->error, "%s: cannot write: %s", path, strerror(errno));
     return -1;
 }
+
+const char *const runlog_files[] = { "metrics.jsonl", "log.txt", "summary.json", "recipe.lua", "weights.bin", NULL };

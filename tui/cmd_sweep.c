@@ -3,6 +3,7 @@
  * into one folder, then `hasten compare` on it. A baseline swept this way draws the Pareto frontier
  * a speedup method must beat ("just train for less time"). Resumable: finished runs are kept. */
 #include "tui/cli.h"
+#include "engine/runlog.h"
 #include "engine/ops.h"
 #include "engine/version.h"
 #include <cjson/cJSON.h>
@@ -78,14 +79,13 @@ static void summary_status(const char *dir, char *status, size_t len, char *vers
  * removed; then nothing else is touched. */
 static int clear_run(const char *dir)
 {
-    static const char *const files[] = { "metrics.jsonl", "log.txt", "summary.json", "recipe.lua" };
     DIR *d = opendir(dir);
     if (!d) return errno == ENOENT ? 0 : -1;
     struct dirent *e;
     int foreign = 0;
     while ((e = readdir(d))) {
         int known = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || strstr(e->d_name, ".tmp.");
-        for (size_t i = 0; i < sizeof files / sizeof *files; i++) known |= !strcmp(e->d_name, files[i]);
+        for (const char *const *f = runlog_files; *f; f++) known |= !strcmp(e->d_name, *f);
         foreign |= !known;
     }
     closedir(d);

@@ -458,6 +458,7 @@ static void test_sweep_resumes(void **s)
     static const char stopped[] = "{\"status\":\"stopped\"}", line[] = "{\"step\":99,\"stale\":1}\n";
     test_write_file("resume/fmnist_mlp-baseline-10steps-s1/summary.json", stopped, strlen(stopped));
     test_write_file("resume/fmnist_mlp-baseline-10steps-s1/metrics.jsonl", line, strlen(line));
+    test_write_file("resume/fmnist_mlp-baseline-10steps-s1/weights.bin", "w", 1);   /* a stopped run's */
     char other[800];
     snprintf(other, sizeof other, "%s/fmnist_mlp-baseline-10steps-s2", dir);
     mkdir(other, 0755);
