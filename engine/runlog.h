@@ -27,6 +27,9 @@ int runlog_write_bytes(runlog *r, const char *name, const void *data, size_t len
 /* First write error seen, or NULL. */
 const char *runlog_error(const runlog *r);
 
+/* summary.json's "version": the format of the run folder's files, which readers check. */
+#define RUN_SUMMARY_VERSION 1
+
 /* The name of every file a run folder can hold (the three above, the resolved recipe.lua, the
  * trained weights.bin), NULL-terminated: what a sweep may clear when it retrains a run. */
 extern const char *const runlog_files[];

@@ -3,6 +3,7 @@
  * into one folder, then `hasten compare` on it. A baseline swept this way draws the Pareto frontier
  * a speedup method must beat ("just train for less time"). Resumable: finished runs are kept. */
 #include "tui/cli.h"
+#include "tui/rundir.h"
 #include "engine/runlog.h"
 #include "engine/ops.h"
 #include "engine/version.h"
@@ -55,23 +56,21 @@ static void variant_tag(char *const *plugins, int n, char *out, size_t len)
 
 /* The run status in dir/summary.json ("done", "stopped", "failed") into status, or "" when the
  * folder has no readable summary (a run killed mid-way, or no run at all), and the hasten version
- * that trained it into version ("" when not recorded). */
-static void summary_status(const char *dir, char *status, size_t len, char *version, size_t vlen)
+ * that trained it into version ("" when not recorded). Returns rundir_summary's code: on
+ * RUNDIR_FOREIGN (a summary this hasten does not read), err says so. */
+static int summary_status(const char *dir, char *status, size_t len, char *version, size_t vlen, char *err,
+                          size_t errlen)
 {
-    char path[1200], buf[16384];
-    snprintf(path, sizeof path, "%s/summary.json", dir);
+    cJSON *s;
     status[0] = version[0] = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    cJSON *s = cJSON_Parse(buf);
-    const cJSON *st = s ? cJSON_GetObjectItem(s, "status") : NULL;
+    int rc = rundir_summary(dir, &s, err, errlen);
+    if (rc) return rc;
+    const cJSON *st = cJSON_GetObjectItem(s, "status");
     if (cJSON_IsString(st)) snprintf(status, len, "%s", st->valuestring);
-    const cJSON *v = s ? cJSON_GetObjectItem(cJSON_GetObjectItem(s, "fingerprint"), "hasten") : NULL;
+    const cJSON *v = cJSON_GetObjectItem(cJSON_GetObjectItem(s, "fingerprint"), "hasten");
     if (cJSON_IsString(v)) snprintf(version, vlen, "%s", v->valuestring);
     cJSON_Delete(s);
+    return RUNDIR_OK;
 }
 
 /* Removes an unfinished run's folder: the files a run writes, then the folder. Returns 1 when it
@@ -228,8 +227,12 @@ int cli_sweep(int argc, char **argv)
             char dir[1200];
             snprintf(dir, sizeof dir, "%s/%.*s-%s-%s-s%s%s", out, base_len, base, tag, budgets[i], seeds[j], setup);
             k++;
-            char status[32], version[64];
-            summary_status(dir, status, sizeof status, version, sizeof version);
+            char status[32], version[64], why[1400];
+            if (summary_status(dir, status, sizeof status, version, sizeof version, why, sizeof why) == RUNDIR_FOREIGN) {
+                fprintf(stderr, "hasten sweep: [%d/%d] %s; run skipped\n", k, total, why);   /* not ours to replace */
+                failed++;
+                continue;
+            }
             if (!strcmp(status, "done")) {
                 if (strcmp(version, hasten_version))   /* kept: measured data is never deleted */
                     fprintf(stderr, "hasten sweep: [%d/%d] %s: already done, kept, but by hasten %s (this is %s): "

@@ -3,6 +3,7 @@
  * Not for writing run files: the engine's runlog does that. */
 #include "tui/ui_runs.h"
 #include "tui/ui_catalog.h"
+#include "tui/rundir.h"
 #include "lua/recipe.h"
 #include "engine/trainer.h"
 #include "engine/ops.h"
@@ -15,37 +16,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (cap - len < 4096) {
-            char *nb = realloc(buf, cap = cap ? cap * 2 : 65536);
-            if (!nb) { free(buf); fclose(f); return NULL; }
-            buf = nb;
-        }
-        size_t got = fread(buf + len, 1, cap - len - 1, f);
-        len += got;
-        if (got == 0) break;
-    }
-    fclose(f);
-    buf[len] = 0;
-    return buf;
-}
-
-static cJSON *read_json(const char *dir, const char *name)
-{
-    char path[1200];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    char *text = read_text(path);
-    cJSON *j = text ? cJSON_Parse(text) : NULL;
-    free(text);
-    return j;
-}
 
 static const char *json_str(const cJSON *o, const char *key)
 {
@@ -76,8 +46,10 @@ typedef struct baseline_want {
  * device, trained by this hasten (another version's engine may be faster or slower). */
 static int is_baseline(const char *dir, const baseline_want *w)
 {
-    cJSON *s = read_json(dir, "summary.json");
-    const cJSON *fp = s ? cJSON_GetObjectItemCaseSensitive(s, "fingerprint") : NULL;
+    cJSON *s;
+    char why[300];
+    if (rundir_summary(dir, &s, why, sizeof why)) return 0;
+    const cJSON *fp = cJSON_GetObjectItemCaseSensitive(s, "fingerprint");
     const char *device = fp && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(fp, "device"))
                              ? json_str(fp, "device") : "cpu";   /* runs from before devices */
     int cuda = !strcmp(w->device, "cuda");
@@ -86,8 +58,7 @@ static int is_baseline(const char *dir, const baseline_want *w)
              json_num(fp, "cores", -1) == w->cores && !strcmp(device, w->device) &&
              !strcmp(json_str(fp, "hasten"), hasten_version) &&
              (cuda ? !strcmp(json_str(fp, "gpu"), w->gpu) : json_num(fp, "threads", -1) == w->threads);
-    const cJSON *plugins = s ? cJSON_GetObjectItemCaseSensitive(s, "plugins") : NULL;
-    if (cJSON_GetArraySize(plugins) > 0) ok = 0;
+    if (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(s, "plugins")) > 0) ok = 0;
     cJSON_Delete(s);
     if (!ok) return 0;
     /* The budget, the batch and the plugins are in the resolved recipe. */
@@ -152,9 +123,7 @@ static void read_extras(const cJSON *j, ui_run *r, trainer_record *rec)
 
 static int read_metrics(const char *dir, ui_run *r)
 {
-    char path[1200];
-    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
-    char *text = read_text(path);
+    char *text = rundir_read(dir, "metrics.jsonl");
     if (!text) return -1;
     int rc = 0;
     for (char *line = text, *next; line && *line && !rc; line = next) {
@@ -198,11 +167,8 @@ int ui_history_read(const char *dir, ui_run *r, char *err, size_t errlen)
     ui_run_name(r->plugins, r->n_plugins, r->name, sizeof r->name);
     config_free(&c);
 
-    cJSON *s = read_json(dir, "summary.json");
-    if (!s) {
-        snprintf(err, errlen, "%s/summary.json: missing or not JSON", dir);
-        return -1;
-    }
+    cJSON *s;
+    if (rundir_summary(dir, &s, err, errlen)) return -1;
     const char *status = json_str(s, "status");
     atomic_store(&r->state, !strcmp(status, "done") ? UI_RUN_DONE : !strcmp(status, "failed") ? UI_RUN_FAILED : UI_RUN_STOPPED);
     const cJSON *ph = cJSON_GetObjectItemCaseSensitive(s, "phase_seconds");

@@ -455,7 +455,7 @@ static void test_sweep_resumes(void **s)
     snprintf(stale, sizeof stale, "%s/fmnist_mlp-baseline-10steps-s1", dir);
     mkdir(dir, 0755);
     mkdir(stale, 0755);
-    static const char stopped[] = "{\"status\":\"stopped\"}", line[] = "{\"step\":99,\"stale\":1}\n";
+    static const char stopped[] = "{\"version\":1,\"status\":\"stopped\"}", line[] = "{\"step\":99,\"stale\":1}\n";
     test_write_file("resume/fmnist_mlp-baseline-10steps-s1/summary.json", stopped, strlen(stopped));
     test_write_file("resume/fmnist_mlp-baseline-10steps-s1/metrics.jsonl", line, strlen(line));
     test_write_file("resume/fmnist_mlp-baseline-10steps-s1/weights.bin", "w", 1);   /* a stopped run's */
@@ -463,18 +463,28 @@ static void test_sweep_resumes(void **s)
     snprintf(other, sizeof other, "%s/fmnist_mlp-baseline-10steps-s2", dir);
     mkdir(other, 0755);
     test_write_file("resume/fmnist_mlp-baseline-10steps-s2/notes.txt", "mine", 4);
-    static const char older[] = "{\"status\":\"done\",\"fingerprint\":{\"hasten\":\"1111111\"}}";
+    static const char older[] = "{\"version\":1,\"status\":\"done\",\"fingerprint\":{\"hasten\":\"1111111\"}}";
     char kept[800];   /* finished by another hasten: kept (measured data is never deleted), said */
     snprintf(kept, sizeof kept, "%s/fmnist_mlp-baseline-10steps-s3", dir);
     mkdir(kept, 0755);
     test_write_file("resume/fmnist_mlp-baseline-10steps-s3/summary.json", older, strlen(older));
+    static const char newer[] = "{\"version\":7,\"status\":\"stopped\"}";
+    char future[800];   /* a newer hasten's run: not read, so not replaced */
+    snprintf(future, sizeof future, "%s/fmnist_mlp-baseline-10steps-s4", dir);
+    mkdir(future, 0755);
+    test_write_file("resume/fmnist_mlp-baseline-10steps-s4/summary.json", newer, strlen(newer));
     char *out, *err;
-    int rc = test_hasten((const char *[]){ "sweep", "fmnist_mlp", "--budgets", "10steps", "--seeds", "1,2,3",
+    int rc = test_hasten((const char *[]){ "sweep", "fmnist_mlp", "--budgets", "10steps", "--seeds", "1,2,3,4",
                                            "--threads", "1", "--out", dir, NULL }, &out, &err);
-    assert_int_equal(rc, 1);   /* one run skipped */
+    assert_int_equal(rc, 1);   /* two runs skipped */
     expect_in(err, "fmnist_mlp-baseline-10steps-s1: the unfinished run there (stopped) is replaced");
     expect_in(err, "fmnist_mlp-baseline-10steps-s2: holds files other than a run's");
     expect_in(err, "fmnist_mlp-baseline-10steps-s3: already done, kept, but by hasten 1111111");
+    expect_in(err, "fmnist_mlp-baseline-10steps-s4/summary.json: format version 7, this hasten reads version 1 "
+                   "(a newer hasten wrote it: read it with that one); run skipped");
+    char *future_summary = read_in(future, "summary.json");
+    assert_string_equal(future_summary, newer);
+    free(future_summary);
     char *summary = read_in(kept, "summary.json");
     assert_string_equal(summary, older);
     free(summary);

@@ -496,6 +496,7 @@ static void test_choices_to_specs(void **s)
 
 /* The hasten version make_run_on writes into fingerprints: NULL, this build's. */
 static const char *run_version;
+static int run_format = 1;   /* summary.json's format version */
 
 /* A finished run folder under the test's runs/: recipe.lua (budget, batch, plugins) and a
  * summary.json with this machine's fingerprint, threads, run_version and fp_extra (more
@@ -525,9 +526,9 @@ static const char *make_run_on(const char *name, const char *status, const char 
     trainer_cpu_model(cpu, sizeof cpu);
     snprintf(path, sizeof path, "%s/summary.json", d);
     f = fopen(path, "w");
-    fprintf(f, "{\"version\":1,\"status\":\"%s\",\"recipe\":\"recipes/x.lua\",\"dataset\":\"synthetic\","
+    fprintf(f, "{\"version\":%d,\"status\":\"%s\",\"recipe\":\"recipes/x.lua\",\"dataset\":\"synthetic\","
             "\"phase_seconds\":{\"data_wait\":1,\"forward\":2,\"backward\":3,\"optimizer\":0.5,\"plugins\":0,\"eval\":1},"
-            "\"fingerprint\":{\"cpu\":\"%s\",\"cores\":%ld,\"threads\":%d,\"hasten\":\"%s\"%s}}", status, cpu,
+            "\"fingerprint\":{\"cpu\":\"%s\",\"cores\":%ld,\"threads\":%d,\"hasten\":\"%s\"%s}}", run_format, status, cpu,
             sysconf(_SC_NPROCESSORS_ONLN), threads, run_version ? run_version : hasten_version, fp_extra);
     fclose(f);
     snprintf(path, sizeof path, "%s/metrics.jsonl", d);
@@ -561,6 +562,9 @@ static void test_history(void **s)
     run_version = "0000000";   /* trained by another hasten: its engine may be faster or slower */
     make_run_on("c-version", "done", "{ steps = 2 }", 0, 2, 128, "");
     run_version = NULL;
+    run_format = 2;   /* a newer hasten's files: not read */
+    const char *newer = make_run_on("c-format", "done", "{ steps = 2 }", 0, 2, 128, "");
+    run_format = 1;
     assert_int_equal(ui_history_find_baseline(runs, "recipes/x.lua", "synthetic", &two, 128, DEVICE_CPU, 2, dir, sizeof dir), 0);
     const char *good = make_run_on("d-good", "done", "{ steps = 2 }", 0, 2, 128, ",\"device\":\"cpu\"");
     assert_int_equal(ui_history_find_baseline(runs, "recipes/x.lua", "synthetic", &two, 128, DEVICE_CPU, 2, dir, sizeof dir), 1);
@@ -596,6 +600,10 @@ static void test_history(void **s)
     ui_run_free(r);
     r = calloc(1, sizeof *r);
     assert_int_equal(ui_history_read(runs, r, err, sizeof err), -1);   /* not a run folder */
+    ui_run_free(r);
+    r = calloc(1, sizeof *r);
+    assert_int_equal(ui_history_read(newer, r, err, sizeof err), -1);
+    assert_non_null(strstr(err, "c-format/summary.json: format version 2, this hasten reads version 1"));
     ui_run_free(r);
 }
 
