@@ -158,7 +158,9 @@ int trainer_fail(trainer *t, const char *fmt, ...)
 }
 
 /* Calls the hooks; after_* events and the closing events run in reverse order so a hook can undo
- * what it did. Time goes to the plugins phase. */
+ * what it did. Their time is the plugins phase of the training clock, but at eval_start and
+ * eval_end it is evaluation (run_eval times it). A step's clock covers the events inside it; the
+ * others a method pays for (its set-up at fit_start, work at epoch_end, fit_end) are added here. */
 static int emit(trainer *t, trainer_event ev)
 {
     if (!t->n_hooks) return 0;
@@ -169,7 +171,9 @@ static int emit(trainer *t, trainer_event ev)
         int i = reverse ? t->n_hooks - 1 - k : k;
         rc = t->hooks[i].fn(t, ev, t->hooks[i].ud);
     }
-    t->phase[PHASE_PLUGINS] += trainer_now() - t0;
+    double dt = trainer_now() - t0;
+    if (ev != EV_EVAL_START && ev != EV_EVAL_END) t->phase[PHASE_PLUGINS] += dt;
+    if (ev == EV_FIT_START || ev == EV_EPOCH_END || ev == EV_FIT_END) t->train_seconds += dt;
     if (rc && t->status != RUN_FAILED) trainer_fail(t, "a hook failed at %s", trainer_event_name(ev));
     return rc;
 }
@@ -685,11 +689,7 @@ static int train_step(trainer *t)
 
     int epoch_done = !t->echoed && t->echo_left == 0 && b->index == t->steps_per_epoch - 1;
     int spent = t->progress >= 1;
-    if (epoch_done) {
-        double te = trainer_now();
-        if (emit(t, EV_EPOCH_END)) return -1;
-        t->train_seconds += trainer_now() - te;
-    }
+    if (epoch_done && emit(t, EV_EPOCH_END)) return -1;
     const train_config *c = t->cfg;
     int eval_due = c->eval_every_steps > 0 ? t->step % c->eval_every_steps == 0
                  : epoch_done && (t->epoch + 1) % (c->eval_every_epochs > 0 ? c->eval_every_epochs : 1) == 0;

@@ -87,8 +87,9 @@ struct trainer {
     long total_steps;    /* for step, epoch and sample budgets; 0 for seconds */
     int steps_per_epoch;
 
-    double train_seconds;   /* training clock */
-    double phase[PHASE_COUNT];
+    double train_seconds;   /* training clock: the steps and the events between them, fit_start and
+                             * fit_end included; evaluation (eval_start and eval_end too) and pauses not */
+    double phase[PHASE_COUNT];   /* seconds; the phases below PHASE_EVAL are parts of the training clock */
     double run_started;     /* monotonic seconds at trainer_run start */
 
     atomic_int stop_req, pause_req;

@@ -171,6 +171,40 @@ static void test_clock(void **s)
     trainer_free(t);
 }
 
+static int one_off_work(trainer *t, trainer_event ev, void *ud)
+{
+    if (ev == EV_FIT_START) usleep(300000);   /* a method's set-up, e.g. scoring the data */
+    if (ev == EV_FIT_END) usleep(100000);
+    if (ev == EV_EVAL_START) usleep(200000);
+    return 0;
+}
+
+/* A method's one-off cost at fit_start and fit_end is training time and plugin time; handler time
+ * at eval_start is evaluation, not in the plugins phase. The training phases fit in the clock. */
+static void test_clock_fit_events(void **s)
+{
+    train_config c;
+    mlp_config(&c);
+    c.budget = (budget_spec){ BUDGET_STEPS, 20 };
+    strcpy(c.target_metric, "test_acc");
+    c.target_value = 0;   /* met at the first evaluation */
+    trainer *t = run_config(&c);
+    trainer_add_hook(t, one_off_work, NULL);
+    assert_int_equal(trainer_run(t), 0);
+    trainer_record r[32];
+    int n = trainer_series(t, 0, r, 32);
+    assert_true(n == 21 && !r[0].is_eval && r[20].is_eval);
+    assert_true(r[0].seconds >= 0.3);             /* the first step's clock starts before fit_start */
+    assert_true(t->time_to_target >= 0.3);
+    assert_true(t->train_seconds >= 0.4 && t->train_seconds - r[20].seconds >= 0.1);   /* and fit_end */
+    assert_true(t->phase[PHASE_PLUGINS] >= 0.4 && t->phase[PHASE_PLUGINS] < 0.55);
+    assert_true(t->phase[PHASE_EVAL] >= 0.2);
+    double sum = 0;
+    for (int p = 0; p < PHASE_EVAL; p++) sum += t->phase[p];
+    assert_true(sum <= t->train_seconds);
+    trainer_free(t);
+}
+
 static void test_nan_stops(void **s)
 {
     train_config c;
@@ -459,7 +493,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_deterministic), cmocka_unit_test(test_event_order),
         cmocka_unit_test(test_target_precision),
-        cmocka_unit_test(test_budgets), cmocka_unit_test(test_clock),
+        cmocka_unit_test(test_budgets), cmocka_unit_test(test_clock), cmocka_unit_test(test_clock_fit_events),
         cmocka_unit_test(test_nan_stops), cmocka_unit_test(test_run_files_and_learning),
         cmocka_unit_test(test_custom_metrics), cmocka_unit_test(test_bad_model),
         cmocka_unit_test(test_text_model),
