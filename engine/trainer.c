@@ -195,14 +195,20 @@ static void push_record(trainer *t, const trainer_record *r)
     int n = snprintf(line, sizeof line,
                      "{\"step\":%ld,\"epoch\":%.6g,\"samples\":%ld,\"seconds\":%.6f,\"train_loss\":%.7g,"
                      "\"lr\":%.7g", r->step, r->epoch, r->samples, r->seconds, r->train_loss, r->lr);
-    if (r->is_eval)
+    if (r->is_eval) {
         n += snprintf(line + n, sizeof line - (size_t)n, ",\"test_loss\":%.7g,\"test_acc\":%.7g",
                       r->test_loss, r->test_acc);
-    else
+    } else {
+        n += snprintf(line + n, sizeof line - (size_t)n, ",\"phase_seconds\":{");
+        for (int p = 0; p < PHASE_EVAL; p++)   /* 4 digits: finer than the clock's jitter */
+            n += snprintf(line + n, sizeof line - (size_t)n, "%s\"%s\":%.4g", p ? "," : "", phase_names[p],
+                          r->phase[p]);
+        n += snprintf(line + n, sizeof line - (size_t)n, "}");
         for (int i = 0; i < t->n_metric_names && n < (int)sizeof line - 64; i++)
             if (r->extra_mask & (1u << i))
                 n += snprintf(line + n, sizeof line - (size_t)n, ",\"%s\":%.7g", t->metric_names[i],
                               isfinite(r->extra[i]) ? r->extra[i] : 0);
+    }
     snprintf(line + n, sizeof line - (size_t)n, "}");
     runlog_metric(t->log, line);
 }
@@ -684,6 +690,10 @@ static int train_step(trainer *t)
                          .train_loss = t->batch_loss, .lr = t->opt.groups[0].lr,
                          .extra_mask = t->step_mask };
     memcpy(r.extra, t->step_extra, sizeof r.extra);
+    for (int p = 0; p < PHASE_EVAL; p++) {
+        r.phase[p] = (float)(t->phase[p] - t->rec_phase[p]);
+        t->rec_phase[p] = t->phase[p];
+    }
     push_record(t, &r);
     t->step_mask = 0;
 

@@ -283,6 +283,75 @@ static void test_run_files_and_learning(void **s)
     runlog_close(log);
 }
 
+static int set_up_and_epoch_work(trainer *t, trainer_event ev, void *ud)
+{
+    if (ev == EV_FIT_START) usleep(100000);
+    if (ev == EV_EPOCH_END) usleep(50000);
+    return 0;
+}
+
+/* Each step record of metrics.jsonl holds the step's phase times: within the time since the
+ * previous step record, the plugin work between steps in the next step's, and in all as much as
+ * summary.json's phase_seconds. Evaluation records hold none. */
+static void test_record_phases(void **s)
+{
+    train_config c;
+    mlp_config(&c);
+    c.budget = (budget_spec){ BUDGET_EPOCHS, 2 };   /* 40 steps an epoch */
+    char err[256], dir[600], path[700];
+    snprintf(dir, sizeof dir, "%s/phases", test_tmpdir());
+    runlog *log = runlog_open(dir, err, sizeof err);
+    assert_non_null(log);
+    trainer *t = run_config(&c);
+    trainer_set_log(t, log);
+    trainer_add_hook(t, set_up_and_epoch_work, NULL);
+    assert_int_equal(trainer_run(t), 0);
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    char *text = test_read_file(path, NULL);
+    assert_non_null(text);
+    double prev = 0, total[PHASE_EVAL] = {0};
+    int steps = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *j = cJSON_Parse(line), *ph = cJSON_GetObjectItem(j, "phase_seconds");
+        assert_non_null(j);
+        if (cJSON_GetObjectItem(j, "test_acc")) {
+            assert_null(ph);
+            cJSON_Delete(j);
+            continue;
+        }
+        assert_true(cJSON_IsObject(ph) && cJSON_GetArraySize(ph) == PHASE_EVAL);
+        double secs = cJSON_GetObjectItem(j, "seconds")->valuedouble, sum = 0;
+        for (int p = 0; p < PHASE_EVAL; p++) {
+            cJSON *v = cJSON_GetObjectItem(ph, trainer_phase_name(p));
+            assert_true(cJSON_IsNumber(v) && v->valuedouble >= 0);
+            sum += v->valuedouble;
+            total[p] += v->valuedouble;
+        }
+        assert_true(sum > 0 && sum <= secs - prev + 1e-5);   /* 4 digits against the clock's 6 decimals */
+        double plugins = cJSON_GetObjectItem(ph, "plugins")->valuedouble;
+        steps++;
+        if (steps == 1) assert_true(plugins >= 0.1);    /* fit_start */
+        if (steps == 41) assert_true(plugins >= 0.05);  /* the first epoch's end */
+        if (steps != 1 && steps != 41) assert_true(plugins < 0.01);
+        prev = secs;
+        cJSON_Delete(j);
+    }
+    free(text);
+    assert_int_equal(steps, 80);
+    snprintf(path, sizeof path, "%s/summary.json", dir);
+    text = test_read_file(path, NULL);
+    cJSON *j = cJSON_Parse(text), *ph = cJSON_GetObjectItem(j, "phase_seconds");
+    for (int p = 0; p < PHASE_EVAL; p++) {   /* the records leave out the work after the last step */
+        double whole = cJSON_GetObjectItem(ph, trainer_phase_name(p))->valuedouble;
+        double after = p == PHASE_PLUGINS ? 0.05 : 0;   /* the last epoch's end */
+        assert_true(whole - total[p] >= after - 1e-4 - 1e-4 * whole && whole - total[p] <= after + 0.01);
+    }
+    cJSON_Delete(j);
+    free(text);
+    trainer_free(t);
+    runlog_close(log);
+}
+
 static int add_metrics(trainer *t, trainer_event ev, void *ud)
 {
     if (ev == EV_AFTER_STEP) trainer_metric(t, "twice_step", 2.0f * (float)t->step);
@@ -495,7 +564,7 @@ int main(void)
         cmocka_unit_test(test_target_precision),
         cmocka_unit_test(test_budgets), cmocka_unit_test(test_clock), cmocka_unit_test(test_clock_fit_events),
         cmocka_unit_test(test_nan_stops), cmocka_unit_test(test_run_files_and_learning),
-        cmocka_unit_test(test_custom_metrics), cmocka_unit_test(test_bad_model),
+        cmocka_unit_test(test_record_phases), cmocka_unit_test(test_custom_metrics), cmocka_unit_test(test_bad_model),
         cmocka_unit_test(test_text_model),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
