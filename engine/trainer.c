@@ -158,7 +158,9 @@ int trainer_fail(trainer *t, const char *fmt, ...)
 }
 
 /* Calls the hooks; after_* events and the closing events run in reverse order so a hook can undo
- * what it did. Time goes to the plugins phase. */
+ * what it did. Their time is the plugins phase of the training clock, but at eval_start and
+ * eval_end it is evaluation (run_eval times it). A step's clock covers the events inside it; the
+ * others a method pays for (its set-up at fit_start, work at epoch_end, fit_end) are added here. */
 static int emit(trainer *t, trainer_event ev)
 {
     if (!t->n_hooks) return 0;
@@ -169,7 +171,9 @@ static int emit(trainer *t, trainer_event ev)
         int i = reverse ? t->n_hooks - 1 - k : k;
         rc = t->hooks[i].fn(t, ev, t->hooks[i].ud);
     }
-    t->phase[PHASE_PLUGINS] += trainer_now() - t0;
+    double dt = trainer_now() - t0;
+    if (ev != EV_EVAL_START && ev != EV_EVAL_END) t->phase[PHASE_PLUGINS] += dt;
+    if (ev == EV_FIT_START || ev == EV_EPOCH_END || ev == EV_FIT_END) t->train_seconds += dt;
     if (rc && t->status != RUN_FAILED) trainer_fail(t, "a hook failed at %s", trainer_event_name(ev));
     return rc;
 }
@@ -191,14 +195,20 @@ static void push_record(trainer *t, const trainer_record *r)
     int n = snprintf(line, sizeof line,
                      "{\"step\":%ld,\"epoch\":%.6g,\"samples\":%ld,\"seconds\":%.6f,\"train_loss\":%.7g,"
                      "\"lr\":%.7g", r->step, r->epoch, r->samples, r->seconds, r->train_loss, r->lr);
-    if (r->is_eval)
+    if (r->is_eval) {
         n += snprintf(line + n, sizeof line - (size_t)n, ",\"test_loss\":%.7g,\"test_acc\":%.7g",
                       r->test_loss, r->test_acc);
-    else
+    } else {
+        n += snprintf(line + n, sizeof line - (size_t)n, ",\"phase_seconds\":{");
+        for (int p = 0; p < PHASE_EVAL; p++)   /* 4 digits: finer than the clock's jitter */
+            n += snprintf(line + n, sizeof line - (size_t)n, "%s\"%s\":%.4g", p ? "," : "", phase_names[p],
+                          r->phase[p]);
+        n += snprintf(line + n, sizeof line - (size_t)n, "}");
         for (int i = 0; i < t->n_metric_names && n < (int)sizeof line - 64; i++)
             if (r->extra_mask & (1u << i))
                 n += snprintf(line + n, sizeof line - (size_t)n, ",\"%s\":%.7g", t->metric_names[i],
                               isfinite(r->extra[i]) ? r->extra[i] : 0);
+    }
     snprintf(line + n, sizeof line - (size_t)n, "}");
     runlog_metric(t->log, line);
 }
@@ -680,16 +690,16 @@ static int train_step(trainer *t)
                          .train_loss = t->batch_loss, .lr = t->opt.groups[0].lr,
                          .extra_mask = t->step_mask };
     memcpy(r.extra, t->step_extra, sizeof r.extra);
+    for (int p = 0; p < PHASE_EVAL; p++) {
+        r.phase[p] = (float)(t->phase[p] - t->rec_phase[p]);
+        t->rec_phase[p] = t->phase[p];
+    }
     push_record(t, &r);
     t->step_mask = 0;
 
     int epoch_done = !t->echoed && t->echo_left == 0 && b->index == t->steps_per_epoch - 1;
     int spent = t->progress >= 1;
-    if (epoch_done) {
-        double te = trainer_now();
-        if (emit(t, EV_EPOCH_END)) return -1;
-        t->train_seconds += trainer_now() - te;
-    }
+    if (epoch_done && emit(t, EV_EPOCH_END)) return -1;
     const train_config *c = t->cfg;
     int eval_due = c->eval_every_steps > 0 ? t->step % c->eval_every_steps == 0
                  : epoch_done && (t->epoch + 1) % (c->eval_every_epochs > 0 ? c->eval_every_epochs : 1) == 0;

@@ -41,6 +41,8 @@ typedef struct trainer_record {
     float lr;            /* lr of the decay group */
     int is_eval;
     float test_loss, test_acc;   /* eval records only */
+    float phase[PHASE_EVAL];     /* (PHASE_EVAL) step records: seconds in each training phase since the
+                                  * previous step record (plugins: with fit_start or epoch_end work) */
     unsigned extra_mask;         /* bit i: extra[i] holds custom metric i (trainer_metric_names) */
     float extra[8];              /* (TRAINER_MAX_EXTRA) plugin metrics of this step */
 } trainer_record;
@@ -87,8 +89,10 @@ struct trainer {
     long total_steps;    /* for step, epoch and sample budgets; 0 for seconds */
     int steps_per_epoch;
 
-    double train_seconds;   /* training clock */
-    double phase[PHASE_COUNT];
+    double train_seconds;   /* training clock: the steps and the events between them, fit_start and
+                             * fit_end included; evaluation (eval_start and eval_end too) and pauses not */
+    double phase[PHASE_COUNT];   /* seconds; the phases below PHASE_EVAL are parts of the training clock */
+    double rec_phase[PHASE_EVAL];   /* phase at the last step record */
     double run_started;     /* monotonic seconds at trainer_run start */
 
     atomic_int stop_req, pause_req;

@@ -430,7 +430,8 @@ static void print_phases(const table *t)
         }
         printf("\n");
     }
-    printf("%s(ms per step on the training clock; evaluation is outside it)\n", md ? "\n" : "");
+    printf("%s(ms per step on the training clock; plugins include one-off work at fit_start and fit_end, spread\n"
+           " over the steps; evaluation is outside the clock)\n", md ? "\n" : "");
 }
 
 /* Standard error of the mean, absolute and relative to the mean. */

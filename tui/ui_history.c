@@ -101,7 +101,8 @@ int ui_history_find_baseline(const char *root, const char *recipe_path, const ch
     return 1;
 }
 
-/* Plugin metrics (ctx:metric) are the record's keys beyond the standard ones. */
+/* Plugin metrics (ctx:metric) are the record's numbers beyond the standard ones (phase_seconds is
+ * an object). */
 static void read_extras(const cJSON *j, ui_run *r, trainer_record *rec)
 {
     static const char *const standard[] = { "step", "epoch", "samples", "seconds", "train_loss", "lr" };
@@ -140,9 +141,11 @@ static int read_metrics(const char *dir, ui_run *r)
             rec.is_eval = 1;
             rec.test_loss = (float)json_num(j, "test_loss", NAN);
             rec.test_acc = (float)json_num(j, "test_acc", NAN);
-        }
-        else
+        } else {   /* runs from before phase_seconds was written read as zeros */
+            const cJSON *ph = cJSON_GetObjectItemCaseSensitive(j, "phase_seconds");
+            for (int p = 0; p < PHASE_EVAL; p++) rec.phase[p] = (float)json_num(ph, trainer_phase_name(p), 0);
             read_extras(j, r, &rec);
+        }
         cJSON_Delete(j);
         rc = ui_run_append(r, &rec, 1);
     }

@@ -1423,6 +1423,56 @@ static void test_data_pruning(void **s)
     expect_failure("batch_start", "ctx.data:keep(ctx.batch:labels())", "fit_start or epoch_end", 5);
 }
 
+/* Handler time of a plugin, timed from hooks on either side of it (first before the host, last
+ * after it): its scoring at fit_start, and at eval_start. */
+typedef struct handler_time { double t0, fit, eval; } handler_time;
+
+static int handler_start(trainer *t, trainer_event ev, void *ud)
+{
+    if (ev == EV_FIT_START || ev == EV_EVAL_START) ((handler_time *)ud)->t0 = trainer_now();
+    return 0;
+}
+
+static int handler_end(trainer *t, trainer_event ev, void *ud)
+{
+    handler_time *h = ud;
+    if (ev == EV_FIT_START) h->fit += trainer_now() - h->t0;
+    if (ev == EV_EVAL_START) h->eval += trainer_now() - h->t0;
+    return 0;
+}
+
+/* A method's set-up at fit_start (here scoring the training set, as a data-pruning method might
+ * before the first step) is on the training clock, from the first step's record on, and in the
+ * plugins phase; the same work at eval_start is evaluation and stays out of both. */
+static void test_fit_start_cost(void **s)
+{
+    static const char src[] =
+        "return hasten.plugin { name = 'setup', title = 'Set-up', summary = 'scores the data', "
+        "reference = 'none', taxonomy = { component = 'data', action = 'remove', when = 'once' }, "
+        "fit_start = function(ctx, p) for i = 1, 4 do ctx.data:score() end end, "
+        "eval_start = function(ctx, p) for i = 1, 4 do ctx.data:score() end end }";
+    char err[300];
+    assert_int_equal(plug_catalog_add_source(&cat, "setup", src, err, sizeof err), 0);
+    train_config c;
+    base_config(&c, 0);
+    add(&c, "setup");
+    harness hr;
+    handler_time h = {0};
+    assert_int_equal(run_around(&c, handler_start, &h, handler_end, &h, &hr), 0);
+    trainer *t = hr.t;
+    trainer_record r[32];
+    int n = trainer_series(t, 0, r, 32);
+    assert_true(n == 22 && !r[0].is_eval);   /* 20 steps, evaluations at steps 10 and 20 */
+    assert_true(h.fit > 0 && h.eval > 0);
+    assert_true(r[0].seconds >= h.fit);
+    assert_true(t->phase[PHASE_PLUGINS] >= h.fit && t->phase[PHASE_PLUGINS] < h.fit + h.eval);
+    assert_true(t->phase[PHASE_EVAL] >= h.eval);
+    double sum = 0;
+    for (int p = 0; p < PHASE_EVAL; p++) sum += t->phase[p];
+    assert_true(sum <= t->train_seconds);
+    close_run(&hr);
+}
+
 /* Curriculum on the synthetic set, 4 epochs, start 0.25, full at the end: after epoch 0 (progress
  * 1/4) the pool is the easiest 0.25 + 0.75 / 4 of the examples by their loss then, and it grows. */
 typedef struct curr_check { float loss[1024]; int in_pool[4]; char easy[1024]; int outside; } curr_check;
@@ -1758,6 +1808,7 @@ int main(void)
         cmocka_unit_test(test_ghost_batchnorm), cmocka_unit_test(test_colout), cmocka_unit_test(test_lars),
         cmocka_unit_test(test_blurpool), cmocka_unit_test(test_init_methods),
         cmocka_unit_test(test_stochastic_depth), cmocka_unit_test(test_matrices), cmocka_unit_test(test_data_pruning),
+        cmocka_unit_test(test_fit_start_cost),
         cmocka_unit_test(test_squeeze_excite), cmocka_unit_test(test_distillation),
         cmocka_unit_test(test_curriculum), cmocka_unit_test(test_text_methods),
         cmocka_unit_test(test_schedules), cmocka_unit_test(test_sam_costs_a_pass),

@@ -171,6 +171,53 @@ static void test_clock(void **s)
     trainer_free(t);
 }
 
+/* Sleeps at fit_start, fit_end and eval_start, and keeps how long each took (a loaded machine
+ * oversleeps). */
+typedef struct one_off { double fit, end, eval; } one_off;
+
+static int one_off_work(trainer *t, trainer_event ev, void *ud)
+{
+    one_off *w = ud;
+    double t0 = trainer_now();
+    if (ev == EV_FIT_START) usleep(300000);   /* a method's set-up, e.g. scoring the data */
+    if (ev == EV_FIT_END) usleep(100000);
+    if (ev == EV_EVAL_START) usleep(200000);
+    double dt = trainer_now() - t0;
+    if (ev == EV_FIT_START) w->fit += dt;
+    if (ev == EV_FIT_END) w->end += dt;
+    if (ev == EV_EVAL_START) w->eval += dt;
+    return 0;
+}
+
+/* A method's one-off cost at fit_start and fit_end is training time and plugin time; handler time
+ * at eval_start is evaluation, not in the plugins phase. The training phases fit in the clock. */
+static void test_clock_fit_events(void **s)
+{
+    train_config c;
+    mlp_config(&c);
+    c.budget = (budget_spec){ BUDGET_STEPS, 20 };
+    strcpy(c.target_metric, "test_acc");
+    c.target_value = 0;   /* met at the first evaluation */
+    trainer *t = run_config(&c);
+    one_off w = {0};
+    trainer_add_hook(t, one_off_work, &w);
+    assert_int_equal(trainer_run(t), 0);
+    trainer_record r[32];
+    int n = trainer_series(t, 0, r, 32);
+    assert_true(n == 21 && !r[0].is_eval && r[20].is_eval);
+    assert_true(w.fit >= 0.3 && w.end >= 0.1 && w.eval >= 0.2);
+    assert_true(r[0].seconds >= w.fit);   /* the first step's clock starts before fit_start */
+    assert_true(t->time_to_target >= w.fit);
+    assert_true(t->train_seconds - r[20].seconds >= w.end);   /* and fit_end is on it */
+    double plugins = t->phase[PHASE_PLUGINS];
+    assert_true(plugins >= w.fit + w.end && plugins < w.fit + w.end + w.eval / 2);
+    assert_true(t->phase[PHASE_EVAL] >= w.eval);
+    double sum = 0;
+    for (int p = 0; p < PHASE_EVAL; p++) sum += t->phase[p];
+    assert_true(sum <= t->train_seconds);
+    trainer_free(t);
+}
+
 static void test_nan_stops(void **s)
 {
     train_config c;
@@ -243,6 +290,81 @@ static void test_run_files_and_learning(void **s)
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) assert_non_null(cJSON_GetObjectItem(j, keys[i]));
     assert_string_equal(cJSON_GetObjectItem(j, "status")->valuestring, "done");
     assert_int_equal(cJSON_GetObjectItem(j, "steps")->valueint, 120);
+    cJSON_Delete(j);
+    free(text);
+    trainer_free(t);
+    runlog_close(log);
+}
+
+/* Sleeps at fit_start and at each epoch's end; keeps how long: work[0] fit_start, work[1 + e] the
+ * end of epoch e. */
+static int set_up_and_epoch_work(trainer *t, trainer_event ev, void *ud)
+{
+    double *work = ud, t0 = trainer_now();
+    if (ev == EV_FIT_START) usleep(100000);
+    if (ev == EV_EPOCH_END) usleep(50000);
+    if (ev == EV_FIT_START || ev == EV_EPOCH_END) work[ev == EV_FIT_START ? 0 : 1 + t->epoch] = trainer_now() - t0;
+    return 0;
+}
+
+/* Each step record of metrics.jsonl holds the step's phase times: within the time since the
+ * previous step record, the plugin work between steps in the next step's, and in all as much as
+ * summary.json's phase_seconds. Evaluation records hold none. */
+static void test_record_phases(void **s)
+{
+    train_config c;
+    mlp_config(&c);
+    c.budget = (budget_spec){ BUDGET_EPOCHS, 2 };   /* 40 steps an epoch */
+    char err[256], dir[600], path[700];
+    snprintf(dir, sizeof dir, "%s/phases", test_tmpdir());
+    runlog *log = runlog_open(dir, err, sizeof err);
+    assert_non_null(log);
+    trainer *t = run_config(&c);
+    trainer_set_log(t, log);
+    double work[3] = {0};
+    trainer_add_hook(t, set_up_and_epoch_work, work);
+    assert_int_equal(trainer_run(t), 0);
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    char *text = test_read_file(path, NULL);
+    assert_non_null(text);
+    double prev = 0, total[PHASE_EVAL] = {0};
+    int steps = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *j = cJSON_Parse(line), *ph = cJSON_GetObjectItem(j, "phase_seconds");
+        assert_non_null(j);
+        if (cJSON_GetObjectItem(j, "test_acc")) {
+            assert_null(ph);
+            cJSON_Delete(j);
+            continue;
+        }
+        assert_true(cJSON_IsObject(ph) && cJSON_GetArraySize(ph) == PHASE_EVAL);
+        double secs = cJSON_GetObjectItem(j, "seconds")->valuedouble, sum = 0;
+        for (int p = 0; p < PHASE_EVAL; p++) {
+            cJSON *v = cJSON_GetObjectItem(ph, trainer_phase_name(p));
+            assert_true(cJSON_IsNumber(v) && v->valuedouble >= 0);
+            sum += v->valuedouble;
+            total[p] += v->valuedouble;
+        }
+        /* each phase rounded to 4 digits (up to 5e-4 of it), the clock to 6 decimals */
+        assert_true(sum > 0 && sum <= (secs - prev) * (1 + 1e-3) + 1e-6);
+        double plugins = cJSON_GetObjectItem(ph, "plugins")->valuedouble;
+        steps++;
+        if (steps == 1) assert_true(plugins >= work[0] * (1 - 5e-4));    /* fit_start */
+        if (steps == 41) assert_true(plugins >= work[1] * (1 - 5e-4));   /* the first epoch's end */
+        if (steps != 1 && steps != 41) assert_true(plugins < 0.04);
+        prev = secs;
+        cJSON_Delete(j);
+    }
+    free(text);
+    assert_int_equal(steps, 80);
+    snprintf(path, sizeof path, "%s/summary.json", dir);
+    text = test_read_file(path, NULL);
+    cJSON *j = cJSON_Parse(text), *ph = cJSON_GetObjectItem(j, "phase_seconds");
+    for (int p = 0; p < PHASE_EVAL; p++) {   /* the records leave out the work after the last step */
+        double whole = cJSON_GetObjectItem(ph, trainer_phase_name(p))->valuedouble;
+        double after = p == PHASE_PLUGINS ? work[2] : 0;   /* the last epoch's end */
+        assert_true(fabs(whole - total[p] - after) <= 5e-4 * whole + 5e-3);
+    }
     cJSON_Delete(j);
     free(text);
     trainer_free(t);
@@ -459,9 +581,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_deterministic), cmocka_unit_test(test_event_order),
         cmocka_unit_test(test_target_precision),
-        cmocka_unit_test(test_budgets), cmocka_unit_test(test_clock),
+        cmocka_unit_test(test_budgets), cmocka_unit_test(test_clock), cmocka_unit_test(test_clock_fit_events),
         cmocka_unit_test(test_nan_stops), cmocka_unit_test(test_run_files_and_learning),
-        cmocka_unit_test(test_custom_metrics), cmocka_unit_test(test_bad_model),
+        cmocka_unit_test(test_record_phases), cmocka_unit_test(test_custom_metrics), cmocka_unit_test(test_bad_model),
         cmocka_unit_test(test_text_model),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -535,7 +535,8 @@ static const char *make_run_on(const char *name, const char *status, const char 
     f = fopen(path, "w");
     fprintf(f, "{\"step\":1,\"epoch\":0.01,\"samples\":128,\"seconds\":0.5,\"train_loss\":2.3,\"lr\":0.05}\n"
                "{\"step\":2,\"epoch\":0.02,\"samples\":256,\"seconds\":1.0,\"train_loss\":2.1,\"lr\":0.05,"
-               "\"grad_norm\":4.5}\n"
+               "\"phase_seconds\":{\"data_wait\":0.01,\"forward\":0.2,\"backward\":0.25,\"optimizer\":0.02,"
+               "\"plugins\":0.005},\"grad_norm\":4.5}\n"
                "{\"step\":2,\"epoch\":0.02,\"samples\":256,\"seconds\":1.0,\"train_loss\":2.1,\"lr\":0.05,"
                "\"test_loss\":0.3,\"test_acc\":0.92}\n"
                "{\"step\":3,\"epoch\":0.0");   /* a line cut by a crash */
@@ -588,6 +589,7 @@ static void test_history(void **s)
     assert_int_equal(r->n_metric_names, 1);   /* a plugin metric, for the y axis */
     assert_string_equal(r->metric_names[0], "grad_norm");
     assert_true(r->rec[1].extra_mask == 1 && r->rec[1].extra[0] == 4.5f && r->rec[0].extra_mask == 0);
+    assert_true(r->rec[1].phase[PHASE_BACKWARD] == 0.25f && r->rec[0].phase[PHASE_BACKWARD] == 0);
     assert_true(fabs(ui_run_ttt(r) - 1.0) < 1e-9);
     assert_true(r->phase[PHASE_BACKWARD] == 3);
     assert_int_equal(atomic_load(&r->state), UI_RUN_DONE);
