@@ -803,7 +803,7 @@ void trainer_write_summary(trainer *t)
     if (!t->log) return;
     const train_config *c = t->cfg;
     cJSON *s = cJSON_CreateObject();
-    cJSON_AddNumberToObject(s, "version", 1);
+    cJSON_AddNumberToObject(s, "version", RUN_SUMMARY_VERSION);
     cJSON_AddStringToObject(s, "status", trainer_status_name(t->status));
     if (t->status == RUN_FAILED) cJSON_AddStringToObject(s, "error", t->error);
     cJSON_AddStringToObject(s, "recipe", c->recipe_path);

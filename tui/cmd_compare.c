@@ -5,6 +5,7 @@
  * variant lands against it. Reads run folders only; trains nothing. */
 #include "tui/cli.h"
 #include "tui/frontier.h"
+#include "tui/rundir.h"
 #include "tui/ui_draw.h"
 #include "engine/check.h"
 #include <cjson/cJSON.h>
@@ -39,20 +40,6 @@ typedef struct group {
     double acc[64], ttt[64], sps[64], steps[64], secs[64], iters[64];
     double phase_ms[PHASE_EVAL][64];   /* ms per step in each training phase */
 } group;
-
-static char *read_all(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) { free(buf); buf = NULL; }
-    if (buf) buf[n] = 0;
-    fclose(f);
-    return buf;
-}
 
 /* "baseline", or the plugins with their parameters: "mixup(alpha=0.4)+ema". Returns -1 when
  * plugins is not a list of { name, params } objects. */
@@ -90,9 +77,7 @@ static int number(const cJSON *o, const char *key, double *v)
 /* First eval record of metrics.jsonl whose metric meets value (config_target_met). */
 static void target_from_metrics(const char *dir, const char *metric, double value, run_row *r)
 {
-    char path[1200];
-    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
-    char *text = read_all(path);
+    char *text = rundir_read(dir, "metrics.jsonl");
     r->ttt = r->steps_to = -1;
     if (!text) return;
     for (char *save = NULL, *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
@@ -126,15 +111,10 @@ static void machine_name(const cJSON *fp, char *out, size_t len)
 
 static int load_row(const char *dir, const char *metric, double value, run_row *r, char *err, size_t errlen)
 {
-    char path[1200];
+    cJSON *s;
+    if (rundir_summary(dir, &s, err, errlen)) return -1;
+    char path[1200];   /* for the messages */
     snprintf(path, sizeof path, "%s/summary.json", dir);
-    char *text = read_all(path);
-    cJSON *s = text ? cJSON_Parse(text) : NULL;
-    free(text);
-    if (!s) {
-        snprintf(err, errlen, "%s: no readable summary.json (a run still going, or not a run folder)", dir);
-        return -1;
-    }
     const cJSON *st = cJSON_GetObjectItem(s, "status");
     if (!cJSON_IsString(st) || strcmp(st->valuestring, "done")) {
         snprintf(err, errlen, "%s: status is %s, not done: left out", dir, cJSON_IsString(st) ? st->valuestring : "unknown");

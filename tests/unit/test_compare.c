@@ -345,23 +345,25 @@ static void test_compare_errors(void **s)
     expect_error((const char *[]){ "bench", "--steps", "many", NULL }, 2, "bad value for --steps: 'many'");
 
     /* Damaged or foreign files: each left out with the file and the field named; the good run stays. */
-    static const char no_sps[] = "{\"status\":\"done\",\"recipe\":\"toy.lua\",\"plugins\":[],"
+    static const char no_sps[] = "{\"version\":1,\"status\":\"done\",\"recipe\":\"toy.lua\",\"plugins\":[],"
                                  "\"test_acc\":0.9,\"train_seconds\":1}";
-    static const char bad_plugins[] = "{\"status\":\"done\",\"recipe\":\"toy.lua\",\"plugins\":[{\"params\":{}}],"
+    static const char bad_plugins[] = "{\"version\":1,\"status\":\"done\",\"recipe\":\"toy.lua\",\"plugins\":[{\"params\":{}}],"
                                       "\"test_acc\":0.9,\"train_seconds\":1,\"samples_per_second\":5}";
-    static const char good[] = "{\"status\":\"done\",\"recipe\":\"toy.lua\",\"plugins\":[{\"name\":\"ema\","
+    static const char good[] = "{\"version\":1,\"status\":\"done\",\"recipe\":\"toy.lua\",\"plugins\":[{\"name\":\"ema\","
                                "\"params\":{\"half_life\":50}}],\"budget\":\"1ep\",\"test_acc\":0.96,"
                                "\"train_seconds\":4,\"samples_per_second\":5}";
     static const char metrics[] = "{\"step\":1,\"test_acc\":0.95}\nnot json\n{\"step\":2,\"seconds\":3.5,\"test_acc\":0.95}\n";
     char root[700];
     snprintf(root, sizeof root, "%s/damaged", test_tmpdir());
     mkdir(root, 0755);
-    static const char phases[] = "{\"status\":\"done\",\"recipe\":\"toy2.lua\",\"plugins\":[],\"budget\":\"2ep\","
+    static const char phases[] = "{\"version\":1,\"status\":\"done\",\"recipe\":\"toy2.lua\",\"plugins\":[],\"budget\":\"2ep\","
                                  "\"test_acc\":0.9,\"train_seconds\":4,\"samples_per_second\":5,\"steps\":400,"
                                  "\"phase_seconds\":{\"data_wait\":0.4,\"forward\":2,\"backward\":1.2,"
                                  "\"optimizer\":0.2,\"plugins\":0.04,\"eval\":9}}";
-    const char *names[] = { "damaged/a", "damaged/b", "damaged/c", "damaged/d" };
-    for (int i = 0; i < 4; i++) {
+    static const char newer[] = "{\"version\":7,\"status\":\"done\",\"recipe\":\"toy.lua\",\"plugins\":[],"
+                                "\"test_acc\":0.99,\"train_seconds\":1,\"samples_per_second\":5}";
+    const char *names[] = { "damaged/a", "damaged/b", "damaged/c", "damaged/d", "damaged/e" };
+    for (int i = 0; i < 5; i++) {
         char d[800];
         snprintf(d, sizeof d, "%s/%s", test_tmpdir(), names[i]);
         mkdir(d, 0755);
@@ -371,6 +373,7 @@ static void test_compare_errors(void **s)
     test_write_file("damaged/c/summary.json", good, strlen(good));
     test_write_file("damaged/c/metrics.jsonl", metrics, strlen(metrics));
     test_write_file("damaged/d/summary.json", phases, strlen(phases));
+    test_write_file("damaged/e/summary.json", newer, strlen(newer));
     char *out, *err;
     assert_int_equal(test_hasten((const char *[]){ "compare", root, "--target", "test_acc=0.9", "--phases", NULL },
                                  &out, &err), 0);
@@ -381,6 +384,7 @@ static void test_compare_errors(void **s)
     expect_in(line_of(phase_table, "toy2 "), "1.000      5.000      3.000      0.500      0.100");
     expect_in(err, "damaged/a/summary.json: field samples_per_second missing or not a number: left out");
     expect_in(err, "damaged/b/summary.json: field plugins is not as hasten writes it: left out");
+    expect_in(err, "damaged/e/summary.json: format version 7, this hasten reads version 1 (a newer hasten wrote it");
     expect_in(line_of(out, "toy            ema(half_life=50)"), "3.5 ± 0.0 s");   /* the record with a time */
     expect_in(line_of(out, "toy            ema(half_life=50)"), "     -       - ");   /* no steps recorded */
     free(out);
