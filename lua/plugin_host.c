@@ -13,6 +13,13 @@
 
 /* ---- ctx ------------------------------------------------------------------------------------ */
 
+/* A line in the run's log.txt and to the host's log callback, under the plugin's name. */
+static void host_log(plug_host *h, const char *name, const char *line)
+{
+    if (h->t->log) runlog_log(h->t->log, "[%s] %s", name, line);
+    if (h->log) h->log(h->log_ud, name, line);
+}
+
 static int c_log(lua_State *L)
 {
     plug_host *h = plug_host_of(L);
@@ -25,9 +32,7 @@ static int c_log(lua_State *L)
         luaL_addvalue(&b);
     }
     luaL_pushresult(&b);
-    const char *line = lua_tostring(L, -1), *name = h->current ? h->current->info->name : "?";
-    if (h->t->log) runlog_log(h->t->log, "[%s] %s", name, line);
-    if (h->log) h->log(h->log_ud, name, line);
+    host_log(h, h->current ? h->current->info->name : "?", lua_tostring(L, -1));
     return 0;
 }
 
@@ -875,9 +880,25 @@ static int call_handler(plug_host *h, const instance *in, trainer_event ev)
     return -1;
 }
 
+/* At fit_start, once the run's log is open: a warning for each pair of plugins that share an
+ * overlapping role (METHODS.md: the input-size methods compound). They run as asked. */
+static void warn_overlaps(plug_host *h)
+{
+    for (int j = 1; j < h->n; j++)
+        for (int i = 0; i < j; i++) {
+            const plug_info *a = h->inst[i].info, *b = h->inst[j].info;
+            if (!a->overlaps[0] || strcmp(a->overlaps, b->overlaps)) continue;
+            char line[256];
+            snprintf(line, sizeof line, "warning: %s and %s overlap (\"%s\"): their effects compound, so neither "
+                     "reads as its own result", a->name, b->name, a->overlaps);
+            host_log(h, b->name, line);
+        }
+}
+
 static int host_hook(trainer *t, trainer_event ev, void *ud)
 {
     plug_host *h = ud;
+    if (ev == EV_FIT_START) warn_overlaps(h);
     int reverse = trainer_event_reversed(ev);
     int updated = 0;
     h->event = ev;

@@ -7,6 +7,7 @@ return hasten.plugin {
   summary = "Easy examples first: train on a growing pool of the lowest-loss examples.",
   reference = "Wu, Dyer, Neyshabur ICLR 2021, arXiv:2012.03107",
   taxonomy = { component = "data", action = "reorder", when = "scheduled" },
+  exclusive = "training subset",   -- data:keep replaces the pool another plugin chose
   params = {
     start = { default = 0.3, min = 0.01, max = 1, doc = "fraction of the examples in the first pool" },
     full = { default = 0.8, min = 0.01, max = 1, doc = "the pool holds every example from this fraction of the budget" },

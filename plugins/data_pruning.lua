@@ -7,6 +7,7 @@ return hasten.plugin {
   summary = "Score every example by loss early on, then train without the easiest fraction.",
   reference = "Paul, Ganguli, Dziugaite NeurIPS 2021, arXiv:2107.07075",
   taxonomy = { component = "data", action = "remove", when = "once" },
+  exclusive = "training subset",   -- data:keep replaces the pool another plugin chose
   params = {
     drop = { default = 0.2, min = 0, max = 0.9, doc = "fraction of the examples left out (the lowest losses)" },
     at = { default = 0.1, min = 0, max = 1, doc = "prune at the first epoch end past this fraction of the budget" },

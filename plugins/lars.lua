@@ -8,6 +8,7 @@ return hasten.plugin {
   summary = "Layer-wise trust ratio |w| / |g| on the step size, for large batches.",
   reference = "You, Gitman, Ginsburg 2017, arXiv:1708.03888",
   taxonomy = { component = "optimization", action = "replace", when = "every step" },
+  exclusive = "update rule",   -- rescales the matrices' steps, as muon rewrites them
   params = {
     eta = { default = 0.001, min = 1e-6, max = 1, doc = "trust coefficient" },
     clip = { default = true, doc = "cap each layer's rate at the lr (LARC)" },

@@ -6,6 +6,7 @@ return hasten.plugin {
   summary = "Evaluate the equal-weight average of the weights over the late part of training.",
   reference = "Izmailov et al. UAI 2018, arXiv:1803.05407",
   taxonomy = { component = "optimization", action = "retrofit", when = "phase" },
+  exclusive = "weight averaging",   -- evaluating two averages at once is neither
   params = {
     start = { default = 0.75, min = 0, max = 1, doc = "averaging begins at this fraction of the budget" },
     every = { default = 1, min = 1, max = 100000, integer = true, doc = "add the weights to the average every N steps" },

@@ -178,8 +178,61 @@ static void test_param_errors(void **s)
     base_config(&c, 0);
     char err[256];
     add(&c, "one_cycle:peak=1.5,div=2.5");
+    assert_int_equal(plug_check(&cat, &c, err, sizeof err), 0);
+    c.n_plugins = 0;   /* one lr schedule a run */
     add(&c, "budget_schedule:final=0.05");
     assert_int_equal(plug_check(&cat, &c, err, sizeof err), 0);
+}
+
+/* Appends each plugin log line to a buffer of 1024 bytes. */
+static void collect_log(void *ud, const char *plugin, const char *line)
+{
+    char *buf = ud;
+    snprintf(buf + strlen(buf), 1024 - strlen(buf), "[%s] %s\n", plugin, line);
+}
+
+/* METHODS.md's composition rules: one weight-averaging method a run and no plugin twice are
+ * errors before the run; the input-size methods together run, with a warning in the log. */
+static void test_composition(void **s)
+{
+    static const char *const bad[][3] = {
+        { "ema", "swa", "plugins ema and swa both take the role \"weight averaging\"" },
+        { "ema", "ema:half_life=10", "plugin ema is listed twice (plugins 1 and 3 of the run)" },
+        { "one_cycle", "budget_schedule", "plugins one_cycle and budget_schedule" },
+        { "data_pruning", "curriculum", "plugins data_pruning and curriculum" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        train_config c;
+        base_config(&c, 0);
+        char err[256] = "";
+        add(&c, bad[i][0]);
+        add(&c, "label_smoothing");
+        add(&c, bad[i][1]);
+        assert_int_equal(plug_check(&cat, &c, err, sizeof err), -1);
+        if (!strstr(err, bad[i][2])) print_message("error was: %s\n", err);
+        assert_non_null(strstr(err, bad[i][2]));
+        c.plugins[1] = c.plugins[2];
+        c.n_plugins = 2;
+        harness hr;
+        assert_int_equal(open_run(&hr, &c), -1);   /* the host checks too */
+        trainer_free(hr.t);
+    }
+    train_config c;
+    base_config(&c, 1);
+    c.budget = (budget_spec){ BUDGET_STEPS, 2 };
+    add(&c, "progressive_resizing");
+    add(&c, "colout");
+    char err[256], logged[1024] = "";
+    assert_int_equal(plug_check(&cat, &c, err, sizeof err), 0);
+    harness hr;
+    hr.t = trainer_new(&c, &ds, hr.err, sizeof hr.err);
+    hr.h = plug_host_new(hr.t, &cat, &c, collect_log, logged, hr.err, sizeof hr.err);
+    assert_non_null(hr.h);
+    assert_int_equal(trainer_run(hr.t), 0);
+    if (!strstr(logged, "[colout] warning: progressive_resizing and colout overlap (\"input size\")"))
+        print_message("log was: %s\n", logged);
+    assert_non_null(strstr(logged, "[colout] warning: progressive_resizing and colout overlap (\"input size\")"));
+    close_run(&hr);
 }
 
 static void test_bad_plugin_files(void **s)
@@ -1743,7 +1796,7 @@ int main(void)
 {
     const struct CMUnitTest catalogue[] = {
         cmocka_unit_test(test_catalogue), cmocka_unit_test(test_param_errors),
-        cmocka_unit_test(test_bad_plugin_files),
+        cmocka_unit_test(test_bad_plugin_files), cmocka_unit_test(test_composition),
     };
     /* Everything that trains: once a device. */
     const struct CMUnitTest methods[] = {
