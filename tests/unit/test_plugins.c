@@ -514,11 +514,19 @@ static int check_freeze(trainer *t, trainer_event ev, void *ud)
     return 0;
 }
 
+/* The step count at the first forward with the first layer frozen. */
+static int first_frozen(trainer *t, trainer_event ev, void *ud)
+{
+    long *at = ud;
+    if (ev == EV_BEFORE_FORWARD && *at < 0 && t->model->params[0]->frozen) *at = t->step;
+    return 0;
+}
+
 static void test_layer_freezing(void **s)
 {
     train_config c;
     base_config(&c, 0);
-    c.budget = (budget_spec){ BUDGET_EPOCHS, 4 };   /* 16 steps an epoch; freezing acts at epoch ends */
+    c.budget = (budget_spec){ BUDGET_EPOCHS, 4 };   /* 16 steps an epoch */
     add(&c, "layer_freezing:start=0,fraction=0.7");
     harness hr;
     freeze_check f = {0};
@@ -527,6 +535,15 @@ static void test_layer_freezing(void **s)
     assert_true(hr.t->model->params[2]->frozen);   /* two of the three linear layers */
     assert_false(hr.t->model->params[4]->frozen);
     assert_true(f.gemms_late < f.gemms_early);      /* backward skips the frozen prefix */
+    close_run(&hr);
+    /* Under an epoch (12 of 16 steps): the first layer freezes once 2.1 t reaches 1, at step 6,
+     * not at an epoch end that never comes. */
+    base_config(&c, 0);
+    c.budget = (budget_spec){ BUDGET_STEPS, 12 };
+    add(&c, "layer_freezing:start=0,fraction=0.7");
+    long frozen_at = -1;
+    assert_int_equal(run_with(&c, first_frozen, &frozen_at, &hr), 0);
+    assert_int_equal(frozen_at, 6);
     close_run(&hr);
 }
 
@@ -1424,6 +1441,33 @@ static void test_stochastic_depth(void **s)
     close_run(&hr);
 }
 
+/* A method that leaves examples out from an epoch end on, under a budget of one epoch (the last
+ * epoch end is the budget's) or less (no epoch end): it never scores the data (no pass wasted
+ * after the last step) and logs one line saying why. */
+static void expect_no_later_epoch(const char *arg, const char *needle)
+{
+    static const budget_spec budgets[] = { { BUDGET_EPOCHS, 1 }, { BUDGET_STEPS, 10 } };
+    for (int b = 0; b < 2; b++) {
+        train_config c;
+        base_config(&c, 0);
+        c.budget = budgets[b];
+        c.eval_every_steps = 0;
+        add(&c, arg);
+        harness hr;
+        char logged[1024] = "";
+        hr.t = trainer_new(&c, &ds, hr.err, sizeof hr.err);
+        hr.h = plug_host_new(hr.t, &cat, &c, collect_log, logged, hr.err, sizeof hr.err);
+        assert_non_null(hr.h);
+        assert_int_equal(trainer_run(hr.t), 0);
+        assert_int_equal(hr.t->step, b ? 10 : 16);
+        assert_null(hr.t->pool);   /* no data:keep */
+        if (!strstr(logged, needle)) print_message("log was: %s\n", logged);
+        assert_non_null(strstr(logged, needle));
+        assert_null(strchr(strchr(logged, '\n') + 1, '\n'));   /* that one line only */
+        close_run(&hr);
+    }
+}
+
 /* Data pruning on the synthetic set (1024 examples, 16 steps an epoch), 3 epochs, a quarter
  * dropped at the end of epoch 0: epochs 1 and 2 are each a permutation of the 768 examples with
  * the highest losses under the model at that point, 12 steps each: 40 steps in all. */
@@ -1474,6 +1518,7 @@ static void test_data_pruning(void **s)
     }
     close_run(&hr);
     expect_failure("batch_start", "ctx.data:keep(ctx.batch:labels())", "fit_start or epoch_end", 5);
+    expect_no_later_epoch("data_pruning", "[data_pruning] pruned nothing: no epoch ended past 10% of the budget");
 }
 
 /* Curriculum on the synthetic set, 4 epochs, start 0.25, full at the end: after epoch 0 (progress
@@ -1515,6 +1560,7 @@ static void test_curriculum(void **s)
     assert_int_equal(cc.outside, 0);
     assert_true(cc.in_pool[2] > cc.in_pool[1] && cc.in_pool[3] > cc.in_pool[2]);
     close_run(&hr);
+    expect_no_later_epoch("curriculum", "[curriculum] no curriculum: the budget ended within its first epoch");
 }
 
 /* Squeeze-excite on cnn_gap: a gate after conv1's relu (2 hidden units of 8 channels) and after
