@@ -373,6 +373,25 @@ static int m_matrices(lua_State *L)
     return 1;
 }
 
+/* model:fixed_size() -> the name of the first layer that takes one input size only, and the
+ * features it takes; nil when the model takes any image size. A linear layer flattens whatever
+ * reaches it, so one before any global average pool fixes the image size (a flatten alone does
+ * not, nor do convolutions, pools and squeeze-excite gates). */
+static int m_fixed_size(lua_State *L)
+{
+    nn_model *m = plug_host_of(L)->t->model;
+    for (int i = 0; i < m->n_layers; i++) {
+        const nn_layer *l = &m->layers[i];
+        if (l->spec.kind == LAYER_GAP) break;
+        if (l->spec.kind != LAYER_LINEAR) continue;
+        lua_pushstring(L, l->name);
+        lua_pushinteger(L, l->params[0]->w.shape[1]);
+        return 2;
+    }
+    lua_pushnil(L);
+    return 1;
+}
+
 static int m_layers(lua_State *L) { lua_pushinteger(L, plug_host_of(L)->t->model->n_layers); return 1; }
 
 static int m_freeze(lua_State *L)
@@ -763,7 +782,7 @@ static void build_ctx(plug_host *h)
     static const luaL_Reg model_fns[] = { { "layer", m_layer }, { "layers", m_layers }, { "freeze", m_freeze },
                                           { "low_precision", m_low_precision }, { "insert", m_insert },
                                           { "configure", m_configure }, { "matrices", m_matrices },
-                                          { "alibi", m_alibi }, { NULL, NULL } };
+                                          { "alibi", m_alibi }, { "fixed_size", m_fixed_size }, { NULL, NULL } };
     static const luaL_Reg data_fns[] = { { "augment", d_augment }, { "score", d_score }, { "keep", d_keep },
                                          { NULL, NULL } };
     static const luaL_Reg optim_fns[] = { { "get", o_get }, { "set", o_set }, { NULL, NULL } };
