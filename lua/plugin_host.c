@@ -5,6 +5,7 @@
 #include "engine/tensor_ops.h"
 #include "lua/recipe.h"
 #include <errno.h>
+#include <limits.h>
 #include <lauxlib.h>
 #include <math.h>
 #include <stdio.h>
@@ -400,19 +401,38 @@ static int m_freeze(lua_State *L)
     return 0;
 }
 
-/* Reads an integer option of an insert spec, or def. */
+/* Options of an insert spec (field key of the table at t), or def when absent; a value of another
+ * type is an error naming the field. */
 static int opt_int(lua_State *L, int t, const char *key, int def)
 {
     lua_getfield(L, t, key);
-    int v = lua_isnil(L, -1) ? def : (int)luaL_checkinteger(L, -1);
+    int whole = 0;
+    lua_Integer v = lua_type(L, -1) == LUA_TNUMBER ? lua_tointegerx(L, -1, &whole) : 0;
+    if (lua_isnil(L, -1)) v = def;
+    else if (!whole || v < INT_MIN || v > INT_MAX)
+        luaL_error(L, "model:insert: %s must be an integer, got %s", key, luaL_tolstring(L, -1, NULL));
     lua_pop(L, 1);
-    return v;
+    return (int)v;
 }
 
 static double opt_num(lua_State *L, int t, const char *key, double def)
 {
     lua_getfield(L, t, key);
-    double v = lua_isnil(L, -1) ? def : luaL_checknumber(L, -1);
+    int ok = lua_isnil(L, -1) || lua_type(L, -1) == LUA_TNUMBER;
+    if (!ok) luaL_error(L, "model:insert: %s must be a number, got %s", key, luaL_tolstring(L, -1, NULL));
+    double v = lua_isnil(L, -1) ? def : lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+/* true / false as in recipes (bias = false); 1 / 0 as well. */
+static int opt_bool(lua_State *L, int t, const char *key, int def)
+{
+    lua_getfield(L, t, key);
+    int v = def;
+    if (lua_isboolean(L, -1)) v = lua_toboolean(L, -1);
+    else if (lua_isinteger(L, -1) && (lua_tointeger(L, -1) == 0 || lua_tointeger(L, -1) == 1)) v = (int)lua_tointeger(L, -1);
+    else if (!lua_isnil(L, -1)) luaL_error(L, "model:insert: %s must be true or false, got %s", key, luaL_tolstring(L, -1, NULL));
     lua_pop(L, 1);
     return v;
 }
@@ -433,7 +453,7 @@ static int m_insert(lua_State *L)
     spec.k = opt_int(L, o, "k", k == LAYER_CONV ? 3 : 2);
     spec.stride = opt_int(L, o, "stride", k == LAYER_CONV ? 1 : 0);
     spec.pad = opt_int(L, o, "pad", 0);
-    spec.bias = opt_int(L, o, "bias", 1);
+    spec.bias = opt_bool(L, o, "bias", 1);
     spec.p = (float)opt_num(L, o, "p", 0.5);
     spec.momentum = (float)opt_num(L, o, "momentum", 0.1);
     spec.eps = (float)opt_num(L, o, "eps", 1e-5);

@@ -1155,6 +1155,22 @@ static void test_insert_layer(void **s)
     close_run(&hr);
     expect_failure("fit_start", "ctx.model:insert(7, 'linear', { out = 3 })", "ends with 3 outputs", 5);
     expect_failure("batch_start", "ctx.model:insert(1, 'relu')", "fit_start", 5);
+    /* bias as in recipes (a boolean), and a bad option named */
+    static const char no_bias[] =
+        "ctx.model:insert(2, 'linear', { out = 16, bias = false }) "
+        "local l = ctx.model:layer(2) assert(l.kind == 'linear' and l.params == 1 and #l.tensors == 1) "
+        "ctx.model:insert(2, 'linear', { out = 16.0, bias = true }) assert(ctx.model:layer(2).params == 2) ";
+    plug_catalog_add_source(&cat, "bad", plugin_src("fit_start", no_bias), err, sizeof err);
+    rc = run_with(&c, NULL, NULL, &hr);
+    if (rc) print_message("%s\n", hr.t->error);
+    assert_int_equal(rc, 0);
+    close_run(&hr);
+    expect_failure("fit_start", "ctx.model:insert(2, 'linear', { out = 16, bias = 'no' })",
+                   "model:insert: bias must be true or false, got no", 5);
+    expect_failure("fit_start", "ctx.model:insert(2, 'linear', { out = true })",
+                   "model:insert: out must be an integer, got true", 5);
+    expect_failure("fit_start", "ctx.model:insert(2, 'dropout', { p = '0.1x' })",
+                   "model:insert: p must be a number, got 0.1x", 5);
 }
 
 /* Alternating flips through the plugin: each example's flip flag alternates epoch to epoch. */
