@@ -4,6 +4,7 @@
 #include "engine/tensor_ops.h"
 #include <lauxlib.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -331,13 +332,20 @@ static int t_get(lua_State *L)
     return 1;
 }
 
+/* tostring(t) -> "tensor(2x3)"; "tensor()" for no dimensions (a batch before its first step). */
 static int t_tostring(lua_State *L)
 {
     tensor *t = plug_check_tensor(L, 1)->t;
-    lua_pushfstring(L, "tensor(%d", t->ndim ? t->shape[0] : 0);
-    for (int i = 1; i < t->ndim; i++) lua_pushfstring(L, "x%d", t->shape[i]);
-    lua_pushliteral(L, ")");
-    lua_concat(L, t->ndim + 1);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, "tensor(");
+    for (int i = 0; i < t->ndim; i++) {
+        char d[16];
+        snprintf(d, sizeof d, "%s%d", i ? "x" : "", t->shape[i]);
+        luaL_addstring(&b, d);
+    }
+    luaL_addchar(&b, ')');
+    luaL_pushresult(&b);
     return 1;
 }
 

@@ -1127,6 +1127,16 @@ static void test_ctx_api(void **s)
     /* lr_scale 0.5 on no_decay: its lr is half the decay group's */
     assert_true(fabsf(hr.t->opt.groups[1].lr - 0.5f * hr.t->opt.groups[0].lr) < 1e-7f);
     close_run(&hr);
+    /* tostring: the batch has no dimensions before its first step; the MLP no batch-norm stats */
+    static const char shapes[] =
+        "assert(tostring(ctx.batch.inputs) == 'tensor()', tostring(ctx.batch.inputs)) "
+        "assert(tostring(hasten.zeros(2, 3)) == 'tensor(2x3)' and tostring(ctx.model.stats) == 'tensor(0)') "
+        "assert(tostring(ctx.model:layer(2).tensors[1].value) == 'tensor(32x784)') ";
+    assert_int_equal(plug_catalog_add_source(&cat, "bad", plugin_src("fit_start", shapes), err, sizeof err), 0);
+    rc = run_with(&c, NULL, NULL, &hr);
+    if (rc) print_message("%s\n", hr.t->error);
+    assert_int_equal(rc, 0);
+    close_run(&hr);
 }
 
 /* Model surgery at fit_start: a layer inserted, weights views follow the rebuilt model, old
