@@ -125,6 +125,9 @@ static int read_param(lua_State *L, int idx, const char *name, plug_param *p, co
         return -1;
     }
     snprintf(p->doc, sizeof p->doc, "%s", doc);
+    lua_getfield(L, idx, "required");
+    p->required = lua_toboolean(L, -1);
+    lua_pop(L, 1);
     return 0;
 }
 
@@ -492,6 +495,16 @@ int plug_typed_params(lua_State *L, const plug_info *info, const plugin_spec *ps
         }
         typed_value v;
         if (type_value(def, ps->name, ps->values[i], &v, err, errlen)) return -1;
+    }
+    for (int k = 0; k < info->n_params; k++) {
+        const plug_param *def = &info->params[k];
+        int given = 0;
+        for (int i = 0; i < ps->n_params; i++)
+            if (!strcmp(ps->keys[i], def->name)) given = def->type != PLUG_STRING || ps->values[i][0];
+        if (def->required && !given) {
+            snprintf(err, errlen, "plugin %s: parameter '%s' must be set: %s", ps->name, def->name, def->doc);
+            return -1;
+        }
     }
     if (!L) return 0;
     lua_createtable(L, 0, info->n_params);

@@ -16,6 +16,7 @@ typedef struct plug_param {
     double def, min, max;     /* numbers; min/max are -inf/inf when not given */
     char sdef[64];            /* strings: the default */
     char doc[160];
+    int required;             /* a run must set it (a string: to a non-empty value) */
 } plug_param;
 
 typedef struct plug_info {
@@ -58,8 +59,8 @@ const plug_info *plug_find(const plug_catalog *cat, const char *name);
 int plug_parse_arg(const char *arg, plugin_spec *spec, char *err, size_t errlen);
 
 /* Checks each of cfg's plugins against the catalogue: known name, known parameters, values of
- * the right type and in range; and the list as a whole: no plugin twice,
- * no two with the same exclusive role. Returns 0 or -1 with one line in err naming plugin,
+ * the right type and in range, required ones set; and the list as a whole: no plugin twice, no
+ * two with the same exclusive role. Returns 0 or -1 with one line in err naming plugin,
  * parameter and value (or the two plugins). */
 int plug_check(const plug_catalog *cat, const train_config *cfg, char *err, size_t errlen);
 

@@ -50,6 +50,7 @@ static void print_json(const plug_catalog *cat)
             cJSON_AddStringToObject(q, "default", def);
             if (pp->min > -1e300) cJSON_AddNumberToObject(q, "min", pp->min);
             if (pp->max < 1e300) cJSON_AddNumberToObject(q, "max", pp->max);
+            if (pp->required) cJSON_AddTrueToObject(q, "required");
             cJSON_AddStringToObject(q, "doc", pp->doc);
             cJSON_AddItemToArray(ps, q);
         }
@@ -78,7 +79,8 @@ static void print_text(const plug_catalog *cat)
             for (int k = 0; k < p->n_params; k++) {
                 char def[80];
                 param_default(&p->params[k], def, sizeof def);
-                printf("  %-20s   %s = %s  %s\n", "", p->params[k].name, def[0] ? def : "\"\"", p->params[k].doc);
+                printf("  %-20s   %s = %s  %s%s\n", "", p->params[k].name, def[0] ? def : "\"\"",
+                       p->params[k].required ? "(required) " : "", p->params[k].doc);
             }
         }
     }

@@ -173,6 +173,9 @@ static void test_param_errors(void **s)
     expect_param_error("mixup:alpha=lots", "expected a number");
     expect_param_error("no_such_method", "plugin 'no_such_method' not found");
     expect_param_error("mixup:alpha", "not key=value");
+    /* a required parameter: checked with the rest, before the run, not at fit_start */
+    expect_param_error("distillation", "plugin distillation: parameter 'teacher' must be set: the teacher's run folder");
+    expect_param_error("distillation:teacher=", "parameter 'teacher' must be set");
     /* a whole-number default does not make a parameter an integer: only integer = true does */
     train_config c;
     base_config(&c, 0);
