@@ -6,11 +6,13 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include "datasets/datasets.h"
 #include "engine/cpu/cpu.h"
 #include "engine/ops.h"
@@ -236,6 +238,55 @@ static void test_composition(void **s)
         print_message("log was: %s\n", logged);
     assert_non_null(strstr(logged, "[colout] warning: progressive_resizing and colout overlap (\"input size\")"));
     close_run(&hr);
+}
+
+/* The parameter of plugin name called param in `hasten plugins --json` output root. */
+static const cJSON *json_param(const cJSON *root, const char *name, const char *param)
+{
+    const cJSON *p, *q;
+    cJSON_ArrayForEach(p, cJSON_GetObjectItem(root, "plugins"))
+        if (!strcmp(cJSON_GetObjectItem(p, "name")->valuestring, name))
+            cJSON_ArrayForEach(q, cJSON_GetObjectItem(p, "params"))
+                if (!strcmp(cJSON_GetObjectItem(q, "name")->valuestring, param)) return q;
+    fail_msg("%s.%s not in hasten plugins --json", name, param);
+    return NULL;
+}
+
+/* `hasten plugins --json` (the binary, built before the tests by make test): defaults typed as
+ * their parameters, as min and max are; required parameters and roles marked. */
+static void test_catalogue_json(void **s)
+{
+    if (access("./hasten", X_OK)) {
+        print_message("skipped: ./hasten not built (make test builds it)\n");
+        return;
+    }
+    char *json, *err;
+    assert_int_equal(test_hasten((const char *[]){ "plugins", "--json", NULL }, &json, &err), 0);
+    cJSON *root = cJSON_Parse(json);
+    assert_non_null(root);
+    const cJSON *d = cJSON_GetObjectItem(json_param(root, "label_smoothing", "alpha"), "default");
+    assert_true(cJSON_IsNumber(d) && d->valuedouble == 0.1);
+    d = cJSON_GetObjectItem(json_param(root, "cutout", "size"), "default");
+    assert_true(cJSON_IsNumber(d) && d->valuedouble == 8);
+    d = cJSON_GetObjectItem(json_param(root, "lars", "clip"), "default");
+    assert_true(cJSON_IsTrue(d));
+    const cJSON *teacher = json_param(root, "distillation", "teacher");
+    d = cJSON_GetObjectItem(teacher, "default");
+    assert_true(cJSON_IsString(d) && !strcmp(d->valuestring, ""));
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(teacher, "required")));
+    assert_null(cJSON_GetObjectItem(json_param(root, "distillation", "weight"), "required"));
+    const cJSON *p;
+    int roles = 0;
+    cJSON_ArrayForEach(p, cJSON_GetObjectItem(root, "plugins")) {
+        const cJSON *ex = cJSON_GetObjectItem(p, "exclusive"), *ov = cJSON_GetObjectItem(p, "overlaps");
+        const char *name = cJSON_GetObjectItem(p, "name")->valuestring;
+        if (!strcmp(name, "swa")) roles += ex && !strcmp(ex->valuestring, "weight averaging");
+        if (!strcmp(name, "colout")) roles += ov && !strcmp(ov->valuestring, "input size");
+    }
+    assert_int_equal(roles, 2);
+    cJSON_Delete(root);
+    free(json);
+    free(err);
 }
 
 static void test_bad_plugin_files(void **s)
@@ -1886,6 +1937,7 @@ int main(void)
     const struct CMUnitTest catalogue[] = {
         cmocka_unit_test(test_catalogue), cmocka_unit_test(test_param_errors),
         cmocka_unit_test(test_bad_plugin_files), cmocka_unit_test(test_composition),
+        cmocka_unit_test(test_catalogue_json),
     };
     /* Everything that trains: once a device. */
     const struct CMUnitTest methods[] = {
