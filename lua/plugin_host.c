@@ -437,6 +437,79 @@ static int opt_bool(lua_State *L, int t, const char *key, int def)
     return v;
 }
 
+/* Appends every batch norm of m, nested ones too, to out (up to max); returns the new count. */
+static int collect_norms(nn_model *m, nn_layer **out, int n, int max)
+{
+    for (int i = 0; i < m->n_layers; i++) {
+        nn_layer *l = &m->layers[i];
+        if (l->spec.kind == LAYER_BATCHNORM && n < max) out[n++] = l;
+        if (l->branch) n = collect_norms(l->branch, out, n, max);
+    }
+    return n;
+}
+
+/* model:refresh_stats([batches]): every batch norm's running statistics recomputed for the weights
+ * in place, as the plain mean over that many batches of training examples (0, the default, and at
+ * most: an epoch's worth) drawn at random without augmentation, forward in training mode (what
+ * SWA asks of averaged weights: Izmailov et al. 2018). The weights are untouched. Not between a
+ * step's forward and backward (its forwards replace the layers' saved activations). On the training
+ * clock: from eval_start or eval_end, where the trainer counts no time, its time is added. Returns
+ * the examples used. */
+static int m_refresh_stats(lua_State *L)
+{
+    enum { MAX_NORMS = 256 };
+    plug_host *h = plug_host_of(L);
+    trainer *t = h->t;
+    nn_model *m = t->model;
+    lua_Integer want = luaL_optinteger(L, 2, 0);
+    luaL_argcheck(L, want >= 0, 2, "batches must be >= 0 (0 = an epoch)");
+    if (h->event == EV_AFTER_FORWARD || h->event == EV_BEFORE_LOSS || h->event == EV_AFTER_LOSS)
+        return luaL_error(L, "model:refresh_stats: not between a step's forward and its backward (it runs forwards of its own)");
+    nn_layer *bn[MAX_NORMS];
+    int nbn = collect_norms(m, bn, 0, MAX_NORMS);
+    const data_split *train = &t->data->train;
+    int size = t->cfg->batch < train->n ? t->cfg->batch : train->n, epoch = train->n / size;
+    int batches = want > 0 && want < epoch ? (int)want : epoch;
+    if (!nbn) batches = 0;
+    int *idx = malloc((size_t)train->n * sizeof *idx);
+    if (!idx) return luaL_error(L, "not enough memory");
+    for (int i = 0; i < train->n; i++) idx[i] = i;
+    rng_shuffle(&h->rng, idx, train->n);
+    float momentum[MAX_NORMS];
+    int ghost[MAX_NORMS];
+    for (int j = 0; j < nbn; j++) {
+        momentum[j] = bn[j]->spec.momentum;
+        ghost[j] = bn[j]->spec.ghost;
+        bn[j]->spec.ghost = 0;   /* statistics over the whole batch */
+    }
+    tensor x = { .device = m->device }, targets = { .device = m->device };
+    data_batch b = {0};
+    char failed[256] = "";
+    double t0 = trainer_now();
+    for (int k = 0; k < batches && !failed[0]; k++) {
+        for (int j = 0; j < nbn; j++) bn[j]->spec.momentum = 1.0f / (float)(k + 1);   /* a running mean */
+        const int *rows = idx + (size_t)k * size;
+        if (t->dd) devdata_gather(t->dd, DEVDATA_TRAIN, rows, NULL, size, &x, &targets);
+        else {
+            data_gather(t->data, train, rows, size, &b);
+            tensor_view(&x, b.x, 4, (int[]){ size, b.h, b.w, b.c });
+        }
+        if (!nn_forward(m, &x, 1)) snprintf(failed, sizeof failed, "%s", m->err);
+    }
+    for (int j = 0; j < nbn; j++) {
+        bn[j]->spec.momentum = momentum[j];
+        bn[j]->spec.ghost = ghost[j];
+    }
+    if (h->event == EV_EVAL_START || h->event == EV_EVAL_END) t->train_seconds += trainer_now() - t0;
+    data_batch_free(&b);
+    tensor_free(&x);
+    tensor_free(&targets);
+    free(idx);
+    if (failed[0]) return luaL_error(L, "model:refresh_stats: %s", failed);
+    lua_pushinteger(L, (lua_Integer)batches * size);
+    return 1;
+}
+
 /* model:insert(pos, kind [, opts]): at fit_start, a new layer before position pos (1-based;
  * layers() + 1 appends), e.g. model:insert(9, "dropout", { p = 0.1 }). Rebuilds the model. */
 static int m_insert(lua_State *L)
@@ -802,7 +875,8 @@ static void build_ctx(plug_host *h)
     static const luaL_Reg model_fns[] = { { "layer", m_layer }, { "layers", m_layers }, { "freeze", m_freeze },
                                           { "low_precision", m_low_precision }, { "insert", m_insert },
                                           { "configure", m_configure }, { "matrices", m_matrices },
-                                          { "alibi", m_alibi }, { "fixed_size", m_fixed_size }, { NULL, NULL } };
+                                          { "alibi", m_alibi }, { "fixed_size", m_fixed_size },
+                                          { "refresh_stats", m_refresh_stats }, { NULL, NULL } };
     static const luaL_Reg data_fns[] = { { "augment", d_augment }, { "score", d_score }, { "keep", d_keep },
                                          { NULL, NULL } };
     static const luaL_Reg optim_fns[] = { { "get", o_get }, { "set", o_set }, { NULL, NULL } };

@@ -971,8 +971,8 @@ static void test_low_rank(void **s)
     close_run(&hr);
 }
 
-/* SWA from half the budget: each evaluation sees the mean of the weights and running statistics
- * after every step since then; training goes on from the live weights. */
+/* SWA from half the budget (bn_batches = 0): each evaluation sees the mean of the weights and
+ * running statistics after every step since then; training goes on from the live weights. */
 typedef struct swa_check { double *w, *st; tensor live; int n, evals, restored; } swa_check;
 
 static int swa_track(trainer *t, trainer_event ev, void *ud)   /* after_* after the plugin */
@@ -1017,7 +1017,7 @@ static void test_swa(void **s)
 {
     train_config c;
     base_config(&c, 1);
-    add(&c, "swa:start=0.5");
+    add(&c, "swa:start=0.5,bn_batches=0");
     harness hr;
     swa_check w = { .w = calloc(20000, sizeof(double)), .st = calloc(1000, sizeof(double)) };
     assert_int_equal(run_around(&c, swa_track, &w, swa_eval, &w, &hr), 0);
@@ -1029,6 +1029,69 @@ static void test_swa(void **s)
     free(w.st);
     tensor_free(&w.live);
     close_run(&hr);
+}
+
+/* SWA's default recomputes the batch-norm statistics for the averaged weights (Izmailov et al.):
+ * 32 batches ask more than the 16 of an epoch, so all 1024 examples go forward in training mode,
+ * and the running mean of the one batch norm is the mean of conv1's outputs over the training
+ * set under the averaged weights. That pass counts on the training clock. */
+typedef struct refresh_check { double clock; int checked; float worst; tensor x; data_batch b; } refresh_check;
+
+static int refresh_clock(trainer *t, trainer_event ev, void *ud)   /* before the plugin */
+{
+    if (ev == EV_EVAL_START) ((refresh_check *)ud)->clock = t->train_seconds;
+    return 0;
+}
+
+static int refresh_means(trainer *t, trainer_event ev, void *ud)   /* after the plugin */
+{
+    refresh_check *r = ud;
+    if (ev != EV_EVAL_START || t->step < 20) return 0;   /* at step 10 nothing is averaged yet */
+    if (!(t->train_seconds > r->clock)) return trainer_fail(t, "the refresh was not on the clock");
+    float got[8];
+    memcpy(got, host(&t->model->stats), sizeof got);   /* bn1's running mean, before this forward */
+    double sum[8] = {0};
+    int idx[256];
+    for (int start = 0; start < 1024; start += 256) {
+        for (int i = 0; i < 256; i++) idx[i] = start + i;
+        data_gather(t->data, &t->data->train, idx, 256, &r->b);
+        tensor view = {0};
+        tensor_view(&view, r->b.x, 4, (int[]){ 256, r->b.h, r->b.w, r->b.c });
+        r->x.device = t->model->device;
+        tensor_copy(&r->x, &view);
+        if (!nn_forward(t->model, &r->x, 0)) return trainer_fail(t, "%s", t->model->err);
+        const tensor *conv = &t->model->layers[0].out;
+        const float *o = host(conv);
+        for (size_t i = 0; i < conv->n; i++) sum[i % 8] += o[i];
+    }
+    for (int k = 0; k < 8; k++) {
+        double want = sum[k] / (1024.0 * 28 * 28);
+        float err = (float)(fabs(got[k] - want) / (1e-3 + fabs(want)));
+        if (err > r->worst) r->worst = err;
+    }
+    r->checked++;
+    return 0;
+}
+
+static void expect_failure(const char *event, const char *body, const char *needle, double max_s);
+
+static void test_swa_refresh(void **s)
+{
+    train_config c;
+    base_config(&c, 1);
+    add(&c, "swa:start=0.5");
+    harness hr;
+    static refresh_check r;
+    memset(&r, 0, sizeof r);
+    assert_int_equal(run_around(&c, refresh_clock, &r, refresh_means, &r, &hr), 0);
+    assert_int_equal(r.checked, 1);   /* the evaluation at step 20 */
+    if (r.worst > 1e-3f) print_message("worst relative error %g\n", r.worst);
+    assert_true(r.worst <= 1e-3f);
+    assert_true(hr.t->model->layers[1].spec.momentum == 0.1f && hr.t->model->layers[1].spec.ghost == 0);
+    tensor_free(&r.x);
+    data_batch_free(&r.b);
+    close_run(&hr);
+    expect_failure("after_loss", "ctx.model:refresh_stats(1)", "not between a step's forward and its backward", 5);
 }
 
 /* ---- the sandbox ---- */
@@ -1948,7 +2011,8 @@ int main(void)
         cmocka_unit_test(test_grad_clipping), cmocka_unit_test(test_data_echoing),
         cmocka_unit_test(test_lookahead), cmocka_unit_test(test_batch_warmup),
         cmocka_unit_test(test_muon), cmocka_unit_test(test_pruning),
-        cmocka_unit_test(test_low_rank), cmocka_unit_test(test_swa), cmocka_unit_test(test_alternating_flip),
+        cmocka_unit_test(test_low_rank), cmocka_unit_test(test_swa), cmocka_unit_test(test_swa_refresh),
+        cmocka_unit_test(test_alternating_flip),
         cmocka_unit_test(test_ghost_batchnorm), cmocka_unit_test(test_colout), cmocka_unit_test(test_lars),
         cmocka_unit_test(test_blurpool), cmocka_unit_test(test_init_methods),
         cmocka_unit_test(test_stochastic_depth), cmocka_unit_test(test_matrices), cmocka_unit_test(test_data_pruning),
