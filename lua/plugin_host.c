@@ -500,7 +500,10 @@ static int m_refresh_stats(lua_State *L)
         bn[j]->spec.momentum = momentum[j];
         bn[j]->spec.ghost = ghost[j];
     }
-    if (h->event == EV_EVAL_START || h->event == EV_EVAL_END) t->train_seconds += trainer_now() - t0;
+    if (h->event == EV_EVAL_START || h->event == EV_EVAL_END) {
+        m->ops->sync();   /* a GPU's queued forwards are part of that time */
+        t->train_seconds += trainer_now() - t0;
+    }
     data_batch_free(&b);
     tensor_free(&x);
     tensor_free(&targets);
