@@ -670,6 +670,43 @@ static int check_clip(trainer *t, trainer_event ev, void *ud)
     return 0;
 }
 
+typedef struct agc_check { tensor before; int checked, clipped; } agc_check;
+
+static int agc_before(trainer *t, trainer_event ev, void *ud)   /* after_backward before the plugin */
+{
+    if (ev == EV_AFTER_BACKWARD) tensor_copy(&((agc_check *)ud)->before, &t->model->grads);
+    return 0;
+}
+
+static int agc_after(trainer *t, trainer_event ev, void *ud)   /* after_backward after it */
+{
+    agc_check *a = ud;
+    if (ev != EV_AFTER_BACKWARD) return 0;
+    const nn_model *m = t->model;
+    const float *g = host(&m->grads), *w = host(&m->weights), *g0 = a->before.data;
+    for (int k = 0; k < m->n_params; k++) {
+        const nn_param *p = m->params[k];
+        size_t off = (size_t)(p->g.data - m->grads.data), units = p->w.ndim >= 2 ? (size_t)p->w.shape[0] : 1;
+        size_t per = p->w.n / units;
+        for (size_t u = 0; u < units; u++) {
+            double gn = 0, gn0 = 0, wn = 0;
+            for (size_t i = off + u * per; i < off + (u + 1) * per; i++) {
+                gn += (double)g[i] * g[i];
+                gn0 += (double)g0[i] * g0[i];
+                wn += (double)w[i] * w[i];
+            }
+            gn = sqrt(gn), gn0 = sqrt(gn0), wn = fmax(sqrt(wn), 1e-3);
+            double want = k >= 4 ? gn0 : fmin(gn0, 0.001 * wn), scale = gn0 > 0 ? want / gn0 : 1;
+            if (fabs(gn - want) > 1e-4 * want + 1e-12) return trainer_fail(t, "param %d unit %zu: norm %g, want %g", k, u, gn, want);
+            for (size_t i = off + u * per; i < off + (u + 1) * per; i++)
+                if (fabs(g[i] - scale * g0[i]) > 1e-5 * fabs(g0[i]) + 1e-12) return trainer_fail(t, "param %d unit %zu redirected", k, u);
+            a->clipped += want < gn0;
+        }
+    }
+    a->checked++;
+    return 0;
+}
+
 static void test_grad_clipping(void **s)
 {
     train_config c;
@@ -679,6 +716,17 @@ static void test_grad_clipping(void **s)
     int checked = 0;
     assert_int_equal(run_with(&c, check_clip, &checked, &hr), 0);
     assert_int_equal(checked, 20);
+    close_run(&hr);
+    /* adaptive: each row of linear1 and linear2 (and each bias as a whole) at most 0.001 times its
+     * weights' norm, scaled, not redirected; the output layer as it was */
+    base_config(&c, 0);
+    add(&c, "grad_clipping:adaptive=true,clip=0.001");
+    agc_check a;
+    memset(&a, 0, sizeof a);
+    assert_int_equal(run_around(&c, agc_after, &a, agc_before, &a, &hr), 0);
+    assert_int_equal(a.checked, 20);
+    assert_true(a.clipped > 20 * 32);   /* most of the 64 hidden rows, every step */
+    tensor_free(&a.before);
     close_run(&hr);
 }
 
