@@ -1488,6 +1488,44 @@ static int lars_after(trainer *t, trainer_event ev, void *ud)
     return 0;
 }
 
+/* LAMB: the weights at before_step (any hook), and how far each matrix moved, after the plugin's
+ * after_step (a hook before the host sees it last). */
+typedef struct lamb_check { tensor before; float lr; int clip, checked; } lamb_check;
+
+static int lamb_before(trainer *t, trainer_event ev, void *ud)
+{
+    lamb_check *c = ud;
+    if (ev == EV_BEFORE_STEP) {
+        tensor_copy(&c->before, &t->model->weights);
+        c->lr = t->opt.groups[OPTIM_GROUP_DECAY].lr;
+    }
+    return 0;
+}
+
+static int lamb_after(trainer *t, trainer_event ev, void *ud)
+{
+    lamb_check *c = ud;
+    if (ev != EV_AFTER_STEP) return 0;
+    const nn_model *m = t->model;
+    const float *w = host(&m->weights);
+    size_t off = 0;
+    for (int i = 0; i < m->n_params; i++) {
+        const nn_param *p = m->params[i];
+        double wn = 0, dn = 0;
+        for (size_t j = off; j < off + p->w.n; j++) {
+            wn += (double)c->before.data[j] * c->before.data[j];
+            dn += ((double)w[j] - c->before.data[j]) * ((double)w[j] - c->before.data[j]);
+        }
+        off += p->w.n;
+        if (p->w.ndim < 2) continue;
+        double want = c->lr * sqrt(wn), got = sqrt(dn);
+        if (c->clip ? got > want * (1 + 1e-3) : fabs(got - want) > 1e-3 * want)
+            return trainer_fail(t, "%s moved %g, want %s%g", p->name, got, c->clip ? "at most " : "", want);
+    }
+    c->checked++;
+    return 0;
+}
+
 static void test_lars(void **s)
 {
     for (int clip = 0; clip < 2; clip++) {
@@ -1498,6 +1536,21 @@ static void test_lars(void **s)
         harness hr;
         lars_check lc = { .clip = clip };
         assert_int_equal(run_around(&c, lars_before, &lc, lars_after, &lc, &hr), 0);
+        assert_int_equal(lc.checked, 20);
+        tensor_free(&lc.before);
+        close_run(&hr);
+    }
+    /* under adamw, LAMB: each matrix moves by lr |w| (clip = false), or at most that (clip) */
+    for (int clip = 0; clip < 2; clip++) {
+        train_config c;
+        base_config(&c, 0);
+        c.optim.kind = OPTIM_ADAMW;
+        c.optim.lr = 0.01f;
+        c.optim.weight_decay = 0.01f;
+        add(&c, clip ? "lars" : "lars:clip=false");
+        harness hr;
+        lamb_check lc = { .clip = clip };
+        assert_int_equal(run_around(&c, lamb_after, &lc, lamb_before, &lc, &hr), 0);
         assert_int_equal(lc.checked, 20);
         tensor_free(&lc.before);
         close_run(&hr);
