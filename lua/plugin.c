@@ -125,6 +125,9 @@ static int read_param(lua_State *L, int idx, const char *name, plug_param *p, co
         return -1;
     }
     snprintf(p->doc, sizeof p->doc, "%s", doc);
+    lua_getfield(L, idx, "required");
+    p->required = lua_toboolean(L, -1);
+    lua_pop(L, 1);
     return 0;
 }
 
@@ -140,7 +143,7 @@ static int read_info(lua_State *L, const char *file, plug_info *info, char *err,
 {
     int t = lua_gettop(L);
     static const char *const known[] = { "name", "title", "summary", "reference", "taxonomy",
-                                         "data", "params", "__hasten_plugin" };
+                                         "data", "exclusive", "overlaps", "params", "__hasten_plugin" };
     if (!lua_istable(L, t)) {
         snprintf(err, errlen, "%s: a plugin must return hasten.plugin { name = ..., ... }", file);
         return -1;
@@ -163,6 +166,9 @@ static int read_info(lua_State *L, const char *file, plug_info *info, char *err,
         snprintf(err, errlen, "%s: data = '%s': expected \"images\" or \"text\" (or no data field: any)", file, info->data);
         return -1;
     }
+    if (get_text(L, t, "exclusive", info->exclusive, sizeof info->exclusive, 0, file, err, errlen) ||
+        get_text(L, t, "overlaps", info->overlaps, sizeof info->overlaps, 0, file, err, errlen))
+        return -1;
     for (const char *c = info->name; *c; c++)
         if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_')) {
             snprintf(err, errlen, "%s: name '%s': use lower-case letters, digits and _", file, info->name);
@@ -490,6 +496,16 @@ int plug_typed_params(lua_State *L, const plug_info *info, const plugin_spec *ps
         typed_value v;
         if (type_value(def, ps->name, ps->values[i], &v, err, errlen)) return -1;
     }
+    for (int k = 0; k < info->n_params; k++) {
+        const plug_param *def = &info->params[k];
+        int given = 0;
+        for (int i = 0; i < ps->n_params; i++)
+            if (!strcmp(ps->keys[i], def->name)) given = def->type != PLUG_STRING || ps->values[i][0];
+        if (def->required && !given) {
+            snprintf(err, errlen, "plugin %s: parameter '%s' must be set: %s", ps->name, def->name, def->doc);
+            return -1;
+        }
+    }
     if (!L) return 0;
     lua_createtable(L, 0, info->n_params);
     for (int k = 0; k < info->n_params; k++) {
@@ -506,6 +522,27 @@ int plug_typed_params(lua_State *L, const plug_info *info, const plugin_spec *ps
     return 0;
 }
 
+/* No plugin twice in a run, and no two that take the same exclusive role (METHODS.md's
+ * composition rules: one weight-averaging method at a time). */
+static int check_roles(const plug_catalog *cat, const train_config *cfg, char *err, size_t errlen)
+{
+    for (int j = 1; j < cfg->n_plugins; j++)
+        for (int i = 0; i < j; i++) {
+            const plug_info *a = plug_find(cat, cfg->plugins[i].name), *b = plug_find(cat, cfg->plugins[j].name);
+            if (a == b) {
+                snprintf(err, errlen, "plugin %s is listed twice (plugins %d and %d of the run): give it once, "
+                         "with all its parameters", a->name, i + 1, j + 1);
+                return -1;
+            }
+            if (a->exclusive[0] && !strcmp(a->exclusive, b->exclusive)) {
+                snprintf(err, errlen, "plugins %s and %s both take the role \"%s\", which one plugin of a run "
+                         "may have: keep one", a->name, b->name, a->exclusive);
+                return -1;
+            }
+        }
+    return 0;
+}
+
 int plug_check(const plug_catalog *cat, const train_config *cfg, char *err, size_t errlen)
 {
     for (int i = 0; i < cfg->n_plugins; i++) {
@@ -516,7 +553,7 @@ int plug_check(const plug_catalog *cat, const train_config *cfg, char *err, size
         }
         if (plug_typed_params(NULL, info, &cfg->plugins[i], err, errlen)) return -1;
     }
-    return 0;
+    return check_roles(cat, cfg, err, errlen);
 }
 
 void plug_open_hasten(lua_State *L)

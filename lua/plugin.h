@@ -16,12 +16,15 @@ typedef struct plug_param {
     double def, min, max;     /* numbers; min/max are -inf/inf when not given */
     char sdef[64];            /* strings: the default */
     char doc[160];
+    int required;             /* a run must set it (a string: to a non-empty value) */
 } plug_param;
 
 typedef struct plug_info {
     char name[64], title[96], summary[256], reference[160];
     char component[16], action[16], when[24];
     char data[8];             /* "images" or "text": the only data it works on; "" = any */
+    char exclusive[32];       /* a role no other plugin of the run may share ("weight averaging"); "" = none */
+    char overlaps[32];        /* a role whose plugins compound ("input size"): a warning, not an error */
     char path[512];           /* the file it came from */
     int n_params;
     plug_param params[CONFIG_MAX_PARAMS];
@@ -56,8 +59,9 @@ const plug_info *plug_find(const plug_catalog *cat, const char *name);
 int plug_parse_arg(const char *arg, plugin_spec *spec, char *err, size_t errlen);
 
 /* Checks each of cfg's plugins against the catalogue: known name, known parameters, values of
- * the right type and in range. Returns 0 or -1 with one line in err naming plugin, parameter and
- * value. */
+ * the right type and in range, required ones set; and the list as a whole: no plugin twice, no
+ * two with the same exclusive role. Returns 0 or -1 with one line in err naming plugin,
+ * parameter and value (or the two plugins). */
 int plug_check(const plug_catalog *cat, const train_config *cfg, char *err, size_t errlen);
 
 typedef struct plug_host plug_host;

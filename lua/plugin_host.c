@@ -5,6 +5,7 @@
 #include "engine/tensor_ops.h"
 #include "lua/recipe.h"
 #include <errno.h>
+#include <limits.h>
 #include <lauxlib.h>
 #include <math.h>
 #include <stdio.h>
@@ -12,6 +13,13 @@
 #include <string.h>
 
 /* ---- ctx ------------------------------------------------------------------------------------ */
+
+/* A line in the run's log.txt and to the host's log callback, under the plugin's name. */
+static void host_log(plug_host *h, const char *name, const char *line)
+{
+    if (h->t->log) runlog_log(h->t->log, "[%s] %s", name, line);
+    if (h->log) h->log(h->log_ud, name, line);
+}
 
 static int c_log(lua_State *L)
 {
@@ -25,9 +33,7 @@ static int c_log(lua_State *L)
         luaL_addvalue(&b);
     }
     luaL_pushresult(&b);
-    const char *line = lua_tostring(L, -1), *name = h->current ? h->current->info->name : "?";
-    if (h->t->log) runlog_log(h->t->log, "[%s] %s", name, line);
-    if (h->log) h->log(h->log_ud, name, line);
+    host_log(h, h->current ? h->current->info->name : "?", lua_tostring(L, -1));
     return 0;
 }
 
@@ -368,6 +374,25 @@ static int m_matrices(lua_State *L)
     return 1;
 }
 
+/* model:fixed_size() -> the name of the first layer that takes one input size only, and the
+ * features it takes; nil when the model takes any image size. A linear layer flattens whatever
+ * reaches it, so one before any global average pool fixes the image size (a flatten alone does
+ * not, nor do convolutions, pools and squeeze-excite gates). */
+static int m_fixed_size(lua_State *L)
+{
+    nn_model *m = plug_host_of(L)->t->model;
+    for (int i = 0; i < m->n_layers; i++) {
+        const nn_layer *l = &m->layers[i];
+        if (l->spec.kind == LAYER_GAP) break;
+        if (l->spec.kind != LAYER_LINEAR) continue;
+        lua_pushstring(L, l->name);
+        lua_pushinteger(L, l->params[0]->w.shape[1]);
+        return 2;
+    }
+    lua_pushnil(L);
+    return 1;
+}
+
 static int m_layers(lua_State *L) { lua_pushinteger(L, plug_host_of(L)->t->model->n_layers); return 1; }
 
 static int m_freeze(lua_State *L)
@@ -376,21 +401,116 @@ static int m_freeze(lua_State *L)
     return 0;
 }
 
-/* Reads an integer option of an insert spec, or def. */
+/* Options of an insert spec (field key of the table at t), or def when absent; a value of another
+ * type is an error naming the field. */
 static int opt_int(lua_State *L, int t, const char *key, int def)
 {
     lua_getfield(L, t, key);
-    int v = lua_isnil(L, -1) ? def : (int)luaL_checkinteger(L, -1);
+    int whole = 0;
+    lua_Integer v = lua_type(L, -1) == LUA_TNUMBER ? lua_tointegerx(L, -1, &whole) : 0;
+    if (lua_isnil(L, -1)) v = def;
+    else if (!whole || v < INT_MIN || v > INT_MAX)
+        luaL_error(L, "model:insert: %s must be an integer, got %s", key, luaL_tolstring(L, -1, NULL));
     lua_pop(L, 1);
-    return v;
+    return (int)v;
 }
 
 static double opt_num(lua_State *L, int t, const char *key, double def)
 {
     lua_getfield(L, t, key);
-    double v = lua_isnil(L, -1) ? def : luaL_checknumber(L, -1);
+    int ok = lua_isnil(L, -1) || lua_type(L, -1) == LUA_TNUMBER;
+    if (!ok) luaL_error(L, "model:insert: %s must be a number, got %s", key, luaL_tolstring(L, -1, NULL));
+    double v = lua_isnil(L, -1) ? def : lua_tonumber(L, -1);
     lua_pop(L, 1);
     return v;
+}
+
+/* true / false as in recipes (bias = false); 1 / 0 as well. */
+static int opt_bool(lua_State *L, int t, const char *key, int def)
+{
+    lua_getfield(L, t, key);
+    int v = def;
+    if (lua_isboolean(L, -1)) v = lua_toboolean(L, -1);
+    else if (lua_isinteger(L, -1) && (lua_tointeger(L, -1) == 0 || lua_tointeger(L, -1) == 1)) v = (int)lua_tointeger(L, -1);
+    else if (!lua_isnil(L, -1)) luaL_error(L, "model:insert: %s must be true or false, got %s", key, luaL_tolstring(L, -1, NULL));
+    lua_pop(L, 1);
+    return v;
+}
+
+/* Appends every batch norm of m, nested ones too, to out (up to max); returns the new count. */
+static int collect_norms(nn_model *m, nn_layer **out, int n, int max)
+{
+    for (int i = 0; i < m->n_layers; i++) {
+        nn_layer *l = &m->layers[i];
+        if (l->spec.kind == LAYER_BATCHNORM && n < max) out[n++] = l;
+        if (l->branch) n = collect_norms(l->branch, out, n, max);
+    }
+    return n;
+}
+
+/* model:refresh_stats([batches]): every batch norm's running statistics recomputed for the weights
+ * in place, as the plain mean over that many batches of training examples (0, the default, and at
+ * most: an epoch's worth) drawn at random without augmentation, forward in training mode (what
+ * SWA asks of averaged weights: Izmailov et al. 2018). The weights are untouched. Not between a
+ * step's forward and backward (its forwards replace the layers' saved activations). On the training
+ * clock: from eval_start or eval_end, where the trainer counts no time, its time is added. Returns
+ * the examples used. */
+static int m_refresh_stats(lua_State *L)
+{
+    enum { MAX_NORMS = 256 };
+    plug_host *h = plug_host_of(L);
+    trainer *t = h->t;
+    nn_model *m = t->model;
+    lua_Integer want = luaL_optinteger(L, 2, 0);
+    luaL_argcheck(L, want >= 0, 2, "batches must be >= 0 (0 = an epoch)");
+    if (h->event == EV_AFTER_FORWARD || h->event == EV_BEFORE_LOSS || h->event == EV_AFTER_LOSS)
+        return luaL_error(L, "model:refresh_stats: not between a step's forward and its backward (it runs forwards of its own)");
+    nn_layer *bn[MAX_NORMS];
+    int nbn = collect_norms(m, bn, 0, MAX_NORMS);
+    const data_split *train = &t->data->train;
+    int size = t->cfg->batch < train->n ? t->cfg->batch : train->n, epoch = train->n / size;
+    int batches = want > 0 && want < epoch ? (int)want : epoch;
+    if (!nbn) batches = 0;
+    int *idx = malloc((size_t)train->n * sizeof *idx);
+    if (!idx) return luaL_error(L, "not enough memory");
+    for (int i = 0; i < train->n; i++) idx[i] = i;
+    rng_shuffle(&h->rng, idx, train->n);
+    float momentum[MAX_NORMS];
+    int ghost[MAX_NORMS];
+    for (int j = 0; j < nbn; j++) {
+        momentum[j] = bn[j]->spec.momentum;
+        ghost[j] = bn[j]->spec.ghost;
+        bn[j]->spec.ghost = 0;   /* statistics over the whole batch */
+    }
+    tensor x = { .device = m->device }, targets = { .device = m->device };
+    data_batch b = {0};
+    char failed[256] = "";
+    double t0 = trainer_now();
+    for (int k = 0; k < batches && !failed[0]; k++) {
+        for (int j = 0; j < nbn; j++) bn[j]->spec.momentum = 1.0f / (float)(k + 1);   /* a running mean */
+        const int *rows = idx + (size_t)k * size;
+        if (t->dd) devdata_gather(t->dd, DEVDATA_TRAIN, rows, NULL, size, &x, &targets);
+        else {
+            data_gather(t->data, train, rows, size, &b);
+            tensor_view(&x, b.x, 4, (int[]){ size, b.h, b.w, b.c });
+        }
+        if (!nn_forward(m, &x, 1)) snprintf(failed, sizeof failed, "%s", m->err);
+    }
+    for (int j = 0; j < nbn; j++) {
+        bn[j]->spec.momentum = momentum[j];
+        bn[j]->spec.ghost = ghost[j];
+    }
+    if (h->event == EV_EVAL_START || h->event == EV_EVAL_END) {
+        m->ops->sync();   /* a GPU's queued forwards are part of that time */
+        t->train_seconds += trainer_now() - t0;
+    }
+    data_batch_free(&b);
+    tensor_free(&x);
+    tensor_free(&targets);
+    free(idx);
+    if (failed[0]) return luaL_error(L, "model:refresh_stats: %s", failed);
+    lua_pushinteger(L, (lua_Integer)batches * size);
+    return 1;
 }
 
 /* model:insert(pos, kind [, opts]): at fit_start, a new layer before position pos (1-based;
@@ -409,7 +529,7 @@ static int m_insert(lua_State *L)
     spec.k = opt_int(L, o, "k", k == LAYER_CONV ? 3 : 2);
     spec.stride = opt_int(L, o, "stride", k == LAYER_CONV ? 1 : 0);
     spec.pad = opt_int(L, o, "pad", 0);
-    spec.bias = opt_int(L, o, "bias", 1);
+    spec.bias = opt_bool(L, o, "bias", 1);
     spec.p = (float)opt_num(L, o, "p", 0.5);
     spec.momentum = (float)opt_num(L, o, "momentum", 0.1);
     spec.eps = (float)opt_num(L, o, "eps", 1e-5);
@@ -758,7 +878,8 @@ static void build_ctx(plug_host *h)
     static const luaL_Reg model_fns[] = { { "layer", m_layer }, { "layers", m_layers }, { "freeze", m_freeze },
                                           { "low_precision", m_low_precision }, { "insert", m_insert },
                                           { "configure", m_configure }, { "matrices", m_matrices },
-                                          { "alibi", m_alibi }, { NULL, NULL } };
+                                          { "alibi", m_alibi }, { "fixed_size", m_fixed_size },
+                                          { "refresh_stats", m_refresh_stats }, { NULL, NULL } };
     static const luaL_Reg data_fns[] = { { "augment", d_augment }, { "score", d_score }, { "keep", d_keep },
                                          { NULL, NULL } };
     static const luaL_Reg optim_fns[] = { { "get", o_get }, { "set", o_set }, { NULL, NULL } };
@@ -875,9 +996,25 @@ static int call_handler(plug_host *h, const instance *in, trainer_event ev)
     return -1;
 }
 
+/* At fit_start, once the run's log is open: a warning for each pair of plugins that share an
+ * overlapping role (METHODS.md: the input-size methods compound). They run as asked. */
+static void warn_overlaps(plug_host *h)
+{
+    for (int j = 1; j < h->n; j++)
+        for (int i = 0; i < j; i++) {
+            const plug_info *a = h->inst[i].info, *b = h->inst[j].info;
+            if (!a->overlaps[0] || strcmp(a->overlaps, b->overlaps)) continue;
+            char line[256];
+            snprintf(line, sizeof line, "warning: %s and %s overlap (\"%s\"): their effects compound, so neither "
+                     "reads as its own result", a->name, b->name, a->overlaps);
+            host_log(h, b->name, line);
+        }
+}
+
 static int host_hook(trainer *t, trainer_event ev, void *ud)
 {
     plug_host *h = ud;
+    if (ev == EV_FIT_START) warn_overlaps(h);
     int reverse = trainer_event_reversed(ev);
     int updated = 0;
     h->event = ev;

@@ -4,6 +4,7 @@
 #include "engine/tensor_ops.h"
 #include <lauxlib.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -321,6 +322,51 @@ static int t_dirac(lua_State *L)
     return 1;
 }
 
+/* t's values on the host: t's own data on the CPU, else a copy in *copy (freed by the caller). */
+static float *host_data(const tensor *t, tensor *copy)
+{
+    if (t->device == DEVICE_CPU) return t->data;
+    tensor_copy(copy, t);
+    return copy->data;
+}
+
+/* g:clip_units_(w, clip [, eps]) -> g and the units clipped. Adaptive gradient clipping (Brock et
+ * al. 2021): each unit's gradient, a slice of g along its first dimension (a vector is one unit),
+ * is scaled down to at most clip times the norm of the same slice of w, taken as at least eps.
+ * Worked on the host: a device tensor goes there and back. */
+static int t_clip_units(lua_State *L)
+{
+    tensor *g = plug_check_tensor(L, 1)->t, *w = plug_check_tensor(L, 2)->t;
+    double clip = luaL_checknumber(L, 3), eps = luaL_optnumber(L, 4, 1e-3);
+    luaL_argcheck(L, clip > 0, 3, "clip must be > 0");
+    luaL_argcheck(L, eps > 0, 4, "eps must be > 0");
+    same_size(L, g, w);
+    int units = g->ndim >= 2 ? g->shape[0] : 1, clipped = 0;
+    size_t per = units ? g->n / (size_t)units : 0;
+    tensor gc = {0}, wc = {0};
+    float *gd = g->n ? host_data(g, &gc) : NULL;
+    const float *wd = g->n ? host_data(w, &wc) : NULL;
+    for (int u = 0; u < units && per; u++) {
+        double gn = 0, wn = 0;
+        for (size_t i = (size_t)u * per; i < (size_t)(u + 1) * per; i++) {
+            gn += (double)gd[i] * gd[i];
+            wn += (double)wd[i] * wd[i];
+        }
+        double most = clip * fmax(sqrt(wn), eps);
+        gn = sqrt(gn);
+        if (gn <= most) continue;
+        float scale = (float)(most / gn);
+        for (size_t i = (size_t)u * per; i < (size_t)(u + 1) * per; i++) gd[i] *= scale;
+        clipped++;
+    }
+    if (clipped && g->device != DEVICE_CPU) tensor_from_host(g, gd);
+    tensor_free(&gc);
+    tensor_free(&wc);
+    lua_settop(L, 1);
+    lua_pushinteger(L, clipped);
+    return 2;
+}
+
 /* t:get(i) -> element i (1-based, flat): for inspection and tests, not for loops. */
 static int t_get(lua_State *L)
 {
@@ -331,13 +377,20 @@ static int t_get(lua_State *L)
     return 1;
 }
 
+/* tostring(t) -> "tensor(2x3)"; "tensor()" for no dimensions (a batch before its first step). */
 static int t_tostring(lua_State *L)
 {
     tensor *t = plug_check_tensor(L, 1)->t;
-    lua_pushfstring(L, "tensor(%d", t->ndim ? t->shape[0] : 0);
-    for (int i = 1; i < t->ndim; i++) lua_pushfstring(L, "x%d", t->shape[i]);
-    lua_pushliteral(L, ")");
-    lua_concat(L, t->ndim + 1);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, "tensor(");
+    for (int i = 0; i < t->ndim; i++) {
+        char d[16];
+        snprintf(d, sizeof d, "%s%d", i ? "x" : "", t->shape[i]);
+        luaL_addstring(&b, d);
+    }
+    luaL_addchar(&b, ')');
+    luaL_pushresult(&b);
     return 1;
 }
 
@@ -348,7 +401,7 @@ static const luaL_Reg tensor_methods[] = {
     { "norm", t_norm }, { "max", t_max }, { "min", t_min }, { "mix_rows_", t_mix_rows },
     { "topk", t_topk }, { "get", t_get }, { "orthogonalize_", t_orthogonalize },
     { "magnitude_mask", t_magnitude_mask }, { "patch_cov", t_patch_cov }, { "whiten_", t_whiten },
-    { "dirac_", t_dirac }, { NULL, NULL },
+    { "dirac_", t_dirac }, { "clip_units_", t_clip_units }, { NULL, NULL },
 };
 
 /* hasten.zeros(d1, d2, ...) -> a plugin-owned tensor. */

@@ -9,12 +9,11 @@ return hasten.plugin {
   reference = "Hinton, Vinyals, Dean 2015, arXiv:1503.02531",
   taxonomy = { component = "optimization", action = "retrofit", when = "every step" },
   params = {
-    teacher = { default = "", doc = "the teacher's run folder (e.g. runs/20261127-140000-fmnist_cnn-s1)" },
+    teacher = { default = "", required = true, doc = "the teacher's run folder (e.g. runs/20261127-140000-fmnist_cnn-s1)" },
     temperature = { default = 4, min = 0.1, max = 100, doc = "softens the teacher's predictions" },
     weight = { default = 0.5, min = 0, max = 1, doc = "share of the teacher in the targets" },
   },
   fit_start = function(ctx, p)
-    if p.teacher == "" then error("name the teacher's run folder: --plugin distillation:teacher=runs/...") end
     ctx:teacher(p.teacher)
     ctx:log("teacher: " .. p.teacher)
   end,

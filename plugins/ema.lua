@@ -5,6 +5,7 @@ return hasten.plugin {
   summary = "Evaluate an exponential moving average of the weights.",
   reference = "Polyak & Juditsky 1992; Tarvainen & Valpola 2017, arXiv:1703.01780",
   taxonomy = { component = "optimization", action = "retrofit", when = "periodic" },
+  exclusive = "weight averaging",   -- evaluating two averages at once is neither
   params = {
     half_life = { default = 100, min = 1, max = 1e7, doc = "steps for a weight's influence to halve" },
     every = { default = 1, min = 1, max = 1000, integer = true, doc = "update the average every N steps" },

@@ -1,5 +1,7 @@
 -- Layer freezing (FreezeOut): early layers stop training one by one; frozen layers get no
--- update and, at the front of the network, no backward pass at all.
+-- update and, at the front of the network, no backward pass at all. Each layer freezes at the
+-- first step past its share of the budget (checked at batch_start, not only at epoch ends), so
+-- the schedule holds at any budget, one epoch or less included.
 return hasten.plugin {
   name = "layer_freezing", title = "Layer freezing",
   summary = "Freeze early layers one by one: no backward, no update.",
@@ -16,7 +18,7 @@ return hasten.plugin {
     end
     p.frozen = 0
   end,
-  epoch_end = function(ctx, p)
+  batch_start = function(ctx, p)
     local t = math.max(0, math.min(1, (ctx.progress - p.start) / math.max(1 - p.start, 1e-9)))
     local want = math.floor(p.fraction * #p.trainable * t)
     while p.frozen < want do

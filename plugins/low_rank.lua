@@ -31,7 +31,7 @@ return hasten.plugin {
                           "layers are left as they are)", p.min_size), 0)
     end
     for k = #picks, 1, -1 do   -- from the back, so earlier positions stay put
-      ctx.model:insert(picks[k].pos, "linear", { out = picks[k].rank, bias = 0 })
+      ctx.model:insert(picks[k].pos, "linear", { out = picks[k].rank, bias = false })
     end
     p.grads = {}
     for k, pk in ipairs(picks) do

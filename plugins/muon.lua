@@ -7,6 +7,7 @@ return hasten.plugin {
   summary = "Orthogonalised momentum (Newton-Schulz) for weight matrices; SGD for the rest.",
   reference = "Jordan et al. 2024, kellerjordan.github.io/posts/muon",
   taxonomy = { component = "optimization", action = "replace", when = "every step" },
+  exclusive = "update rule",   -- rewrites the matrices' steps, as lars does
   params = {
     lr = { default = 0.02, min = 0, max = 10, doc = "learning rate of the matrices, scheduled like the recipe's" },
     momentum = { default = 0.95, min = 0, max = 0.999, doc = "Nesterov momentum of the matrices" },

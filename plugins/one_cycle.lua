@@ -6,6 +6,7 @@ return hasten.plugin {
   summary = "One LR cycle up to a peak 10x its start and down to zero (momentum inverse).",
   reference = "Smith & Topin 2019, arXiv:1708.07120",
   taxonomy = { component = "optimization", action = "replace", when = "scheduled" },
+  exclusive = "learning-rate schedule",   -- each sets the lr outright: the last would win
   params = {
     peak = { default = 1, min = 0.01, max = 100, doc = "peak lr as a multiple of the recipe's lr" },
     div = { default = 10, min = 1, max = 1000, doc = "the cycle starts at peak / div" },

@@ -6,12 +6,21 @@ return hasten.plugin {
   reference = "fast.ai (Howard 2018); Touvron et al. FixRes 2019, arXiv:1906.06423",
   taxonomy = { component = "data", action = "restrict", when = "scheduled" },
   data = "images",
+  overlaps = "input size",   -- with colout the image shrinks twice
   params = {
     start = { default = 0.5, min = 0.1, max = 1, doc = "initial scale of the image side" },
     hold = { default = 0.4, min = 0, max = 1, doc = "fraction of the budget kept at the initial scale" },
     finetune = { default = 0.2, min = 0, max = 1, doc = "final fraction of the budget at full size" },
     multiple = { default = 4, min = 1, max = 64, integer = true, doc = "sizes are rounded to this multiple" },
   },
+  fit_start = function(ctx, p)
+    local layer, features = ctx.model:fixed_size()
+    if layer then
+      error(string.format("%s takes exactly %d input features (a linear layer with no gap before it), so " ..
+                          "the images cannot shrink; use a model with global average pooling (nn.gap()) " ..
+                          "before its linear head, e.g. recipe fmnist_cnn_gap", layer, features), 0)
+    end
+  end,
   batch_start = function(ctx, p)
     local x, s = ctx.progress, 1
     local ramp_end = 1 - p.finetune

@@ -36,6 +36,8 @@ static void print_json(const plug_catalog *cat)
         cJSON_AddStringToObject(tx, "when", p->when);
         cJSON_AddStringToObject(o, "data", p->data[0] ? p->data : "any");
         cJSON_AddStringToObject(o, "path", p->path);
+        if (p->exclusive[0]) cJSON_AddStringToObject(o, "exclusive", p->exclusive);
+        if (p->overlaps[0]) cJSON_AddStringToObject(o, "overlaps", p->overlaps);
         cJSON *ev = cJSON_AddArrayToObject(o, "events");
         for (int e = 0; e < EV_COUNT; e++)
             if (p->events & (1u << e)) cJSON_AddItemToArray(ev, cJSON_CreateString(trainer_event_name(e)));
@@ -43,13 +45,14 @@ static void print_json(const plug_catalog *cat)
         for (int k = 0; k < p->n_params; k++) {
             const plug_param *pp = &p->params[k];
             cJSON *q = cJSON_CreateObject();
-            char def[80];
-            param_default(pp, def, sizeof def);
             cJSON_AddStringToObject(q, "name", pp->name);
             cJSON_AddStringToObject(q, "type", type_name(pp->type));
-            cJSON_AddStringToObject(q, "default", def);
+            if (pp->type == PLUG_STRING) cJSON_AddStringToObject(q, "default", pp->sdef);   /* typed, as min and max */
+            else if (pp->type == PLUG_BOOLEAN) cJSON_AddBoolToObject(q, "default", pp->def != 0);
+            else cJSON_AddNumberToObject(q, "default", pp->def);
             if (pp->min > -1e300) cJSON_AddNumberToObject(q, "min", pp->min);
             if (pp->max < 1e300) cJSON_AddNumberToObject(q, "max", pp->max);
+            if (pp->required) cJSON_AddTrueToObject(q, "required");
             cJSON_AddStringToObject(q, "doc", pp->doc);
             cJSON_AddItemToArray(ps, q);
         }
@@ -78,7 +81,8 @@ static void print_text(const plug_catalog *cat)
             for (int k = 0; k < p->n_params; k++) {
                 char def[80];
                 param_default(&p->params[k], def, sizeof def);
-                printf("  %-20s   %s = %s  %s\n", "", p->params[k].name, def[0] ? def : "\"\"", p->params[k].doc);
+                printf("  %-20s   %s = %s  %s%s\n", "", p->params[k].name, def[0] ? def : "\"\"",
+                       p->params[k].required ? "(required) " : "", p->params[k].doc);
             }
         }
     }
