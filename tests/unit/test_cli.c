@@ -1,5 +1,5 @@
 /* The real ./hasten binary end to end: a one-epoch MLP on Fashion-MNIST, kill -9 and SIGTERM in
- * the middle of a run, usage errors and exit codes. */
+ * the middle of a run, usage errors and exit codes, a dataset missing from data.path. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -293,6 +293,20 @@ static void test_text_run_and_sample(void **s)
     free(err);
 }
 
+/* A dataset missing from the folder data.path names is a failed run, not bad usage, and the advice
+ * is about the path: a fetched copy goes to the cache, which a given path never reads. */
+static void test_given_data_path(void **s)
+{
+    const char *text = "return { data = { \"mnist\", path = \"/no/such/folder\" }, "
+                       "model = nn.sequential { nn.flatten(), nn.linear(10) } }";
+    const char *r = test_write_file("givenpath.lua", text, strlen(text));
+    expect_usage((const char *[]){ "run", r, NULL }, 1, "mnist not found in /no/such/folder, the folder data.path names");
+    expect_usage((const char *[]){ "run", r, NULL }, 1, "fix the path, or leave data.path out");
+    char *msg = test_read_file(path_in(test_tmpdir(), "usage.err"), NULL);
+    assert_null(strstr(msg, "fetch it with"));
+    free(msg);
+}
+
 int main(void)
 {
     if (access("./hasten", X_OK)) {
@@ -303,6 +317,7 @@ int main(void)
         cmocka_unit_test(test_usage_errors), cmocka_unit_test(test_missing_dataset_fallback),
         cmocka_unit_test(test_kill9), cmocka_unit_test(test_sigterm_stops_cleanly),
         cmocka_unit_test(test_mlp_one_epoch), cmocka_unit_test(test_text_run_and_sample),
+        cmocka_unit_test(test_given_data_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
