@@ -2,6 +2,7 @@
  * field against tables of field descriptors (one table serves reading, writing and messages) and
  * writes a resolved config back as Lua. Not the plugin sandbox and not a general Lua bridge. */
 #include "lua/recipe.h"
+#include "datasets/datasets.h"
 #include "engine/nn.h"
 #include "lua/sandbox.h"
 
@@ -620,12 +621,25 @@ static int read_augment(reader *r, int idx, const char *path, void *base)
     return read_fields(r, idx, path, augment_fields, COUNT(augment_fields), base, 0);
 }
 
+/* A name the registry knows; "text" also needs data.path, the file it reads. */
 static int read_data(reader *r, int idx, const char *path, void *base)
 {
     train_config *c = base;
+    const char *names[16];
+    char sub[PATH_LEN];
+    int n = 0;
     if (head_name(r, idx, path, want_data, c->dataset, sizeof c->dataset)) return -1;
-    if (!lua_istable(r->L, idx)) return 0;
-    return read_fields(r, idx, path, data_fields, COUNT(data_fields), c, 1);
+    const data_info *d = data_info_find(c->dataset);
+    if (!d) {
+        for (const char *const *s = data_names(); *s && n < COUNT(names); s++) names[n++] = *s;
+        return unknown_name(r, path, "dataset", c->dataset, names, n);
+    }
+    if (lua_istable(r->L, idx) && read_fields(r, idx, path, data_fields, COUNT(data_fields), c, 1)) return -1;
+    join_path(sub, path, "path");
+    if (d->format == DATA_FORMAT_TEXT && !d->n_files && !c->data_path[0])
+        return fail(r, sub, "missing; dataset \"%s\" reads the file it names: { \"%s\", path = \"FILE\" }",
+                    d->name, d->name);
+    return 0;
 }
 
 static int read_optim(reader *r, int idx, const char *path, void *base)

@@ -558,6 +558,23 @@ static void test_plugin_errors(void **state)
     load_fails(text, "plugins[1]: at most 16 parameters", NULL);
 }
 
+/* data names a dataset the registry knows; "text" also names its file. */
+static void test_data_errors(void **state)
+{
+    train_config c;
+    (void)state;
+    load_fails("return { model = { nn.relu() }, data = \"no-such-data\" }",
+               NAME ": data: unknown dataset 'no-such-data' (expected one of fashion-mnist, mnist", NULL);
+    load_fails("return { model = { nn.relu() }, data = { \"mnsit\", path = \"/x\" } }",
+               NAME ": data: unknown dataset 'mnsit' (did you mean 'mnist'?)", NULL);
+    load_fails("return { model = { nn.relu() }, data = { \"text\" } }",
+               NAME ": data.path: missing; dataset \"text\" reads the file it names", NULL);
+    load_fails("return { model = { nn.relu() }, data = \"text\" }", NAME ": data.path: missing", NULL);
+    load_ok("return { model = { nn.relu() }, data = { \"text\", path = \"notes.txt\" } }", &c);
+    assert_string_equal(c.data_path, "notes.txt");
+    config_free(&c);
+}
+
 static void test_lua_errors(void **state)
 {
     char err[512];
@@ -639,6 +656,7 @@ int main(void)
         cmocka_unit_test(test_field_errors),
         cmocka_unit_test(test_layer_errors),
         cmocka_unit_test(test_plugin_errors),
+        cmocka_unit_test(test_data_errors),
         cmocka_unit_test(test_lua_errors),
         cmocka_unit_test(test_sandbox),
         cmocka_unit_test(test_write_errors),
