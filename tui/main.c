@@ -115,20 +115,34 @@ typedef struct run_opts {
     const char *plugins[CONFIG_MAX_PLUGINS];   /* --plugin NAME[:k=v,...], in order */
 } run_opts;
 
-/* Appends the --plugin options to the recipe's plugins and checks them all against the catalogue. */
+/* The --plugin options over the recipe's plugins (a plugin it has takes their parameters, another
+ * is added), then the whole list checked against the catalogue: an error names the option, or the
+ * recipe file and its plugins[i]. */
 static int add_plugins(const run_opts *o, train_config *cfg, char *err, size_t errlen)
 {
-    for (int i = 0; i < o->n_plugins; i++) {
-        if (cfg->n_plugins == CONFIG_MAX_PLUGINS) {
-            snprintf(err, errlen, "--plugin %s: at most %d plugins a run", o->plugins[i], CONFIG_MAX_PLUGINS);
-            return -1;
-        }
-        if (plug_parse_arg(o->plugins[i], &cfg->plugins[cfg->n_plugins], err, errlen)) return -1;
-        cfg->n_plugins++;
-    }
     const plug_catalog *cat = cli_catalog();
     for (int i = 0; i < cat->n_errors; i++) fprintf(stderr, "hasten: warning: %s\n", cat->errors[i]);
-    return plug_check(cat, cfg, err, errlen);
+    for (int i = 0; i < o->n_plugins; i++)
+        if (recipe_plugin_option(cfg, o->plugins[i], cat, err, errlen)) return -1;
+    return recipe_check_plugins(cfg, cat, err, errlen);
+}
+
+/* Whether a run that did not open failed on the recipe's model rather than on the device, the
+ * plugins or the run folder: then a trainer on the CPU fails the same way, and this says so,
+ * naming the recipe's model. */
+static int model_misfit(train_config *cfg, const data_set *ds)
+{
+    char why[1024];
+    int device = cfg->device;
+    cfg->device = DEVICE_CPU;
+    trainer *t = trainer_new(cfg, ds, why, sizeof why);
+    cfg->device = device;
+    if (t) {
+        trainer_free(t);
+        return 0;
+    }
+    fprintf(stderr, "hasten: %s: model: %s\n", cfg->recipe_path, why);
+    return 1;
 }
 
 static int run_recipe(const run_opts *o)
@@ -185,8 +199,19 @@ static int run_recipe(const run_opts *o)
         fprintf(stderr, "hasten: %s\n", err);
         goto done;
     }
+    if (cfg.batch > ds.train.n) {   /* the trainer says so too, but not which field */
+        if (o->batch > 0)
+            fprintf(stderr, "hasten: --batch %d: larger than the %d training examples of %s\n", cfg.batch,
+                    ds.train.n, ds.name);
+        else
+            fprintf(stderr, "hasten: %s: batch: %d is larger than the %d training examples of %s\n", path,
+                    cfg.batch, ds.train.n, ds.name);
+        code = EXIT_USAGE;
+        goto done;
+    }
     if (cli_run_open(&run, &cfg, &ds, o->out, err, sizeof err)) {
-        fprintf(stderr, "hasten: %s\n", err);
+        if (model_misfit(&cfg, &ds)) code = EXIT_USAGE;
+        else fprintf(stderr, "hasten: %s\n", err);
         goto done;
     }
     trainer *t = run.t;

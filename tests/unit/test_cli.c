@@ -1,5 +1,5 @@
 /* The real ./hasten binary end to end: a one-epoch MLP on Fashion-MNIST, kill -9 and SIGTERM in
- * the middle of a run, usage errors and exit codes, a dataset missing from data.path. */
+ * the middle of a run, usage errors and exit codes, and --plugin over a recipe's plugins. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -293,6 +293,97 @@ static void test_text_run_and_sample(void **s)
     free(err);
 }
 
+/* A small recipe on the synthetic set (made in code: nothing to find or fetch) with extra fields. */
+static const char *tiny_recipe(const char *name, const char *extra)
+{
+    char text[1200];
+    snprintf(text, sizeof text, "return { data = \"synthetic\", model = nn.sequential { nn.flatten(), nn.linear(10) },\n"
+             "  budget = { steps = 2 }, eval = { every = 2 }, %s }\n", extra);
+    return test_write_file(name, text, strlen(text));
+}
+
+static const char *plugin_param(cJSON *plugins, int i, const char *name, const char *key)
+{
+    cJSON *p = cJSON_GetArrayItem(plugins, i);
+    assert_non_null(p);
+    assert_string_equal(cJSON_GetObjectItem(p, "name")->valuestring, name);
+    cJSON *v = cJSON_GetObjectItem(cJSON_GetObjectItem(p, "params"), key);
+    return v ? v->valuestring : NULL;
+}
+
+/* Options override recipe fields: --plugin NAME for a plugin the recipe has sets its parameters
+ * (the others stay) instead of adding a second copy; a later --plugin overrides an earlier one. */
+static void test_plugin_option_overrides(void **s)
+{
+    const char *recipe = tiny_recipe("plugged.lua", "plugins = { { \"label_smoothing\", alpha = 0.05 }, "
+                                     "{ \"ema\", half_life = 50, every = 2 } }");
+    const char *dir = new_dir("plugged");
+    int rc = run(path_in(test_tmpdir(), "plugged.err"),
+                 (const char *[]){ "run", recipe, "--out", dir, "--quiet", "--plugin", "label_smoothing:alpha=0.2",
+                                   "--plugin", "ema:every=3", "--plugin", "mixup", "--plugin", "mixup:alpha=0.3", NULL });
+    assert_int_equal(rc, 0);
+    cJSON *sum = read_summary(dir);
+    assert_non_null(sum);
+    cJSON *plugins = cJSON_GetObjectItem(sum, "plugins");
+    assert_int_equal(cJSON_GetArraySize(plugins), 3);
+    assert_string_equal(plugin_param(plugins, 0, "label_smoothing", "alpha"), "0.2");
+    assert_string_equal(plugin_param(plugins, 1, "ema", "every"), "3");
+    assert_string_equal(plugin_param(plugins, 1, "ema", "half_life"), "50");
+    assert_string_equal(plugin_param(plugins, 2, "mixup", "alpha"), "0.3");
+    cJSON_Delete(sum);
+    train_config c;
+    char err[512];
+    assert_int_equal(recipe_load(path_in(dir, "recipe.lua"), &c, err, sizeof err), 0);
+    assert_int_equal(c.n_plugins, 3);
+    assert_int_equal(c.plugins[0].n_params, 1);
+    config_free(&c);
+
+    /* one bad --plugin: a usage error naming it, before anything runs */
+    expect_usage((const char *[]){ "run", recipe, "--plugin", "label_smoothing:alpha=0.2,alpha=0.3", NULL }, 2,
+                 "hasten: --plugin label_smoothing:alpha=0.2,alpha=0.3: parameter 'alpha' given twice");
+    expect_usage((const char *[]){ "run", recipe, "--plugin", "ema:", NULL }, 2, "hasten: --plugin ema:: no key=value");
+    expect_usage((const char *[]){ "run", recipe, "--plugin", "ema:every=2,", NULL }, 2, "--plugin ema:every=2,: an empty item");
+    expect_usage((const char *[]){ "run", recipe, "--plugin", "ema:half_life=x", NULL }, 2,
+                 "hasten: --plugin ema:half_life=x: plugin ema: half_life = 'x': expected a number");
+}
+
+/* A recipe error names the file and the field and is bad usage (exit 2), found before training. */
+static void test_recipe_errors(void **s)
+{
+    char want[900];
+    const char *r = tiny_recipe("badplug.lua", "plugins = { \"label_smoothing\", { \"ema\", half_lif = 3 } }");
+    snprintf(want, sizeof want, "hasten: %s: plugins[2]: plugin ema: unknown parameter 'half_lif'", r);
+    expect_usage((const char *[]){ "run", r, NULL }, 2, want);
+    r = tiny_recipe("badval.lua", "plugins = { { \"ema\", half_life = \"x\" } }");
+    snprintf(want, sizeof want, "hasten: %s: plugins[1]: plugin ema: half_life = 'x': expected a number", r);
+    expect_usage((const char *[]){ "run", r, NULL }, 2, want);
+    r = tiny_recipe("noplug.lua", "plugins = { \"nosuch\" }");
+    snprintf(want, sizeof want, "hasten: %s: plugins[1]: plugin 'nosuch' not found", r);
+    expect_usage((const char *[]){ "run", r, NULL }, 2, want);
+
+    const char *text = "return { data = \"no-such-data\", model = nn.sequential { nn.flatten(), nn.linear(10) } }";
+    r = test_write_file("nodata.lua", text, strlen(text));
+    snprintf(want, sizeof want, "hasten: %s: data: unknown dataset 'no-such-data' (expected one of fashion-mnist", r);
+    expect_usage((const char *[]){ "run", r, NULL }, 2, want);
+    text = "return { data = { \"text\" }, model = nn.sequential { nn.embed(8), nn.conv(4, 1) } }";
+    r = test_write_file("nopath.lua", text, strlen(text));
+    snprintf(want, sizeof want, "hasten: %s: data.path: missing", r);
+    expect_usage((const char *[]){ "run", r, NULL }, 2, want);
+
+    text = "return { data = \"synthetic\", model = nn.sequential { nn.linear(10), nn.conv(3, 3) }, budget = { steps = 2 } }";
+    r = test_write_file("misfit.lua", text, strlen(text));
+    const char *dir = new_dir("misfit");
+    snprintf(want, sizeof want, "hasten: %s: model: conv1: kernel 3 does not fit", r);
+    expect_usage((const char *[]){ "run", r, "--out", dir, NULL }, 2, want);
+    struct stat st;
+    assert_int_equal(stat(dir, &st), -1);   /* no run folder for a recipe that cannot run */
+    r = tiny_recipe("bigbatch.lua", "batch = 7000");
+    snprintf(want, sizeof want, "hasten: %s: batch: 7000 is larger than the 6000 training examples of synthetic", r);
+    expect_usage((const char *[]){ "run", r, NULL }, 2, want);
+    expect_usage((const char *[]){ "run", tiny_recipe("fine.lua", "seed = 1"), "--batch", "7000", NULL }, 2,
+                 "hasten: --batch 7000: larger than the 6000 training examples of synthetic");
+}
+
 /* A dataset missing from the folder data.path names is a failed run, not bad usage, and the advice
  * is about the path: a fetched copy goes to the cache, which a given path never reads. */
 static void test_given_data_path(void **s)
@@ -317,6 +408,7 @@ int main(void)
         cmocka_unit_test(test_usage_errors), cmocka_unit_test(test_missing_dataset_fallback),
         cmocka_unit_test(test_kill9), cmocka_unit_test(test_sigterm_stops_cleanly),
         cmocka_unit_test(test_mlp_one_epoch), cmocka_unit_test(test_text_run_and_sample),
+        cmocka_unit_test(test_plugin_option_overrides), cmocka_unit_test(test_recipe_errors),
         cmocka_unit_test(test_given_data_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
