@@ -286,7 +286,7 @@ static int cmd_run(int argc, char **argv, const char *default_recipe)
             if (o.n_plugins == CONFIG_MAX_PLUGINS) return usage_error("%s", "too many --plugin options");
             o.plugins[o.n_plugins++] = optarg;
             break;
-        case 'P': cli_set_plugin_path(optarg); break;
+        case 'P': if (cli_set_plugin_path(optarg)) return EXIT_USAGE; break;
         case 'e': if (parse_int("eval-every", optarg, 1, &v)) return EXIT_USAGE; o.eval_every = v; break;
         case 'h': fputs(usage_text, stdout); return EXIT_DONE;
         default:  return usage_error("unknown option '%s'", argv[optind - 1]);

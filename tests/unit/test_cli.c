@@ -18,6 +18,8 @@
 #include <unistd.h>
 #include "lua/recipe.h"
 #include "engine/ops.h"
+#include "tui/cli.h"
+#include "tui/ui_catalog.h"
 #include "tests/support.h"
 
 extern char **environ;
@@ -398,6 +400,50 @@ static void test_given_data_path(void **s)
     free(msg);
 }
 
+/* --plugin-path DIR: a folder of one's own plugins, for run, ui and demo alike (the workbench lists
+ * them too); one that is not there is a usage error. */
+static void test_plugin_path(void **s)
+{
+    const char *dir = new_dir("myplugins");
+    mkdir(dir, 0755);
+    char *src = test_read_file("plugins/label_smoothing.lua", NULL);
+    assert_non_null(src);
+    char *name = strstr(src, "name = \"label_smoothing\"");
+    assert_non_null(name);
+    memcpy(name, "name = \"zz_smoothing\"   ", strlen("name = \"label_smoothing\""));
+    test_write_file("myplugins/zz_smoothing.lua", src, strlen(src));
+    free(src);
+    char nowhere[800];
+    snprintf(nowhere, sizeof nowhere, "%s/no-such-folder", test_tmpdir());
+    const char *commands[] = { "run", "ui", "demo" }, *recipe = tiny_recipe("pp.lua", "seed = 3");
+    for (int i = 0; i < 3; i++) {
+        const char *args[] = { commands[i], "--plugin-path", nowhere, recipe, NULL };
+        expect_usage(args, 2, "--plugin-path");
+        expect_usage(args, 2, "no-such-folder: No such file or directory");
+    }
+    expect_usage((const char *[]){ "run", recipe, "--plugin-path", "README.md", NULL }, 2,
+                 "--plugin-path README.md: not a folder");
+    /* taken by the workbench and the demo (which then need a terminal) */
+    expect_usage((const char *[]){ "ui", "--plugin-path", dir, NULL }, 2, "needs a terminal");
+    expect_usage((const char *[]){ "demo", "--plugin-path", dir, NULL }, 2, "needs a terminal");
+    /* and the workbench's list holds the folder's plugins */
+    assert_int_equal(cli_set_plugin_path(dir), 0);
+    ui_catalog cat = {0};
+    assert_true(ui_catalog_load(&cat) > 0);
+    assert_non_null(ui_catalog_find(&cat, "zz_smoothing"));
+    assert_non_null(ui_catalog_find(&cat, "label_smoothing"));
+    ui_catalog_free(&cat);
+    /* a run finds them there */
+    const char *out = new_dir("zz-run");
+    int rc = run(path_in(test_tmpdir(), "zz.err"), (const char *[]){ "run", recipe, "--out", out, "--quiet", "--plugin-path",
+                                                                    dir, "--plugin", "zz_smoothing:alpha=0.2", NULL });
+    assert_int_equal(rc, 0);
+    cJSON *sum = read_summary(out);
+    assert_non_null(sum);
+    assert_string_equal(plugin_param(cJSON_GetObjectItem(sum, "plugins"), 0, "zz_smoothing", "alpha"), "0.2");
+    cJSON_Delete(sum);
+}
+
 int main(void)
 {
     if (access("./hasten", X_OK)) {
@@ -409,7 +455,7 @@ int main(void)
         cmocka_unit_test(test_kill9), cmocka_unit_test(test_sigterm_stops_cleanly),
         cmocka_unit_test(test_mlp_one_epoch), cmocka_unit_test(test_text_run_and_sample),
         cmocka_unit_test(test_plugin_option_overrides), cmocka_unit_test(test_recipe_errors),
-        cmocka_unit_test(test_given_data_path),
+        cmocka_unit_test(test_given_data_path), cmocka_unit_test(test_plugin_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
