@@ -1,5 +1,6 @@
 /* The real ./hasten binary end to end: a one-epoch MLP on Fashion-MNIST, kill -9 and SIGTERM in
- * the middle of a run, usage errors and exit codes, and --plugin over a recipe's plugins. */
+ * the middle of a run, usage errors and exit codes, --plugin over a recipe's plugins, and the
+ * option lists of `hasten help` and README.md against what each command takes. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -444,6 +445,71 @@ static void test_plugin_path(void **s)
     cJSON_Delete(sum);
 }
 
+/* The text between the first occurrence of start and the next occurrence of end after it. */
+static char *section(const char *text, const char *start, const char *end)
+{
+    const char *a = strstr(text, start);
+    if (!a) fail_msg("'%s' not found", start);
+    const char *b = strstr(a + strlen(start), end);
+    size_t n = b ? (size_t)(b - a) : strlen(a);
+    char *out = malloc(n + 1);
+    memcpy(out, a, n);
+    out[n] = 0;
+    return out;
+}
+
+/* opt as a whole word: "--seed" is not in "--seeds", nor "--plugin" in "--plugin-path". */
+static int has_option(const char *text, const char *opt)
+{
+    size_t n = strlen(opt);
+    for (const char *p = strstr(text, opt); p; p = strstr(p + 1, opt)) {
+        char next = p[n];
+        if (!(next == '-' || next == '_' || (next >= 'a' && next <= 'z'))) return 1;
+    }
+    return 0;
+}
+
+/* Every option each command's parser takes (tui/main.c, ui_app.c, bench.c, cmd_*.c), as `hasten
+ * help` and README.md's command-line block must list them. */
+static const struct { const char *cmd, *help_start, *help_end, *readme_start, *opts; } commands[] = {
+    { "ui", "workbench and demo options:", "\n\n", "hasten [ui]",
+      "--budget --seed --threads --ascii --mono --device --batch --plugin-path" },
+    { "run", "run options:", "\n\n", "hasten run ",
+      "--budget --seed --out --threads --device --quiet --plugin --plugin-path --batch --eval-every" },
+    { "bench", "  hasten bench", "\n  hasten ", "hasten bench ", "--json --steps --batch --threads --device --layers" },
+    { "fetch", "  hasten fetch", "\n  hasten ", "hasten fetch ", "--force --quiet" },
+    { "plugins", "  hasten plugins", "\n  hasten ", "hasten plugins ", "--json --plugin-path" },
+    { "sweep", "  hasten sweep", "\n  hasten ", "hasten sweep ",
+      "--budgets --seeds --out --target --markdown --plot --plugin --plugin-path --threads --device --batch --eval-every" },
+    { "compare", "  hasten compare", "\n  hasten ", "hasten compare ", "--target --markdown --phases --plot" },
+    { "sample", "  hasten sample", "\n  hasten ", "hasten sample ", "--length --prompt --temperature --seed" },
+};
+
+static void test_help_lists_options(void **s)
+{
+    char *help, *err;
+    assert_int_equal(test_hasten((const char *[]){ "help", NULL }, &help, &err), 0);
+    free(err);
+    char *readme = test_read_file("README.md", NULL);
+    assert_non_null(readme);
+    char *block = section(readme, "## Command line\n\n```\n", "```\n\n");
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) {
+        char *h = section(help, commands[i].help_start, commands[i].help_end);
+        char *r = section(block, commands[i].readme_start, "\nhasten ");
+        char opts[200];
+        snprintf(opts, sizeof opts, "%s", commands[i].opts);
+        for (char *o = strtok(opts, " "); o; o = strtok(NULL, " ")) {
+            if (!has_option(h, o)) fail_msg("hasten help: %s %s missing in:\n%s", commands[i].cmd, o, h);
+            if (!has_option(r, o)) fail_msg("README.md: %s %s missing in:\n%s", commands[i].cmd, o, r);
+        }
+        free(h);
+        free(r);
+    }
+    free(block);
+    free(readme);
+    free(help);
+}
+
 int main(void)
 {
     if (access("./hasten", X_OK)) {
@@ -456,6 +522,7 @@ int main(void)
         cmocka_unit_test(test_mlp_one_epoch), cmocka_unit_test(test_text_run_and_sample),
         cmocka_unit_test(test_plugin_option_overrides), cmocka_unit_test(test_recipe_errors),
         cmocka_unit_test(test_given_data_path), cmocka_unit_test(test_plugin_path),
+        cmocka_unit_test(test_help_lists_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
