@@ -239,28 +239,27 @@ enum data_where data_locate(const data_info *d, char *dir, size_t len)
 }
 
 /* "mnist not found in A, B or C (fetch it with: hasten fetch mnist)"; for a folder given (a
- * recipe's data.path, the only place looked at, where a fetched copy is never read) the advice is
- * about the path instead. */
+ * recipe's data.path, the only place looked at, so a fetched or installed copy is never read there)
+ * the advice is to fix the path or leave it out. */
 static int missing(const data_info *d, const char *given, char *err, size_t errlen)
 {
+    char dirs[3][DIR_LEN], tried[3 * DIR_LEN + 16] = "", hint[300];
+    enum data_where where[3];
+    int partial = 0;
+    if (d->install_hint)
+        snprintf(hint, sizeof hint, "install it with: %s, or fetch it with: hasten fetch %s", d->install_hint, d->name);
+    else snprintf(hint, sizeof hint, "fetch it with: hasten fetch %s", d->name);
     if (given) {
-        snprintf(err, errlen, "%s not found in %s, the folder data.path names (the only place looked at "
-                 "then: fix the path, or leave data.path out to use an installed copy or the cache, which "
-                 "hasten fetch %s fills)", d->name, given, d->name);
+        snprintf(err, errlen, "%s not found in %s, the folder data.path names and the only place looked at: "
+                 "fix the path, or leave data.path out to use an installed or cached copy (%s)", d->name,
+                 given, hint);
         return DATA_MISSING;
     }
-    char dirs[3][DIR_LEN], tried[3 * DIR_LEN + 16] = "";
-    enum data_where where[3];
     int n = candidates(d, dirs, where);
     for (int i = 0; i < n; i++)
         snprintf(tried + strlen(tried), sizeof tried - strlen(tried), "%s%s", i == 0 ? "" : i == n - 1 ? " or " : ", ",
                  dirs[i]);
-    char hint[300];
-    int partial = 0;
     data_cache_state(d, &partial, NULL);
-    if (d->install_hint)
-        snprintf(hint, sizeof hint, "install it with: %s, or fetch it with: hasten fetch %s", d->install_hint, d->name);
-    else snprintf(hint, sizeof hint, "fetch it with: hasten fetch %s", d->name);
     snprintf(err, errlen, "%s not found in %s (%s%s)", d->name, tried,
              partial ? "the cache holds part of it; " : "", hint);
     return DATA_MISSING;
