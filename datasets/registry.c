@@ -238,23 +238,28 @@ enum data_where data_locate(const data_info *d, char *dir, size_t len)
     return DATA_NOWHERE;
 }
 
-/* "mnist not found in A, B or C (fetch it with: hasten fetch mnist)". */
+/* "mnist not found in A, B or C (fetch it with: hasten fetch mnist)"; for a folder given (a
+ * recipe's data.path, the only place looked at, so a fetched or installed copy is never read there)
+ * the advice is to fix the path or leave it out. */
 static int missing(const data_info *d, const char *given, char *err, size_t errlen)
 {
-    char dirs[3][DIR_LEN], tried[3 * DIR_LEN + 16] = "";
+    char dirs[3][DIR_LEN], tried[3 * DIR_LEN + 16] = "", hint[300];
     enum data_where where[3];
-    int n = 1;
-    if (given) snprintf(dirs[0], DIR_LEN, "%s", given);
-    else n = candidates(d, dirs, where);
-    for (int i = 0; i < n; i++)
-        snprintf(tried + strlen(tried), sizeof tried - strlen(tried), "%s%s", i == 0 ? "" : i == n - 1 ? " or " : ", ",
-                 dirs[i]);
-    char hint[300];
     int partial = 0;
-    if (!given) data_cache_state(d, &partial, NULL);
     if (d->install_hint)
         snprintf(hint, sizeof hint, "install it with: %s, or fetch it with: hasten fetch %s", d->install_hint, d->name);
     else snprintf(hint, sizeof hint, "fetch it with: hasten fetch %s", d->name);
+    if (given) {
+        snprintf(err, errlen, "%s not found in %s, the folder data.path names and the only place looked at: "
+                 "fix the path, or leave data.path out to use an installed or cached copy (%s)", d->name,
+                 given, hint);
+        return DATA_MISSING;
+    }
+    int n = candidates(d, dirs, where);
+    for (int i = 0; i < n; i++)
+        snprintf(tried + strlen(tried), sizeof tried - strlen(tried), "%s%s", i == 0 ? "" : i == n - 1 ? " or " : ", ",
+                 dirs[i]);
+    data_cache_state(d, &partial, NULL);
     snprintf(err, errlen, "%s not found in %s (%s%s)", d->name, tried,
              partial ? "the cache holds part of it; " : "", hint);
     return DATA_MISSING;
@@ -322,7 +327,7 @@ int data_load_text(const char *name, const char *dir, data_text *out, char *err,
     else if (data_locate(d, found, sizeof found) == DATA_NOWHERE) return missing(d, NULL, err, errlen);
     snprintf(path, sizeof path, "%s/%s", found, d->files[0].name);
     int rc = data_text_read(path, 0.1, out, err, errlen);
-    if (rc == DATA_MISSING) return missing(d, found, err, errlen);
+    if (rc == DATA_MISSING) return missing(d, dir, err, errlen);
     if (!rc) snprintf(out->name, sizeof out->name, "%s", name);
     return rc;
 }

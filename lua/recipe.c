@@ -2,7 +2,9 @@
  * field against tables of field descriptors (one table serves reading, writing and messages) and
  * writes a resolved config back as Lua. Not the plugin sandbox and not a general Lua bridge. */
 #include "lua/recipe.h"
+#include "datasets/datasets.h"
 #include "engine/nn.h"
+#include "lua/plugin.h"
 #include "lua/sandbox.h"
 
 #include <errno.h>
@@ -620,12 +622,25 @@ static int read_augment(reader *r, int idx, const char *path, void *base)
     return read_fields(r, idx, path, augment_fields, COUNT(augment_fields), base, 0);
 }
 
+/* A name the registry knows; "text" also needs data.path, the file it reads. */
 static int read_data(reader *r, int idx, const char *path, void *base)
 {
     train_config *c = base;
+    const char *names[16];
+    char sub[PATH_LEN];
+    int n = 0;
     if (head_name(r, idx, path, want_data, c->dataset, sizeof c->dataset)) return -1;
-    if (!lua_istable(r->L, idx)) return 0;
-    return read_fields(r, idx, path, data_fields, COUNT(data_fields), c, 1);
+    const data_info *d = data_info_find(c->dataset);
+    if (!d) {
+        for (const char *const *s = data_names(); *s && n < COUNT(names); s++) names[n++] = *s;
+        return unknown_name(r, path, "dataset", c->dataset, names, n);
+    }
+    if (lua_istable(r->L, idx) && read_fields(r, idx, path, data_fields, COUNT(data_fields), c, 1)) return -1;
+    join_path(sub, path, "path");
+    if (d->format == DATA_FORMAT_TEXT && !d->n_files && !c->data_path[0])
+        return fail(r, sub, "missing; dataset \"%s\" reads the file it names: { \"%s\", path = \"FILE\" }",
+                    d->name, d->name);
+    return 0;
 }
 
 static int read_optim(reader *r, int idx, const char *path, void *base)
@@ -987,6 +1002,93 @@ int recipe_load_string(const char *text, const char *chunkname, train_config *c,
                  .err = err && errlen ? err : scratch, .errlen = err && errlen ? errlen : 1 };
     snprintf(r.chunk, sizeof r.chunk, "=%s", r.name);
     return load(&r);
+}
+
+/* ---- plugins: checked against the catalogue, and --plugin options ---- */
+
+/* plug_check on one entry alone: it names neither the entry nor where it came from. */
+static int check_one(const plug_catalog *cat, const plugin_spec *p, char *err, size_t errlen)
+{
+    train_config *one = calloc(1, sizeof *one);
+    if (!one) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    one->n_plugins = 1;
+    one->plugins[0] = *p;
+    int rc = plug_check(cat, one, err, errlen);
+    free(one);
+    return rc;
+}
+
+int recipe_check_plugins(const train_config *c, const plug_catalog *cat, char *err, size_t errlen)
+{
+    char msg[512];
+    for (int i = 0; i < c->n_plugins; i++)
+        if (check_one(cat, &c->plugins[i], msg, sizeof msg)) {
+            snprintf(err, errlen, "%s: plugins[%d]: %s", c->recipe_path[0] ? c->recipe_path : "recipe", i + 1, msg);
+            return -1;
+        }
+    return 0;
+}
+
+/* e with p's parameters over it, into *out (sorted by key): 0, or -1 when that makes too many. */
+static int merge_params(const plugin_spec *e, const plugin_spec *p, plugin_spec *out)
+{
+    plugin_spec m = *e;
+    for (int i = 0; i < p->n_params; i++) {
+        int k = 0;
+        while (k < m.n_params && strcmp(m.keys[k], p->keys[i])) k++;
+        if (k == CONFIG_MAX_PARAMS) return -1;
+        if (k == m.n_params) memcpy(m.keys[m.n_params++], p->keys[i], sizeof m.keys[0]);
+        memcpy(m.values[k], p->values[i], sizeof m.values[0]);
+    }
+    sort_params(&m);
+    *out = m;
+    return 0;
+}
+
+/* "--plugin ARG: <message>" into err; returns -1. */
+static int option_fail(char *err, size_t errlen, const char *arg, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    snprintf(err, errlen, "--plugin %s: %s", arg, msg);
+    return -1;
+}
+
+int recipe_plugin_option(train_config *c, const char *arg, const plug_catalog *cat, char *err, size_t errlen)
+{
+    plugin_spec p, merged;
+    char msg[512];
+    if (plug_parse_arg(arg, &p, err, errlen)) return -1;
+    const char *colon = strchr(arg, ':');
+    int items = 1;
+    for (const char *s = colon ? colon + 1 : ""; *s; s++) items += *s == ',';
+    if (colon && !p.n_params)   /* plug_parse_arg skips empty items: "ema:", "ema:a=1," */
+        return option_fail(err, errlen, arg, "no key=value after ':' (expected NAME or NAME:key=value,...)");
+    if (colon && p.n_params != items)
+        return option_fail(err, errlen, arg, "an empty item in its parameter list (expected NAME:key=value,...)");
+    for (int i = 0; i < p.n_params; i++)
+        for (int j = i + 1; j < p.n_params; j++)
+            if (!strcmp(p.keys[i], p.keys[j])) return option_fail(err, errlen, arg, "parameter '%s' given twice", p.keys[i]);
+    if (check_one(cat, &p, msg, sizeof msg)) return option_fail(err, errlen, arg, "%s", msg);
+    int found = 0;
+    for (int pass = 0; pass < 2; pass++)   /* every entry named so can take it before any does */
+        for (int i = 0; i < c->n_plugins; i++) {
+            if (strcmp(c->plugins[i].name, p.name)) continue;
+            if (merge_params(&c->plugins[i], &p, pass ? &c->plugins[i] : &merged))
+                return option_fail(err, errlen, arg, "%s would have more than %d parameters", p.name, CONFIG_MAX_PARAMS);
+            found = 1;
+        }
+    if (found) return 0;
+    if (c->n_plugins == CONFIG_MAX_PLUGINS) return option_fail(err, errlen, arg, "at most %d plugins a run", CONFIG_MAX_PLUGINS);
+    sort_params(&p);
+    c->plugins[c->n_plugins++] = p;
+    return 0;
 }
 
 /* ---- writing ---- */

@@ -1,6 +1,7 @@
 /* Recipe files (Lua tables) in and out of train_config: a sandboxed reader and a resolved writer.
  * Not for running anything: the recipe's Lua state lives only while it is read; plugins are
- * loaded elsewhere (this only records their names and parameters as text). */
+ * loaded elsewhere (this records their names and parameters as text and checks them against a
+ * catalogue). */
 #ifndef HASTEN_RECIPE_H
 #define HASTEN_RECIPE_H
 
@@ -29,6 +30,22 @@ int recipe_load_string(const char *text, const char *chunkname, train_config *c,
  * Returns 0, or -1 when writing to f failed or c holds something a recipe cannot say (a kind or
  * unit out of range, a target metric other than test_acc/test_loss); output may then be partial. */
 int recipe_write(const train_config *c, FILE *f);
+
+struct plug_catalog;
+
+/* Checks each of c's plugins against the catalogue cat as plug_check does (known name, known
+ * parameters, values of the right type and in range). Returns 0, or -1 with one line in err naming
+ * the recipe file and the entry: "recipes/x.lua: plugins[2]: plugin ema: unknown parameter ...". */
+int recipe_check_plugins(const train_config *c, const struct plug_catalog *cat, char *err, size_t errlen);
+
+/* Applies one --plugin option, arg = "NAME[:key=value,...]", to c, as options override recipe
+ * fields: each entry of c named NAME takes the given parameters (each replaces the value of the
+ * same key or is added; the entry's other parameters stay), and a NAME that c lacks is appended
+ * (so a later option for the same NAME overrides an earlier one). The option is checked first on
+ * its own: no empty item ("ema:"), no key twice, then against cat. Returns 0, or -1 with one line
+ * in err naming the option ("--plugin ema:: ...") and c unchanged. */
+int recipe_plugin_option(train_config *c, const char *arg, const struct plug_catalog *cat, char *err,
+                         size_t errlen);
 
 struct nn_model;
 

@@ -134,7 +134,20 @@ void cli_set_plugin_log(plug_log_fn fn, void *ud)
     plugin_log.ud = ud;
 }
 
-void cli_set_plugin_path(const char *dir) { snprintf(plugin_path, sizeof plugin_path, "%s", dir ? dir : ""); }
+int cli_set_plugin_path(const char *dir)
+{
+    struct stat st;
+    int missing = stat(dir, &st);
+    if (missing || !S_ISDIR(st.st_mode) || strlen(dir) >= sizeof plugin_path) {
+        fprintf(stderr, "hasten: --plugin-path %s: %s\n", dir, missing ? strerror(errno)
+                : S_ISDIR(st.st_mode) ? "path too long" : "not a folder");
+        return -1;
+    }
+    snprintf(plugin_path, sizeof plugin_path, "%s", dir);
+    return 0;
+}
+
+const char *cli_plugin_path(void) { return plugin_path[0] ? plugin_path : NULL; }
 
 const plug_catalog *cli_catalog(void)
 {

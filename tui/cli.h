@@ -71,7 +71,11 @@ const plug_catalog *cli_catalog(void);
 /* Forgets the loaded catalogue so the next cli_catalog() reads the plugin files again (the
  * workbench calls it after a plugin was edited; not while another thread uses the catalogue). */
 void cli_catalog_reload(void);
-void cli_set_plugin_path(const char *dir);
+/* Sets the folder --plugin-path names. Returns 0, or -1 when dir is not a folder, after saying so
+ * on stderr in one line ("hasten: --plugin-path DIR: No such file or directory"). */
+int cli_set_plugin_path(const char *dir);
+/* That folder, or NULL when none was given. Static storage. */
+const char *cli_plugin_path(void);
 /* Where ctx:log lines go for runs opened from now on (default: stderr as "[plugin] line"). */
 void cli_set_plugin_log(plug_log_fn fn, void *ud);
 

@@ -34,18 +34,23 @@ static const char usage_text[] =
     "  hasten run RECIPE [opts]    headless run: progress on stderr, files in runs/<id>/\n"
     "  hasten bench [RECIPE...]    training throughput next to the machine's sgemm roofline\n"
     "      [--json] [--steps N]    (the MLP, CNN and character model, or the recipes named)\n"
-    "      [--device cuda] [--batch N]  the same recipes on the GPU\n"
+    "      [--threads N] [--batch N]    CPU threads, batch size\n"
+    "      [--device cuda]              the same recipes on the GPU\n"
     "      [--layers]                   and each layer's forward and backward time\n"
-    "  hasten fetch NAME...        download datasets into the cache, with progress and checksums\n"
+    "  hasten fetch NAME... [--force] [--quiet]\n"
+    "                              download datasets into the cache, with progress and checksums\n"
     "  hasten datasets [NAME]      the datasets hasten knows, and where each one is\n"
-    "  hasten plugins [--json]     the catalogue of speedup methods with their taxonomy\n"
-    "  hasten sweep RECIPE --budgets 1ep,2ep,3ep [--seeds 1,2,3] [--plugin ...]\n"
+    "  hasten plugins [--json] [--plugin-path DIR]\n"
+    "                              the catalogue of speedup methods with their taxonomy\n"
+    "  hasten sweep RECIPE --budgets 1ep,2ep,3ep [--seeds 1,2,3] [--out DIR] [--plugin ...]\n"
+    "      [--target test_acc=0.9] [--markdown] [--plot]   as for compare\n"
+    "      [--plugin-path DIR] [--threads N] [--device D] [--batch N] [--eval-every N]   as for run\n"
     "                              one run per budget and seed, then compare: the\n"
     "                              baseline's time/quality frontier a method must beat\n"
     "  hasten compare RUN... [--target test_acc=0.9] [--markdown] [--phases] [--plot]\n"
     "                              time to target, steps, ms/step, speedup, the step-time phases,\n"
     "                              and each variant against a swept baseline's frontier\n"
-    "  hasten sample RUN [--length N] [--prompt TEXT] [--temperature T]\n"
+    "  hasten sample RUN [--length N] [--prompt TEXT] [--temperature T] [--seed N]\n"
     "                              text written by the character model a run trained\n"
     "  hasten help | --version\n"
     "\n"
@@ -57,14 +62,15 @@ static const char usage_text[] =
     "  --device D     cpu | cuda | auto (default cpu; auto = cuda when a GPU is present)\n"
     "  --batch N      batch size (overrides the recipe)\n"
     "  --quiet        no progress lines\n"
-    "  --plugin NAME[:key=value,...]   add a speedup method (repeatable)\n"
+    "  --plugin NAME[:key=value,...]   add a speedup method (repeatable); for one the recipe\n"
+    "                                  has, set those parameters instead (a later one wins)\n"
     "  --plugin-path DIR               also load plugins from DIR\n"
     "  --eval-every N                  evaluate every N steps (default: the recipe's)\n"
     "\n"
     "workbench and demo options: --budget, --seed, --threads, --device, --batch as above;\n"
-    "  --ascii (no braille or box drawing), --mono (no colours)\n"
+    "  --ascii (no braille or box drawing), --mono (no colours), --plugin-path DIR\n"
     "\n"
-    "exit codes: 0 done, 1 run failed, 2 bad usage\n";
+    "exit codes: 0 done, 1 run failed, 2 bad usage (bad option, recipe not found, recipe error)\n";
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -115,20 +121,34 @@ typedef struct run_opts {
     const char *plugins[CONFIG_MAX_PLUGINS];   /* --plugin NAME[:k=v,...], in order */
 } run_opts;
 
-/* Appends the --plugin options to the recipe's plugins and checks them all against the catalogue. */
+/* The --plugin options over the recipe's plugins (a plugin it has takes their parameters, another
+ * is added), then the whole list checked against the catalogue: an error names the option, or the
+ * recipe file and its plugins[i]. */
 static int add_plugins(const run_opts *o, train_config *cfg, char *err, size_t errlen)
 {
-    for (int i = 0; i < o->n_plugins; i++) {
-        if (cfg->n_plugins == CONFIG_MAX_PLUGINS) {
-            snprintf(err, errlen, "--plugin %s: at most %d plugins a run", o->plugins[i], CONFIG_MAX_PLUGINS);
-            return -1;
-        }
-        if (plug_parse_arg(o->plugins[i], &cfg->plugins[cfg->n_plugins], err, errlen)) return -1;
-        cfg->n_plugins++;
-    }
     const plug_catalog *cat = cli_catalog();
     for (int i = 0; i < cat->n_errors; i++) fprintf(stderr, "hasten: warning: %s\n", cat->errors[i]);
-    return plug_check(cat, cfg, err, errlen);
+    for (int i = 0; i < o->n_plugins; i++)
+        if (recipe_plugin_option(cfg, o->plugins[i], cat, err, errlen)) return -1;
+    return recipe_check_plugins(cfg, cat, err, errlen);
+}
+
+/* Whether a run that did not open failed on the recipe's model rather than on the device, the
+ * plugins or the run folder: then a trainer on the CPU fails the same way, and this says so,
+ * naming the recipe's model. */
+static int model_misfit(train_config *cfg, const data_set *ds)
+{
+    char why[1024];
+    int device = cfg->device;
+    cfg->device = DEVICE_CPU;
+    trainer *t = trainer_new(cfg, ds, why, sizeof why);
+    cfg->device = device;
+    if (t) {
+        trainer_free(t);
+        return 0;
+    }
+    fprintf(stderr, "hasten: %s: model: %s\n", cfg->recipe_path, why);
+    return 1;
 }
 
 static int run_recipe(const run_opts *o)
@@ -185,8 +205,19 @@ static int run_recipe(const run_opts *o)
         fprintf(stderr, "hasten: %s\n", err);
         goto done;
     }
+    if (cfg.batch > ds.train.n) {   /* the trainer says so too, but not which field */
+        if (o->batch > 0)
+            fprintf(stderr, "hasten: --batch %d: larger than the %d training examples of %s\n", cfg.batch,
+                    ds.train.n, ds.name);
+        else
+            fprintf(stderr, "hasten: %s: batch: %d is larger than the %d training examples of %s\n", path,
+                    cfg.batch, ds.train.n, ds.name);
+        code = EXIT_USAGE;
+        goto done;
+    }
     if (cli_run_open(&run, &cfg, &ds, o->out, err, sizeof err)) {
-        fprintf(stderr, "hasten: %s\n", err);
+        if (model_misfit(&cfg, &ds)) code = EXIT_USAGE;
+        else fprintf(stderr, "hasten: %s\n", err);
         goto done;
     }
     trainer *t = run.t;
@@ -261,7 +292,7 @@ static int cmd_run(int argc, char **argv, const char *default_recipe)
             if (o.n_plugins == CONFIG_MAX_PLUGINS) return usage_error("%s", "too many --plugin options");
             o.plugins[o.n_plugins++] = optarg;
             break;
-        case 'P': cli_set_plugin_path(optarg); break;
+        case 'P': if (cli_set_plugin_path(optarg)) return EXIT_USAGE; break;
         case 'e': if (parse_int("eval-every", optarg, 1, &v)) return EXIT_USAGE; o.eval_every = v; break;
         case 'h': fputs(usage_text, stdout); return EXIT_DONE;
         default:  return usage_error("unknown option '%s'", argv[optind - 1]);

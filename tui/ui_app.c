@@ -69,6 +69,7 @@ static const char ui_usage[] =
     "  --seed N      random seed      --threads N   CPU threads (default: all cores)\n"
     "  --device cpu|cuda|auto   where every run trains (default cpu)   --batch N   batch size\n"
     "  --ascii       no braille or box drawing     --mono   no colours (also NO_COLOR=1)\n"
+    "  --plugin-path DIR   also list and load plugins from DIR\n"
     "  runs go to $HASTEN_RUNS_DIR (default runs/); keys: press ? in the workbench\n";
 
 static int parse_options(int argc, char **argv, ui_options *o)
@@ -77,7 +78,8 @@ static int parse_options(int argc, char **argv, ui_options *o)
         {"budget", required_argument, 0, 'b'}, {"seed", required_argument, 0, 's'},
         {"threads", required_argument, 0, 't'}, {"ascii", no_argument, 0, 'a'},
         {"mono", no_argument, 0, 'm'}, {"help", no_argument, 0, 'h'},
-        {"device", required_argument, 0, 'd'}, {"batch", required_argument, 0, 'n'}, {0, 0, 0, 0},
+        {"device", required_argument, 0, 'd'}, {"batch", required_argument, 0, 'n'},
+        {"plugin-path", required_argument, 0, 'P'}, {0, 0, 0, 0},
     };
     *o = (ui_options){ .seed = -1, .threads = -1, .device = "cpu" };
     optind = 1;
@@ -99,6 +101,7 @@ static int parse_options(int argc, char **argv, ui_options *o)
         }
         case 'a': o->ascii = 1; break;
         case 'm': o->mono = 1; break;
+        case 'P': if (cli_set_plugin_path(optarg)) return EXIT_USAGE; break;
         case 'h': fputs(ui_usage, stdout); return EXIT_DONE + 100;
         default:
             fprintf(stderr, "hasten: unknown option '%s'\n(see hasten help)\n", argv[optind - 1]);

@@ -2,6 +2,7 @@
  * checking parameter values, turning choices into plugin specs and run names.
  * Not for running plugins (lua/plugin.c does that) and not for drawing (tui/ui_panes.c). */
 #include "tui/ui_catalog.h"
+#include "tui/cli.h"
 #include "lua/plugin.h"
 #include <errno.h>
 #include <math.h>
@@ -28,7 +29,7 @@ int ui_catalog_load(ui_catalog *cat)
     char dirs[4][512];
     plug_catalog pc = {0};
     ui_catalog_free(cat);
-    int nd = plug_default_dirs(dirs, 4, NULL);
+    int nd = plug_default_dirs(dirs, 4, cli_plugin_path());
     snprintf(cat->dir, sizeof cat->dir, "%s%s", nd ? dirs[0] : "plugins",
              nd && dirs[0][strlen(dirs[0]) - 1] == '/' ? "" : "/");
     if (plug_catalog_load(&pc, dirs, nd)) snprintf(cat->error, sizeof cat->error, "out of memory");

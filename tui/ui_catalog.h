@@ -42,7 +42,8 @@ typedef struct ui_catalog {
 } ui_catalog;
 
 /* Empties cat and fills it from the plugin folders lua/plugin.h searches (plugins/ in the working
- * folder or the installed share folder, then ~/.config/hasten/plugins), reading each file anew.
+ * folder or the installed share folder, then ~/.config/hasten/plugins, then the folder given to
+ * cli_set_plugin_path), reading each file anew.
  * Returns the number of plugins; a file that cannot be read is left out and named in cat->error,
  * and so, silently, is one whose data kind is not cat->data. */
 int ui_catalog_load(ui_catalog *cat);

@@ -1,5 +1,6 @@
 /* The real ./hasten binary end to end: a one-epoch MLP on Fashion-MNIST, kill -9 and SIGTERM in
- * the middle of a run, usage errors and exit codes. */
+ * the middle of a run, usage errors and exit codes, --plugin over a recipe's plugins, and the
+ * option lists of `hasten help` and README.md against what each command takes. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,6 +19,8 @@
 #include <unistd.h>
 #include "lua/recipe.h"
 #include "engine/ops.h"
+#include "tui/cli.h"
+#include "tui/ui_catalog.h"
 #include "tests/support.h"
 
 extern char **environ;
@@ -293,6 +296,220 @@ static void test_text_run_and_sample(void **s)
     free(err);
 }
 
+/* A small recipe on the synthetic set (made in code: nothing to find or fetch) with extra fields. */
+static const char *tiny_recipe(const char *name, const char *extra)
+{
+    char text[1200];
+    snprintf(text, sizeof text, "return { data = \"synthetic\", model = nn.sequential { nn.flatten(), nn.linear(10) },\n"
+             "  budget = { steps = 2 }, eval = { every = 2 }, %s }\n", extra);
+    return test_write_file(name, text, strlen(text));
+}
+
+static const char *plugin_param(cJSON *plugins, int i, const char *name, const char *key)
+{
+    cJSON *p = cJSON_GetArrayItem(plugins, i);
+    assert_non_null(p);
+    assert_string_equal(cJSON_GetObjectItem(p, "name")->valuestring, name);
+    cJSON *v = cJSON_GetObjectItem(cJSON_GetObjectItem(p, "params"), key);
+    return v ? v->valuestring : NULL;
+}
+
+/* Options override recipe fields: --plugin NAME for a plugin the recipe has sets its parameters
+ * (the others stay) instead of adding a second copy; a later --plugin overrides an earlier one. */
+static void test_plugin_option_overrides(void **s)
+{
+    const char *recipe = tiny_recipe("plugged.lua", "plugins = { { \"label_smoothing\", alpha = 0.05 }, "
+                                     "{ \"ema\", half_life = 50, every = 2 } }");
+    const char *dir = new_dir("plugged");
+    int rc = run(path_in(test_tmpdir(), "plugged.err"),
+                 (const char *[]){ "run", recipe, "--out", dir, "--quiet", "--plugin", "label_smoothing:alpha=0.2",
+                                   "--plugin", "ema:every=3", "--plugin", "mixup", "--plugin", "mixup:alpha=0.3", NULL });
+    assert_int_equal(rc, 0);
+    cJSON *sum = read_summary(dir);
+    assert_non_null(sum);
+    cJSON *plugins = cJSON_GetObjectItem(sum, "plugins");
+    assert_int_equal(cJSON_GetArraySize(plugins), 3);
+    assert_string_equal(plugin_param(plugins, 0, "label_smoothing", "alpha"), "0.2");
+    assert_string_equal(plugin_param(plugins, 1, "ema", "every"), "3");
+    assert_string_equal(plugin_param(plugins, 1, "ema", "half_life"), "50");
+    assert_string_equal(plugin_param(plugins, 2, "mixup", "alpha"), "0.3");
+    cJSON_Delete(sum);
+    train_config c;
+    char err[512];
+    assert_int_equal(recipe_load(path_in(dir, "recipe.lua"), &c, err, sizeof err), 0);
+    assert_int_equal(c.n_plugins, 3);
+    assert_int_equal(c.plugins[0].n_params, 1);
+    config_free(&c);
+
+    /* one bad --plugin: a usage error naming it, before anything runs */
+    expect_usage((const char *[]){ "run", recipe, "--plugin", "label_smoothing:alpha=0.2,alpha=0.3", NULL }, 2,
+                 "hasten: --plugin label_smoothing:alpha=0.2,alpha=0.3: parameter 'alpha' given twice");
+    expect_usage((const char *[]){ "run", recipe, "--plugin", "ema:", NULL }, 2, "hasten: --plugin ema:: no key=value");
+    expect_usage((const char *[]){ "run", recipe, "--plugin", "ema:every=2,", NULL }, 2, "--plugin ema:every=2,: an empty item");
+    expect_usage((const char *[]){ "run", recipe, "--plugin", "ema:half_life=x", NULL }, 2,
+                 "hasten: --plugin ema:half_life=x: plugin ema: half_life = 'x': expected a number");
+}
+
+/* A recipe error names the file and the field and is bad usage (exit 2), found before training. */
+static void test_recipe_errors(void **s)
+{
+    char want[900];
+    const char *r = tiny_recipe("badplug.lua", "plugins = { \"label_smoothing\", { \"ema\", half_lif = 3 } }");
+    snprintf(want, sizeof want, "hasten: %s: plugins[2]: plugin ema: unknown parameter 'half_lif'", r);
+    expect_usage((const char *[]){ "run", r, NULL }, 2, want);
+    r = tiny_recipe("badval.lua", "plugins = { { \"ema\", half_life = \"x\" } }");
+    snprintf(want, sizeof want, "hasten: %s: plugins[1]: plugin ema: half_life = 'x': expected a number", r);
+    expect_usage((const char *[]){ "run", r, NULL }, 2, want);
+    r = tiny_recipe("noplug.lua", "plugins = { \"nosuch\" }");
+    snprintf(want, sizeof want, "hasten: %s: plugins[1]: plugin 'nosuch' not found", r);
+    expect_usage((const char *[]){ "run", r, NULL }, 2, want);
+
+    const char *text = "return { data = \"no-such-data\", model = nn.sequential { nn.flatten(), nn.linear(10) } }";
+    r = test_write_file("nodata.lua", text, strlen(text));
+    snprintf(want, sizeof want, "hasten: %s: data: unknown dataset 'no-such-data' (expected one of fashion-mnist", r);
+    expect_usage((const char *[]){ "run", r, NULL }, 2, want);
+    text = "return { data = { \"text\" }, model = nn.sequential { nn.embed(8), nn.conv(4, 1) } }";
+    r = test_write_file("nopath.lua", text, strlen(text));
+    snprintf(want, sizeof want, "hasten: %s: data.path: missing", r);
+    expect_usage((const char *[]){ "run", r, NULL }, 2, want);
+
+    text = "return { data = \"synthetic\", model = nn.sequential { nn.linear(10), nn.conv(3, 3) }, budget = { steps = 2 } }";
+    r = test_write_file("misfit.lua", text, strlen(text));
+    const char *dir = new_dir("misfit");
+    snprintf(want, sizeof want, "hasten: %s: model: conv1: kernel 3 does not fit", r);
+    expect_usage((const char *[]){ "run", r, "--out", dir, NULL }, 2, want);
+    struct stat st;
+    assert_int_equal(stat(dir, &st), -1);   /* no run folder for a recipe that cannot run */
+    r = tiny_recipe("bigbatch.lua", "batch = 7000");
+    snprintf(want, sizeof want, "hasten: %s: batch: 7000 is larger than the 6000 training examples of synthetic", r);
+    expect_usage((const char *[]){ "run", r, NULL }, 2, want);
+    expect_usage((const char *[]){ "run", tiny_recipe("fine.lua", "seed = 1"), "--batch", "7000", NULL }, 2,
+                 "hasten: --batch 7000: larger than the 6000 training examples of synthetic");
+}
+
+/* A dataset missing from the folder data.path names is a failed run, not bad usage, and the advice
+ * is about the path: a fetched copy goes to the cache, which a given path never reads, so fetching
+ * helps only with data.path left out. */
+static void test_given_data_path(void **s)
+{
+    const char *text = "return { data = { \"mnist\", path = \"/no/such/folder\" }, "
+                       "model = nn.sequential { nn.flatten(), nn.linear(10) } }";
+    const char *r = test_write_file("givenpath.lua", text, strlen(text));
+    expect_usage((const char *[]){ "run", r, NULL }, 1,
+                 "mnist not found in /no/such/folder, the folder data.path names and the only place looked at: "
+                 "fix the path, or leave data.path out to use an installed or cached copy (fetch it with: "
+                 "hasten fetch mnist)");
+}
+
+/* --plugin-path DIR: a folder of one's own plugins, for run, ui and demo alike (the workbench lists
+ * them too); one that is not there is a usage error. */
+static void test_plugin_path(void **s)
+{
+    const char *dir = new_dir("myplugins");
+    mkdir(dir, 0755);
+    char *src = test_read_file("plugins/label_smoothing.lua", NULL);
+    assert_non_null(src);
+    char *name = strstr(src, "name = \"label_smoothing\"");
+    assert_non_null(name);
+    memcpy(name, "name = \"zz_smoothing\"   ", strlen("name = \"label_smoothing\""));
+    test_write_file("myplugins/zz_smoothing.lua", src, strlen(src));
+    free(src);
+    char nowhere[800];
+    snprintf(nowhere, sizeof nowhere, "%s/no-such-folder", test_tmpdir());
+    const char *commands[] = { "run", "ui", "demo" }, *recipe = tiny_recipe("pp.lua", "seed = 3");
+    for (int i = 0; i < 3; i++) {
+        const char *args[] = { commands[i], "--plugin-path", nowhere, recipe, NULL };
+        expect_usage(args, 2, "--plugin-path");
+        expect_usage(args, 2, "no-such-folder: No such file or directory");
+    }
+    expect_usage((const char *[]){ "run", recipe, "--plugin-path", "README.md", NULL }, 2,
+                 "--plugin-path README.md: not a folder");
+    /* taken by the workbench and the demo (which then need a terminal) */
+    expect_usage((const char *[]){ "ui", "--plugin-path", dir, NULL }, 2, "needs a terminal");
+    expect_usage((const char *[]){ "demo", "--plugin-path", dir, NULL }, 2, "needs a terminal");
+    /* and the workbench's list holds the folder's plugins */
+    assert_int_equal(cli_set_plugin_path(dir), 0);
+    ui_catalog cat = {0};
+    assert_true(ui_catalog_load(&cat) > 0);
+    assert_non_null(ui_catalog_find(&cat, "zz_smoothing"));
+    assert_non_null(ui_catalog_find(&cat, "label_smoothing"));
+    ui_catalog_free(&cat);
+    /* a run finds them there */
+    const char *out = new_dir("zz-run");
+    int rc = run(path_in(test_tmpdir(), "zz.err"), (const char *[]){ "run", recipe, "--out", out, "--quiet", "--plugin-path",
+                                                                    dir, "--plugin", "zz_smoothing:alpha=0.2", NULL });
+    assert_int_equal(rc, 0);
+    cJSON *sum = read_summary(out);
+    assert_non_null(sum);
+    assert_string_equal(plugin_param(cJSON_GetObjectItem(sum, "plugins"), 0, "zz_smoothing", "alpha"), "0.2");
+    cJSON_Delete(sum);
+}
+
+/* The text between the first occurrence of start and the next occurrence of end after it. */
+static char *section(const char *text, const char *start, const char *end)
+{
+    const char *a = strstr(text, start);
+    if (!a) fail_msg("'%s' not found", start);
+    const char *b = strstr(a + strlen(start), end);
+    size_t n = b ? (size_t)(b - a) : strlen(a);
+    char *out = malloc(n + 1);
+    memcpy(out, a, n);
+    out[n] = 0;
+    return out;
+}
+
+/* opt as a whole word: "--seed" is not in "--seeds", nor "--plugin" in "--plugin-path". */
+static int has_option(const char *text, const char *opt)
+{
+    size_t n = strlen(opt);
+    for (const char *p = strstr(text, opt); p; p = strstr(p + 1, opt)) {
+        char next = p[n];
+        if (!(next == '-' || next == '_' || (next >= 'a' && next <= 'z'))) return 1;
+    }
+    return 0;
+}
+
+/* Every option each command's parser takes (tui/main.c, ui_app.c, bench.c, cmd_*.c), as `hasten
+ * help` and README.md's command-line block must list them. */
+static const struct { const char *cmd, *help_start, *help_end, *readme_start, *opts; } commands[] = {
+    { "ui", "workbench and demo options:", "\n\n", "hasten [ui]",
+      "--budget --seed --threads --ascii --mono --device --batch --plugin-path" },
+    { "run", "run options:", "\n\n", "hasten run ",
+      "--budget --seed --out --threads --device --quiet --plugin --plugin-path --batch --eval-every" },
+    { "bench", "  hasten bench", "\n  hasten ", "hasten bench ", "--json --steps --batch --threads --device --layers" },
+    { "fetch", "  hasten fetch", "\n  hasten ", "hasten fetch ", "--force --quiet" },
+    { "plugins", "  hasten plugins", "\n  hasten ", "hasten plugins ", "--json --plugin-path" },
+    { "sweep", "  hasten sweep", "\n  hasten ", "hasten sweep ",
+      "--budgets --seeds --out --target --markdown --plot --plugin --plugin-path --threads --device --batch --eval-every" },
+    { "compare", "  hasten compare", "\n  hasten ", "hasten compare ", "--target --markdown --phases --plot" },
+    { "sample", "  hasten sample", "\n  hasten ", "hasten sample ", "--length --prompt --temperature --seed" },
+};
+
+static void test_help_lists_options(void **s)
+{
+    char *help, *err;
+    assert_int_equal(test_hasten((const char *[]){ "help", NULL }, &help, &err), 0);
+    free(err);
+    char *readme = test_read_file("README.md", NULL);
+    assert_non_null(readme);
+    char *block = section(readme, "## Command line\n\n```\n", "```\n\n");
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) {
+        char *h = section(help, commands[i].help_start, commands[i].help_end);
+        char *r = section(block, commands[i].readme_start, "\nhasten ");
+        char opts[200];
+        snprintf(opts, sizeof opts, "%s", commands[i].opts);
+        for (char *o = strtok(opts, " "); o; o = strtok(NULL, " ")) {
+            if (!has_option(h, o)) fail_msg("hasten help: %s %s missing in:\n%s", commands[i].cmd, o, h);
+            if (!has_option(r, o)) fail_msg("README.md: %s %s missing in:\n%s", commands[i].cmd, o, r);
+        }
+        free(h);
+        free(r);
+    }
+    free(block);
+    free(readme);
+    free(help);
+}
+
 int main(void)
 {
     if (access("./hasten", X_OK)) {
@@ -303,6 +520,9 @@ int main(void)
         cmocka_unit_test(test_usage_errors), cmocka_unit_test(test_missing_dataset_fallback),
         cmocka_unit_test(test_kill9), cmocka_unit_test(test_sigterm_stops_cleanly),
         cmocka_unit_test(test_mlp_one_epoch), cmocka_unit_test(test_text_run_and_sample),
+        cmocka_unit_test(test_plugin_option_overrides), cmocka_unit_test(test_recipe_errors),
+        cmocka_unit_test(test_given_data_path), cmocka_unit_test(test_plugin_path),
+        cmocka_unit_test(test_help_lists_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

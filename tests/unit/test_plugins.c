@@ -2086,7 +2086,9 @@ static void test_text_methods(void **s)
     fclose(f);
     free(state);
     train_config tc = *t->cfg;
-    snprintf(tc.dataset, sizeof tc.dataset, "%s", tds.name);
+    snprintf(tc.dataset, sizeof tc.dataset, "text");   /* a file of one's own, as a recipe names it */
+    snprintf(tc.data_path, sizeof tc.data_path, "%s/chars.txt", test_tmpdir());
+    snprintf(tds.name, sizeof tds.name, "text");       /* and the student's data as data_load_text names it */
     snprintf(path, sizeof path, "%s/recipe.lua", dir);
     f = fopen(path, "w");
     assert_non_null(f);
@@ -2115,6 +2117,7 @@ static void test_text_methods(void **s)
     assert_int_equal(l.n, 20);
     plug_host_free(hr.h);
     trainer_free(t);
+    snprintf(tds.name, sizeof tds.name, "chars.txt");
 
     /* the ctx API on text: the kind, the window, a label per token, truncation and its bounds */
     static const char body[] =

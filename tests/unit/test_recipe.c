@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "lua/recipe.h"
+#include "lua/plugin.h"
 #include "datasets/datasets.h"
 #include "engine/trainer.h"
 #include "tests/support.h"
@@ -558,6 +559,122 @@ static void test_plugin_errors(void **state)
     load_fails(text, "plugins[1]: at most 16 parameters", NULL);
 }
 
+/* data names a dataset the registry knows; "text" also names its file. */
+static void test_data_errors(void **state)
+{
+    train_config c;
+    (void)state;
+    load_fails("return { model = { nn.relu() }, data = \"no-such-data\" }",
+               NAME ": data: unknown dataset 'no-such-data' (expected one of fashion-mnist, mnist", NULL);
+    load_fails("return { model = { nn.relu() }, data = { \"mnsit\", path = \"/x\" } }",
+               NAME ": data: unknown dataset 'mnsit' (did you mean 'mnist'?)", NULL);
+    load_fails("return { model = { nn.relu() }, data = { \"text\" } }",
+               NAME ": data.path: missing; dataset \"text\" reads the file it names", NULL);
+    load_fails("return { model = { nn.relu() }, data = \"text\" }", NAME ": data.path: missing", NULL);
+    load_ok("return { model = { nn.relu() }, data = { \"text\", path = \"notes.txt\" } }", &c);
+    assert_string_equal(c.data_path, "notes.txt");
+    config_free(&c);
+}
+
+/* The shipped plugins, as `hasten run` checks them. */
+static plug_catalog shipped;
+
+static const plugin_spec *find_plugin(const train_config *c, const char *name)
+{
+    for (int i = 0; i < c->n_plugins; i++)
+        if (!strcmp(c->plugins[i].name, name)) return &c->plugins[i];
+    return NULL;
+}
+
+static const char *param(const plugin_spec *p, const char *key)
+{
+    for (int i = 0; i < p->n_params; i++)
+        if (!strcmp(p->keys[i], key)) return p->values[i];
+    return NULL;
+}
+
+static void option_fails(train_config *c, const char *arg, const char *want)
+{
+    char err[512] = "";
+    int n = c->n_plugins;
+    plugin_spec before = c->plugins[0];
+    assert_int_equal(recipe_plugin_option(c, arg, &shipped, err, sizeof err), -1);
+    if (!strstr(err, want)) fail_msg("expected '%s' in: %s", want, err);
+    assert_null(strchr(err, '\n'));
+    assert_int_equal(c->n_plugins, n);   /* c unchanged */
+    assert_memory_equal(&c->plugins[0], &before, sizeof before);
+}
+
+/* --plugin over a recipe's plugins: a plugin the recipe has takes the given parameters (the others
+ * stay), another is added, a later option overrides an earlier one; the written recipe has each
+ * plugin once, each key once. */
+static void test_plugin_options(void **state)
+{
+    char dirs[1][512] = { "plugins" }, err[512] = "";
+    train_config c;
+    (void)state;
+    assert_int_equal(plug_catalog_load(&shipped, dirs, 1), 0);
+    assert_non_null(plug_find(&shipped, "ema"));
+    load_ok("return { model = { nn.relu() }, plugins = { { \"label_smoothing\", alpha = 0.05 },"
+            " { \"ema\", half_life = 50, every = 2 } } }", &c);
+    const char *args[] = { "label_smoothing:alpha=0.2", "ema:every=3", "mixup", "mixup:alpha=0.3" };
+    for (int i = 0; i < 4; i++) {
+        int rc = recipe_plugin_option(&c, args[i], &shipped, err, sizeof err);
+        if (rc) fail_msg("%s: %s", args[i], err);
+    }
+    assert_int_equal(c.n_plugins, 3);
+    assert_string_equal(c.plugins[0].name, "label_smoothing");   /* the recipe's order kept */
+    assert_int_equal(c.plugins[0].n_params, 1);
+    assert_string_equal(param(&c.plugins[0], "alpha"), "0.2");
+    assert_string_equal(c.plugins[1].name, "ema");
+    assert_int_equal(c.plugins[1].n_params, 2);
+    assert_string_equal(param(&c.plugins[1], "every"), "3");
+    assert_string_equal(param(&c.plugins[1], "half_life"), "50");
+    assert_string_equal(c.plugins[2].name, "mixup");
+    assert_int_equal(c.plugins[2].n_params, 1);
+    assert_string_equal(param(find_plugin(&c, "mixup"), "alpha"), "0.3");
+    assert_int_equal(recipe_check_plugins(&c, &shipped, err, sizeof err), 0);
+    char *text = round_trip(&c);
+    assert_null(strstr(text, "alpha = 0.05"));
+    assert_non_null(strstr(text, "{ \"label_smoothing\", alpha = 0.2 }"));
+    assert_non_null(strstr(text, "{ \"ema\", every = 3, half_life = 50 }"));
+    free(text);
+
+    /* one line naming the option, and nothing applied */
+    option_fails(&c, "label_smoothing:alpha=0.2,alpha=0.3", "--plugin label_smoothing:alpha=0.2,alpha=0.3: parameter 'alpha' given twice");
+    option_fails(&c, "ema:", "--plugin ema:: no key=value after ':'");
+    option_fails(&c, "ema:,", "--plugin ema:,: no key=value after ':'");
+    option_fails(&c, "ema:every=2,", "--plugin ema:every=2,: an empty item");
+    option_fails(&c, "ema:every=2,,half_life=3", "an empty item");
+    option_fails(&c, "ema:half_life=x", "--plugin ema:half_life=x: plugin ema: half_life = 'x': expected a number");
+    option_fails(&c, "ema:half_lif=3", "--plugin ema:half_lif=3: plugin ema: unknown parameter 'half_lif'");
+    option_fails(&c, "label_smoothing:alpha=0.2,nope=1", "unknown parameter 'nope'");
+    option_fails(&c, "nosuch", "--plugin nosuch: plugin 'nosuch' not found");
+    config_free(&c);
+
+    /* the recipe's own entries: its file and plugins[i] */
+    const char *bad = "return { model = { nn.relu() }, plugins = { \"label_smoothing\", { \"ema\", half_lif = 3 } } }";
+    const char *path = test_write_file("plugins.lua", bad, strlen(bad));
+    assert_int_equal(recipe_load(path, &c, err, sizeof err), 0);
+    assert_int_equal(recipe_check_plugins(&c, &shipped, err, sizeof err), -1);
+    char want[800];
+    snprintf(want, sizeof want, "%s: plugins[2]: plugin ema: unknown parameter 'half_lif' (known: every, half_life)", path);
+    assert_string_equal(err, want);
+    config_free(&c);
+    load_ok("return { model = { nn.relu() }, plugins = { \"ema\", { \"nosuch\" } } }", &c);
+    assert_int_equal(recipe_check_plugins(&c, &shipped, err, sizeof err), -1);
+    assert_string_equal(err, "recipe: plugins[2]: plugin 'nosuch' not found (hasten plugins lists them)");
+    config_free(&c);
+    load_ok("return { model = { nn.relu() }, plugins = { { \"ema\", half_life = \"x\" } } }", &c);
+    assert_int_equal(recipe_check_plugins(&c, &shipped, err, sizeof err), -1);
+    assert_string_equal(err, "recipe: plugins[1]: plugin ema: half_life = 'x': expected a number");
+    /* an option that sets the recipe's bad value right is not held against it */
+    assert_int_equal(recipe_plugin_option(&c, "ema:half_life=7", &shipped, err, sizeof err), 0);
+    assert_int_equal(recipe_check_plugins(&c, &shipped, err, sizeof err), 0);
+    config_free(&c);
+    plug_catalog_free(&shipped);
+}
+
 static void test_lua_errors(void **state)
 {
     char err[512];
@@ -639,6 +756,8 @@ int main(void)
         cmocka_unit_test(test_field_errors),
         cmocka_unit_test(test_layer_errors),
         cmocka_unit_test(test_plugin_errors),
+        cmocka_unit_test(test_data_errors),
+        cmocka_unit_test(test_plugin_options),
         cmocka_unit_test(test_lua_errors),
         cmocka_unit_test(test_sandbox),
         cmocka_unit_test(test_write_errors),
