@@ -600,8 +600,12 @@ layer_spec *trainer_layer_spec(trainer *t, int pos)
 
 int trainer_metric(trainer *t, const char *name, float value)
 {
+    static const char *const taken[] = { "step", "epoch", "samples", "seconds", "train_loss", "lr",
+                                         "test_loss", "test_acc", "phase_seconds" };   /* push_record's */
     size_t len = strlen(name);
     if (!len || len >= sizeof t->metric_names[0]) return -1;
+    for (size_t i = 0; i < sizeof taken / sizeof *taken; i++)
+        if (!strcmp(name, taken[i])) return -1;
     for (size_t i = 0; i < len; i++)
         if (!(name[i] == '_' || (name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z') ||
               (i && name[i] >= '0' && name[i] <= '9')))

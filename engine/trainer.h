@@ -190,7 +190,8 @@ layer_spec *trainer_layer_spec(trainer *t, int pos);
 
 /* Adds a named value to the current step's record (a custom series, e.g. a plugin's grad_norm):
  * in the in-memory series (trainer_record.extra) and metrics.jsonl. Returns 0, or -1 when the run
- * already has TRAINER_MAX_EXTRA other names or the name is not a plain identifier. */
+ * already has TRAINER_MAX_EXTRA other names, or the name is not a plain identifier or is one of
+ * the record's own fields (step, seconds, lr, test_acc, ...). */
 int trainer_metric(trainer *t, const char *name, float value);
 
 /* Copies the run's custom metric names (index i is trainer_record.extra[i]) into names; returns

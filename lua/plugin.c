@@ -556,6 +556,22 @@ int plug_check(const plug_catalog *cat, const train_config *cfg, char *err, size
     return check_roles(cat, cfg, err, errlen);
 }
 
+int plug_check_data(const plug_catalog *cat, const train_config *cfg, const data_set *ds, char *err,
+                    size_t errlen)
+{
+    const char *kind = ds->tokens ? "text" : "images";
+    for (int i = 0; i < cfg->n_plugins; i++) {
+        const plug_info *info = plug_find(cat, cfg->plugins[i].name);
+        if (info && info->data[0] && strcmp(info->data, kind)) {
+            snprintf(err, errlen, "plugin %s needs %s data; %s is %s", info->name,
+                     !strcmp(info->data, "text") ? "text" : "image", ds->name,
+                     ds->tokens ? "a text corpus" : "an image set");
+            return -1;
+        }
+    }
+    return 0;
+}
+
 void plug_open_hasten(lua_State *L)
 {
     lua_newtable(L);

@@ -64,6 +64,11 @@ int plug_parse_arg(const char *arg, plugin_spec *spec, char *err, size_t errlen)
  * parameter and value (or the two plugins). */
 int plug_check(const plug_catalog *cat, const train_config *cfg, char *err, size_t errlen);
 
+/* Checks that each of cfg's plugins works on ds's kind of data (a plugin's `data` field: images or
+ * text). Returns 0 or -1 with one line in err naming the plugin and the data set. */
+int plug_check_data(const plug_catalog *cat, const train_config *cfg, const data_set *ds, char *err,
+                    size_t errlen);
+
 typedef struct plug_host plug_host;
 
 /* Log lines from ctx:log go to the run's log.txt and to this callback when set (the CLI prints

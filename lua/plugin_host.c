@@ -42,7 +42,8 @@ static int c_metric(lua_State *L)
     plug_host *h = plug_host_of(L);
     const char *name = luaL_checkstring(L, 2);
     if (trainer_metric(h->t, name, (float)luaL_checknumber(L, 3)))
-        return luaL_error(L, "ctx:metric('%s'): use a plain identifier, at most %d metrics a step", name, TRAINER_MAX_EXTRA);
+        return luaL_error(L, "ctx:metric('%s'): use a plain identifier that is not a record field (step, "
+                          "seconds, lr, test_acc, ...), at most %d names a run", name, TRAINER_MAX_EXTRA);
     return 0;
 }
 
@@ -1059,15 +1060,7 @@ plug_host *plug_host_new(trainer *t, const plug_catalog *cat, const train_config
     h->log_ud = log_ud;
     if (!cfg->n_plugins) return h;
     if (plug_check(cat, cfg, err, errlen)) goto fail;
-    const char *kind = t->data->tokens ? "text" : "images";
-    for (int i = 0; i < cfg->n_plugins; i++) {
-        const plug_info *info = plug_find(cat, cfg->plugins[i].name);
-        if (info->data[0] && strcmp(info->data, kind)) {
-            snprintf(err, errlen, "plugin %s needs %s data; %s is %s", info->name, !strcmp(info->data, "text") ? "text" : "image",
-                     t->data->name, t->data->tokens ? "a text corpus" : "an image set");
-            goto fail;
-        }
-    }
+    if (plug_check_data(cat, cfg, t->data, err, errlen)) goto fail;
     h->L = sandbox_new(&h->sb, RUN_MEM, "plugin");
     if (!h->L) { snprintf(err, errlen, "out of memory"); goto fail; }
     rng_seed(&h->rng, cfg->seed, 77);

@@ -99,7 +99,9 @@ int cli_plugins(int argc, char **argv)
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (c == 'j') json = 1;
-        else if (c == 'P') cli_set_plugin_path(optarg);
+        else if (c == 'P') {
+            if (cli_set_plugin_path(optarg)) return EXIT_USAGE;
+        }
         else {
             fprintf(stderr, "hasten plugins: unknown option '%s' (usage: hasten plugins [--json] [--plugin-path DIR])\n",
                     argv[optind - 1]);

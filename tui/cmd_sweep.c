@@ -157,6 +157,7 @@ int cli_sweep(int argc, char **argv)
         case 'p': case 'P': case 't': case 'd': case 'B': case 'e':
             if (n_pass + 2 > MAX_PASS) return sweep_usage("%s", "too many options");
             if (c == 'p') plugins[n_plugins++] = optarg;
+            if (c == 'P' && cli_set_plugin_path(optarg)) return EXIT_USAGE;   /* said once, not by every run */
             if (c == 'd') device = optarg;
             if (c == 'B') batch = optarg;
             snprintf(flags[n_pass], sizeof flags[0], "--%s", opts[idx].name);

@@ -215,6 +215,11 @@ static int run_recipe(const run_opts *o)
         code = EXIT_USAGE;
         goto done;
     }
+    if (plug_check_data(cli_catalog(), &cfg, &ds, err, sizeof err)) {   /* the recipe's data or a --plugin */
+        fprintf(stderr, "hasten: %s: %s\n", path, err);
+        code = EXIT_USAGE;
+        goto done;
+    }
     if (cli_run_open(&run, &cfg, &ds, o->out, err, sizeof err)) {
         if (model_misfit(&cfg, &ds)) code = EXIT_USAGE;
         else fprintf(stderr, "hasten: %s\n", err);

@@ -385,6 +385,14 @@ static void test_recipe_errors(void **s)
     expect_usage((const char *[]){ "run", r, NULL }, 2, want);
     expect_usage((const char *[]){ "run", tiny_recipe("fine.lua", "seed = 1"), "--batch", "7000", NULL }, 2,
                  "hasten: --batch 7000: larger than the 6000 training examples of synthetic");
+    /* a text-only method on images, from the recipe or an option: bad usage, no run folder */
+    r = tiny_recipe("alibi.lua", "plugins = { \"alibi\" }");
+    const char *none = new_dir("alibi-run");
+    snprintf(want, sizeof want, "hasten: %s: plugin alibi needs text data; synthetic is an image set", r);
+    expect_usage((const char *[]){ "run", r, "--out", none, NULL }, 2, want);
+    assert_int_equal(stat(none, &st), -1);
+    expect_usage((const char *[]){ "run", tiny_recipe("fine2.lua", "seed = 1"), "--plugin", "alibi", NULL }, 2,
+                 "plugin alibi needs text data; synthetic is an image set");
 }
 
 /* A dataset missing from the folder data.path names is a failed run, not bad usage, and the advice
@@ -416,9 +424,16 @@ static void test_plugin_path(void **s)
     free(src);
     char nowhere[800];
     snprintf(nowhere, sizeof nowhere, "%s/no-such-folder", test_tmpdir());
-    const char *commands[] = { "run", "ui", "demo" }, *recipe = tiny_recipe("pp.lua", "seed = 3");
-    for (int i = 0; i < 3; i++) {
-        const char *args[] = { commands[i], "--plugin-path", nowhere, recipe, NULL };
+    const char *recipe = tiny_recipe("pp.lua", "seed = 3");
+    const char *const *with[] = {
+        (const char *[]){ "run", "--plugin-path", nowhere, recipe, NULL },
+        (const char *[]){ "ui", "--plugin-path", nowhere, recipe, NULL },
+        (const char *[]){ "demo", "--plugin-path", nowhere, recipe, NULL },
+        (const char *[]){ "plugins", "--plugin-path", nowhere, NULL },
+        (const char *[]){ "sweep", recipe, "--budgets", "2steps", "--plugin-path", nowhere, NULL },
+    };
+    for (int i = 0; i < 5; i++) {
+        const char *const *args = with[i];
         expect_usage(args, 2, "--plugin-path");
         expect_usage(args, 2, "no-such-folder: No such file or directory");
     }

@@ -376,6 +376,7 @@ static int add_metrics(trainer *t, trainer_event ev, void *ud)
     if (ev == EV_AFTER_STEP) trainer_metric(t, "twice_step", 2.0f * (float)t->step);
     if (ev == EV_AFTER_STEP && t->step % 2) trainer_metric(t, "odd", 1.0f);
     if (ev == EV_BATCH_START) *(int *)ud += trainer_metric(t, "9bad", 1.0f) == -1;
+    if (ev == EV_BATCH_START) *(int *)ud += trainer_metric(t, "lr", 1.0f) == -1;   /* a record field */
     return 0;
 }
 
@@ -393,7 +394,7 @@ static void test_custom_metrics(void **s)
     int rejected = 0;
     trainer_add_hook(t, add_metrics, &rejected);
     assert_int_equal(trainer_run(t), 0);
-    assert_int_equal(rejected, 4);
+    assert_int_equal(rejected, 8);
     char names[8][32];
     assert_int_equal(trainer_metric_names(t, names, 8), 2);
     assert_string_equal(names[0], "twice_step");
