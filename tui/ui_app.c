@@ -193,6 +193,11 @@ static void queue_run(ui_app *a, const plugin_spec *specs, int n) { queue_run_at
 static void queue_selected(ui_app *a)
 {
     plugin_spec specs[CONFIG_MAX_PLUGINS];
+    char why[256];
+    if (ui_choices_check(&a->cat, a->choices, why, sizeof why)) {   /* said now, not by a failed run */
+        note(a, 1, "%s", why);
+        return;
+    }
     int n = ui_choices_specs(&a->cat, a->choices, specs, CONFIG_MAX_PLUGINS);
     queue_run(a, specs, n);
 }

@@ -21,6 +21,7 @@ static void copy_param(ui_param *u, const plug_param *p)
     else snprintf(u->def, sizeof u->def, "%g", p->def);
     u->min = p->min;
     u->max = p->max;
+    u->required = p->required;
     snprintf(u->doc, sizeof u->doc, "%s", p->doc);
 }
 
@@ -46,6 +47,7 @@ int ui_catalog_load(ui_catalog *cat)
         snprintf(u->action, sizeof u->action, "%s", p->action);
         snprintf(u->when, sizeof u->when, "%s", p->when);
         snprintf(u->path, sizeof u->path, "%s", p->path);
+        snprintf(u->exclusive, sizeof u->exclusive, "%s", p->exclusive);
         u->n_params = p->n_params < CONFIG_MAX_PARAMS ? p->n_params : CONFIG_MAX_PARAMS;
         for (int k = 0; k < u->n_params; k++) copy_param(&u->params[k], &p->params[k]);
     }
@@ -191,6 +193,26 @@ int ui_choices_specs(const ui_catalog *cat, const ui_choice *ch, plugin_spec *ou
         }
     }
     return n;
+}
+
+int ui_choices_check(const ui_catalog *cat, const ui_choice *ch, char *err, size_t errlen)
+{
+    for (int i = 0; i < cat->n && ch; i++) {
+        if (!ch[i].on) continue;
+        const ui_plugin *p = &cat->items[i];
+        for (int j = 0; j < p->n_params; j++)
+            if (p->params[j].required && !strcmp(ch[i].values[j], p->params[j].def)) {
+                snprintf(err, errlen, "%s needs %s: set it with e", p->name, p->params[j].name);
+                return -1;
+            }
+        for (int k = 0; k < i && p->exclusive[0]; k++)
+            if (ch[k].on && !strcmp(cat->items[k].exclusive, p->exclusive)) {
+                snprintf(err, errlen, "%s and %s both take the role \"%s\", which one plugin of a run may have: untick one",
+                         cat->items[k].name, p->name, p->exclusive);
+                return -1;
+            }
+    }
+    return 0;
 }
 
 void ui_run_name(const plugin_spec *specs, int n, char *out, size_t len)

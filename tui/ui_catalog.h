@@ -15,6 +15,7 @@ typedef struct ui_param {
     ui_param_type type;
     char def[64];            /* default, as text: "0.1", "10", "true", "linear" */
     double min, max;         /* allowed range of numbers; -INFINITY / INFINITY when open */
+    int required;            /* a run must set it (the default, "", will not do) */
     char doc[160];           /* one line */
 } ui_param;
 
@@ -27,6 +28,7 @@ typedef struct ui_plugin {
     char action[16];         /* remove | restrict | reorder | replace | retrofit */
     char when[16];           /* once | every step | scheduled | phase | periodic */
     char path[512];          /* the plugin's file, opened in $EDITOR */
+    char exclusive[32];      /* a role no other plugin of a run may share ("weight averaging"); "" = none */
     int n_params;
     ui_param params[CONFIG_MAX_PARAMS];
 } ui_plugin;
@@ -83,6 +85,11 @@ ui_choice *ui_choices_make(const ui_catalog *cat, const ui_choice *prev, int n_p
 /* Turns the choices that are on into plugin specs, in catalogue order, writing only values that
  * differ from the defaults. Returns the number written (at most cap). */
 int ui_choices_specs(const ui_catalog *cat, const ui_choice *ch, plugin_spec *out, int cap);
+
+/* Whether the choices that are on make a run the plugins allow: every required parameter set, no
+ * two plugins with one exclusive role (as lua/plugin.c's plug_check, before the run is queued).
+ * Returns 0, or -1 with one line in err saying what to change. */
+int ui_choices_check(const ui_catalog *cat, const ui_choice *ch, char *err, size_t errlen);
 
 /* A run's display name: "baseline" with no plugins, else names joined by '+', with the
  * parameters in parentheses: "label_smoothing(alpha=0.2)+sam". Always NUL-terminated. */

@@ -245,7 +245,8 @@ static void describe_param(const ui_param *p, const char *value, char *out, size
     if (isfinite(p->min) && isfinite(p->max)) snprintf(range, sizeof range, "%g to %g, ", p->min, p->max);
     else if (isfinite(p->min)) snprintf(range, sizeof range, "at least %g, ", p->min);
     else if (isfinite(p->max)) snprintf(range, sizeof range, "at most %g, ", p->max);
-    snprintf(out, len, "%s = %s  (%sdefault %s)  %s", p->name, value, range, p->def, p->doc);
+    if (p->required) snprintf(out, len, "%s = %s  (required)  %s", p->name, value[0] ? value : "\"\"", p->doc);
+    else snprintf(out, len, "%s = %s  (%sdefault %s)  %s", p->name, value, range, p->def, p->doc);
 }
 
 void ui_draw_plugins(ui_app *a, ui_rect r)

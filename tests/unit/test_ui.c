@@ -421,6 +421,39 @@ static void test_catalog_by_data(void **s)
     }
 }
 
+/* What the shipped plugins allow, checked before a run is queued: a required parameter set, one
+ * plugin per exclusive role. */
+static void test_choices_check(void **s)
+{
+    ui_catalog cat = {0};
+    snprintf(cat.data, sizeof cat.data, "images");
+    assert_true(ui_catalog_load(&cat) > 0);
+    ui_choice *ch = ui_choices_make(&cat, NULL, 0);
+    char err[256];
+    int ema = -1, swa = -1, distil = -1;
+    for (int i = 0; i < cat.n; i++) {
+        if (!strcmp(cat.items[i].name, "ema")) ema = i;
+        if (!strcmp(cat.items[i].name, "swa")) swa = i;
+        if (!strcmp(cat.items[i].name, "distillation")) distil = i;
+    }
+    assert_true(ema >= 0 && swa >= 0 && distil >= 0);
+    assert_int_equal(ui_choices_check(&cat, ch, err, sizeof err), 0);   /* the baseline */
+    ch[ema].on = ch[swa].on = 1;
+    assert_int_equal(ui_choices_check(&cat, ch, err, sizeof err), -1);
+    assert_non_null(strstr(err, "both take the role \"weight averaging\""));
+    ch[ema].on = 0;
+    assert_int_equal(ui_choices_check(&cat, ch, err, sizeof err), 0);
+    ch[distil].on = 1;
+    assert_int_equal(ui_choices_check(&cat, ch, err, sizeof err), -1);
+    assert_string_equal(err, "distillation needs teacher: set it with e");
+    int k = 0;
+    while (strcmp(ch[distil].keys[k], "teacher")) k++;
+    snprintf(ch[distil].values[k], sizeof ch[distil].values[k], "runs/teacher");
+    assert_int_equal(ui_choices_check(&cat, ch, err, sizeof err), 0);
+    free(ch);
+    ui_catalog_free(&cat);
+}
+
 static void test_param_check(void **s)
 {
     char err[160];
@@ -728,7 +761,7 @@ int main(void)
         cmocka_unit_test(test_layout_sizes), cmocka_unit_test(test_layout_too_small),
         cmocka_unit_test(test_formats), cmocka_unit_test(test_split_and_bars), cmocka_unit_test(test_ema),
         cmocka_unit_test(test_target_and_x), cmocka_unit_test(test_run_append),
-        cmocka_unit_test(test_catalog_order_and_find), cmocka_unit_test(test_catalog_by_data),
+        cmocka_unit_test(test_catalog_order_and_find), cmocka_unit_test(test_catalog_by_data), cmocka_unit_test(test_choices_check),
         cmocka_unit_test(test_param_check),
         cmocka_unit_test(test_choices_to_specs), cmocka_unit_test(test_history),
         cmocka_unit_test(test_log_ring), cmocka_unit_test(test_queue_worker),
