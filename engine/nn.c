@@ -603,7 +603,10 @@ static int layer_forward(nn_model *m, nn_model *top, nn_layer *l, const tensor *
         tensor_resize(&l->out, 4, x->shape);   /* the ReLU's view; not written when pooled */
         tensor_resize2(&l->col, pool ? groups : (int)(N * per), C);   /* pooled: each group's mean */
         tensor_resize2(&l->aux, groups, C);
-        if (pool) pool_reserve(o, pool, N, H / 2, W / 2, C);
+        if (pool) {
+            pool_reserve(o, pool, N, H / 2, W / 2, C);
+            tensor_resize4(&pool->col, N, H / 2, W / 2, C);   /* xhat at each argmax, for the backward */
+        }
         l->pooled = pool != NULL;
         if (pool) pool->pooled = 1;
         for (int k = 0; k < groups; k++) {
@@ -612,7 +615,8 @@ static int layer_forward(nn_model *m, nn_model *top, nn_layer *l, const tensor *
             if (pool) {   /* each group's argmax positions count from its own first example */
                 o->bn_pool_forward(x->data + off, n, H, W, C, l->params[0]->w.data, l->params[1]->w.data,
                                    l->run_mean.data, l->run_var.data, s->momentum, s->eps, train,
-                                   pool->out.data + poff, pool->arg + poff, l->col.data + (size_t)k * C,
+                                   pool->out.data + poff, pool->arg + poff, pool->col.data + poff,
+                                   l->col.data + (size_t)k * C,
                                    l->aux.data + (size_t)k * C);
                 continue;
             }
@@ -846,9 +850,9 @@ static void layer_backward(const nn_model *m, nn_layer *l, const tensor *dout, i
             int nk = k == groups - 1 ? N - k * n : n;
             size_t off = (size_t)k * n * per * C, rows = (size_t)nk * per, poff = off / 4;
             if (pool) {
-                o->bn_pool_backward(dout->data + poff, pool->arg + poff, x->data + off, l->col.data + (size_t)k * C,
-                                    l->aux.data + (size_t)k * C, nk, H, W, C, g->w.data, b->w.data,
-                                    g->frozen ? NULL : g->g.data, b->frozen ? NULL : b->g.data,
+                o->bn_pool_backward(dout->data + poff, pool->arg + poff, pool->col.data + poff, x->data + off,
+                                    l->col.data + (size_t)k * C, l->aux.data + (size_t)k * C, nk, H, W, C,
+                                    g->w.data, g->frozen ? NULL : g->g.data, b->frozen ? NULL : b->g.data,
                                     need_dx ? l->dx.data + off : NULL);
                 continue;
             }

@@ -31,17 +31,19 @@ struct nn_layer {
     float scale;         /* residual only: output = shortcut(x) + scale * branch(x); 0 reads as 1 */
     int fused;           /* batchnorm: applied the next layer's ReLU; relu: passed through (a view) */
     int pooled;          /* batchnorm: its last forward also did the 2x2 max pool after that ReLU
-                            (op bn_pool_forward), writing the pool layer's out and arg; that
+                            (op bn_pool_forward), writing the pool layer's out, arg and col; that
                             maxpool: done so (its backward passes the pooled gradient on) */
     const tensor *in;    /* input of the last forward */
     tensor out;          /* (N, OH, OW, OC) output of the last forward */
     tensor dx;           /* (N, H, W, C) gradient with respect to the input */
     tensor col;          /* conv: (N*OH*OW, K*K*C) im2col; batchnorm: xhat (N*H*W, C), or when pooled each
-                            group's mean (groups, C) */
+                            group's mean (groups, C); maxpool when pooled: (N, OH, OW, C) the batch
+                            norm's xhat at each argmax */
     tensor aux;          /* batchnorm: inv_std (groups, C); dropout: mask (N*H*W*C); se: (N, 2C + R):
                           * squeezed means, hidden activations, gates */
     tensor run_mean, run_var;   /* batchnorm running statistics (C); views into the model's stats */
-    int32_t *arg;        /* maxpool: argmax offsets (N*OH*OW*C), on the model's device */
+    int32_t *arg;        /* maxpool: argmax offsets (N*OH*OW*C), on the model's device; when pooled,
+                            -1 where the ReLU stopped the window's maximum */
     size_t arg_cap;
     nn_model *branch;    /* residual: the branch */
     nn_layer *proj;      /* residual: 1x1 conv shortcut when shapes differ; NULL = identity */

@@ -96,15 +96,17 @@ typedef struct engine_ops {
                                const float *inv_std, size_t rows, int c, const float *gamma,
                                const float *beta, float *dgamma, float *dbeta, float *dx);
     /* Batch norm, its fused ReLU and a 2x2 stride-2 max pool as one (cpu.h's cpu_bn_pool_*: the
-     * batch norm's output, xhat and the pool's full-size gradient never reach memory; the backward
+     * batch norm's output, xhat and the pool's full-size gradient never reach memory; arg is -1
+     * where the ReLU stopped a window's maximum, xh the pooled xhat at each argmax; the backward
      * reads x again with the forward's mean and inv_std); h and w even. dgamma or dbeta NULL =
      * not wanted. NULL where the device has none: the three layers then. */
     void (*bn_pool_forward)(const float *x, int n, int h, int w, int c, const float *gamma,
                             const float *beta, float *running_mean, float *running_var, float momentum,
-                            float eps, int train, float *y, int32_t *arg, float *mean, float *inv_std);
-    void (*bn_pool_backward)(const float *dy, const int32_t *arg, const float *x, const float *mean,
-                             const float *inv_std, int n, int h, int w, int c, const float *gamma,
-                             const float *beta, float *dgamma, float *dbeta, float *dx);
+                            float eps, int train, float *y, int32_t *arg, float *xh, float *mean,
+                            float *inv_std);
+    void (*bn_pool_backward)(const float *dy, const int32_t *arg, const float *xh, const float *x,
+                             const float *mean, const float *inv_std, int n, int h, int w, int c,
+                             const float *gamma, float *dgamma, float *dbeta, float *dx);
     /* Inverted dropout: mask[i] = 1/(1-p) or 0 from a counter hash of (seed, i), the same on
      * every device; y = x * mask. */
     void (*dropout_forward)(const float *x, float *y, float *mask, size_t n, float p, uint64_t seed);

@@ -75,16 +75,18 @@ void cpu_batchnorm_backward(const float *dy, const float *act, const float *xhat
 
 /* Batch norm, its ReLU and a 2x2 stride-2 max pool in one pass over x (n, h, w, c), h and w even:
  * statistics and running statistics as cpu_batchnorm_forward, the normalisation's mean and
- * inv_std (c each) written out, y the pooled (n, h/2, w/2, c) output and arg its argmax positions
- * in x, as cpu_maxpool_forward's; xhat is not kept. The backward takes that pool's gradient dy
- * and arg, the same x, mean and inv_std, and gives what cpu_batchnorm_backward with the ReLU's
- * mask would give for the gradient the pool scatters (dx, may be NULL, overwritten). */
+ * inv_std (c each) written out, y the pooled (n, h/2, w/2, c) output, arg its argmax positions in
+ * x (as cpu_maxpool_forward's) where the ReLU passed the maximum and -1 where it did not (no
+ * gradient flows there), and xh the xhat at each argmax (pooled size); the full-size xhat is not
+ * kept. The backward takes that pool's gradient dy, arg and xh, the same x, mean and inv_std, and
+ * gives what cpu_batchnorm_backward with the ReLU's mask would give for the gradient the pool
+ * scatters (dx, may be NULL, overwritten). */
 void cpu_bn_pool_forward(const float *x, int n, int h, int w, int c, const float *gamma, const float *beta,
                          float *running_mean, float *running_var, float momentum, float eps, int train,
-                         float *y, int32_t *arg, float *mean, float *inv_std);
-void cpu_bn_pool_backward(const float *dy, const int32_t *arg, const float *x, const float *mean,
-                          const float *inv_std, int n, int h, int w, int c, const float *gamma, const float *beta,
-                          float *dgamma, float *dbeta, float *dx);
+                         float *y, int32_t *arg, float *xh, float *mean, float *inv_std);
+void cpu_bn_pool_backward(const float *dy, const int32_t *arg, const float *xh, const float *x, const float *mean,
+                          const float *inv_std, int n, int h, int w, int c, const float *gamma, float *dgamma,
+                          float *dbeta, float *dx);
 
 /* The text model's layers (engine/cpu/sequence.c): the contracts of engine/ops.h's
  * embed_forward, embed_backward, layernorm_forward, layernorm_backward, sgemm_batched,

@@ -825,15 +825,18 @@ void cpu_batchnorm_backward(const float *dy, const float *act, const float *xhat
  * pool, and the pool's full-size gradient only by the batch norm's backward. Here neither reaches
  * memory: the forward pools as it normalises (the same floats, compared in the same order, as
  * bn_apply then maxpool2_image), and the backward reads the pool's gradient and argmax where the
- * batch norm would read the scattered gradient. Nor is xhat kept: the backward works it out from
- * x again, (x - mean) inv_std, the forward's own arithmetic. */
+ * batch norm would read the scattered gradient. Nor is the full-size xhat kept: the forward keeps
+ * it at each argmax only, which is all the gradient sums read, and the dx pass works it out from x
+ * again, (x - mean) inv_std, the forward's own arithmetic. An argmax of -1 marks a window whose
+ * maximum the ReLU stopped: no gradient flows into it. */
 
 typedef struct {
     const float *x, *mean, *inv_std;       /* the normalisation: xhat = (x - mean) inv_std */
     const float *gamma, *beta;
-    float *y;                              /* forward: the pooled output and its argmax */
+    float *y, *xh_out;                     /* forward: the pooled output, xhat at its argmax */
     int32_t *arg_out;
-    const float *dy, *m1, *m2, *scale;     /* backward: the pool's gradient; the dx pass's coefficients */
+    const float *dy, *xh, *m1, *m2, *scale; /* backward: the pool's gradient, xhat at its argmax;
+                                             * the dx pass's coefficients */
     const int32_t *arg;
     float *dx, *partial;                   /* partial: (MAX_CHUNKS, 2, c) */
     int h, w, c, pass;                     /* backward: 0 sums, 1 dx */
@@ -872,7 +875,7 @@ bnp_forward_c(const bnp_args *a, size_t lo, size_t hi, const int c)
                 if (bn_vectors(c)) {
                     for (int j = 0; j < c; j += 8) {
                         bn_vec mean = bn_load(a->mean + j), inv = bn_load(a->inv_std + j);
-                        bn_vec g = bn_load(a->gamma + j), b = bn_load(a->beta + j), best = zero;
+                        bn_vec g = bn_load(a->gamma + j), b = bn_load(a->beta + j), best = zero, at_v = zero;
                         bn_mask at = { 0 };
                         for (int q = 0; q < 4; q++) {
                             bn_vec v = (bn_load(a->x + e[q] + j) - mean) * inv;
@@ -881,23 +884,27 @@ bnp_forward_c(const bnp_args *a, size_t lo, size_t hi, const int c)
                             bn_mask take = q ? out > best : ~(bn_mask){ 0 };
                             at = (take & idx) | (~take & at);
                             best = bn_select(take, out, best);
+                            at_v = bn_select(take, v, at_v);
                         }
+                        at |= ~(best > zero);   /* -1 where the ReLU stopped the maximum */
                         bn_store(a->y + o + j, best);
+                        bn_store(a->xh_out + o + j, at_v);
                         memcpy(a->arg_out + o + j, &at, sizeof at);
                     }
                     continue;
                 }
                 for (int j = 0; j < c; j++) {
-                    float best = 0;
+                    float best = 0, at_v = 0;
                     int32_t at = 0;
                     for (int q = 0; q < 4; q++) {
                         float v = (a->x[e[q] + j] - a->mean[j]) * a->inv_std[j];
                         float out = a->gamma[j] * v + a->beta[j];
                         out = out < 0 ? 0 : out;   /* not fmaxf: a NaN must stay a NaN */
-                        if (!q || out > best) { best = out; at = (int32_t)(e[q] + (size_t)j); }
+                        if (!q || out > best) { best = out; at = (int32_t)(e[q] + (size_t)j); at_v = v; }
                     }
                     a->y[o + j] = best;
-                    a->arg_out[o + j] = at;
+                    a->xh_out[o + j] = at_v;
+                    a->arg_out[o + j] = best > 0 ? at : -1;
                 }
             }
 }
@@ -914,28 +921,57 @@ static void bnp_forward_range(void *p, size_t lo, size_t hi, int chunk)
 
 void cpu_bn_pool_forward(const float *x, int n, int h, int w, int c, const float *gamma, const float *beta,
                          float *running_mean, float *running_var, float momentum, float eps, int train,
-                         float *y, int32_t *arg, float *mean, float *inv_std)
+                         float *y, int32_t *arg, float *xh, float *mean, float *inv_std)
 {
     CHECK(h % 2 == 0 && w % 2 == 0, "cpu_bn_pool_forward: %dx%d is not a whole number of 2x2 windows", h, w);
     bn_statistics(x, (size_t)n * h * w, c, running_mean, running_var, momentum, eps, train, mean, inv_std);
     bnp_args a = { .x = x, .mean = mean, .inv_std = inv_std, .gamma = gamma, .beta = beta,
-                   .y = y, .arg_out = arg, .h = h, .w = w, .c = c };
+                   .y = y, .xh_out = xh, .arg_out = arg, .h = h, .w = w, .c = c };
     cpu_parallel((size_t)n, 1, bnp_forward_range, &a);
 }
 
-/* The gradient at each of a window's positions is the pool's where the position was the argmax
- * and the ReLU passed it (gamma xhat + beta > 0), else 0. Pass 0 sums it and it times xhat per
- * channel into the chunk's partial; pass 1 writes dx = scale (d - m1 - xhat m2) everywhere. xhat
- * is worked out from x as the forward did. */
+/* Pass 0: the gradient's sum, and its sum times xhat, per channel into the chunk's partial. Only a
+ * window's argmax can carry gradient, so this reads the pooled arrays alone, in the order the
+ * positions come in x (a window's other three add zeros). */
 static inline __attribute__((always_inline)) void
-bnp_backward_c(const bnp_args *a, size_t lo, size_t hi, int chunk, const int c)
+bnp_sums_c(const bnp_args *a, size_t lo, size_t hi, int chunk, const int c)
+{
+    size_t per = (size_t)(a->h / 2) * (a->w / 2) * c;
+    float *s1 = a->partial + (size_t)chunk * 2 * c, *s2 = s1 + c;
+    memset(s1, 0, 2 * (size_t)c * sizeof(float));
+    if (bn_vectors(c)) {
+        const bn_vec zero = { 0 };
+        bn_vec t1[BN_VEC_MAX / 8] = { { 0 } }, t2[BN_VEC_MAX / 8] = { { 0 } };
+        for (size_t o = lo * per; o < hi * per; o += c)
+            for (int j = 0; j < c; j += 8) {
+                bn_mask at;
+                memcpy(&at, a->arg + o + j, sizeof at);
+                bn_vec dq = bn_select(at >= 0, bn_load(a->dy + o + j), zero);
+                t1[j / 8] += dq;
+                t2[j / 8] += dq * bn_load(a->xh + o + j);
+            }
+        for (int v = 0; v < c / 8; v++) {
+            bn_store(s1 + 8 * v, t1[v]);
+            bn_store(s2 + 8 * v, t2[v]);
+        }
+        return;
+    }
+    for (size_t o = lo * per; o < hi * per; o += c)
+        for (int j = 0; j < c; j++)
+            if (a->arg[o + j] >= 0) {
+                s1[j] += a->dy[o + j];
+                s2[j] += a->dy[o + j] * a->xh[o + j];
+            }
+}
+
+/* Pass 1: dx = scale (d - m1 - xhat m2) at every position, d the pool's gradient at the argmax
+ * and 0 elsewhere; xhat worked out from x as the forward did. */
+static inline __attribute__((always_inline)) void
+bnp_dx_c(const bnp_args *a, size_t lo, size_t hi, const int c)
 {
     const int oh = a->h / 2, ow = a->w / 2;
-    float *s1 = a->pass ? NULL : a->partial + (size_t)chunk * 2 * c, *s2 = s1 ? s1 + c : NULL;
     const bn_vec zero = { 0 };
     const bn_mask lane = { 0, 1, 2, 3, 4, 5, 6, 7 };
-    bn_vec t1[BN_VEC_MAX / 8] = { { 0 } }, t2[BN_VEC_MAX / 8] = { { 0 } };
-    if (s1) memset(s1, 0, 2 * (size_t)c * sizeof(float));
     for (size_t img = lo; img < hi; img++)
         for (int oy = 0; oy < oh; oy++)
             for (int ox = 0; ox < ow; ox++) {
@@ -943,21 +979,14 @@ bnp_backward_c(const bnp_args *a, size_t lo, size_t hi, int chunk, const int c)
                 bnp_window(a, img, oy, ox, e);
                 if (bn_vectors(c)) {
                     for (int j = 0; j < c; j += 8) {
-                        bn_vec d = bn_load(a->dy + o + j), g = bn_load(a->gamma + j), b = bn_load(a->beta + j);
-                        bn_vec mean = bn_load(a->mean + j), inv = bn_load(a->inv_std + j);
+                        bn_vec d = bn_load(a->dy + o + j), mean = bn_load(a->mean + j), inv = bn_load(a->inv_std + j);
+                        bn_vec m1 = bn_load(a->m1 + j), m2 = bn_load(a->m2 + j), scale = bn_load(a->scale + j);
                         bn_mask at;
                         memcpy(&at, a->arg + o + j, sizeof at);
                         for (int q = 0; q < 4; q++) {
                             bn_vec xh = (bn_load(a->x + e[q] + j) - mean) * inv;
-                            bn_mask on = (at == lane + (int32_t)(e[q] + (size_t)j)) & (g * xh + b > zero);
-                            bn_vec dq = bn_select(on, d, zero);
-                            if (s1) {
-                                t1[j / 8] += dq;
-                                t2[j / 8] += dq * xh;
-                            } else {
-                                bn_store(a->dx + e[q] + j, bn_load(a->scale + j) *
-                                         (dq - bn_load(a->m1 + j) - xh * bn_load(a->m2 + j)));
-                            }
+                            bn_vec dq = bn_select(at == lane + (int32_t)(e[q] + (size_t)j), d, zero);
+                            bn_store(a->dx + e[q] + j, scale * (dq - m1 - xh * m2));
                         }
                     }
                     continue;
@@ -966,39 +995,35 @@ bnp_backward_c(const bnp_args *a, size_t lo, size_t hi, int chunk, const int c)
                     for (int q = 0; q < 4; q++) {
                         size_t at = e[q] + (size_t)j;
                         float xh = (a->x[at] - a->mean[j]) * a->inv_std[j];
-                        float dq = a->arg[o + j] == (int32_t)at && a->gamma[j] * xh + a->beta[j] > 0 ? a->dy[o + j] : 0;
-                        if (s1) {
-                            s1[j] += dq;
-                            s2[j] += dq * xh;
-                        } else {
-                            a->dx[at] = a->scale[j] * (dq - a->m1[j] - xh * a->m2[j]);
-                        }
+                        float dq = a->arg[o + j] == (int32_t)at ? a->dy[o + j] : 0;
+                        a->dx[at] = a->scale[j] * (dq - a->m1[j] - xh * a->m2[j]);
                     }
             }
-    if (s1 && bn_vectors(c))
-        for (int v = 0; v < c / 8; v++) {
-            bn_store(s1 + 8 * v, t1[v]);
-            bn_store(s2 + 8 * v, t2[v]);
-        }
 }
 
 static void bnp_backward_range(void *p, size_t lo, size_t hi, int chunk)
 {
     const bnp_args *a = p;
-    if (a->c == 16) bnp_backward_c(a, lo, hi, chunk, 16);
-    else if (a->c == 32) bnp_backward_c(a, lo, hi, chunk, 32);
-    else bnp_backward_c(a, lo, hi, chunk, a->c);
+    if (a->pass == 0) {
+        if (a->c == 16) bnp_sums_c(a, lo, hi, chunk, 16);
+        else if (a->c == 32) bnp_sums_c(a, lo, hi, chunk, 32);
+        else bnp_sums_c(a, lo, hi, chunk, a->c);
+    } else {
+        if (a->c == 16) bnp_dx_c(a, lo, hi, 16);
+        else if (a->c == 32) bnp_dx_c(a, lo, hi, 32);
+        else bnp_dx_c(a, lo, hi, a->c);
+    }
 }
 
-void cpu_bn_pool_backward(const float *dy, const int32_t *arg, const float *x, const float *mean,
-                          const float *inv_std, int n, int h, int w, int c, const float *gamma, const float *beta,
-                          float *dgamma, float *dbeta, float *dx)
+void cpu_bn_pool_backward(const float *dy, const int32_t *arg, const float *xh, const float *x, const float *mean,
+                          const float *inv_std, int n, int h, int w, int c, const float *gamma, float *dgamma,
+                          float *dbeta, float *dx)
 {
     float *scratch = bn_scratch(c);
     float *m1 = scratch + (size_t)MAX_CHUNKS * 2 * c, *m2 = m1 + c, *scale = m2 + c;
     size_t rows = (size_t)n * h * w;
-    bnp_args a = { .x = x, .mean = mean, .inv_std = inv_std, .gamma = gamma, .beta = beta, .partial = scratch,
-                   .dy = dy, .arg = arg, .h = h, .w = w, .c = c };
+    bnp_args a = { .x = x, .mean = mean, .inv_std = inv_std, .gamma = gamma, .partial = scratch,
+                   .dy = dy, .xh = xh, .arg = arg, .h = h, .w = w, .c = c };
     double s1[c], s2[c];
     cpu_parallel((size_t)n, 1, bnp_backward_range, &a);
     bn_reduce(scratch, cpu_chunks((size_t)n, 1), c, s1, s2);

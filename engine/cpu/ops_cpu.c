@@ -29,12 +29,12 @@ static void bn_backward(const float *dy, const float *act, const float *xhat, co
                            dbeta ? dbeta : scratch_b, dx);
 }
 
-static void bn_pool_backward(const float *dy, const int32_t *arg, const float *x, const float *mean,
-                             const float *inv_std, int n, int h, int w, int c, const float *gamma,
-                             const float *beta, float *dgamma, float *dbeta, float *dx)
+static void bn_pool_backward(const float *dy, const int32_t *arg, const float *xh, const float *x,
+                             const float *mean, const float *inv_std, int n, int h, int w, int c,
+                             const float *gamma, float *dgamma, float *dbeta, float *dx)
 {
     float scratch_g[c], scratch_b[c];   /* a frozen parameter's sums go nowhere */
-    cpu_bn_pool_backward(dy, arg, x, mean, inv_std, n, h, w, c, gamma, beta, dgamma ? dgamma : scratch_g,
+    cpu_bn_pool_backward(dy, arg, xh, x, mean, inv_std, n, h, w, c, gamma, dgamma ? dgamma : scratch_g,
                          dbeta ? dbeta : scratch_b, dx);
 }
 
