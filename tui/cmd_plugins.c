@@ -78,6 +78,8 @@ static void print_text(const plug_catalog *cat)
             if (!shown++) printf("\n%s\n", comps[c]);
             printf("  %-20s %-9s %-11s %s%s\n", p->name, p->action, p->when,
                    !strcmp(p->data, "text") ? "(text) " : "", p->summary);   /* image-only: most, unmarked */
+            if (p->exclusive[0]) printf("  %-20s   role: %s (one such plugin a run)\n", "", p->exclusive);
+            if (p->overlaps[0]) printf("  %-20s   overlaps: %s (a warning when combined with another)\n", "", p->overlaps);
             for (int k = 0; k < p->n_params; k++) {
                 char def[80];
                 param_default(&p->params[k], def, sizeof def);

@@ -292,6 +292,9 @@ static void test_text_run_and_sample(void **s)
     free(json);
     assert_int_equal(test_hasten((const char *[]){ "plugins", NULL }, &json, &err), 0);
     assert_non_null(strstr(json, "(text) Distance biases"));
+    assert_non_null(strstr(json, "role: weight averaging (one such plugin a run)"));   /* ema, swa */
+    assert_non_null(strstr(json, "overlaps: input size (a warning when combined with another)"));
+    assert_non_null(strstr(json, "teacher = \"\"  (required)"));   /* distillation */
     free(json);
     free(err);
 }
