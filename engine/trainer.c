@@ -299,11 +299,26 @@ static void one_hot(tensor *targets, const int *labels, int n, int k)
 
 /* Forward passes in evaluation mode over a whole split: mean loss and accuracy, and each
  * example's loss into per_example (host, split->n) when given. */
+const int *trainer_gather(trainer *t, int which, const int *idx, int n, data_batch *b, tensor *x,
+                          tensor *targets)
+{
+    if (t->dd) {
+        devdata_gather(t->dd, which, idx, NULL, n, x, targets);
+        return t->dd->batch_labels;
+    }
+    int k = t->data->classes, per = data_labels_per(t->data);
+    data_gather(t->data, which == DEVDATA_TEST ? &t->data->test : &t->data->train, idx, n, b);
+    tensor_view(x, b->x, 4, (int[]){ n, b->h, b->w, b->c });
+    tensor_resize2(targets, n * per, k);
+    one_hot(targets, b->labels, n * per, k);
+    return b->labels;
+}
+
 static void score_split(trainer *t, int which, float *per_example, float *loss_out, float *acc_out)
 {
     const data_split *test = which == DEVDATA_TEST ? &t->data->test : &t->data->train;
     enum { EVAL_BATCH = 500 };
-    int idx[EVAL_BATCH], k = t->data->classes, per = data_labels_per(t->data);
+    int idx[EVAL_BATCH], per = data_labels_per(t->data);
     data_batch b = {0};
     device_kind d = t->model->device;
     tensor x = { .device = d }, targets = { .device = d }, loss = { .device = d };
@@ -311,18 +326,8 @@ static void score_split(trainer *t, int which, float *per_example, float *loss_o
     long right = 0;
     for (int start = 0; start < test->n; start += EVAL_BATCH) {
         int n = test->n - start < EVAL_BATCH ? test->n - start : EVAL_BATCH;
-        const int *labels;
         for (int i = 0; i < n; i++) idx[i] = start + i;
-        if (t->dd) {
-            devdata_gather(t->dd, which, idx, NULL, n, &x, &targets);
-            labels = t->dd->batch_labels;
-        } else {
-            data_gather(t->data, test, idx, n, &b);
-            tensor_view(&x, b.x, 4, (int[]){n, b.h, b.w, b.c});
-            tensor_resize2(&targets, n * per, k);
-            one_hot(&targets, b.labels, n * per, k);
-            labels = b.labels;
-        }
+        const int *labels = trainer_gather(t, which, idx, n, &b, &x, &targets);
         const tensor *out = nn_forward(t->model, &x, 0);
         CHECK(out, "evaluation forward failed: %s", t->model->err);
         tensor_resize(&loss, 1, &n);

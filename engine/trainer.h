@@ -177,6 +177,14 @@ int trainer_insert_layer(trainer *t, int pos, const layer_spec *spec, char *err,
  * (train.n, host). The caller's event time counts as training time: scoring is the method's cost. */
 void trainer_score_train(trainer *t, float *losses);
 
+/* Examples idx (n of them) of the training or test split (DEVDATA_TRAIN or DEVDATA_TEST) as a
+ * batch on the model's device, without augmentation: x (n, h, w, c) and one-hot targets
+ * (n * labels per example, classes). b is the host batch it reads through when the data is not
+ * on the device; the caller frees b (data_batch_free), x and targets (tensor_free) after its last
+ * call. Returns the labels (n * labels per example), valid until the next call. */
+const int *trainer_gather(trainer *t, int which, const int *idx, int n, data_batch *b, tensor *x,
+                          tensor *targets);
+
 /* Trains on examples idx[0..n) of the training split only, from the next epoch on (at fit_start:
  * from the start). Call it at fit_start or epoch_end: the loader restarts at the epoch boundary,
  * so the run stays reproducible. An epoch budget then counts epochs of the smaller pool (fewer

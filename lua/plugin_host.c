@@ -489,12 +489,7 @@ static int m_refresh_stats(lua_State *L)
     double t0 = trainer_now();
     for (int k = 0; k < batches && !failed[0]; k++) {
         for (int j = 0; j < nbn; j++) bn[j]->spec.momentum = 1.0f / (float)(k + 1);   /* a running mean */
-        const int *rows = idx + (size_t)k * size;
-        if (t->dd) devdata_gather(t->dd, DEVDATA_TRAIN, rows, NULL, size, &x, &targets);
-        else {
-            data_gather(t->data, train, rows, size, &b);
-            tensor_view(&x, b.x, 4, (int[]){ size, b.h, b.w, b.c });
-        }
+        trainer_gather(t, DEVDATA_TRAIN, idx + (size_t)k * size, size, &b, &x, &targets);
         if (!nn_forward(m, &x, 1)) snprintf(failed, sizeof failed, "%s", m->err);
     }
     for (int j = 0; j < nbn; j++) {
