@@ -333,6 +333,7 @@ int main(int argc, char **argv)
         printf("hasten %s\n", hasten_version);
         return EXIT_DONE;
     }
-    if (cmd[0] == '-') return ui_cmd(argc, argv, 0);
-    return usage_error("unknown command '%s'", cmd);
+    char recipe[1024];   /* hasten RECIPE: the workbench on it, as hasten ui RECIPE */
+    if (cmd[0] == '-' || !cli_find_recipe(cmd, recipe, sizeof recipe)) return ui_cmd(argc, argv, 0);
+    return usage_error("unknown command or recipe '%s'", cmd);
 }

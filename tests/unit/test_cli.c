@@ -178,7 +178,9 @@ static void expect_usage(const char *const *args, int code, const char *needle)
 
 static void test_usage_errors(void **s)
 {
-    expect_usage((const char *[]){ "frobnicate", NULL }, 2, "unknown command 'frobnicate'");
+    expect_usage((const char *[]){ "frobnicate", NULL }, 2, "unknown command or recipe 'frobnicate'");
+    /* a recipe in the command's place opens the workbench on it (which needs a terminal) */
+    expect_usage((const char *[]){ "fmnist_mlp", "--budget", "1ep", NULL }, 2, "needs a terminal");
     expect_usage((const char *[]){ "run", "no_such_recipe", NULL }, 2, "no_such_recipe");
     expect_usage((const char *[]){ "run", "fmnist_mlp", "--budget", "5 parsecs", NULL }, 2, "--budget");
     expect_usage((const char *[]){ "run", "fmnist_mlp", "--seed", "x", NULL }, 2,
