@@ -510,6 +510,11 @@ static void test_help_lists_options(void **s)
     char *help, *err;
     assert_int_equal(test_hasten((const char *[]){ "help", NULL }, &help, &err), 0);
     free(err);
+    for (const char *line = help; *line;) {   /* an 80-column terminal shows it unwrapped */
+        size_t n = strcspn(line, "\n");
+        if (n > 80) fail_msg("hasten help: a line of %zu columns: %.*s", n, (int)n, line);
+        line += n + (line[n] == '\n');
+    }
     char *readme = test_read_file("README.md", NULL);
     assert_non_null(readme);
     char *block = section(readme, "## Command line\n\n```\n", "```\n\n");
