@@ -174,6 +174,7 @@ static void load_data(ui_runs *q)
     config_defaults(&dcfg);
     snprintf(dcfg.dataset, sizeof dcfg.dataset, "%s", q->dataset);
     snprintf(dcfg.data_path, sizeof dcfg.data_path, "%s", q->data_path);
+    dcfg.context = q->context;   /* the model's size follows the windows' */
     const data_info *d = data_info_find(q->dataset);
     /* Fetched here rather than in cli_load_data_to, for the live progress line in the log pane. */
     if (!q->data_path[0] && d && d->n_files > 0 && data_locate(d, where, sizeof where) == DATA_NOWHERE) {
@@ -244,6 +245,7 @@ int ui_runs_start(ui_runs *q, const train_config *recipe, ui_log *log, char *err
     snprintf(q->recipe_path, sizeof q->recipe_path, "%s", recipe->recipe_path);
     snprintf(q->dataset, sizeof q->dataset, "%s", recipe->dataset);
     snprintf(q->data_path, sizeof q->data_path, "%s", recipe->data_path);
+    q->context = recipe->context;
     snprintf(q->target_metric, sizeof q->target_metric, "%s", recipe->target_metric);
     q->target_value = recipe->target_value;
     q->seed = recipe->seed;

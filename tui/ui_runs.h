@@ -108,6 +108,7 @@ typedef struct ui_runs {
     char *recipe_text;             /* the recipe resolved once at start: every run starts from it */
     char dataset[32];
     char data_path[256];           /* the recipe's data.path, "" for the usual places */
+    int context;                   /* the recipe's text windows, in tokens */
     char target_metric[16];
     double target_value;
     uint64_t seed;

@@ -642,6 +642,31 @@ static void test_history(void **s)
     ui_run_free(r);
 }
 
+/* The workbench loads a text recipe's windows at the recipe's context, as hasten run does (its
+ * model's size follows them; at the default 64 the run's weights.bin did not fit its recipe.lua). */
+static void test_queue_text_context(void **s)
+{
+    char err[512], path[700];
+    snprintf(path, sizeof path, "%s/ctx.txt", test_tmpdir());
+    FILE *f = fopen(path, "w");
+    for (int i = 0; i < 400; i++) fputs("to be or not to be, that is the question. ", f);
+    fclose(f);
+    char text[1200];
+    snprintf(text, sizeof text, "return { data = { \"text\", path = \"%s\", context = 16 }, "
+             "model = nn.sequential { nn.embed(8), nn.layernorm(), nn.linear(30) }, budget = { steps = 4 } }", path);
+    train_config recipe;
+    assert_int_equal(recipe_load_string(text, "ctx.lua", &recipe, err, sizeof err), 0);
+    static ui_log log;
+    ui_log_init(&log);
+    static ui_runs q;
+    assert_int_equal(ui_runs_start(&q, &recipe, &log, err, sizeof err), 0);
+    for (int i = 0; i < 2000 && atomic_load(&q.data_state) == 0; i++) usleep(5000);
+    assert_int_equal(atomic_load(&q.data_state), 1);
+    assert_int_equal(q.ds.tokens, 16);
+    ui_runs_shutdown(&q);
+    config_free(&recipe);
+}
+
 /* ---- the queue and its worker -------------------------------------------------------------------- */
 
 static void wait_state(ui_runs *q, ui_run *r, int state)
@@ -761,7 +786,7 @@ int main(void)
         cmocka_unit_test(test_layout_sizes), cmocka_unit_test(test_layout_too_small),
         cmocka_unit_test(test_formats), cmocka_unit_test(test_split_and_bars), cmocka_unit_test(test_ema),
         cmocka_unit_test(test_target_and_x), cmocka_unit_test(test_run_append),
-        cmocka_unit_test(test_catalog_order_and_find), cmocka_unit_test(test_catalog_by_data), cmocka_unit_test(test_choices_check),
+        cmocka_unit_test(test_catalog_order_and_find), cmocka_unit_test(test_catalog_by_data), cmocka_unit_test(test_choices_check), cmocka_unit_test(test_queue_text_context),
         cmocka_unit_test(test_param_check),
         cmocka_unit_test(test_choices_to_specs), cmocka_unit_test(test_history),
         cmocka_unit_test(test_log_ring), cmocka_unit_test(test_queue_worker),
