@@ -37,7 +37,7 @@ int config_sched_kind(const char *name) { return find_name(sched_names, SCHED_KI
 int config_parse_budget(const char *text, budget_spec *b)
 {
     static const struct { const char *suffix; enum budget_unit unit; } units[] = {
-        {"", BUDGET_STEPS}, {"steps", BUDGET_STEPS}, {"step", BUDGET_STEPS},
+        {"steps", BUDGET_STEPS}, {"step", BUDGET_STEPS},   /* a bare number has no unit: refused */
         {"ep", BUDGET_EPOCHS}, {"epochs", BUDGET_EPOCHS}, {"epoch", BUDGET_EPOCHS},
         {"s", BUDGET_SECONDS}, {"sec", BUDGET_SECONDS}, {"seconds", BUDGET_SECONDS},
         {"samples", BUDGET_SAMPLES},

@@ -57,8 +57,8 @@ typedef struct budget_spec {
     double amount;        /* > 0 */
 } budget_spec;
 
-/* Parses "5ep", "5epochs", "2000steps", "2000", "30s", "1e6samples" into *b.
- * Returns 0, or -1 for text that is none of those (b untouched). */
+/* Parses "5ep", "5epochs", "2000steps", "30s", "1e6samples" into *b. Returns 0, or -1 for text
+ * that is none of those, a bare number among them (5 what?); b is then untouched. */
 int config_parse_budget(const char *text, budget_spec *b);
 /* Writes the budget as it parses back ("5ep", "2000steps", "30s", "60000samples"). */
 void config_format_budget(const budget_spec *b, char *out, int len);

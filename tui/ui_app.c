@@ -207,9 +207,7 @@ static void queue_selected(ui_app *a)
 static void queue_demo(ui_app *a)
 {
     char missing[256] = "", label[64], budget[32];
-    budget_spec shorter = a->next_budget;
-    shorter.amount *= DEMO_SHORT;
-    if (shorter.unit != BUDGET_SECONDS) shorter.amount = ceil(shorter.amount);
+    budget_spec shorter = ui_runs_scaled_budget(a->next_budget, DEMO_SHORT);
     config_format_budget(&shorter, budget, sizeof budget);
     snprintf(label, sizeof label, "baseline %s", budget);
     queue_run_at(a, NULL, 0, shorter, label);

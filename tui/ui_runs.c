@@ -303,6 +303,15 @@ static void push_run(ui_runs *q, ui_run *r)
     pthread_mutex_unlock(&q->mu);
 }
 
+budget_spec ui_runs_scaled_budget(budget_spec full, double fraction)
+{
+    budget_spec b = full;
+    b.amount *= fraction;
+    if (b.unit == BUDGET_EPOCHS) b.amount = fmax(0.01, round(b.amount * 100) / 100);
+    else if (b.unit != BUDGET_SECONDS) b.amount = fmax(1, ceil(b.amount));
+    return b;
+}
+
 ui_run *ui_runs_queue(ui_runs *q, const plugin_spec *specs, int n, budget_spec budget, const char *label)
 {
     ui_run *r = new_run(q);

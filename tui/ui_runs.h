@@ -127,6 +127,11 @@ typedef struct ui_runs {
  * message in err (nothing to shut down). */
 int ui_runs_start(ui_runs *q, const train_config *recipe, ui_log *log, char *err, size_t errlen);
 
+/* The demo's second baseline: full scaled by fraction, whole steps and samples, epochs to a
+ * hundredth (a fraction of one epoch stays one: 1ep gives 0.67ep, not 1ep again), at least a
+ * step's worth. */
+budget_spec ui_runs_scaled_budget(budget_spec full, double fraction);
+
 /* Appends a queued run of the recipe with these plugins (copied) and budget, named label, or by its
  * plugins when label is NULL ("baseline" for none). UI thread. Returns the run, or NULL out of
  * memory. */

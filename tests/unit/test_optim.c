@@ -127,6 +127,7 @@ static void test_budget_text(void **s)
     assert_int_equal(b.unit, BUDGET_SAMPLES);
     assert_float_equal(b.amount, 60000, 0);
     assert_int_equal(config_parse_budget("5 parsecs", &b), -1);
+    assert_int_equal(config_parse_budget("5", &b), -1);   /* no unit */
     assert_int_equal(config_parse_budget("-3ep", &b), -1);
     assert_int_equal(config_parse_budget("", &b), -1);
     char out[32];

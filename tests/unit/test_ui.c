@@ -642,6 +642,23 @@ static void test_history(void **s)
     ui_run_free(r);
 }
 
+/* The demo's shorter baseline: two thirds of the budget, never the whole of it again. */
+static void test_scaled_budget(void **s)
+{
+    const double third2 = 2.0 / 3.0;
+    budget_spec b = ui_runs_scaled_budget((budget_spec){ BUDGET_EPOCHS, 3 }, third2);
+    assert_int_equal(b.unit, BUDGET_EPOCHS);
+    assert_true(b.amount == 2);
+    b = ui_runs_scaled_budget((budget_spec){ BUDGET_EPOCHS, 1 }, third2);
+    assert_true(b.amount == 0.67);   /* it read 1ep: the baseline trained again in full */
+    b = ui_runs_scaled_budget((budget_spec){ BUDGET_STEPS, 1000 }, third2);
+    assert_true(b.unit == BUDGET_STEPS && b.amount == 667);
+    b = ui_runs_scaled_budget((budget_spec){ BUDGET_SECONDS, 30 }, third2);
+    assert_true(b.amount == 20);
+    b = ui_runs_scaled_budget((budget_spec){ BUDGET_STEPS, 1 }, third2);
+    assert_true(b.amount == 1);
+}
+
 /* The workbench loads a text recipe's windows at the recipe's context, as hasten run does (its
  * model's size follows them; at the default 64 the run's weights.bin did not fit its recipe.lua). */
 static void test_queue_text_context(void **s)
@@ -786,7 +803,7 @@ int main(void)
         cmocka_unit_test(test_layout_sizes), cmocka_unit_test(test_layout_too_small),
         cmocka_unit_test(test_formats), cmocka_unit_test(test_split_and_bars), cmocka_unit_test(test_ema),
         cmocka_unit_test(test_target_and_x), cmocka_unit_test(test_run_append),
-        cmocka_unit_test(test_catalog_order_and_find), cmocka_unit_test(test_catalog_by_data), cmocka_unit_test(test_choices_check), cmocka_unit_test(test_queue_text_context),
+        cmocka_unit_test(test_catalog_order_and_find), cmocka_unit_test(test_catalog_by_data), cmocka_unit_test(test_choices_check), cmocka_unit_test(test_queue_text_context), cmocka_unit_test(test_scaled_budget),
         cmocka_unit_test(test_param_check),
         cmocka_unit_test(test_choices_to_specs), cmocka_unit_test(test_history),
         cmocka_unit_test(test_log_ring), cmocka_unit_test(test_queue_worker),
