@@ -320,7 +320,8 @@ static void begin_param_edit(ui_app *a, int param)
 static void param_key(ui_app *a, int ch)
 {
     size_t len = strlen(a->edit);
-    if (ch == 27) {
+    if (ch == 27) {   /* the whole edit is cancelled, values already set included */
+        a->choices[a->sel_plugin] = a->edit_undo;
         a->prompt = UI_PROMPT_NONE;
     } else if (ch == '\n' || ch == '\r' || ch == KEY_ENTER) {
         char err[160];
@@ -356,6 +357,7 @@ static void plugin_key(ui_app *a, int ch)
         c->on = !c->on;
         note(a, 0, "%s %s for the next run (n queues it)", c->name, c->on ? "on" : "off");
     } else if (ch == 'e') {
+        a->edit_undo = *c;
         begin_param_edit(a, 0);
     } else if (ch == 'o') {
         edit_plugin_file(a);

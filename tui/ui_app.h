@@ -61,6 +61,7 @@ typedef struct ui_app {
     int help;
     int prompt, edit_param;        /* UI_PROMPT_*; parameter being edited */
     char edit[64];
+    ui_choice edit_undo;           /* the plugin's choices before e: Esc puts them back */
     char note[200];                /* a short message in the footer ... */
     double note_until;             /* ... until this time */
     int note_err;
