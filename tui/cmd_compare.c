@@ -193,6 +193,8 @@ enum { MAX_GROUPS = 128 };
 typedef struct table {
     group *g;
     int n;
+    char **seen;         /* real paths of the runs read (n_seen): one named twice counts once */
+    int n_seen;
     int md;              /* Markdown instead of aligned text */
     int plot;            /* each frontier drawn too */
 } table;
@@ -242,7 +244,18 @@ static void add_row(table *t, const run_row *r)
 
 static void add_run(table *t, const char *dir, const char *metric, double value)
 {
-    char err[1400];
+    char err[1400], *real = realpath(dir, NULL);
+    for (int i = 0; real && i < t->n_seen; i++)
+        if (!strcmp(t->seen[i], real)) {
+            fprintf(stderr, "hasten compare: %s: named twice, counted once\n", dir);
+            free(real);
+            return;
+        }
+    char **more = real ? realloc(t->seen, (size_t)(t->n_seen + 1) * sizeof *more) : NULL;
+    if (more) {
+        t->seen = more;
+        t->seen[t->n_seen++] = real;
+    } else free(real);
     run_row r;
     if (load_row(dir, metric, value, &r, err, sizeof err)) fprintf(stderr, "hasten compare: %s\n", err);
     else add_row(t, &r);
@@ -680,12 +693,18 @@ int cli_compare(int argc, char **argv)
     }
     table t = { .g = calloc(MAX_GROUPS, sizeof(group)), .md = md, .plot = plot };
     CHECK(t.g, "out of memory");
-    for (int a = optind; a < argc; a++)
+    int code = EXIT_DONE;
+    for (int a = optind; a < argc && code == EXIT_DONE; a++)
         if (add_arg(&t, argv[a], metric[0] ? metric : NULL, value)) {
             fprintf(stderr, "hasten compare: %s: not a run folder, nor a folder of runs\n", argv[a]);
-            free(t.g);
-            return EXIT_USAGE;
+            code = EXIT_USAGE;
         }
+    for (int i = 0; i < t.n_seen; i++) free(t.seen[i]);
+    free(t.seen);
+    if (code != EXIT_DONE) {
+        free(t.g);
+        return code;
+    }
     label_groups(&t);
     if (t.n) print_main_table(&t);
     if (t.n && phases) print_phases(&t);

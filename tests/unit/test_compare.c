@@ -389,6 +389,14 @@ static void test_compare_errors(void **s)
     expect_in(line_of(out, "toy            ema(half_life=50)"), "     -       - ");   /* no steps recorded */
     free(out);
     free(err);
+    /* a run named twice, directly and through its folder, counts once */
+    char c_dir[800];
+    snprintf(c_dir, sizeof c_dir, "%s/damaged/c", test_tmpdir());
+    assert_int_equal(test_hasten((const char *[]){ "compare", c_dir, root, NULL }, &out, &err), 0);
+    expect_in(err, "damaged/c: named twice, counted once");
+    expect_in(line_of(out, "toy            ema(half_life=50)"), " 1 ");
+    free(out);
+    free(err);
 }
 
 /* ---- a real sweep ---- */
