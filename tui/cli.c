@@ -77,6 +77,12 @@ int cli_load_data_to(const train_config *cfg, data_set *ds, cli_note_fn note, vo
     return rc ? -1 : 0;
 }
 
+int cli_offline(void)
+{
+    const char *v = getenv("HASTEN_OFFLINE");
+    return v && *v && strcmp(v, "0");
+}
+
 const char *cli_runs_root(void)
 {
     const char *root = getenv("HASTEN_RUNS_DIR");

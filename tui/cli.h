@@ -39,6 +39,9 @@ typedef void (*cli_note_fn)(void *ud, const char *line);
 int cli_load_data_to(const train_config *cfg, data_set *ds, cli_note_fn note, void *ud, int fetch,
                      char *err, size_t errlen);
 
+/* Whether HASTEN_OFFLINE is set (to anything but "" or "0"): then nothing is fetched. */
+int cli_offline(void);
+
 /* Folder that holds run folders: $HASTEN_RUNS_DIR when set and not empty, else "runs".
  * Returns a string the caller must not free (valid until the environment changes). */
 const char *cli_runs_root(void);

@@ -78,8 +78,7 @@ int cli_fetch_missing(const char *name, cli_note_fn note, void *ud)
 {
     char cache[1024], size[32], err[1200], line[1400];
     const data_info *d = data_info_find(name);
-    const char *offline = getenv("HASTEN_OFFLINE");
-    if (!d || !d->n_files || (offline && *offline && strcmp(offline, "0"))) return -1;
+    if (!d || !d->n_files || cli_offline()) return -1;
     if (data_cache_dir(cache, sizeof cache)) return -1;
     fetch_format_bytes(dataset_bytes(d), size, sizeof size);
     snprintf(line, sizeof line, "%s is not here; fetching it (%s) into %s/%s", name, size, cache, name);
@@ -169,6 +168,10 @@ int cli_fetch(int argc, char **argv)
                     argv[i], known);
             return EXIT_USAGE;
         }
+    }
+    if (cli_offline()) {
+        fprintf(stderr, "hasten fetch: HASTEN_OFFLINE is set, so nothing is fetched (unset it to fetch)\n");
+        return EXIT_FAILED;
     }
     int code = EXIT_DONE;
     for (int i = optind; i < argc && code == EXIT_DONE; i++)

@@ -178,8 +178,7 @@ static void load_data(ui_runs *q)
     const data_info *d = data_info_find(q->dataset);
     /* Fetched here rather than in cli_load_data_to, for the live progress line in the log pane. */
     if (!q->data_path[0] && d && d->n_files > 0 && data_locate(d, where, sizeof where) == DATA_NOWHERE) {
-        const char *offline = getenv("HASTEN_OFFLINE");
-        if (offline && *offline && strcmp(offline, "0")) {
+        if (cli_offline()) {
             ui_log_add(q->log, UI_LOG_INFO, "%s is not on this machine, and HASTEN_OFFLINE is set", q->dataset);
         } else {
             ui_log_add(q->log, UI_LOG_INFO, "%s is not on this machine: downloading it into the cache", q->dataset);

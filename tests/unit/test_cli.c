@@ -225,6 +225,12 @@ static void test_missing_dataset_fallback(void **s)
     setenv("HASTEN_OFFLINE", "1", 1);            /* never download during a test */
     setenv("XDG_CACHE_HOME", test_tmpdir(), 1);  /* nor touch the user's cache */
     int rc = run(err, (const char *[]){ "run", recipe, "--out", dir, NULL });
+    /* and hasten fetch, asked outright, says it will not, without trying the network */
+    const char *ferr = path_in(test_tmpdir(), "offline.err");
+    assert_int_equal(run(ferr, (const char *[]){ "fetch", "mnist", NULL }), 1);
+    char *said = test_read_file(ferr, NULL);
+    assert_non_null(strstr(said, "HASTEN_OFFLINE is set, so nothing is fetched"));
+    free(said);
     unsetenv("HASTEN_DATA_DIR");
     unsetenv("HASTEN_OFFLINE");
     unsetenv("XDG_CACHE_HOME");
