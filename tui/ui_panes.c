@@ -445,7 +445,7 @@ void ui_draw_help(ui_app *a)
     static const char *const lines[] = {
         "Plot",
         "  x          x axis: seconds / steps / samples / epochs",
-        "  y          y axis: train loss / test loss / test accuracy",
+        "  y          y axis: train loss, test loss, accuracy, plugin metrics",
         "  l          log scale on or off",
         "  z          zoom: fit all / last 120, 60, 30, 10 s of training",
         "Runs (one at a time, so timings compare)",
@@ -461,7 +461,7 @@ void ui_draw_help(ui_app *a)
         "  e          edit its parameters (checked against their range)",
         "  o          open its file in $EDITOR, then reload",
         "  r          reload the catalogue",
-        "  Up/Down, PgUp/PgDn, Home/End move;  q quits;  ? or Esc closes",
+        "  Up/Down, PgUp/PgDn, Home/End move;  q quits",
     };
     int n = (int)(sizeof lines / sizeof lines[0]), w = 72, h = n + 4;
     if (w > a->cols - 2) w = a->cols - 2;
