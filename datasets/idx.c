@@ -217,7 +217,9 @@ int data_load_idx(const char *name, const char *dir, int classes, data_set *out,
         snprintf(err, errlen, "%.200s...: folder name too long", dir);
         return DATA_MALFORMED;
     }
-    if (!idx_path(path, dir, idx_names[0])) {
+    int present = 0;   /* any of the four: a copy, whole or broken (then the missing file is named) */
+    for (int i = 0; i < 4; i++) present += idx_path(path, dir, idx_names[i]);
+    if (!present) {
         snprintf(err, errlen, "%s not found in %s", name, dir);
         return DATA_MISSING;
     }

@@ -290,6 +290,9 @@ static void test_load_malformed_dataset(void **state)
     s.skip_file = 3;
     expect_load_fail(make_dataset("partial", s), DATA_MALFORMED, "partial/t10k-labels-idx1-ubyte.gz", "no such file");
     s = good;
+    s.skip_file = 0;   /* the training images gone: a broken copy, not a missing dataset */
+    expect_load_fail(make_dataset("no-train", s), DATA_MALFORMED, "no-train/train-images-idx3-ubyte.gz", "no such file");
+    s = good;
     s.train_n = 9;   /* fewer images than labels */
     expect_load_fail(make_dataset("count2", s), DATA_MALFORMED, "count2/train-images", "9 images but 10 labels");
 }
