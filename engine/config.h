@@ -120,4 +120,8 @@ void config_defaults(train_config *c);
 /* Frees the layer arrays (recursively); c itself is the caller's. */
 void config_free(train_config *c);
 
+/* The name among names (n) nearest to word, when close enough to be a plausible typo ("mnsit" for
+ * "mnist", a shared start such as "optimizer" for "optim"); else NULL. For "did you mean". */
+const char *config_nearest_name(const char *word, const char *const *names, int n);
+
 #endif

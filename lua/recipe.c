@@ -252,40 +252,6 @@ static int canonical_number(const char *s)
     return !strcmp(buf, s);
 }
 
-static int edit_distance(const char *a, const char *b)
-{
-    int row[64];
-    size_t la = strlen(a), lb = strlen(b);
-    if (la >= 64 || lb >= 64) return INT_MAX;
-    for (size_t j = 0; j <= lb; j++) row[j] = (int)j;
-    for (size_t i = 1; i <= la; i++) {
-        int diag = row[0];
-        row[0] = (int)i;
-        for (size_t j = 1; j <= lb; j++) {
-            int up = row[j], best = diag + (a[i - 1] != b[j - 1]);
-            if (up + 1 < best) best = up + 1;
-            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
-/* The known name nearest to word, when close enough to be a plausible typo; else NULL. */
-static const char *nearest(const char *word, const char *const *names, int n)
-{
-    const char *best = NULL;
-    int best_d = INT_MAX, len = (int)strlen(word), limit = len < 4 ? 1 : len / 2;
-    for (int i = 0; i < n; i++) {
-        size_t short_len = strlen(names[i]) < (size_t)len ? strlen(names[i]) : (size_t)len;
-        /* "optimizer" for optim, "padding" for pad: a shared start counts as close */
-        int d = short_len >= 2 && !strncmp(word, names[i], short_len) ? 1 : edit_distance(word, names[i]);
-        if (d < best_d) best_d = d, best = names[i];
-    }
-    return best_d <= limit ? best : NULL;
-}
-
 static void join_names(char *out, size_t size, const char *const *names, int n)
 {
     size_t used = 0;
@@ -343,7 +309,7 @@ static int unknown_name(reader *r, const char *path, const char *what, const cha
                         const char *const *names, int n)
 {
     char list[300];
-    const char *near = nearest(word, names, n);
+    const char *near = config_nearest_name(word, names, n);
     if (near) return fail(r, path, "unknown %s '%.60s' (did you mean '%s'?)", what, word, near);
     join_names(list, sizeof list, names, n);
     return fail(r, path, "unknown %s '%.60s' (expected one of %s)", what, word, list);

@@ -134,6 +134,15 @@ static int fetch_one(const data_info *d, int force, int quiet)
     return EXIT_DONE;
 }
 
+/* The known dataset name nearest to word, for "did you mean"; NULL when none is close. */
+static const char *nearest_dataset(const char *word)
+{
+    const char *const *names = data_names();
+    int n = 0;
+    while (names[n]) n++;
+    return config_nearest_name(word, names, n);
+}
+
 int cli_fetch(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -164,8 +173,10 @@ int cli_fetch(int argc, char **argv)
             for (const char *const *n = data_names(); *n; n++)
                 if (data_info_find(*n)->n_files)
                     snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", known[0] ? ", " : "", *n);
-            fprintf(stderr, "hasten fetch: %s '%s' (can fetch: %s)\n", d ? "nothing to fetch for" : "unknown dataset",
-                    argv[i], known);
+            const char *near = d ? NULL : nearest_dataset(argv[i]);
+            if (near) fprintf(stderr, "hasten fetch: unknown dataset '%s' (did you mean '%s'?)\n", argv[i], near);
+            else fprintf(stderr, "hasten fetch: %s '%s' (can fetch: %s)\n", d ? "nothing to fetch for" : "unknown dataset",
+                         argv[i], known);
             return EXIT_USAGE;
         }
     }
@@ -256,7 +267,10 @@ int cli_datasets(int argc, char **argv)
     }
     const data_info *d = data_info_find(argv[1]);
     if (!d) {
-        fprintf(stderr, "hasten datasets: unknown dataset '%s' (hasten datasets lists them)\n", argv[1]);
+        char hint[64] = "hasten datasets lists them";
+        const char *near = nearest_dataset(argv[1]);
+        if (near) snprintf(hint, sizeof hint, "did you mean '%s'?", near);
+        fprintf(stderr, "hasten datasets: unknown dataset '%s' (%s)\n", argv[1], hint);
         return EXIT_USAGE;
     }
     show_one(d);

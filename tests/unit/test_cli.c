@@ -179,6 +179,8 @@ static void expect_usage(const char *const *args, int code, const char *needle)
 static void test_usage_errors(void **s)
 {
     expect_usage((const char *[]){ "frobnicate", NULL }, 2, "unknown command or recipe 'frobnicate'");
+    expect_usage((const char *[]){ "datasets", "mnsit", NULL }, 2, "unknown dataset 'mnsit' (did you mean 'mnist'?)");
+    expect_usage((const char *[]){ "fetch", "kmnsit", NULL }, 2, "unknown dataset 'kmnsit' (did you mean 'kmnist'?)");
     /* a recipe in the command's place opens the workbench on it (which needs a terminal) */
     expect_usage((const char *[]){ "fmnist_mlp", "--budget", "1ep", NULL }, 2, "needs a terminal");
     expect_usage((const char *[]){ "run", "no_such_recipe", NULL }, 2, "no_such_recipe");
