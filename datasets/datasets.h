@@ -179,6 +179,11 @@ int data_load_text_windows(const char *name, const char *dir, int context, data_
  * short for one window) and *out zeroed. */
 int data_text_windows(const data_text *t, int context, data_set *out, char *err, size_t errlen);
 
+/* A fingerprint of t's vocabulary (its characters in id order; FNV-1a, 64 bits): two texts with
+ * the same value map ids to the same characters. A text without chars (generated ids) hashes as
+ * an empty vocabulary. */
+uint64_t data_text_vocab_hash(const data_text *t);
+
 /* Decodes the UTF-8 character at s (n > 0 bytes left) into *cp. Returns its length in bytes, or
  * 0 when the bytes are not valid UTF-8 (overlong forms, surrogates and values past U+10FFFF too). */
 int data_utf8_next(const uint8_t *s, size_t n, uint32_t *cp);

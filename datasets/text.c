@@ -148,6 +148,17 @@ static int cut_windows(const uint16_t *ids, size_t n, int context, data_split *o
     return 0;
 }
 
+uint64_t data_text_vocab_hash(const data_text *t)
+{
+    uint64_t h = 0xcbf29ce484222325u;
+    for (int i = 0; t->chars && i < t->vocab; i++)   /* generated ids (bench's random text) have none */
+        for (int b = 0; b < 4; b++) {
+            h ^= (t->chars[i] >> (8 * b)) & 0xff;
+            h *= 0x100000001b3u;
+        }
+    return h;
+}
+
 int data_text_windows(const data_text *t, int context, data_set *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
@@ -173,6 +184,7 @@ int data_text_windows(const data_text *t, int context, data_set *out, char *err,
     out->w = context;
     out->c = 1;
     out->classes = t->vocab;
+    out->vocab_hash = data_text_vocab_hash(t);
     out->tokens = context;
     out->std[0] = 1;
     return 0;

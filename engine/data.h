@@ -20,6 +20,8 @@ typedef struct data_set {
     char source[256];    /* where it came from (folder or "generated") */
     int h, w, c;         /* image geometry; text: 1, tokens, 1 */
     int classes;         /* text: the vocabulary's size */
+    uint64_t vocab_hash; /* text: data_text_vocab_hash of its characters (0 for images), so a
+                          * character model's run can tell its text from a changed one */
     int tokens;          /* 0 for images; text: tokens per example (a window of the text), each
                           * with its own label, and ids instead of pixels (data_lut is then the
                           * identity) */

@@ -818,6 +818,11 @@ void trainer_write_summary(trainer *t)
     cJSON_AddStringToObject(s, "recipe", c->recipe_path);
     cJSON_AddStringToObject(s, "dataset", t->data->name);
     cJSON_AddStringToObject(s, "dataset_source", t->data->source);
+    if (t->data->tokens) {   /* hex: a JSON number would round 64 bits */
+        char hash[20];
+        snprintf(hash, sizeof hash, "%016llx", (unsigned long long)t->data->vocab_hash);
+        cJSON_AddStringToObject(s, "vocabulary", hash);
+    }
     cJSON_AddNumberToObject(s, "seed", (double)c->seed);
     cJSON *plugins = cJSON_AddArrayToObject(s, "plugins");
     for (int i = 0; i < c->n_plugins; i++) {

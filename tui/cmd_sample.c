@@ -3,6 +3,7 @@
  * learned, shown rather than scored (a lecture's demo).
  * Not for training or evaluation: the run's recipe and weights are read as they were left. */
 #include "tui/cli.h"
+#include "tui/rundir.h"
 #include "datasets/datasets.h"
 #include "engine/nn.h"
 #include "engine/rng.h"
@@ -69,6 +70,24 @@ static int draw(const float *z, int k, double temp, rng *g)
     return k - 1;
 }
 
+/* Whether the text t is not the one the run in dir trained on: its characters differ from the
+ * vocabulary the run recorded (then the model's ids would be read as other characters). Says so.
+ * A run from before the record is taken as it is. */
+static int text_changed(const char *dir, const data_text *t)
+{
+    cJSON *s;
+    char err[1400], now[20];
+    if (rundir_summary(dir, &s, err, sizeof err)) return 0;   /* the weights' check still stands */
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(s, "vocabulary");
+    snprintf(now, sizeof now, "%016llx", (unsigned long long)data_text_vocab_hash(t));
+    int changed = cJSON_IsString(v) && strcmp(v->valuestring, now);
+    if (changed)
+        fprintf(stderr, "hasten sample: %s has changed since %s trained on it (its %d distinct characters are "
+                "not the run's): give the run its text back\n", t->source, dir, t->vocab);
+    cJSON_Delete(s);
+    return changed;
+}
+
 int cli_sample(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -128,6 +147,10 @@ int cli_sample(int argc, char **argv)
     config_free(&cfg);
     if (rc) {
         fprintf(stderr, "hasten sample: %s\n", err);
+        return EXIT_FAILED;
+    }
+    if (text_changed(dir, &t)) {
+        data_text_free(&t);
         return EXIT_FAILED;
     }
     nn_model *m = recipe_load_run(dir, 1, context, 1, t.vocab, &cfg, err, sizeof err);

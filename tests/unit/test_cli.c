@@ -283,6 +283,11 @@ static void test_text_run_and_sample(void **s)
     expect_usage((const char *[]){ "sample", dir, "--temperature", "0", NULL }, 2, "--temperature");
     expect_usage((const char *[]){ "sample", "tests", NULL }, 2, "tests: not a run folder (no recipe.lua)");
     expect_usage((const char *[]){ "sample", path_in(test_tmpdir(), "nowhere"), NULL }, 2, "nowhere: No such file or directory");
+    /* the text changed under the run, its vocabulary's size kept ('!' for 'm'): refused, not
+     * written with every id read as another character */
+    for (size_t i = 0; i < sizeof corpus; i++) corpus[i] = corpus[i] == 'm' ? '!' : corpus[i];
+    test_write_file("corpus.txt", corpus, sizeof corpus);
+    expect_usage((const char *[]){ "sample", dir, NULL }, 1, "has changed since");
 
     /* the catalogue says which methods need which data */
     char *json;
