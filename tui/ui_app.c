@@ -417,6 +417,7 @@ static void handle_key(ui_app *a, int ch)
         if (!sel) break;
         if (atomic_load(&sel->state) == UI_RUN_QUEUED) note(a, 0, "#%d dropped from the queue", sel->id);
         else if (ui_runs_active(&a->runs) == sel) note(a, 0, "#%d stopping: it finishes its step, evaluates and saves", sel->id);
+        else note(a, 0, "#%d is not training: nothing to stop (d takes it off the list)", sel->id);
         ui_runs_stop(&a->runs, sel);
         break;
     case 'd': case KEY_DC:

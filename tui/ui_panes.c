@@ -137,8 +137,9 @@ typedef struct runs_cols { int x[COL_COUNT], w[COL_COUNT], bar; } runs_cols;
 static runs_cols runs_columns(int width)
 {
     runs_cols c = { .bar = width >= 100 ? 10 : 0 };
-    /* Narrow panes drop the bar and the budget column (the header shows the next run's budget). */
-    int w[COL_COUNT] = { 4, 3, 0, width >= 90 ? 9 : 0, 9, c.bar + 6, 7, 9, 9, 8 }, fixed = 0;
+    /* Narrow panes drop the bar, then the step column (progress tells as much), then the budget
+     * (two runs of one method at two budgets look alike without it). */
+    int w[COL_COUNT] = { 4, 3, 0, width >= 70 ? 9 : 0, 9, c.bar + 6, width >= 90 ? 7 : 0, 9, 9, 8 }, fixed = 0;
     for (int i = 0; i < COL_COUNT; i++) fixed += w[i];
     w[COL_NAME] = width - fixed - 1 < 8 ? 8 : width - fixed - 1;
     for (int i = 0, x = 0; i < COL_COUNT; x += w[i++]) {
@@ -158,12 +159,14 @@ static void draw_run_row(ui_app *a, const ui_run *r, int y, int x0, int w, const
         mvhline(y, x0, ' ', w);
         attroff(base);
     }
-    char name[200], budget[32], prog[80], step[24], qual[24], ttt[24], speed[24];
+    char budget[32], prog[80], step[24], qual[24], ttt[24], speed[24];
 #define AT(col) y, x0 + c->x[col], c->w[col] - 1
     ui_put(AT(COL_ID), base, "%3d", r->id);
     ui_glyph(a, y, x0 + c->x[COL_SWATCH], UI_G_SWATCH, 2, selected ? base : ui_attr(a, ui_run_pair(a, r)));
-    snprintf(name, sizeof name, "%s%s", r->name, r == q->baseline ? (a->utf8 ? " \u2605" : " *") : "");
-    ui_put(AT(COL_NAME), base | (r == q->baseline ? A_BOLD : 0), "%s", name);
+    int star = r == q->baseline, nw = c->w[COL_NAME] - 1, shown = (int)strlen(r->name);
+    if (star && shown > nw - 2) shown = nw - 2;   /* a long name gives way to the star */
+    ui_put(y, x0 + c->x[COL_NAME], star ? nw - 2 : nw, base | (star ? A_BOLD : 0), "%s", r->name);
+    if (star) ui_put(y, x0 + c->x[COL_NAME] + shown + 1, 1, base | A_BOLD, "%s", a->utf8 ? "\u2605" : "*");
     config_format_budget(&r->budget, budget, sizeof budget);
     if (c->w[COL_BUDGET]) ui_put(AT(COL_BUDGET), base, "%s", budget);
     attr_t sa = base | (s == UI_RUN_FAILED ? ui_attr(a, UI_PAIR_ERROR) : s == UI_RUN_RUNNING ? A_BOLD : 0);
