@@ -88,7 +88,7 @@ static void fail_run(ui_runs *q, ui_run *r, const char *msg)
     r->finished = 1;
     atomic_store(&r->state, UI_RUN_FAILED);
     pthread_mutex_unlock(&q->mu);
-    ui_log_add(q->log, UI_LOG_ERROR, "#%d %s failed: %s", r->id, r->name, msg);
+    ui_log_add(q->log, UI_LOG_ERROR, "#%d %s failed: %.*s", r->id, r->name, (int)strcspn(msg, "\n"), msg);
 }
 
 /* Sets up, trains and closes one run on the worker thread. */
@@ -360,22 +360,23 @@ static void pull_series(ui_run *r, trainer *t)
  * them), without the date. */
 static void tail_log(ui_runs *q, ui_run *r)
 {
-    char path[1200], line[UI_LOG_WIDTH];
+    char path[1200], *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
     snprintf(path, sizeof path, "%s/log.txt", r->dir);
     FILE *f = fopen(path, "r");
     if (!f) return;
-    if (fseek(f, r->log_offset, SEEK_SET) == 0) {
-        while (fgets(line, sizeof line, f)) {
-            size_t len = strlen(line);
-            if (line[len - 1] != '\n' && !feof(f)) continue;   /* overlong: skip the rest */
-            if (line[len - 1] != '\n') break;                  /* partial: read it next time */
+    if (fseek(f, r->log_offset, SEEK_SET) == 0)
+        while ((len = getline(&line, &cap, f)) > 0 && line[len - 1] == '\n') {   /* partial: read it next time */
             r->log_offset = ftell(f);
             line[len - 1] = 0;
-            const char *text = len > 20 && line[4] == '-' && line[10] == ' ' ? line + 11 : line;
+            if (!(len > 20 && line[4] == '-' && line[10] == ' ')) continue;   /* a message's later lines (a Lua
+                                                                               * traceback): log.txt keeps them */
+            const char *text = line + 11;
             int err = strstr(text, "failed") || strstr(text, "error");
-            ui_log_add(q->log, err ? UI_LOG_ERROR : UI_LOG_INFO, "#%d %s", r->id, text);
+            ui_log_add(q->log, err ? UI_LOG_ERROR : UI_LOG_INFO, "#%d %s", r->id, text);   /* cut to the pane's width */
         }
-    }
+    free(line);
     fclose(f);
 }
 
