@@ -4,6 +4,7 @@
 #include "tui/cli.h"
 #include "datasets/datasets.h"
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +16,7 @@
 
 /* Where progress goes: a bar redrawn on stderr (tty), or whole lines to note(ud, line). */
 typedef struct shown {
-    int tty, width, drawn;
+    int tty, width, drawn, quiet;
     double last_line;
     cli_note_fn note;
     void *ud;
@@ -104,6 +105,22 @@ static const char fetch_usage[] =
     "  --quiet   no progress, errors only\n"
     "  HASTEN_MIRROR=URL fetches URL/<name>/<file> instead of the origin (same checksums).\n";
 
+static volatile sig_atomic_t fetch_interrupted;
+
+static void on_interrupt(int sig)
+{
+    (void)sig;
+    fetch_interrupted = 1;
+}
+
+/* The command's progress: Ctrl-C cancels the download (so it can say what stays), else the bar or
+ * lines unless --quiet. */
+static int command_progress(const fetch_progress *p, void *ud)
+{
+    if (fetch_interrupted) return 1;
+    return ((shown *)ud)->quiet ? 0 : show_progress(p, ud);
+}
+
 static int fetch_one(const data_info *d, int force, int quiet)
 {
     char dir[1024], err[1200];
@@ -118,10 +135,20 @@ static int fetch_one(const data_info *d, int force, int quiet)
     shown_for_stderr(&s, quiet);
     fetch_options o;
     fetch_options_init(&o);
-    o.progress = quiet ? NULL : show_progress;
+    s.quiet = quiet;
+    o.progress = command_progress;
     o.ud = &s;
+    struct sigaction sa = { .sa_handler = on_interrupt }, old_int;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
     int rc = data_fetch(d->name, 1, &o, err, sizeof err);
+    sigaction(SIGINT, &old_int, NULL);
     if (s.drawn) fputc('\n', stderr);
+    if (rc == FETCH_CANCELLED && fetch_interrupted) {
+        fprintf(stderr, "hasten: %s: interrupted; what was downloaded stays in the cache, and hasten fetch %s "
+                "resumes it\n", d->name, d->name);
+        return 130;
+    }
     if (rc != FETCH_OK) {
         fprintf(stderr, "hasten: %s\n", err);
         return EXIT_FAILED;

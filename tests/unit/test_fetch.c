@@ -486,6 +486,42 @@ static void test_killed_mid_download(void **state)
     assert_body(d);
 }
 
+/* hasten fetch interrupted with Ctrl-C: it says what stays (the partial file, resumed next time)
+ * and exits 130, instead of dying mid-line with nothing said. */
+static void test_fetch_command_interrupted(void **state)
+{
+    (void)state;
+    if (access("./hasten", X_OK)) skip();   /* the binary, from the repository root */
+    char cache[700], part[900], out[760];
+    snprintf(cache, sizeof cache, "%s/ctrl-c-cache", test_tmpdir());
+    snprintf(part, sizeof part, "%s/hasten/kmnist/train-images-idx3-ubyte.gz.part", cache);
+    snprintf(out, sizeof out, "%s/ctrl-c.err", test_tmpdir());
+    http_server_add(srv, "/kmnist/train-images-idx3-ubyte.gz", body, BODY_LEN);
+    http_server_misbehave(srv, HTTP_TRICKLE, -1);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        setenv("HASTEN_MIRROR", http_server_url(srv), 1);
+        setenv("XDG_CACHE_HOME", cache, 1);
+        unsetenv("HASTEN_OFFLINE");
+        if (!freopen(out, "w", stderr)) _exit(99);
+        execl("./hasten", "hasten", "fetch", "kmnist", (char *)NULL);
+        _exit(98);
+    }
+    for (int i = 0; i < 250 && file_size(part) < 3; i++) usleep(20000);
+    kill(pid, SIGINT);
+    int status;
+    waitpid(pid, &status, 0);
+    http_server_misbehave(srv, HTTP_NORMAL, 0);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 130);
+    char *said = test_read_file(out, NULL);
+    assert_non_null(said);
+    if (!strstr(said, "kmnist: interrupted; what was downloaded stays in the cache")) fail_msg("said: %s", said);
+    free(said);
+    assert_true(file_size(part) >= 3);
+}
+
 static void test_verify_file(void **state)
 {
     (void)state;
@@ -557,6 +593,7 @@ int main(void)
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_disk_full),
         cmocka_unit_test(test_killed_mid_download),
+        cmocka_unit_test(test_fetch_command_interrupted),
         cmocka_unit_test(test_verify_file),
         cmocka_unit_test(test_progress_text),
     };
