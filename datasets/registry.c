@@ -425,7 +425,9 @@ int data_fetch(const char *name, int reverify, const fetch_options *opts, char *
     if (opts) o = *opts;
     else fetch_options_init(&o);
     if ((lock = lock_dir(dir, d, &o)) < 0) {
-        snprintf(err, errlen, "%s/.lock: %s", dir, strerror(errno));
+        int e = errno;
+        snprintf(err, errlen, "%s/.lock: %s%s", dir, strerror(e), e == EACCES || e == EROFS
+                 ? " (the cache folder is not writable: fix its permissions, or set XDG_CACHE_HOME to a folder of yours)" : "");
         return FETCH_DISK;
     }
     const char *mirror = getenv("HASTEN_MIRROR");
