@@ -375,23 +375,23 @@ static int m_matrices(lua_State *L)
     return 1;
 }
 
-/* model:fixed_size() -> the name of the first layer that takes one input size only, and the
- * features it takes; nil when the model takes any image size. A linear layer flattens whatever
- * reaches it, so one before any global average pool fixes the image size (a flatten alone does
- * not, nor do convolutions, pools and squeeze-excite gates). */
-static int m_fixed_size(lua_State *L)
+/* model:need_any_size(): for a method that changes the image size; stops the run, naming the layer
+ * and the fix, when the model takes one size only. A linear layer flattens whatever reaches it, so
+ * one before any global average pool fixes the image size (a flatten alone does not, nor do
+ * convolutions, pools and squeeze-excite gates). */
+static int m_need_any_size(lua_State *L)
 {
     nn_model *m = plug_host_of(L)->t->model;
     for (int i = 0; i < m->n_layers; i++) {
         const nn_layer *l = &m->layers[i];
         if (l->spec.kind == LAYER_GAP) break;
         if (l->spec.kind != LAYER_LINEAR) continue;
-        lua_pushstring(L, l->name);
-        lua_pushinteger(L, l->params[0]->w.shape[1]);
-        return 2;
+        lua_pushfstring(L, "%s takes exactly %d input features (a linear layer with no gap before it), so the "
+                        "images cannot change size; use a model with global average pooling (nn.gap()) before "
+                        "its linear head, e.g. recipe fmnist_cnn_gap", l->name, (int)l->params[0]->w.shape[1]);
+        return lua_error(L);   /* no position: the plugin's line says nothing to its user */
     }
-    lua_pushnil(L);
-    return 1;
+    return 0;
 }
 
 static int m_layers(lua_State *L) { lua_pushinteger(L, plug_host_of(L)->t->model->n_layers); return 1; }
@@ -874,7 +874,7 @@ static void build_ctx(plug_host *h)
     static const luaL_Reg model_fns[] = { { "layer", m_layer }, { "layers", m_layers }, { "freeze", m_freeze },
                                           { "low_precision", m_low_precision }, { "insert", m_insert },
                                           { "configure", m_configure }, { "matrices", m_matrices },
-                                          { "alibi", m_alibi }, { "fixed_size", m_fixed_size },
+                                          { "alibi", m_alibi }, { "need_any_size", m_need_any_size },
                                           { "refresh_stats", m_refresh_stats }, { NULL, NULL } };
     static const luaL_Reg data_fns[] = { { "augment", d_augment }, { "score", d_score }, { "keep", d_keep },
                                          { NULL, NULL } };

@@ -12,14 +12,7 @@ return hasten.plugin {
     p_row = { default = 0.15, min = 0, max = 0.9, doc = "fraction of rows dropped" },
     p_col = { default = 0.15, min = 0, max = 0.9, doc = "fraction of columns dropped" },
   },
-  fit_start = function(ctx, p)
-    local layer, features = ctx.model:fixed_size()
-    if layer then
-      error(string.format("%s takes exactly %d input features (a linear layer with no gap before it), so " ..
-                          "the images cannot shrink; use a model with global average pooling (nn.gap()) " ..
-                          "before its linear head, e.g. recipe fmnist_cnn_gap", layer, features), 0)
-    end
-  end,
+  fit_start = function(ctx, p) ctx.model:need_any_size() end,   -- a linear head on flattened pixels: stop now
   batch_start = function(ctx, p)
     ctx.batch:colout(p.p_row, p.p_col)
   end,

@@ -13,14 +13,7 @@ return hasten.plugin {
     finetune = { default = 0.2, min = 0, max = 1, doc = "final fraction of the budget at full size" },
     multiple = { default = 4, min = 1, max = 64, integer = true, doc = "sizes are rounded to this multiple" },
   },
-  fit_start = function(ctx, p)
-    local layer, features = ctx.model:fixed_size()
-    if layer then
-      error(string.format("%s takes exactly %d input features (a linear layer with no gap before it), so " ..
-                          "the images cannot shrink; use a model with global average pooling (nn.gap()) " ..
-                          "before its linear head, e.g. recipe fmnist_cnn_gap", layer, features), 0)
-    end
-  end,
+  fit_start = function(ctx, p) ctx.model:need_any_size() end,   -- a linear head on flattened pixels: stop now
   batch_start = function(ctx, p)
     local x, s = ctx.progress, 1
     local ramp_end = 1 - p.finetune
