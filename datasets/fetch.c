@@ -515,6 +515,12 @@ int fetch_file(const char *url, const char *dest, long long size, const char *co
             break;
         }
         if (r.again_now && fresh_restarts++ < 2) {   /* not counted as an attempt */
+            snprintf(note, sizeof note, "%s; the partial file an earlier try left may be to blame: starting over "
+                     "from the first byte", r.why);
+            if (report(&x, FETCH_RETRY, note)) {
+                set_outcome(&r, FETCH_CANCELLED, 0, "%s: cancelled", url);
+                break;
+            }
             k--;
             continue;
         }

@@ -273,6 +273,8 @@ static void test_stale_part_starts_over(void **state)
     expect(fetch_file(url("/f.bin"), d, BODY_LEN, digests, &o, err, sizeof err), FETCH_OK, err, NULL);
     assert_body(d);
     assert_int_equal(http_server_requests(srv) - before, 2);   /* resumed, mismatched, once from zero */
+    assert_int_equal(s.retry, 1);   /* and said why */
+    if (!strstr(s.retry_msg, "; the partial file an earlier try left may be to blame")) fail_msg("said: %s", s.retry_msg);
 }
 
 static void test_checksum_mismatch(void **state)
