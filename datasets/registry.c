@@ -441,7 +441,19 @@ int data_fetch(const char *name, int reverify, const fetch_options *opts, char *
             if (!reverify) continue;
             rc = fetch_verify_file(path, f->sha256, err, errlen);
             if (rc != FETCH_CHECKSUM) continue;   /* good, or unreadable (rc ends the loop) */
-            unlink(path);   /* corrupted since it was installed: fetch it again */
+            unlink(path);   /* corrupted since it was installed: fetch it again, saying so */
+            rc = FETCH_OK;
+            if (o.progress) {
+                char why[1200];
+                snprintf(why, sizeof why, "%s: damaged since it was installed; removed, fetching it again", err);
+                fetch_progress p = { .phase = FETCH_RETRY, .label = f->name, .file = i + 1, .files = d->n_files,
+                                     .total = -1, .eta = -1, .message = why };
+                if (o.progress(&p, o.ud)) {
+                    snprintf(err, errlen, "%s: cancelled", name);
+                    rc = FETCH_CANCELLED;
+                    break;
+                }
+            }
         }
         if (mlen) snprintf(url, sizeof url, "%.*s/%s/%s", (int)mlen, mirror, name, f->name);
         else snprintf(url, sizeof url, "%s", f->url);
