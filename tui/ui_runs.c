@@ -157,7 +157,8 @@ static int fetch_progress_line(const fetch_progress *p, void *ud)
     ui_runs *q = ud;
     char line[UI_LOG_WIDTH];
     fetch_format_progress(p, 1, 100, line, sizeof line);
-    if (p->phase == FETCH_RETRY || p->phase == FETCH_DONE) ui_log_add(q->log, UI_LOG_INFO, "%s", line);
+    if (p->phase == FETCH_RETRY) ui_log_add(q->log, UI_LOG_ERROR, "%s", p->message);   /* why, and the wait */
+    else if (p->phase == FETCH_DONE) ui_log_add(q->log, UI_LOG_INFO, "%s", line);
     else ui_log_progress_set(q->log, line);
     pthread_mutex_lock(&q->mu);
     int quit = q->quit;
