@@ -851,6 +851,18 @@ static inline void bnp_window(const bnp_args *a, size_t img, int oy, int ox, siz
     e[3] = e[2] + a->c;
 }
 
+/* Runs the statement after it once per 2x2 window of images lo..hi-1, with e the window's four
+ * positions in x and o its first channel in the pooled arrays (oh x ow windows an image, c
+ * channels): the walk the forward and the dx pass share, as plain loops so that their vector
+ * bodies stay inlined. oh and ow are the caller's constants: read through a they would be loaded
+ * again each window (the stores may alias a). */
+#define BNP_FOR_WINDOWS(a, lo, hi, oh, ow, c, e, o)                                                \
+    for (size_t img_ = (lo); img_ < (hi); img_++)                                                  \
+        for (int oy_ = 0; oy_ < (oh); oy_++)                                                       \
+            for (int ox_ = 0; ox_ < (ow); ox_++)                                                   \
+                for (size_t e[4], o = ((img_ * (oh) + oy_) * (ow) + ox_) * (c),                    \
+                     once_ = (bnp_window((a), img_, oy_, ox_, e), 1); once_; once_ = 0)
+
 static inline bn_vec bn_select(bn_mask m, bn_vec a, bn_vec b)   /* m ? a : b, lane by lane */
 {
     bn_mask ai, bi;
@@ -867,46 +879,42 @@ bnp_forward_c(const bnp_args *a, size_t lo, size_t hi, const int c)
     const int oh = a->h / 2, ow = a->w / 2;
     const bn_vec zero = { 0 };
     const bn_mask lane = { 0, 1, 2, 3, 4, 5, 6, 7 };
-    for (size_t img = lo; img < hi; img++)
-        for (int oy = 0; oy < oh; oy++)
-            for (int ox = 0; ox < ow; ox++) {
-                size_t e[4], o = ((img * oh + oy) * ow + ox) * c;
-                bnp_window(a, img, oy, ox, e);
-                if (bn_vectors(c)) {
-                    for (int j = 0; j < c; j += 8) {
-                        bn_vec mean = bn_load(a->mean + j), inv = bn_load(a->inv_std + j);
-                        bn_vec g = bn_load(a->gamma + j), b = bn_load(a->beta + j), best = zero, at_v = zero;
-                        bn_mask at = { 0 };
-                        for (int q = 0; q < 4; q++) {
-                            bn_vec v = (bn_load(a->x + e[q] + j) - mean) * inv;
-                            bn_vec out = bn_clip_below(g * v + b, zero);
-                            bn_mask idx = lane + (int32_t)(e[q] + (size_t)j);
-                            bn_mask take = q ? out > best : ~(bn_mask){ 0 };
-                            at = (take & idx) | (~take & at);
-                            best = bn_select(take, out, best);
-                            at_v = bn_select(take, v, at_v);
-                        }
-                        at |= ~(best > zero);   /* -1 where the ReLU stopped the maximum */
-                        bn_store(a->y + o + j, best);
-                        bn_store(a->xh_out + o + j, at_v);
-                        memcpy(a->arg_out + o + j, &at, sizeof at);
-                    }
-                    continue;
+    BNP_FOR_WINDOWS(a, lo, hi, oh, ow, c, e, o) {
+        if (bn_vectors(c)) {
+            for (int j = 0; j < c; j += 8) {
+                bn_vec mean = bn_load(a->mean + j), inv = bn_load(a->inv_std + j);
+                bn_vec g = bn_load(a->gamma + j), b = bn_load(a->beta + j), best = zero, at_v = zero;
+                bn_mask at = { 0 };
+                for (int q = 0; q < 4; q++) {
+                    bn_vec v = (bn_load(a->x + e[q] + j) - mean) * inv;
+                    bn_vec out = bn_clip_below(g * v + b, zero);
+                    bn_mask idx = lane + (int32_t)(e[q] + (size_t)j);
+                    bn_mask take = q ? out > best : ~(bn_mask){ 0 };
+                    at = (take & idx) | (~take & at);
+                    best = bn_select(take, out, best);
+                    at_v = bn_select(take, v, at_v);
                 }
-                for (int j = 0; j < c; j++) {
-                    float best = 0, at_v = 0;
-                    int32_t at = 0;
-                    for (int q = 0; q < 4; q++) {
-                        float v = (a->x[e[q] + j] - a->mean[j]) * a->inv_std[j];
-                        float out = a->gamma[j] * v + a->beta[j];
-                        out = out < 0 ? 0 : out;   /* not fmaxf: a NaN must stay a NaN */
-                        if (!q || out > best) { best = out; at = (int32_t)(e[q] + (size_t)j); at_v = v; }
-                    }
-                    a->y[o + j] = best;
-                    a->xh_out[o + j] = at_v;
-                    a->arg_out[o + j] = best > 0 ? at : -1;
-                }
+                at |= ~(best > zero);   /* -1 where the ReLU stopped the maximum */
+                bn_store(a->y + o + j, best);
+                bn_store(a->xh_out + o + j, at_v);
+                memcpy(a->arg_out + o + j, &at, sizeof at);
             }
+            continue;
+        }
+        for (int j = 0; j < c; j++) {
+            float best = 0, at_v = 0;
+            int32_t at = 0;
+            for (int q = 0; q < 4; q++) {
+                float v = (a->x[e[q] + j] - a->mean[j]) * a->inv_std[j];
+                float out = a->gamma[j] * v + a->beta[j];
+                out = out < 0 ? 0 : out;   /* not fmaxf: a NaN must stay a NaN */
+                if (!q || out > best) { best = out; at = (int32_t)(e[q] + (size_t)j); at_v = v; }
+            }
+            a->y[o + j] = best;
+            a->xh_out[o + j] = at_v;
+            a->arg_out[o + j] = best > 0 ? at : -1;
+        }
+    }
 }
 
 /* Inlined for the common channel counts: the vector loops then unroll and their sums stay in
@@ -972,33 +980,29 @@ bnp_dx_c(const bnp_args *a, size_t lo, size_t hi, const int c)
     const int oh = a->h / 2, ow = a->w / 2;
     const bn_vec zero = { 0 };
     const bn_mask lane = { 0, 1, 2, 3, 4, 5, 6, 7 };
-    for (size_t img = lo; img < hi; img++)
-        for (int oy = 0; oy < oh; oy++)
-            for (int ox = 0; ox < ow; ox++) {
-                size_t e[4], o = ((img * oh + oy) * ow + ox) * c;
-                bnp_window(a, img, oy, ox, e);
-                if (bn_vectors(c)) {
-                    for (int j = 0; j < c; j += 8) {
-                        bn_vec d = bn_load(a->dy + o + j), mean = bn_load(a->mean + j), inv = bn_load(a->inv_std + j);
-                        bn_vec m1 = bn_load(a->m1 + j), m2 = bn_load(a->m2 + j), scale = bn_load(a->scale + j);
-                        bn_mask at;
-                        memcpy(&at, a->arg + o + j, sizeof at);
-                        for (int q = 0; q < 4; q++) {
-                            bn_vec xh = (bn_load(a->x + e[q] + j) - mean) * inv;
-                            bn_vec dq = bn_select(at == lane + (int32_t)(e[q] + (size_t)j), d, zero);
-                            bn_store(a->dx + e[q] + j, scale * (dq - m1 - xh * m2));
-                        }
-                    }
-                    continue;
+    BNP_FOR_WINDOWS(a, lo, hi, oh, ow, c, e, o) {
+        if (bn_vectors(c)) {
+            for (int j = 0; j < c; j += 8) {
+                bn_vec d = bn_load(a->dy + o + j), mean = bn_load(a->mean + j), inv = bn_load(a->inv_std + j);
+                bn_vec m1 = bn_load(a->m1 + j), m2 = bn_load(a->m2 + j), scale = bn_load(a->scale + j);
+                bn_mask at;
+                memcpy(&at, a->arg + o + j, sizeof at);
+                for (int q = 0; q < 4; q++) {
+                    bn_vec xh = (bn_load(a->x + e[q] + j) - mean) * inv;
+                    bn_vec dq = bn_select(at == lane + (int32_t)(e[q] + (size_t)j), d, zero);
+                    bn_store(a->dx + e[q] + j, scale * (dq - m1 - xh * m2));
                 }
-                for (int j = 0; j < c; j++)
-                    for (int q = 0; q < 4; q++) {
-                        size_t at = e[q] + (size_t)j;
-                        float xh = (a->x[at] - a->mean[j]) * a->inv_std[j];
-                        float dq = a->arg[o + j] == (int32_t)at ? a->dy[o + j] : 0;
-                        a->dx[at] = a->scale[j] * (dq - a->m1[j] - xh * a->m2[j]);
-                    }
             }
+            continue;
+        }
+        for (int j = 0; j < c; j++)
+            for (int q = 0; q < 4; q++) {
+                size_t at = e[q] + (size_t)j;
+                float xh = (a->x[at] - a->mean[j]) * a->inv_std[j];
+                float dq = a->arg[o + j] == (int32_t)at ? a->dy[o + j] : 0;
+                a->dx[at] = a->scale[j] * (dq - a->m1[j] - xh * a->m2[j]);
+            }
+    }
 }
 
 static void bnp_backward_range(void *p, size_t lo, size_t hi, int chunk)
