@@ -995,7 +995,7 @@ int recipe_check_plugins(const train_config *c, const plug_catalog *cat, char *e
             snprintf(err, errlen, "%s: plugins[%d]: %s", c->recipe_path[0] ? c->recipe_path : "recipe", i + 1, msg);
             return -1;
         }
-    return 0;
+    return plug_check(cat, c, err, errlen);   /* the list as a whole: roles, a plugin twice */
 }
 
 /* e with p's parameters over it, into *out (sorted by key): 0, or -1 when that makes too many. */

@@ -34,8 +34,10 @@ int recipe_write(const train_config *c, FILE *f);
 struct plug_catalog;
 
 /* Checks each of c's plugins against the catalogue cat as plug_check does (known name, known
- * parameters, values of the right type and in range). Returns 0, or -1 with one line in err naming
- * the recipe file and the entry: "recipes/x.lua: plugins[2]: plugin ema: unknown parameter ...". */
+ * parameters, values of the right type and in range), naming the recipe file and the entry:
+ * "recipes/x.lua: plugins[2]: plugin ema: unknown parameter ..."; then the list as a whole (no
+ * plugin twice, no two with one exclusive role), naming both plugins. Returns 0, or -1 with one
+ * line in err. */
 int recipe_check_plugins(const train_config *c, const struct plug_catalog *cat, char *err, size_t errlen);
 
 /* Applies one --plugin option, arg = "NAME[:key=value,...]", to c, as options override recipe

@@ -403,6 +403,9 @@ static void test_recipe_errors(void **s)
     expect_usage((const char *[]){ "run", r, NULL }, 2, want);
     expect_usage((const char *[]){ "run", tiny_recipe("fine.lua", "seed = 1"), "--batch", "7000", NULL }, 2,
                  "hasten: --batch 7000: larger than the 6000 training examples of synthetic");
+    /* two plugins with one exclusive role: bad usage, before the data loads */
+    expect_usage((const char *[]){ "run", tiny_recipe("roles.lua", "seed = 1"), "--plugin", "ema", "--plugin", "swa", NULL },
+                 2, "plugins ema and swa both take the role \"weight averaging\"");
     /* a text-only method on images, from the recipe or an option: bad usage, no run folder */
     r = tiny_recipe("alibi.lua", "plugins = { \"alibi\" }");
     const char *none = new_dir("alibi-run");
