@@ -86,6 +86,9 @@ $T resize-window -t wb -x 60 -y 20
 wait_for "hasten needs 80x24" 5 || fail "too-small notice"
 $T resize-window -t wb -x 24 -y 12
 wait_for "terminal 24x12" 5 || fail "too-small notice on a narrow terminal"
+# at 120 columns the runs pane shares the width with the plugins and still shows each run's budget
+$T resize-window -t wb -x 120 -y 30
+wait_for "#  *run  *budget  *status" 5 || fail "120 columns: no budget column in the runs pane"
 $T resize-window -t wb -x 100 -y 30
 wait_for "vs steps" 5 || fail "layout after growing back"
 
