@@ -98,8 +98,12 @@ ui_rect ui_plot_canvas_rect(ui_rect plot, int label_w);
 /* "--" for s < 0 or not finite; "9.84s", "59.9s", "2m05s", "1h02m". */
 void ui_format_duration(double s, char *out, size_t len);
 
-/* Speedup of a run over the baseline, base_ttt / ttt, as "1.37x"; "--" unless both are > 0. */
-void ui_format_speedup(double base_ttt, double ttt, char *out, size_t len);
+/* Speedup of a run over the baseline, base_ttt / ttt, as "1.37x" (times to target, > 0 when
+ * known). When only one reached the target, the other's span (> 0: training seconds it ran
+ * without reaching it) gives a bound: ">1.10x" when the baseline has not reached it in base_span,
+ * "<0.80x" when this run has not in span; else "--". Returns the value when it says which run
+ * is faster (a ratio, a ">" bound of at least 1, a "<" bound of at most 1), else 0. */
+double ui_format_speedup(double base_ttt, double base_span, double ttt, double span, char *out, size_t len);
 
 /* Splits width columns among n parts in proportion to parts[] (negative counts as 0) by largest
  * remainder; out[] sums to width (all 0 when every part is 0). Returns the sum. */

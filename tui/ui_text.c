@@ -19,12 +19,22 @@ void ui_format_duration(double s, char *out, size_t len)
     }
 }
 
-void ui_format_speedup(double base_ttt, double ttt, char *out, size_t len)
+static int known(double t) { return t > 0 && isfinite(t); }
+
+double ui_format_speedup(double base_ttt, double base_span, double ttt, double span, char *out, size_t len)
 {
-    if (base_ttt > 0 && ttt > 0 && isfinite(base_ttt) && isfinite(ttt))
-        snprintf(out, len, "%.2fx", base_ttt / ttt);
-    else
+    double v = 0;
+    char rel = 0;
+    if (known(base_ttt) && known(ttt)) v = base_ttt / ttt;
+    else if (known(ttt) && !known(base_ttt) && known(base_span)) v = base_span / ttt, rel = '>';
+    else if (known(base_ttt) && !known(ttt) && known(span)) v = base_ttt / span, rel = '<';
+    if (!v) {
         snprintf(out, len, "--");
+        return 0;
+    }
+    if (rel) snprintf(out, len, "%c%.2fx", rel, v);
+    else snprintf(out, len, "%.2fx", v);
+    return !rel || (rel == '>' && v >= 1) || (rel == '<' && v <= 1) ? v : 0;
 }
 
 int ui_split_widths(const double *parts, int n, int width, int *out)

@@ -142,7 +142,7 @@ check_runs
 # its own runs folder; all five train to the end.
 keys "clear; HASTEN_RUNS_DIR='$tmp/demo' '$bin' demo --budget 30steps; echo \"exit=\$?\"" Enter
 wait_for "^ *2 .*baseline 20steps *20steps" 20 || fail "demo: no shorter baseline"
-for m in whitening_init muon sam; do grep -q "^ *[345] .*$m " "$tmp/pane" || fail "demo: $m not queued"; done
+for m in whitening_init muon blurpool; do grep -q "^ *[345] .*$m " "$tmp/pane" || fail "demo: $m not queued"; done
 wait_for "^ *5 .*done" 90 || fail "demo: the five runs did not finish"
 keys q
 wait_for "exit=0" 30 || fail "demo: did not exit 0"

@@ -277,11 +277,18 @@ static void test_formats(void **s)
     ui_format_duration(125, b, sizeof b);    assert_string_equal(b, "2m05s");
     ui_format_duration(59.97, b, sizeof b);  assert_string_equal(b, "1m00s");
     ui_format_duration(3725, b, sizeof b);   assert_string_equal(b, "1h02m");
-    ui_format_speedup(41.2, 30, b, sizeof b); assert_string_equal(b, "1.37x");
-    ui_format_speedup(30, 60, b, sizeof b);   assert_string_equal(b, "0.50x");
-    ui_format_speedup(-1, 30, b, sizeof b);   assert_string_equal(b, "--");
-    ui_format_speedup(30, -1, b, sizeof b);   assert_string_equal(b, "--");
-    ui_format_speedup(30, 0, b, sizeof b);    assert_string_equal(b, "--");
+    assert_true(ui_format_speedup(41.2, -1, 30, -1, b, sizeof b) > 1.37); assert_string_equal(b, "1.37x");
+    assert_true(ui_format_speedup(30, -1, 60, -1, b, sizeof b) == 0.5);   assert_string_equal(b, "0.50x");
+    assert_true(ui_format_speedup(-1, -1, 30, -1, b, sizeof b) == 0);     assert_string_equal(b, "--");
+    assert_true(ui_format_speedup(30, -1, -1, -1, b, sizeof b) == 0);     assert_string_equal(b, "--");
+    assert_true(ui_format_speedup(30, -1, 0, -1, b, sizeof b) == 0);      assert_string_equal(b, "--");
+    /* one of the two never reached the target: a bound from the seconds it ran without it */
+    assert_true(ui_format_speedup(-1, 33, 30, -1, b, sizeof b) == 1.1);   assert_string_equal(b, ">1.10x");
+    assert_true(ui_format_speedup(-1, 15, 30, -1, b, sizeof b) == 0);     assert_string_equal(b, ">0.50x");
+    assert_true(ui_format_speedup(24, -1, -1, 30, b, sizeof b) == 0.8);   assert_string_equal(b, "<0.80x");
+    assert_true(ui_format_speedup(24, -1, -1, 12, b, sizeof b) == 0);     assert_string_equal(b, "<2.00x");
+    assert_true(ui_format_speedup(-1, 20, -1, 30, b, sizeof b) == 0);     assert_string_equal(b, "--");
+    assert_true(ui_format_speedup(41.2, 50, 30, 60, b, sizeof b) > 1.37); assert_string_equal(b, "1.37x");
 }
 
 static void test_split_and_bars(void **s)
