@@ -84,11 +84,13 @@ ui_run *ui_selected_run(ui_app *a)
 void ui_draw_header(ui_app *a, ui_rect r)
 {
     attr_t bar = ui_attr(a, UI_PAIR_BAR);
-    char budget[32], data[96];
+    char budget[32], data[96], counts[48] = "";
     config_format_budget(&a->next_budget, budget, sizeof budget);
     int st = atomic_load(&a->runs.data_state);
-    if (st == 1) snprintf(data, sizeof data, "%s %d/%d", a->runs.ds.name, a->runs.ds.train.n, a->runs.ds.test.n);
-    else snprintf(data, sizeof data, "%s (%s)", a->recipe.dataset, st ? "not loaded" : "loading");
+    if (st == 1) {
+        snprintf(data, sizeof data, "%s", a->runs.ds.name);
+        snprintf(counts, sizeof counts, " %d/%d", a->runs.ds.train.n, a->runs.ds.test.n);
+    } else snprintf(data, sizeof data, "%s (%s)", a->recipe.dataset, st ? "not loaded" : "loading");
     attron(bar);
     mvhline(r.y, r.x, ' ', r.w);
     attroff(bar);
@@ -99,8 +101,14 @@ void ui_draw_header(ui_app *a, ui_rect r)
     if (a->recipe.device == DEVICE_CUDA)   /* the GPU's name, before its details */
         snprintf(where, sizeof where, "cuda %.*s", (int)strcspn(ops_cuda_describe(), ","), ops_cuda_describe());
     else snprintf(where, sizeof where, "cpu | %d threads", a->threads);
-    int len = snprintf(text, sizeof text, "| %s | %s | %s | batch %d | next run %s", a->recipe_name, data,
-                       where, a->recipe.batch, budget);
+    /* Narrow screens (80 columns in a lecture hall) lose the dataset's sizes first, then words. */
+    int len = 0;
+    for (int terse = 0; terse < 3; terse++) {
+        if (terse == 2 && a->recipe.device != DEVICE_CUDA) snprintf(where, sizeof where, "cpu | %d thr", a->threads);
+        len = snprintf(text, sizeof text, "| %s | %s%s | %s | batch %d | %s %s", a->recipe_name, data,
+                       terse ? "" : counts, where, a->recipe.batch, terse == 2 ? "next" : "next run", budget);
+        if (x + len <= r.x + r.w) break;
+    }
     ui_put(r.y, x, r.w - x, bar, "%s", text);
     if (a->utf8)   /* the same text with nicer separators, same width */
         for (int i = 0, col = x; i < len && col < r.x + r.w; i++, col++)

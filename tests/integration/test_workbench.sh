@@ -82,6 +82,8 @@ wait_for "vs steps" 5 || fail "x axis did not change to steps"
 $T resize-window -t wb -x 80 -y 24
 # tmux keeps the old picture until the program redraws: wait for each pane, not just the first.
 for pane in "hasten" "vs steps" "Runs" "Step time" "Log"; do wait_for "$pane" 5 || fail "80x24: no '$pane'"; done
+# the header keeps the next run's budget at 80 columns (it gives up the dataset's sizes for it)
+wait_for "batch [0-9]* .* next[ a-z]* 30s *\$" 5 || fail "80x24: the header lost the next run's budget"
 $T resize-window -t wb -x 60 -y 20
 wait_for "hasten needs 80x24" 5 || fail "too-small notice"
 $T resize-window -t wb -x 24 -y 12
