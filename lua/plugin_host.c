@@ -1020,6 +1020,7 @@ static int host_hook(trainer *t, trainer_event ev, void *ud)
         if (!updated) { update_ctx(h, ev); updated = 1; }
         if (call_handler(h, in, ev)) return -1;
     }
+    if (ev == EV_AFTER_LOSS && updated) trainer_reloss(t);   /* weights or targets set from the losses */
     return 0;
 }
 

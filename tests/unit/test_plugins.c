@@ -16,6 +16,7 @@
 #include "datasets/datasets.h"
 #include "engine/cpu/cpu.h"
 #include "engine/ops.h"
+#include "engine/tensor_ops.h"
 #include "engine/trainer.h"
 #include "lua/plugin.h"
 #include "lua/recipe.h"
@@ -1205,6 +1206,47 @@ static void test_sandbox_tensor_memory(void **s)
                    "memory cap", 5);
 }
 
+/* The first step's gradient norm, after the backward pass. */
+static int first_grad_norm(trainer *t, trainer_event ev, void *ud)
+{
+    if (ev == EV_AFTER_BACKWARD && t->step == 0) *(double *)ud = tensor_norm(&t->model->grads);
+    return 0;
+}
+
+/* The first step's gradient norm with an inline plugin running body at event. */
+static double grad_norm_with(const char *event, const char *body)
+{
+    char err[300];
+    assert_int_equal(plug_catalog_add_source(&cat, "bad", plugin_src(event, body), err, sizeof err), 0);
+    train_config c;
+    base_config(&c, 0);
+    c.budget = (budget_spec){ BUDGET_STEPS, 1 };
+    add(&c, "bad");
+    harness hr;
+    double norm = -1;
+    int rc = run_with(&c, first_grad_norm, &norm, &hr);
+    if (rc) print_message("%s\n", hr.t->error);
+    assert_int_equal(rc, 0);
+    close_run(&hr);
+    return norm;
+}
+
+/* Per-sample weights set at after_loss, from the losses, weigh the backward pass that follows
+ * (loss weighting, DESIGN.md); they used to be read before after_loss only, so this was a no-op. */
+static void test_after_loss_weights(void **s)
+{
+    double one = grad_norm_with("after_loss", "ctx.batch.weights:fill_(1)");
+    double two = grad_norm_with("after_loss", "ctx.batch.weights:fill_(2)");
+    double none = grad_norm_with("after_loss", "ctx.batch.weights:fill_(0)");
+    print_message("gradient norm: weights 1 %g, 2 %g, 0 %g\n", one, two, none);
+    assert_true(one > 0);
+    assert_true(fabs(two - 2 * one) < 1e-4 * one);
+    assert_true(none == 0);
+    /* the losses themselves are unweighted: a weight that follows them is (l / mean l) */
+    double by_loss = grad_norm_with("after_loss", "ctx.batch.weights:copy_(ctx.losses):mul_(1 / ctx.losses:mean())");
+    assert_true(by_loss > 0 && fabs(by_loss - one) > 1e-3 * one);
+}
+
 /* The first step's loss, and whether the model did its products in bf16 then. */
 typedef struct first_loss { float loss; int bf16; } first_loss;
 
@@ -2176,7 +2218,7 @@ int main(void)
         cmocka_unit_test(test_schedules), cmocka_unit_test(test_sam_costs_a_pass),
         cmocka_unit_test(test_insert_layer), cmocka_unit_test(test_low_precision),
         cmocka_unit_test(test_ctx_api), cmocka_unit_test(test_sandbox),
-        cmocka_unit_test(test_sandbox_tensor_memory),
+        cmocka_unit_test(test_sandbox_tensor_memory), cmocka_unit_test(test_after_loss_weights),
     };
     cpu_threads_init(2);
     int failed = cmocka_run_group_tests_name("catalogue", catalogue, setup_cpu, teardown);
