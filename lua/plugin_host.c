@@ -124,6 +124,7 @@ static tensor *batch_images(plug_host *h, const tensor *x)
 {
     if (h->images.device != x->device) {
         tensor_free(&h->images);
+    tensor_free(&h->centring);
         h->images = (tensor){ .device = x->device };
     }
     return &h->images;

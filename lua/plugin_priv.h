@@ -31,6 +31,7 @@ struct plug_host {
     trainer_event event;
     rng rng;
     tensor scores;             /* (B) ctx:score() output */
+    tensor centring;           /* t:center_rows_'s scratch, on the device of the last tensor centred */
     tensor images;             /* batch:resize and batch:colout's output, on the batch's device,
                                 * kept between steps: no allocation (on a GPU, no wait) per step */
     tensor pool[PLUG_POOL];    /* device buffers of collected plugin tensors, for the next ones;

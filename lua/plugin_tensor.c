@@ -187,6 +187,35 @@ static int t_clamp(lua_State *L)
     return 1;
 }
 
+/* t:exp_([s]): t = exp(s t), s 1 by default. */
+static int t_exp(lua_State *L)
+{
+    tensor_exp_(plug_check_tensor(L, 1)->t, (float)luaL_optnumber(L, 2, 1));
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int t_pow(lua_State *L)
+{
+    tensor_pow_(plug_check_tensor(L, 1)->t, (float)luaL_checknumber(L, 2));
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* t:center_rows_(): each slice along the first dimension minus its mean, on t's device. */
+static int t_center_rows(lua_State *L)
+{
+    ltensor *u = plug_check_tensor(L, 1);
+    tensor *scratch = &u->host->centring;
+    if (scratch->device != u->t->device) {   /* a host tensor after a device one, or back */
+        tensor_free(scratch);
+        scratch->device = u->t->device;
+    }
+    tensor_center_rows_(u->t, scratch);
+    lua_settop(L, 1);
+    return 1;
+}
+
 static int t_smooth(lua_State *L)
 {
     double a = luaL_checknumber(L, 2);
@@ -401,7 +430,8 @@ static const luaL_Reg tensor_methods[] = {
     { "norm", t_norm }, { "max", t_max }, { "min", t_min }, { "mix_rows_", t_mix_rows },
     { "topk", t_topk }, { "get", t_get }, { "orthogonalize_", t_orthogonalize },
     { "magnitude_mask", t_magnitude_mask }, { "patch_cov", t_patch_cov }, { "whiten_", t_whiten },
-    { "dirac_", t_dirac }, { "clip_units_", t_clip_units }, { NULL, NULL },
+    { "dirac_", t_dirac }, { "clip_units_", t_clip_units }, { "exp_", t_exp }, { "pow_", t_pow },
+    { "center_rows_", t_center_rows }, { NULL, NULL },
 };
 
 /* hasten.zeros(d1, d2, ...) -> a plugin-owned tensor. */
