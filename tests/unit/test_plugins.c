@@ -1206,6 +1206,55 @@ static void test_sandbox_tensor_memory(void **s)
                    "memory cap", 5);
 }
 
+/* Every gradient of step 0 as the backward pass left it (before[]) and as the plugins leave it. */
+typedef struct grad_pair { tensor before, after; } grad_pair;
+
+static int grads_before(trainer *t, trainer_event ev, void *ud)   /* after_* before the plugins */
+{
+    if (ev == EV_AFTER_BACKWARD && t->step == 0) tensor_copy(&((grad_pair *)ud)->before, &t->model->grads);
+    return 0;
+}
+
+static int grads_after(trainer *t, trainer_event ev, void *ud)   /* after_* after the plugins */
+{
+    if (ev == EV_AFTER_BACKWARD && t->step == 0) tensor_copy(&((grad_pair *)ud)->after, &t->model->grads);
+    return 0;
+}
+
+/* Gradient centralization: each conv and linear weight gradient (conv_only: conv only) loses its
+ * row means, exactly; every other gradient is untouched. */
+static void test_grad_centralization(void **s)
+{
+    for (int conv_only = 0; conv_only < 2; conv_only++) {
+        train_config c;
+        base_config(&c, 1);
+        c.budget = (budget_spec){ BUDGET_STEPS, 2 };
+        add(&c, conv_only ? "grad_centralization:conv_only=true" : "grad_centralization");
+        harness hr;
+        grad_pair g = { { .device = DEVICE_CPU }, { .device = DEVICE_CPU } };
+        assert_int_equal(run_around(&c, grads_after, &g, grads_before, &g, &hr), 0);
+        const nn_model *m = hr.t->model;
+        int centred = 0;
+        for (int i = 0; i < m->n_params; i++) {
+            const tensor *w = &m->params[i]->w;
+            size_t at = (size_t)(m->params[i]->w.data - m->weights.data);   /* its place in the flat grads */
+            int want = w->ndim == 4 || (w->ndim == 2 && !conv_only), units = want ? w->shape[0] : 1;
+            size_t len = w->n / (size_t)units;   /* a unit's fan-in; a vector is one unit, kept */
+            centred += want;
+            for (int r = 0; r < units; r++) {
+                const float *b = g.before.data + at + r * len, *a = g.after.data + at + r * len;
+                double mean = 0;
+                for (size_t j = 0; want && j < len; j++) mean += b[j] / (double)len;
+                for (size_t j = 0; j < len; j++) assert_float_equal(a[j], b[j] - mean, 1e-6);
+            }
+        }
+        assert_int_equal(centred, conv_only ? 2 : 3);   /* two convs and the linear head */
+        tensor_free(&g.before);
+        tensor_free(&g.after);
+        close_run(&hr);
+    }
+}
+
 /* The first step's gradient norm, after the backward pass. */
 static int first_grad_norm(trainer *t, trainer_event ev, void *ud)
 {
@@ -2222,6 +2271,7 @@ int main(void)
         cmocka_unit_test(test_insert_layer), cmocka_unit_test(test_low_precision),
         cmocka_unit_test(test_ctx_api), cmocka_unit_test(test_sandbox),
         cmocka_unit_test(test_sandbox_tensor_memory), cmocka_unit_test(test_after_loss_weights),
+        cmocka_unit_test(test_grad_centralization),
     };
     cpu_threads_init(2);
     int failed = cmocka_run_group_tests_name("catalogue", catalogue, setup_cpu, teardown);
