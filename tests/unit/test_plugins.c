@@ -303,10 +303,43 @@ static void test_bad_plugin_files(void **s)
     assert_int_equal(plug_catalog_add_source(&c2, "x", "return hasten.plugin { name = 'x', title = 't', summary = 's', "
         "reference = 'r', taxonomy = { component = 'data', action = 'remove', when = 'once' }, "
         "before_stepp = function() end }", err, sizeof err), -1);
-    assert_non_null(strstr(err, "before_stepp"));
+    assert_non_null(strstr(err, "handler 'before_stepp' is not an event: did you mean 'before_step'?"));
+    assert_int_equal(plug_catalog_add_source(&c2, "x", "return hasten.plugin { name = 'x', title = 't', summary = 's', "
+        "reference = 'r', taxonomy = { component = 'data', action = 'remove', when = 'once' }, "
+        "after_step = 3 }", err, sizeof err), -1);
+    assert_non_null(strstr(err, "handler 'after_step' must be a function, not a number"));
     assert_int_equal(plug_catalog_add_source(&c2, "x", "return hasten.plugin {", err, sizeof err), -1);
     assert_non_null(strstr(err, "x.lua:1"));
     plug_catalog_free(&c2);
+}
+
+/* A plugin asked for whose file did not load: the run's error gives the reason, not "not found". */
+static void test_broken_plugin_named(void **s)
+{
+    char dir[] = "/tmp/hasten-broken-XXXXXX", path[64], dirs[1][512], err[512];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/typo.lua", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("return hasten.plugin { name = 'typo', title = 't', summary = 's', reference = 'r', taxonomy = { "
+          "component = 'data', action = 'remove', when = 'once' }, after_backwards = function() end }", f);
+    fclose(f);
+    snprintf(dirs[0], sizeof dirs[0], "%s", dir);
+    plug_catalog c2;
+    assert_int_equal(plug_catalog_load(&c2, dirs, 1), 0);
+    train_config c;
+    base_config(&c, 0);
+    add(&c, "typo");
+    assert_int_equal(plug_check(&c2, &c, err, sizeof err), -1);
+    assert_non_null(strstr(err, "plugin 'typo' did not load: "));
+    assert_non_null(strstr(err, "typo.lua: handler 'after_backwards' is not an event: did you mean 'after_backward'?"));
+    c.n_plugins = 0;
+    add(&c, "nosuch");
+    assert_int_equal(plug_check(&c2, &c, err, sizeof err), -1);
+    assert_string_equal(err, "plugin 'nosuch' not found (hasten plugins lists them)");
+    plug_catalog_free(&c2);
+    unlink(path);
+    rmdir(dir);
 }
 
 /* ---- each method ---- */
@@ -1184,6 +1217,26 @@ static void test_sandbox(void **s)
     expect_failure("fit_start", "os.execute('true')", "os", 5);
     expect_failure("fit_start", "io.open('/tmp/x', 'w')", "io", 5);
     expect_failure("fit_start", "hasten.zeros(1 << 14, 1 << 14)", "memory cap", 2);
+    expect_failure("batch_start", "error({})", "error object is a table, not a message", 5);
+}
+
+/* The mistakes a new plugin author makes, each one line saying what to write instead (Lua alone
+ * says "attempt to call a nil value", returns nil, or logs an empty line). */
+static void test_author_mistakes(void **s)
+{
+    expect_failure("after_backward", "ctx.model.grads:center_row_()",
+                   "a tensor has no method 'center_row_': did you mean 'center_rows_'?", 5);
+    expect_failure("after_backward", "ctx.model.grads:frobnicate()", "a tensor has no method 'frobnicate'", 5);
+    expect_failure("after_backward", "local x = ctx.model.grads[1]", "a tensor is not indexed with t[1]: t:get(i)", 5);
+    expect_failure("after_backward", "ctx.model.grads[1] = 0", "not assigned with t[1] = v", 5);
+    expect_failure("after_backward", "ctx.model.grads:get(0)", "t:get(0): index out of range 1..", 5);
+    expect_failure("after_loss", "local m = ctx.lossses:mean()", "ctx has no field 'lossses': did you mean 'losses'?", 5);
+    expect_failure("batch_start", "ctx.batch:cutuot(4)", "ctx.batch has no field 'cutuot': did you mean 'cutout'?", 5);
+    expect_failure("before_step", "local x = ctx.optim.lrr", "ctx.optim has no field 'lrr': did you mean 'lr'?", 5);
+    expect_failure("batch_start", "ctx.log('x')", "ctx.log(...) needs a colon: ctx:log(...)", 5);
+    expect_failure("batch_start", "ctx.rng.uniform(0, 1)", "ctx.rng.uniform(...) needs a colon", 5);
+    expect_failure("batch_start", "ctx:metric('m', 0 / 0)", "ctx:metric('m', ", 5);
+    expect_failure("batch_start", "ctx:metric('m', 1 / 0)", "the value must be a finite number", 5);
 }
 
 /* Tensors a plugin drops are collected in time, however little Lua memory they seem to take: 20
@@ -2247,7 +2300,8 @@ int main(void)
 {
     const struct CMUnitTest catalogue[] = {
         cmocka_unit_test(test_catalogue), cmocka_unit_test(test_param_errors),
-        cmocka_unit_test(test_bad_plugin_files), cmocka_unit_test(test_composition),
+        cmocka_unit_test(test_bad_plugin_files), cmocka_unit_test(test_broken_plugin_named),
+        cmocka_unit_test(test_composition),
         cmocka_unit_test(test_catalogue_json),
     };
     /* Everything that trains: once a device. */
@@ -2270,6 +2324,7 @@ int main(void)
         cmocka_unit_test(test_schedules), cmocka_unit_test(test_sam_costs_a_pass),
         cmocka_unit_test(test_insert_layer), cmocka_unit_test(test_low_precision),
         cmocka_unit_test(test_ctx_api), cmocka_unit_test(test_sandbox),
+        cmocka_unit_test(test_author_mistakes),
         cmocka_unit_test(test_sandbox_tensor_memory), cmocka_unit_test(test_after_loss_weights),
         cmocka_unit_test(test_grad_centralization),
     };
