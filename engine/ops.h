@@ -31,6 +31,8 @@ enum ops_map {
     OPS_LERP,            /* t += s1 * (a - t) */
     OPS_MUL,             /* t *= a */
     OPS_CLAMP,           /* t = min(max(t, s1), s2) */
+    OPS_EXP,             /* t = exp(s1 * t) */
+    OPS_POW,             /* t = t ^ s1 (NaN for t < 0 and a fractional s1, as powf) */
 };
 
 /* Reductions for plugins, accumulated in double. */

@@ -73,6 +73,9 @@ void tensor_clamp_(tensor *t, float lo, float hi)
     for (size_t i = 0; i < t->n; i++) t->data[i] = fminf(fmaxf(t->data[i], lo), hi);
 }
 
+void tensor_exp_(tensor *t, float s) { ops_for(t->device)->map(OPS_EXP, t->data, NULL, t->n, s, 0); }
+void tensor_pow_(tensor *t, float e) { ops_for(t->device)->map(OPS_POW, t->data, NULL, t->n, e, 0); }
+
 double tensor_sum(const tensor *t)
 {
     if (ON_DEVICE(t)) return DEVICE_REDUCE(t, OPS_SUM);
@@ -180,6 +183,31 @@ static void same_device_out(tensor *dst, const tensor *src, const char *what)
 {
     if (!dst->cap && !dst->n) dst->device = src->device;
     SAME_DEVICE(dst, src, what);
+}
+
+void tensor_center_rows_(tensor *t, tensor *scratch)
+{
+    if (!t->n) return;
+    int rows = t->ndim >= 2 ? t->shape[0] : 1, cols = (int)(t->n / (size_t)rows);
+    if (!ON_DEVICE(t)) {   /* a loop: OpenBLAS's thin products cost several times more here */
+        for (int r = 0; r < rows; r++) {
+            float *row = t->data + (size_t)r * cols;
+            double sum = 0;
+            for (int j = 0; j < cols; j++) sum += row[j];
+            float mean = (float)(sum / cols);
+            for (int j = 0; j < cols; j++) row[j] -= mean;
+        }
+        return;
+    }
+    same_device_out(scratch, t, "tensor_center_rows_");
+    const engine_ops *o = ops_for(t->device);
+    int all = rows + cols;
+    tensor_resize(scratch, 1, &all);
+    float *mean = scratch->data, *ones = scratch->data + rows;
+    o->fill(ones, 1.0f / (float)cols, (size_t)cols);
+    o->sgemm(0, 0, rows, 1, cols, 1, t->data, cols, ones, 1, 0, mean, 1);         /* mean (rows) = t 1/cols */
+    o->fill(ones, 1.0f, (size_t)cols);
+    o->sgemm(0, 0, rows, cols, 1, -1, mean, 1, ones, cols, 1, t->data, cols);     /* t -= mean 1^T */
 }
 
 void tensor_resize_bilinear(tensor *dst, const tensor *src, int oh, int ow)

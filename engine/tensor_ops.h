@@ -14,10 +14,18 @@ void tensor_add_scalar_(tensor *t, float s);                   /* t += s */
 void tensor_lerp_(tensor *t, const tensor *a, float w);        /* t += w * (a - t) */
 void tensor_mul_(tensor *t, const tensor *a);                  /* t *= a, elementwise */
 void tensor_clamp_(tensor *t, float lo, float hi);
+void tensor_exp_(tensor *t, float s);                          /* t = exp(s * t) */
+void tensor_pow_(tensor *t, float e);                          /* t = t ^ e, as powf */
 double tensor_sum(const tensor *t);
 double tensor_norm(const tensor *t);                           /* L2 */
 float tensor_max(const tensor *t);
 float tensor_min(const tensor *t);
+
+/* Each row of t (its first dimension; a vector is one row) minus the row's mean: gradient
+ * centralization's per-unit centring. On a GPU, two products through scratch, which is resized
+ * to hold rows + columns floats (kept by the caller: no allocation once it is large enough) and
+ * must be empty or live on t's device; on the CPU a loop, scratch unused. */
+void tensor_center_rows_(tensor *t, tensor *scratch);
 
 /* Soft targets (n, k): t = (1 - alpha) * t + alpha / k. */
 void tensor_smooth_(tensor *t, float alpha);

@@ -531,16 +531,24 @@ int trainer_score(trainer *t, float *losses)
  * a by-product there, and hooks may have reordered the rows). */
 static const int *step_labels(const trainer *t) { return t->dd ? NULL : t->labels; }
 
+/* The loss of the step's logits against its targets, weighted by its weights: per-sample losses
+ * into t->loss and their gradient into t->dlogits. Returns the mean loss. */
+static float step_loss(trainer *t)
+{
+    int n = t->logits->shape[0];   /* a hook may have changed the batch */
+    tensor_resize(&t->dlogits, t->logits->ndim, t->logits->shape);   /* as the last layer reads it */
+    return batch_loss(t, t->logits->data, t->targets.data, t->weight.data, n, trainer_tokens(t), t->loss.data,
+                      t->dlogits.data, step_labels(t), &t->batch_correct);
+}
+
+void trainer_reloss(trainer *t) { t->batch_loss = step_loss(t); }
+
 /* Forward, loss and backward of the current batch into fresh gradients. */
 static int forward_backward(trainer *t)
 {
-    int len = trainer_tokens(t);
     t->logits = nn_forward(t->model, &t->x, 1);
     if (!t->logits) return trainer_fail(t, "step %ld: %s", t->step + 1, t->model->err);
-    int n = t->logits->shape[0];
-    tensor_resize(&t->dlogits, t->logits->ndim, t->logits->shape);   /* as the last layer reads it */
-    float loss = batch_loss(t, t->logits->data, t->targets.data, t->weight.data, n, len, t->loss.data,
-                            t->dlogits.data, step_labels(t), &t->batch_correct);
+    float loss = step_loss(t);
     if (!isfinite(loss)) return trainer_fail(t, "step %ld: loss is not finite in a recomputed pass", t->step + 1);
     nn_zero_grad(t->model);
     nn_backward(t->model, &t->dlogits);
@@ -667,10 +675,7 @@ static int train_step(trainer *t)
 
     tp = trainer_now();
     n = t->logits->shape[0];   /* a hook may have changed the batch */
-    int len = trainer_tokens(t);
-    tensor_resize(&t->dlogits, t->logits->ndim, t->logits->shape);   /* as the last layer reads it */
-    t->batch_loss = batch_loss(t, t->logits->data, t->targets.data, t->weight.data, n, len, t->loss.data,
-                               t->dlogits.data, step_labels(t), &t->batch_correct);
+    t->batch_loss = step_loss(t);
     t->phase[PHASE_FORWARD] += trainer_now() - tp;
     if (!isfinite(t->batch_loss))
         return trainer_fail(t, "step %ld: training loss is %s; the run is stopped (lr %g may be too high)",

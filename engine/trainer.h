@@ -160,6 +160,11 @@ int trainer_echo(trainer *t, int times);
 int trainer_score(trainer *t, float *losses);
 int trainer_regrad(trainer *t);
 
+/* After after_loss hooks changed the step's weights or targets: recomputes the per-sample losses,
+ * the mean loss and the gradient of the loss that the backward pass starts from. Cheap (one
+ * softmax over the logits); no failure. */
+void trainer_reloss(trainer *t);
+
 /* Labels per example in the current step: the inputs' length for text, else 1. */
 int trainer_tokens(const trainer *t);
 

@@ -131,6 +131,38 @@ static int read_param(lua_State *L, int idx, const char *name, plug_param *p, co
     return 0;
 }
 
+/* Levenshtein distance of a and b, capped at 9 (names longer than 63 count as far). */
+static int distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63) return 9;
+    int row[64];
+    for (size_t j = 0; j <= lb; j++) row[j] = (int)j;
+    for (size_t i = 1; i <= la; i++) {
+        int diag = row[0];
+        row[0] = (int)i;
+        for (size_t j = 1; j <= lb; j++) {
+            int up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best) best = up + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            diag = up;
+            row[j] = best;
+        }
+    }
+    return row[lb] < 9 ? row[lb] : 9;
+}
+
+const char *plug_nearest(const char *name, const char *const *names, int n)
+{
+    const char *best = NULL;
+    int most = strlen(name) < 6 ? 1 : 2, d = most + 1;   /* a typo, not another word */
+    for (int i = 0; i < n; i++) {
+        int di = distance(name, names[i]);
+        if (di < d) d = di, best = names[i];
+    }
+    return best;
+}
+
 static int event_index(const char *name)
 {
     for (int e = 0; e < EV_COUNT; e++)
@@ -230,11 +262,18 @@ static int read_info(lua_State *L, const char *file, plug_info *info, char *err,
         int ev = event_index(key);
         if (lua_isfunction(L, -1)) {
             if (ev < 0) {
-                snprintf(err, errlen, "%s: handler '%s' is not an event (events: fit_start, epoch_start, "
-                         "batch_start, before_forward, ..., fit_end)", file, key);
+                const char *events[EV_COUNT];
+                for (int e = 0; e < EV_COUNT; e++) events[e] = trainer_event_name(e);
+                const char *near = plug_nearest(key, events, EV_COUNT);
+                if (near) snprintf(err, errlen, "%s: handler '%s' is not an event: did you mean '%s'?", file, key, near);
+                else snprintf(err, errlen, "%s: handler '%s' is not an event (events: fit_start, epoch_start, "
+                              "batch_start, before_forward, ..., fit_end)", file, key);
                 return -1;
             }
             info->events |= 1u << ev;
+        } else if (event_index(key) >= 0) {
+            snprintf(err, errlen, "%s: handler '%s' must be a function, not a %s", file, key, luaL_typename(L, -1));
+            return -1;
         } else if (!one_of(key, known, COUNT(known))) {
             snprintf(err, errlen, "%s: unknown field '%s'", file, key);
             return -1;
@@ -543,10 +582,27 @@ static int check_roles(const plug_catalog *cat, const train_config *cfg, char *e
     return 0;
 }
 
+/* The catalogue's line for a file NAME.lua that failed to load, or NULL. */
+static const char *load_error(const plug_catalog *cat, const char *name)
+{
+    char file[80];
+    snprintf(file, sizeof file, "%s.lua:", name);
+    for (int i = 0; i < cat->n_errors; i++) {
+        const char *at = strstr(cat->errors[i], file);
+        if (at && (at == cat->errors[i] || at[-1] == '/')) return cat->errors[i];
+    }
+    return NULL;
+}
+
 int plug_check(const plug_catalog *cat, const train_config *cfg, char *err, size_t errlen)
 {
     for (int i = 0; i < cfg->n_plugins; i++) {
         const plug_info *info = plug_find(cat, cfg->plugins[i].name);
+        const char *broken = info ? NULL : load_error(cat, cfg->plugins[i].name);
+        if (broken) {
+            snprintf(err, errlen, "plugin '%s' did not load: %s", cfg->plugins[i].name, broken);
+            return -1;
+        }
         if (!info) {
             snprintf(err, errlen, "plugin '%s' not found (hasten plugins lists them)", cfg->plugins[i].name);
             return -1;

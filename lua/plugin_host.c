@@ -41,7 +41,10 @@ static int c_metric(lua_State *L)
 {
     plug_host *h = plug_host_of(L);
     const char *name = luaL_checkstring(L, 2);
-    if (trainer_metric(h->t, name, (float)luaL_checknumber(L, 3)))
+    double v = luaL_checknumber(L, 3);
+    if (!isfinite(v))   /* metrics.jsonl has no NaN: it would read as 0 */
+        return luaL_error(L, "ctx:metric('%s', %f): the value must be a finite number", name, v);
+    if (trainer_metric(h->t, name, (float)v))
         return luaL_error(L, "ctx:metric('%s'): use a plain identifier that is not a record field (step, "
                           "seconds, lr, test_acc, ...), at most %d names a run", name, TRAINER_MAX_EXTRA);
     return 0;
@@ -124,6 +127,7 @@ static tensor *batch_images(plug_host *h, const tensor *x)
 {
     if (h->images.device != x->device) {
         tensor_free(&h->images);
+    tensor_free(&h->centring);
         h->images = (tensor){ .device = x->device };
     }
     return &h->images;
@@ -729,7 +733,15 @@ static int o_index(lua_State *L)
     else {
         lua_getmetatable(L, 1);
         lua_getfield(L, -1, "methods");
-        lua_getfield(L, -1, k);
+        lua_pushstring(L, k);
+        if (lua_rawget(L, -2) == LUA_TNIL) {   /* raw: the methods table is strict */
+            static const char *const fields[] = { "lr", "momentum", "weight_decay", "base_lr", "kind", "nesterov",
+                                                  "get", "set" };
+            const char *near = plug_nearest(k, fields, (int)(sizeof fields / sizeof *fields));
+            return luaL_error(L, "ctx.optim has no field '%s'%s%s%s", k,
+                              near ? ": did you mean '" : " (lr, momentum, weight_decay, base_lr, kind, nesterov, get, set)",
+                              near ? near : "", near ? "'?" : "");
+        }
     }
     return 1;
 }
@@ -851,13 +863,55 @@ static int r_perm(lua_State *L)
 }
 
 /* Sets functions with the host as upvalue into the table at the top of the stack. */
-static void set_funcs(lua_State *L, plug_host *h, const luaL_Reg *fns)
+/* A method of a ctx table, called through this: a dot call (ctx.log("x")) passes something other
+ * than the table first, and would read its arguments one place off. Upvalues: the host, the
+ * method, its full name ("ctx:log"). */
+static int method_call(lua_State *L)
+{
+    if (!lua_istable(L, 1)) {
+        char dot[96];
+        snprintf(dot, sizeof dot, "%s", lua_tostring(L, lua_upvalueindex(3)));
+        *strchr(dot, ':') = '.';
+        return luaL_error(L, "%s(...) needs a colon: %s(...)", dot, lua_tostring(L, lua_upvalueindex(3)));
+    }
+    return lua_tocfunction(L, lua_upvalueindex(2))(L);
+}
+
+/* Reading a field a ctx table lacks is a typo (ctx.lossses), not nil. Upvalue: the table's name. */
+static int strict_index(lua_State *L)
+{
+    const char *names[64], *what = lua_tostring(L, lua_upvalueindex(1));
+    int n = 0;
+    for (lua_pushnil(L); n < 64 && lua_next(L, 1); lua_pop(L, 1))
+        if (lua_type(L, -2) == LUA_TSTRING) names[n++] = lua_tostring(L, -2);
+    const char *key = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
+    const char *near = key ? plug_nearest(key, names, n) : NULL;
+    if (near) return luaL_error(L, "%s has no field '%s': did you mean '%s'?", what, key, near);
+    return luaL_error(L, "%s has no field '%s' (docs/plugins.md lists them)", what, luaL_tolstring(L, 2, NULL));
+}
+
+/* The functions fns into the table on top of the stack, each with the host as upvalue 1. With
+ * what (the table's path: "ctx.batch"), they are methods, checked for a colon call, and the table
+ * gets a metatable that makes reading a missing field an error; without, metamethods. */
+static void set_funcs(lua_State *L, plug_host *h, const luaL_Reg *fns, const char *what)
 {
     for (; fns->name; fns++) {
         lua_pushlightuserdata(L, h);
-        lua_pushcclosure(L, fns->func, 1);
+        if (what) {
+            lua_pushcfunction(L, fns->func);
+            lua_pushfstring(L, "%s:%s", what, fns->name);
+            lua_pushcclosure(L, method_call, 3);
+        } else {
+            lua_pushcclosure(L, fns->func, 1);
+        }
         lua_setfield(L, -2, fns->name);
     }
+    if (!what) return;
+    lua_newtable(L);
+    lua_pushstring(L, what);
+    lua_pushcclosure(L, strict_index, 1);
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, -2);
 }
 
 static void build_ctx(plug_host *h)
@@ -884,9 +938,9 @@ static void build_ctx(plug_host *h)
                                         { "beta", r_beta }, { "perm", r_perm },
                                         { "normal_", r_normal_fill }, { NULL, NULL } };
     lua_newtable(L);                       /* ctx */
-    set_funcs(L, h, ctx_fns);
+    set_funcs(L, h, ctx_fns, "ctx");
     lua_newtable(L);                       /* ctx.batch */
-    set_funcs(L, h, batch_fns);
+    set_funcs(L, h, batch_fns, "ctx.batch");
     plug_push_view(L, h, &t->x);
     lua_setfield(L, -2, "inputs");
     plug_push_view(L, h, &t->targets);
@@ -895,7 +949,7 @@ static void build_ctx(plug_host *h)
     lua_setfield(L, -2, "weights");
     lua_setfield(L, -2, "batch");
     lua_newtable(L);                       /* ctx.model */
-    set_funcs(L, h, model_fns);
+    set_funcs(L, h, model_fns, "ctx.model");
     plug_push_model_view(L, h, &t->model->weights, VIEW_WEIGHTS);
     lua_setfield(L, -2, "weights");
     plug_push_model_view(L, h, &t->model->grads, VIEW_GRADS);
@@ -904,7 +958,7 @@ static void build_ctx(plug_host *h)
     lua_setfield(L, -2, "stats");
     lua_setfield(L, -2, "model");
     lua_newtable(L);                       /* ctx.data */
-    set_funcs(L, h, data_fns);
+    set_funcs(L, h, data_fns, "ctx.data");
     lua_pushstring(L, t->data->name);
     lua_setfield(L, -2, "name");
     lua_pushinteger(L, t->data->train.n);
@@ -916,14 +970,14 @@ static void build_ctx(plug_host *h)
     lua_setfield(L, -2, "data");
     lua_newtable(L);                       /* ctx.optim: a proxy */
     lua_newtable(L);
-    set_funcs(L, h, optim_meta);
+    set_funcs(L, h, optim_meta, NULL);
     lua_newtable(L);
-    set_funcs(L, h, optim_fns);
+    set_funcs(L, h, optim_fns, "ctx.optim");
     lua_setfield(L, -2, "methods");
     lua_setmetatable(L, -2);
     lua_setfield(L, -2, "optim");
     lua_newtable(L);                       /* ctx.rng */
-    set_funcs(L, h, rng_fns);
+    set_funcs(L, h, rng_fns, "ctx.rng");
     lua_setfield(L, -2, "rng");
     plug_push_view(L, h, &t->loss);
     lua_setfield(L, -2, "losses");
@@ -937,7 +991,9 @@ static void build_ctx(plug_host *h)
 static int traceback(lua_State *L)
 {
     const char *msg = lua_tostring(L, 1);
-    luaL_traceback(L, L, msg ? msg : "(error object is not a string)", 1);
+    if (!msg) msg = lua_pushfstring(L, "error object is a %s, not a message (error('...') takes a string)",
+                                    luaL_typename(L, 1));
+    luaL_traceback(L, L, msg, 1);
     return 1;
 }
 
@@ -1020,6 +1076,7 @@ static int host_hook(trainer *t, trainer_event ev, void *ud)
         if (!updated) { update_ctx(h, ev); updated = 1; }
         if (call_handler(h, in, ev)) return -1;
     }
+    if (ev == EV_AFTER_LOSS && updated) trainer_reloss(t);   /* weights or targets set from the losses */
     return 0;
 }
 

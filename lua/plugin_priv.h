@@ -31,6 +31,7 @@ struct plug_host {
     trainer_event event;
     rng rng;
     tensor scores;             /* (B) ctx:score() output */
+    tensor centring;           /* t:center_rows_'s scratch, on the device of the last tensor centred */
     tensor images;             /* batch:resize and batch:colout's output, on the batch's device,
                                 * kept between steps: no allocation (on a GPU, no wait) per step */
     tensor pool[PLUG_POOL];    /* device buffers of collected plugin tensors, for the next ones;
@@ -51,6 +52,10 @@ typedef struct ltensor {
     enum { VIEW_FIXED, VIEW_WEIGHTS, VIEW_GRADS, VIEW_STATS, VIEW_PARAM } kind;   /* what a view follows */
     int generation;       /* VIEW_PARAM: the model generation it was made in */
 } ltensor;
+
+/* The name in names[0..n) one typo away from name (two for names of 6 or more characters), the
+ * nearest; NULL when none is that close. For "did you mean" in error messages. */
+const char *plug_nearest(const char *name, const char *const *names, int n);
 
 /* The global `hasten` with hasten.plugin (plugin.c). */
 void plug_open_hasten(lua_State *L);

@@ -187,6 +187,35 @@ static int t_clamp(lua_State *L)
     return 1;
 }
 
+/* t:exp_([s]): t = exp(s t), s 1 by default. */
+static int t_exp(lua_State *L)
+{
+    tensor_exp_(plug_check_tensor(L, 1)->t, (float)luaL_optnumber(L, 2, 1));
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int t_pow(lua_State *L)
+{
+    tensor_pow_(plug_check_tensor(L, 1)->t, (float)luaL_checknumber(L, 2));
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* t:center_rows_(): each slice along the first dimension minus its mean, on t's device. */
+static int t_center_rows(lua_State *L)
+{
+    ltensor *u = plug_check_tensor(L, 1);
+    tensor *scratch = &u->host->centring;
+    if (scratch->device != u->t->device) {   /* a host tensor after a device one, or back */
+        tensor_free(scratch);
+        scratch->device = u->t->device;
+    }
+    tensor_center_rows_(u->t, scratch);
+    lua_settop(L, 1);
+    return 1;
+}
+
 static int t_smooth(lua_State *L)
 {
     double a = luaL_checknumber(L, 2);
@@ -372,7 +401,8 @@ static int t_get(lua_State *L)
 {
     tensor *t = plug_check_tensor(L, 1)->t;
     lua_Integer i = luaL_checkinteger(L, 2);
-    luaL_argcheck(L, i >= 1 && (size_t)i <= t->n, 2, "index out of range");
+    if (i < 1 || (size_t)i > t->n)
+        return luaL_error(L, "t:get(%d): index out of range 1..%d (1-based)", (int)i, (int)t->n);
     lua_pushnumber(L, tensor_get(t, (size_t)(i - 1)));
     return 1;
 }
@@ -401,8 +431,34 @@ static const luaL_Reg tensor_methods[] = {
     { "norm", t_norm }, { "max", t_max }, { "min", t_min }, { "mix_rows_", t_mix_rows },
     { "topk", t_topk }, { "get", t_get }, { "orthogonalize_", t_orthogonalize },
     { "magnitude_mask", t_magnitude_mask }, { "patch_cov", t_patch_cov }, { "whiten_", t_whiten },
-    { "dirac_", t_dirac }, { "clip_units_", t_clip_units }, { NULL, NULL },
+    { "dirac_", t_dirac }, { "clip_units_", t_clip_units }, { "exp_", t_exp }, { "pow_", t_pow },
+    { "center_rows_", t_center_rows }, { NULL, NULL },
 };
+#define COUNT_METHODS ((int)(sizeof tensor_methods / sizeof *tensor_methods) - 1)
+
+/* t.name for a name that is no method, and t[i]: an error saying what to write instead (Lua would
+ * give nil, and the mistake would surface later as "attempt to call a nil value"). */
+static int t_index(lua_State *L)
+{
+    if (lua_type(L, 2) == LUA_TSTRING) {
+        const char *key = lua_tostring(L, 2);
+        lua_pushvalue(L, 2);
+        if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
+        const char *names[COUNT_METHODS];
+        for (int i = 0; i < COUNT_METHODS; i++) names[i] = tensor_methods[i].name;
+        const char *near = plug_nearest(key, names, COUNT_METHODS);
+        if (near) return luaL_error(L, "a tensor has no method '%s': did you mean '%s'?", key, near);
+        return luaL_error(L, "a tensor has no method '%s' (docs/plugins.md, Tensors, lists them)", key);
+    }
+    return luaL_error(L, "a tensor is not indexed with t[%s]: t:get(i) reads element i (1-based), and per-element "
+                      "work belongs in tensor methods", luaL_tolstring(L, 2, NULL));
+}
+
+static int t_newindex(lua_State *L)
+{
+    return luaL_error(L, "a tensor's elements are not assigned with t[%s] = v: use tensor methods (fill_, copy_, "
+                      "mul_, ...)", luaL_tolstring(L, 2, NULL));
+}
 
 /* hasten.zeros(d1, d2, ...) -> a plugin-owned tensor. */
 static int l_zeros(lua_State *L)
@@ -430,7 +486,10 @@ void plug_open_tensors(lua_State *L, plug_host *h)
     luaL_newmetatable(L, TENSOR_MT);
     lua_newtable(L);
     luaL_setfuncs(L, tensor_methods, 0);
+    lua_pushcclosure(L, t_index, 1);
     lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, t_newindex);
+    lua_setfield(L, -2, "__newindex");
     lua_pushcfunction(L, t_gc);
     lua_setfield(L, -2, "__gc");
     lua_pushcfunction(L, t_size);

@@ -219,6 +219,8 @@ static void map(enum ops_map op, float *t, const float *a, size_t n, float s1, f
     case OPS_LERP:       for (size_t i = 0; i < n; i++) t[i] += s1 * (a[i] - t[i]); break;
     case OPS_MUL:        for (size_t i = 0; i < n; i++) t[i] *= a[i]; break;
     case OPS_CLAMP:      for (size_t i = 0; i < n; i++) t[i] = fminf(fmaxf(t[i], s1), s2); break;
+    case OPS_EXP:        for (size_t i = 0; i < n; i++) t[i] = expf(s1 * t[i]); break;
+    case OPS_POW:        for (size_t i = 0; i < n; i++) t[i] = powf(t[i], s1); break;
     }
 }
 

@@ -115,6 +115,7 @@ const void *cuda_fetch(const void *dev, size_t bytes);
 enum cuda_ew {
     EW_FILL, EW_RELU_F, EW_RELU_B, EW_GELU_F, EW_GELU_B, EW_MUL, EW_ADD, EW_DROPOUT,
     EW_SCALE, EW_ADD_SCALAR, EW_AXPY, EW_LERP, EW_MUL_INPLACE, EW_CLAMP, EW_SIGMOID_F, EW_SIGMOID_B,
+    EW_EXP, EW_POW,
 };
 void cuda_elementwise(enum cuda_ew op, size_t n, const float *a, const float *b, float *out,
                       float *out2, float s1, float s2, uint64_t seed);

@@ -240,6 +240,8 @@ static void map(enum ops_map op, float *t, const float *a, size_t n, float s1, f
     case OPS_LERP:       ew = EW_LERP; break;
     case OPS_MUL:        ew = EW_MUL_INPLACE; break;
     case OPS_CLAMP:      ew = EW_CLAMP; break;
+    case OPS_EXP:        ew = EW_EXP; break;
+    case OPS_POW:        ew = EW_POW; break;
     }
     cuda_elementwise(ew, n, a, NULL, t, NULL, s1, s2, 0);
 }

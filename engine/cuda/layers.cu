@@ -41,6 +41,8 @@ __global__ void ew_kernel(enum cuda_ew op, size_t n, const float *__restrict__ a
         case EW_LERP:        out[i] += s1 * (a[i] - out[i]); break;
         case EW_MUL_INPLACE: out[i] *= a[i]; break;
         case EW_CLAMP:       out[i] = fminf(fmaxf(out[i], s1), s2); break;
+        case EW_EXP:         out[i] = expf(s1 * out[i]); break;
+        case EW_POW:         out[i] = powf(out[i], s1); break;
         case EW_SIGMOID_F:   out[i] = 1.0f / (1.0f + expf(-a[i])); break;
         case EW_SIGMOID_B:   out[i] = b[i] * a[i] * (1 - a[i]); break;   /* a = y, b = dy */
         }

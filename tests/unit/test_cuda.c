@@ -278,6 +278,8 @@ static void call_rows_and_maps(const engine_ops *o, void **p)
     o->map(OPS_LERP, F(p[1]), F(p[2]), 500, 0.1f, 0);
     o->map(OPS_MUL, F(p[1]), F(p[2]), 500, 0, 0);
     o->map(OPS_CLAMP, F(p[1]), NULL, 500, -0.2f, 0.3f);
+    o->map(OPS_EXP, F(p[1]), NULL, 500, -1.5f, 0);   /* positive from here: pow is defined */
+    o->map(OPS_POW, F(p[1]), NULL, 500, 1.7f, 0);
     float r[4];
     for (int k = 0; k < 4; k++) r[k] = (float)o->reduce((enum ops_reduce)k, F(p[2]), 500);
     o->upload(p[3], r, sizeof r);
@@ -663,6 +665,9 @@ static void test_plugin_tensor_ops(void **s)
     BOTH("scale", tensor_scale_(t, 1.5f));
     BOTH("add_scalar", tensor_add_scalar_(t, -0.1f));
     BOTH("clamp", tensor_clamp_(t, -2, 2));
+    BOTH("exp", tensor_exp_(t, 0.5f));
+    BOTH("pow", tensor_pow_(t, 0.75f));
+    BOTH("center_rows", tensor_center_rows_(t, out));
     BOTH("smooth", tensor_smooth_(t, 0.1f));
     BOTH("mix_rows", tensor_mix_rows_(t, perm, 0.7f));
     BOTH("box from a permutation", tensor_box_(t, perm, 1, 2, 3, 2, 0));

@@ -16,6 +16,7 @@
 #include "datasets/datasets.h"
 #include "engine/cpu/cpu.h"
 #include "engine/ops.h"
+#include "engine/tensor_ops.h"
 #include "engine/trainer.h"
 #include "lua/plugin.h"
 #include "lua/recipe.h"
@@ -302,10 +303,43 @@ static void test_bad_plugin_files(void **s)
     assert_int_equal(plug_catalog_add_source(&c2, "x", "return hasten.plugin { name = 'x', title = 't', summary = 's', "
         "reference = 'r', taxonomy = { component = 'data', action = 'remove', when = 'once' }, "
         "before_stepp = function() end }", err, sizeof err), -1);
-    assert_non_null(strstr(err, "before_stepp"));
+    assert_non_null(strstr(err, "handler 'before_stepp' is not an event: did you mean 'before_step'?"));
+    assert_int_equal(plug_catalog_add_source(&c2, "x", "return hasten.plugin { name = 'x', title = 't', summary = 's', "
+        "reference = 'r', taxonomy = { component = 'data', action = 'remove', when = 'once' }, "
+        "after_step = 3 }", err, sizeof err), -1);
+    assert_non_null(strstr(err, "handler 'after_step' must be a function, not a number"));
     assert_int_equal(plug_catalog_add_source(&c2, "x", "return hasten.plugin {", err, sizeof err), -1);
     assert_non_null(strstr(err, "x.lua:1"));
     plug_catalog_free(&c2);
+}
+
+/* A plugin asked for whose file did not load: the run's error gives the reason, not "not found". */
+static void test_broken_plugin_named(void **s)
+{
+    char dir[] = "/tmp/hasten-broken-XXXXXX", path[64], dirs[1][512], err[512];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/typo.lua", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("return hasten.plugin { name = 'typo', title = 't', summary = 's', reference = 'r', taxonomy = { "
+          "component = 'data', action = 'remove', when = 'once' }, after_backwards = function() end }", f);
+    fclose(f);
+    snprintf(dirs[0], sizeof dirs[0], "%s", dir);
+    plug_catalog c2;
+    assert_int_equal(plug_catalog_load(&c2, dirs, 1), 0);
+    train_config c;
+    base_config(&c, 0);
+    add(&c, "typo");
+    assert_int_equal(plug_check(&c2, &c, err, sizeof err), -1);
+    assert_non_null(strstr(err, "plugin 'typo' did not load: "));
+    assert_non_null(strstr(err, "typo.lua: handler 'after_backwards' is not an event: did you mean 'after_backward'?"));
+    c.n_plugins = 0;
+    add(&c, "nosuch");
+    assert_int_equal(plug_check(&c2, &c, err, sizeof err), -1);
+    assert_string_equal(err, "plugin 'nosuch' not found (hasten plugins lists them)");
+    plug_catalog_free(&c2);
+    unlink(path);
+    rmdir(dir);
 }
 
 /* ---- each method ---- */
@@ -1183,6 +1217,26 @@ static void test_sandbox(void **s)
     expect_failure("fit_start", "os.execute('true')", "os", 5);
     expect_failure("fit_start", "io.open('/tmp/x', 'w')", "io", 5);
     expect_failure("fit_start", "hasten.zeros(1 << 14, 1 << 14)", "memory cap", 2);
+    expect_failure("batch_start", "error({})", "error object is a table, not a message", 5);
+}
+
+/* The mistakes a new plugin author makes, each one line saying what to write instead (Lua alone
+ * says "attempt to call a nil value", returns nil, or logs an empty line). */
+static void test_author_mistakes(void **s)
+{
+    expect_failure("after_backward", "ctx.model.grads:center_row_()",
+                   "a tensor has no method 'center_row_': did you mean 'center_rows_'?", 5);
+    expect_failure("after_backward", "ctx.model.grads:frobnicate()", "a tensor has no method 'frobnicate'", 5);
+    expect_failure("after_backward", "local x = ctx.model.grads[1]", "a tensor is not indexed with t[1]: t:get(i)", 5);
+    expect_failure("after_backward", "ctx.model.grads[1] = 0", "not assigned with t[1] = v", 5);
+    expect_failure("after_backward", "ctx.model.grads:get(0)", "t:get(0): index out of range 1..", 5);
+    expect_failure("after_loss", "local m = ctx.lossses:mean()", "ctx has no field 'lossses': did you mean 'losses'?", 5);
+    expect_failure("batch_start", "ctx.batch:cutuot(4)", "ctx.batch has no field 'cutuot': did you mean 'cutout'?", 5);
+    expect_failure("before_step", "local x = ctx.optim.lrr", "ctx.optim has no field 'lrr': did you mean 'lr'?", 5);
+    expect_failure("batch_start", "ctx.log('x')", "ctx.log(...) needs a colon: ctx:log(...)", 5);
+    expect_failure("batch_start", "ctx.rng.uniform(0, 1)", "ctx.rng.uniform(...) needs a colon", 5);
+    expect_failure("batch_start", "ctx:metric('m', 0 / 0)", "ctx:metric('m', ", 5);
+    expect_failure("batch_start", "ctx:metric('m', 1 / 0)", "the value must be a finite number", 5);
 }
 
 /* Tensors a plugin drops are collected in time, however little Lua memory they seem to take: 20
@@ -1203,6 +1257,96 @@ static void test_sandbox_tensor_memory(void **s)
     close_run(&hr);
     expect_failure("after_step", "kept = kept or {}; for i = 1, 4 do kept[#kept + 1] = hasten.zeros(1 << 22) end",
                    "memory cap", 5);
+}
+
+/* Every gradient of step 0 as the backward pass left it (before[]) and as the plugins leave it. */
+typedef struct grad_pair { tensor before, after; } grad_pair;
+
+static int grads_before(trainer *t, trainer_event ev, void *ud)   /* after_* before the plugins */
+{
+    if (ev == EV_AFTER_BACKWARD && t->step == 0) tensor_copy(&((grad_pair *)ud)->before, &t->model->grads);
+    return 0;
+}
+
+static int grads_after(trainer *t, trainer_event ev, void *ud)   /* after_* after the plugins */
+{
+    if (ev == EV_AFTER_BACKWARD && t->step == 0) tensor_copy(&((grad_pair *)ud)->after, &t->model->grads);
+    return 0;
+}
+
+/* Gradient centralization: each conv and linear weight gradient (conv_only: conv only) loses its
+ * row means, exactly; every other gradient is untouched. */
+static void test_grad_centralization(void **s)
+{
+    for (int conv_only = 0; conv_only < 2; conv_only++) {
+        train_config c;
+        base_config(&c, 1);
+        c.budget = (budget_spec){ BUDGET_STEPS, 2 };
+        add(&c, conv_only ? "grad_centralization:conv_only=true" : "grad_centralization");
+        harness hr;
+        grad_pair g = { { .device = DEVICE_CPU }, { .device = DEVICE_CPU } };
+        assert_int_equal(run_around(&c, grads_after, &g, grads_before, &g, &hr), 0);
+        const nn_model *m = hr.t->model;
+        int centred = 0;
+        for (int i = 0; i < m->n_params; i++) {
+            const tensor *w = &m->params[i]->w;
+            size_t at = (size_t)(m->params[i]->w.data - m->weights.data);   /* its place in the flat grads */
+            int want = w->ndim == 4 || (w->ndim == 2 && !conv_only), units = want ? w->shape[0] : 1;
+            size_t len = w->n / (size_t)units;   /* a unit's fan-in; a vector is one unit, kept */
+            centred += want;
+            for (int r = 0; r < units; r++) {
+                const float *b = g.before.data + at + r * len, *a = g.after.data + at + r * len;
+                double mean = 0;
+                for (size_t j = 0; want && j < len; j++) mean += b[j] / (double)len;
+                for (size_t j = 0; j < len; j++) assert_float_equal(a[j], b[j] - mean, 1e-6);
+            }
+        }
+        assert_int_equal(centred, conv_only ? 2 : 3);   /* two convs and the linear head */
+        tensor_free(&g.before);
+        tensor_free(&g.after);
+        close_run(&hr);
+    }
+}
+
+/* The first step's gradient norm, after the backward pass. */
+static int first_grad_norm(trainer *t, trainer_event ev, void *ud)
+{
+    if (ev == EV_AFTER_BACKWARD && t->step == 0) *(double *)ud = tensor_norm(&t->model->grads);
+    return 0;
+}
+
+/* The first step's gradient norm with an inline plugin running body at event. */
+static double grad_norm_with(const char *event, const char *body)
+{
+    char err[300];
+    assert_int_equal(plug_catalog_add_source(&cat, "bad", plugin_src(event, body), err, sizeof err), 0);
+    train_config c;
+    base_config(&c, 0);
+    c.budget = (budget_spec){ BUDGET_STEPS, 1 };
+    add(&c, "bad");
+    harness hr;
+    double norm = -1;
+    int rc = run_with(&c, first_grad_norm, &norm, &hr);
+    if (rc) print_message("%s\n", hr.t->error);
+    assert_int_equal(rc, 0);
+    close_run(&hr);
+    return norm;
+}
+
+/* Per-sample weights set at after_loss, from the losses, weigh the backward pass that follows
+ * (loss weighting, DESIGN.md); they used to be read before after_loss only, so this was a no-op. */
+static void test_after_loss_weights(void **s)
+{
+    double one = grad_norm_with("after_loss", "ctx.batch.weights:fill_(1)");
+    double two = grad_norm_with("after_loss", "ctx.batch.weights:fill_(2)");
+    double none = grad_norm_with("after_loss", "ctx.batch.weights:fill_(0)");
+    print_message("gradient norm: weights 1 %g, 2 %g, 0 %g\n", one, two, none);
+    assert_true(one > 0);
+    assert_true(fabs(two - 2 * one) < 1e-4 * one);
+    assert_true(none == 0);
+    /* the losses themselves are unweighted: a weight that follows them is (l / mean l) */
+    double by_loss = grad_norm_with("after_loss", "ctx.batch.weights:copy_(ctx.losses):mul_(1 / ctx.losses:mean())");
+    assert_true(by_loss > 0 && fabs(by_loss - one) > 1e-3 * one);
 }
 
 /* The first step's loss, and whether the model did its products in bf16 then. */
@@ -1265,6 +1409,9 @@ static void test_ctx_api(void **s)
         "ctx.optim:set('no_decay', 'lr_scale', 0.5) assert(ctx.optim:get('no_decay', 'lr_scale') == 0.5) "
         "local z = hasten.zeros(3, 4) assert(z:size() == 12 and z:sum() == 0) "
         "z:fill_(2):add_(1):mul_(2) assert(z:mean() == 6 and z:max() == 6) "
+        "local e = hasten.zeros(4):fill_(2):exp_(-0.5):pow_(2) assert(math.abs(e:get(1) - math.exp(-2)) < 1e-6) "
+        "assert(math.abs(hasten.zeros(3):fill_(1):exp_():get(3) - math.exp(1)) < 1e-5) "
+        "local cr = hasten.zeros(2, 3):fill_(5):center_rows_() assert(cr:max() == 0 and cr:min() == 0) "
         "local t = ctx.rng:perm(5) assert(t:sum() == 10) "
         "local k = z:clone():add_(hasten.zeros(3, 4), 1):topk(2) assert(k:size() == 2) "
         "local lab = ctx.batch:labels() assert(lab:size() == 64 and lab:min() >= 0 and lab:max() <= 9) "
@@ -2153,7 +2300,8 @@ int main(void)
 {
     const struct CMUnitTest catalogue[] = {
         cmocka_unit_test(test_catalogue), cmocka_unit_test(test_param_errors),
-        cmocka_unit_test(test_bad_plugin_files), cmocka_unit_test(test_composition),
+        cmocka_unit_test(test_bad_plugin_files), cmocka_unit_test(test_broken_plugin_named),
+        cmocka_unit_test(test_composition),
         cmocka_unit_test(test_catalogue_json),
     };
     /* Everything that trains: once a device. */
@@ -2176,7 +2324,9 @@ int main(void)
         cmocka_unit_test(test_schedules), cmocka_unit_test(test_sam_costs_a_pass),
         cmocka_unit_test(test_insert_layer), cmocka_unit_test(test_low_precision),
         cmocka_unit_test(test_ctx_api), cmocka_unit_test(test_sandbox),
-        cmocka_unit_test(test_sandbox_tensor_memory),
+        cmocka_unit_test(test_author_mistakes),
+        cmocka_unit_test(test_sandbox_tensor_memory), cmocka_unit_test(test_after_loss_weights),
+        cmocka_unit_test(test_grad_centralization),
     };
     cpu_threads_init(2);
     int failed = cmocka_run_group_tests_name("catalogue", catalogue, setup_cpu, teardown);

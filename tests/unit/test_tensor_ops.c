@@ -213,6 +213,42 @@ static void test_patch_cov_and_whiten(void **s)
     tensor_free(&x); tensor_free(&cov); tensor_free(&d); tensor_free(&w);
 }
 
+/* Row centring (gradient centralization) against each row's mean in double, on a conv filter
+ * bank (6, 3, 3, 2) and a vector (one row); exp_ and pow_ against libm. */
+static void test_center_rows_and_maps(void **s)
+{
+    rng g;
+    rng_seed(&g, 5, 0);
+    tensor t = {0}, before = {0}, scratch = {0};
+    tensor_resize(&t, 4, (int[]){ 6, 3, 3, 2 });
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < t.n; i++) t.data[i] = rng_normal(&g) + 3;   /* means far from 0 */
+        tensor_copy(&before, &t);
+        tensor_center_rows_(&t, &scratch);
+        int rows = pass ? 1 : 6, cols = (int)(t.n / rows);
+        for (int r = 0; r < rows; r++) {
+            double mean = 0, after = 0;
+            for (int j = 0; j < cols; j++) mean += before.data[(size_t)r * cols + j] / cols;
+            for (int j = 0; j < cols; j++) {
+                size_t at = (size_t)r * cols + j;
+                assert_float_equal(t.data[at], before.data[at] - mean, 1e-5);
+                after += t.data[at];
+            }
+            assert_float_equal(after, 0, 1e-4);
+        }
+        tensor_resize(&t, 1, (int[]){ 40 });
+    }
+    for (size_t i = 0; i < t.n; i++) t.data[i] = (float)i / 8;
+    tensor_copy(&before, &t);
+    tensor_exp_(&t, -0.5f);
+    for (size_t i = 0; i < t.n; i++) assert_float_equal(t.data[i], expf(-0.5f * before.data[i]), 1e-6);
+    tensor_pow_(&t, 2.5f);
+    for (size_t i = 0; i < t.n; i++) assert_float_equal(t.data[i], powf(expf(-0.5f * before.data[i]), 2.5f), 1e-6);
+    tensor_free(&t);
+    tensor_free(&before);
+    tensor_free(&scratch);
+}
+
 static void test_dirac(void **s)
 {
     tensor w = {0};
@@ -310,6 +346,7 @@ int main(void)
         cmocka_unit_test(test_orthogonalize_exact), cmocka_unit_test(test_orthogonalize_dense),
         cmocka_unit_test(test_magnitude_mask), cmocka_unit_test(test_take_grid), cmocka_unit_test(test_batch_ops), cmocka_unit_test(test_flat_stats),
         cmocka_unit_test(test_patch_cov_and_whiten), cmocka_unit_test(test_dirac),
+        cmocka_unit_test(test_center_rows_and_maps),
         cmocka_unit_test(test_state_and_softmax),
     };
     cpu_threads_init(2);
