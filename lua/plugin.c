@@ -131,38 +131,6 @@ static int read_param(lua_State *L, int idx, const char *name, plug_param *p, co
     return 0;
 }
 
-/* Levenshtein distance of a and b, capped at 9 (names longer than 63 count as far). */
-static int distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 63 || lb > 63) return 9;
-    int row[64];
-    for (size_t j = 0; j <= lb; j++) row[j] = (int)j;
-    for (size_t i = 1; i <= la; i++) {
-        int diag = row[0];
-        row[0] = (int)i;
-        for (size_t j = 1; j <= lb; j++) {
-            int up = row[j], best = diag + (a[i - 1] != b[j - 1]);
-            if (up + 1 < best) best = up + 1;
-            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
-            diag = up;
-            row[j] = best;
-        }
-    }
-    return row[lb] < 9 ? row[lb] : 9;
-}
-
-const char *plug_nearest(const char *name, const char *const *names, int n)
-{
-    const char *best = NULL;
-    int most = strlen(name) < 6 ? 1 : 2, d = most + 1;   /* a typo, not another word */
-    for (int i = 0; i < n; i++) {
-        int di = distance(name, names[i]);
-        if (di < d) d = di, best = names[i];
-    }
-    return best;
-}
-
 static int event_index(const char *name)
 {
     for (int e = 0; e < EV_COUNT; e++)
@@ -264,7 +232,7 @@ static int read_info(lua_State *L, const char *file, plug_info *info, char *err,
             if (ev < 0) {
                 const char *events[EV_COUNT];
                 for (int e = 0; e < EV_COUNT; e++) events[e] = trainer_event_name(e);
-                const char *near = plug_nearest(key, events, EV_COUNT);
+                const char *near = config_nearest_name(key, events, EV_COUNT);
                 if (near) snprintf(err, errlen, "%s: handler '%s' is not an event: did you mean '%s'?", file, key, near);
                 else snprintf(err, errlen, "%s: handler '%s' is not an event (events: fit_start, epoch_start, "
                               "batch_start, before_forward, ..., fit_end)", file, key);

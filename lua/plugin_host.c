@@ -127,7 +127,6 @@ static tensor *batch_images(plug_host *h, const tensor *x)
 {
     if (h->images.device != x->device) {
         tensor_free(&h->images);
-    tensor_free(&h->centring);
         h->images = (tensor){ .device = x->device };
     }
     return &h->images;
@@ -737,7 +736,7 @@ static int o_index(lua_State *L)
         if (lua_rawget(L, -2) == LUA_TNIL) {   /* raw: the methods table is strict */
             static const char *const fields[] = { "lr", "momentum", "weight_decay", "base_lr", "kind", "nesterov",
                                                   "get", "set" };
-            const char *near = plug_nearest(k, fields, (int)(sizeof fields / sizeof *fields));
+            const char *near = config_nearest_name(k, fields, (int)(sizeof fields / sizeof *fields));
             return luaL_error(L, "ctx.optim has no field '%s'%s%s%s", k,
                               near ? ": did you mean '" : " (lr, momentum, weight_decay, base_lr, kind, nesterov, get, set)",
                               near ? near : "", near ? "'?" : "");
@@ -885,7 +884,7 @@ static int strict_index(lua_State *L)
     for (lua_pushnil(L); n < 64 && lua_next(L, 1); lua_pop(L, 1))
         if (lua_type(L, -2) == LUA_TSTRING) names[n++] = lua_tostring(L, -2);
     const char *key = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
-    const char *near = key ? plug_nearest(key, names, n) : NULL;
+    const char *near = key ? config_nearest_name(key, names, n) : NULL;
     if (near) return luaL_error(L, "%s has no field '%s': did you mean '%s'?", what, key, near);
     return luaL_error(L, "%s has no field '%s' (docs/plugins.md lists them)", what, luaL_tolstring(L, 2, NULL));
 }
@@ -1143,6 +1142,7 @@ void plug_host_free(plug_host *h)
     for (int i = 0; i < h->n_pool; i++) tensor_free(&h->pool[i]);
     tensor_free(&h->scores);
     tensor_free(&h->images);
+    tensor_free(&h->centring);
     nn_free(h->teacher);
     free(h);
 }

@@ -53,9 +53,6 @@ typedef struct ltensor {
     int generation;       /* VIEW_PARAM: the model generation it was made in */
 } ltensor;
 
-/* The name in names[0..n) one typo away from name (two for names of 6 or more characters), the
- * nearest; NULL when none is that close. For "did you mean" in error messages. */
-const char *plug_nearest(const char *name, const char *const *names, int n);
 
 /* The global `hasten` with hasten.plugin (plugin.c). */
 void plug_open_hasten(lua_State *L);

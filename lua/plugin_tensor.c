@@ -446,7 +446,7 @@ static int t_index(lua_State *L)
         if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
         const char *names[COUNT_METHODS];
         for (int i = 0; i < COUNT_METHODS; i++) names[i] = tensor_methods[i].name;
-        const char *near = plug_nearest(key, names, COUNT_METHODS);
+        const char *near = config_nearest_name(key, names, COUNT_METHODS);
         if (near) return luaL_error(L, "a tensor has no method '%s': did you mean '%s'?", key, near);
         return luaL_error(L, "a tensor has no method '%s' (docs/plugins.md, Tensors, lists them)", key);
     }
