@@ -616,6 +616,8 @@ int ui_cmd(int argc, char **argv, int demo)
     a->demo = demo;
     a->mode = demo ? UI_LAYOUT_DEMO : UI_LAYOUT_WORKBENCH;
     rc = load_recipe(a, &o);   /* first: a bad recipe or device is said without a terminal too */
+    if (!rc && demo && a->recipe.target_metric[0])   /* a class watches the target being reached */
+        a->ymode = !strcmp(a->recipe.target_metric, "test_loss") ? UI_Y_TEST_LOSS : UI_Y_TEST_ACC;
     if (!rc && (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO))) {
         fprintf(stderr, "hasten: the workbench needs a terminal; for a headless run use "
                 "hasten run %s\n", o.recipe ? o.recipe : DEFAULT_RECIPE);

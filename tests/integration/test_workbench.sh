@@ -144,6 +144,7 @@ check_runs
 # its own runs folder; all five train to the end.
 keys "clear; HASTEN_RUNS_DIR='$tmp/demo' '$bin' demo --budget 30steps; echo \"exit=\$?\"" Enter
 wait_for "^ *2 .*baseline 20steps *20steps" 20 || fail "demo: no shorter baseline"
+grep -q "Test accuracy vs training seconds" "$tmp/pane" || fail "demo: does not open on the target's plot"
 for m in whitening_init muon blurpool; do grep -q "^ *[345] .*$m " "$tmp/pane" || fail "demo: $m not queued"; done
 wait_for "^ *5 .*done" 90 || fail "demo: the five runs did not finish"
 keys q
