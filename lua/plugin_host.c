@@ -1062,6 +1062,25 @@ static void warn_overlaps(plug_host *h)
         }
 }
 
+/* The step's weights and targets, as the after_loss handlers find them, into h->loss_inputs (CPU
+ * batches only: on a GPU the loss is recomputed without looking, as comparing would wait for it). */
+static void save_loss_inputs(plug_host *h, const trainer *t)
+{
+    if (t->targets.device != DEVICE_CPU) return;
+    int len = (int)(t->weight.n + t->targets.n);
+    tensor_resize(&h->loss_inputs, 1, &len);
+    memcpy(h->loss_inputs.data, t->weight.data, t->weight.n * sizeof(float));
+    memcpy(h->loss_inputs.data + t->weight.n, t->targets.data, t->targets.n * sizeof(float));
+}
+
+/* Whether the after_loss handlers changed the weights or targets that the loss gradient came from. */
+static int loss_inputs_changed(const plug_host *h, const trainer *t)
+{
+    if (t->targets.device != DEVICE_CPU || h->loss_inputs.n != t->weight.n + t->targets.n) return 1;
+    return memcmp(h->loss_inputs.data, t->weight.data, t->weight.n * sizeof(float)) ||
+           memcmp(h->loss_inputs.data + t->weight.n, t->targets.data, t->targets.n * sizeof(float));
+}
+
 static int host_hook(trainer *t, trainer_event ev, void *ud)
 {
     plug_host *h = ud;
@@ -1072,10 +1091,15 @@ static int host_hook(trainer *t, trainer_event ev, void *ud)
     for (int k = 0; k < h->n; k++) {
         const instance *in = &h->inst[reverse ? h->n - 1 - k : k];
         if (in->handler[ev] == LUA_NOREF) continue;
-        if (!updated) { update_ctx(h, ev); updated = 1; }
+        if (!updated) {
+            update_ctx(h, ev);
+            updated = 1;
+            if (ev == EV_AFTER_LOSS) save_loss_inputs(h, t);
+        }
         if (call_handler(h, in, ev)) return -1;
     }
-    if (ev == EV_AFTER_LOSS && updated) trainer_reloss(t);   /* weights or targets set from the losses */
+    /* weights or targets set from the losses weigh this step's backward pass */
+    if (ev == EV_AFTER_LOSS && updated && loss_inputs_changed(h, t)) trainer_reloss(t);
     return 0;
 }
 
@@ -1143,6 +1167,7 @@ void plug_host_free(plug_host *h)
     tensor_free(&h->scores);
     tensor_free(&h->images);
     tensor_free(&h->centring);
+    tensor_free(&h->loss_inputs);
     nn_free(h->teacher);
     free(h);
 }

@@ -30,6 +30,7 @@ struct plug_host {
     const instance *current;   /* the instance being called, for ctx:log */
     trainer_event event;
     rng rng;
+    tensor loss_inputs;        /* (B + B K) the weights and targets before the after_loss handlers (CPU) */
     tensor scores;             /* (B) ctx:score() output */
     tensor centring;           /* t:center_rows_'s scratch, on the device of the last tensor centred */
     tensor images;             /* batch:resize and batch:colout's output, on the batch's device,

@@ -1347,6 +1347,10 @@ static void test_after_loss_weights(void **s)
     /* the losses themselves are unweighted: a weight that follows them is (l / mean l) */
     double by_loss = grad_norm_with("after_loss", "ctx.batch.weights:copy_(ctx.losses):mul_(1 / ctx.losses:mean())");
     assert_true(by_loss > 0 && fabs(by_loss - one) > 1e-3 * one);
+    /* targets changed there count too; a handler that changes neither leaves the step as it was */
+    double smoothed = grad_norm_with("after_loss", "ctx.batch.targets:smooth_(0.5)");
+    assert_true(smoothed > 0 && fabs(smoothed - one) > 1e-3 * one);
+    assert_true(grad_norm_with("after_loss", "local m = ctx.losses:mean()") == one);
 }
 
 /* The first step's loss, and whether the model did its products in bf16 then. */
