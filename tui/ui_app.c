@@ -203,6 +203,10 @@ static void queue_selected(ui_app *a)
     queue_run(a, specs, n);
 }
 
+/* The demo evaluates this many times an epoch where the recipe evaluates once an epoch: its point
+ * is a time to target, which an epoch's evaluation knows only to the epoch (4 s on 2 cores). */
+#define DEMO_EVALS_PER_EPOCH 4
+
 /* Demo: the baseline trained for less, then the three methods by name (a log line names those the
  * catalogue lacks). */
 static void queue_demo(ui_app *a)
@@ -232,9 +236,11 @@ static void check_baseline(ui_app *a)
     if (a->baseline_checked || st == 0) return;
     a->baseline_checked = 1;
     if (st < 0) return;
+    train_config want = a->recipe;   /* a shallow copy for the fields compared; not freed */
+    ui_runs_eval_cadence(q, &want);
     char dir[1200], err[1024];
-    if (ui_history_find_baseline(cli_runs_root(), a->recipe.recipe_path, q->ds.name, &a->recipe_budget,
-                                 a->recipe.batch, a->recipe.device, a->threads, dir, sizeof dir)) {
+    if (ui_history_find_baseline(cli_runs_root(), &want, q->ds.name, &a->recipe_budget, a->threads, dir,
+                                 sizeof dir)) {
         ui_run *r = ui_runs_add_folder(q, dir, err, sizeof err);
         if (r) {
             q->baseline = r;
@@ -548,6 +554,7 @@ static int event_loop(ui_app *a, const ui_options *o)
         fprintf(stderr, "hasten: %s\n", err);
         return EXIT_FAILED;
     }
+    if (a->demo) a->runs.evals_per_epoch = DEMO_EVALS_PER_EPOCH;   /* read by runs queued from now on */
     setlocale(LC_ALL, "");
     setlocale(LC_NUMERIC, "C");   /* run files are written with '.' decimals whatever the locale */
     a->utf8 = !o->ascii && !strcmp(nl_langinfo(CODESET), "UTF-8");

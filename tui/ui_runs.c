@@ -91,6 +91,13 @@ static void fail_run(ui_runs *q, ui_run *r, const char *msg)
     ui_log_add(q->log, UI_LOG_ERROR, "#%d %s failed: %.*s", r->id, r->name, (int)strcspn(msg, "\n"), msg);
 }
 
+void ui_runs_eval_cadence(const ui_runs *q, train_config *c)
+{
+    if (q->evals_per_epoch <= 0 || c->eval_every_steps > 0 || c->eval_every_epochs > 1) return;
+    int steps = q->ds.train.n / c->batch / q->evals_per_epoch;
+    c->eval_every_steps = steps > 0 ? steps : 1;
+}
+
 /* Sets up, trains and closes one run on the worker thread. */
 static void run_one(ui_runs *q, ui_run *r)
 {
@@ -110,6 +117,7 @@ static void run_one(ui_runs *q, ui_run *r)
     cfg->seed = q->seed;
     cfg->threads = q->threads;
     cfg->device = q->device;
+    ui_runs_eval_cadence(q, cfg);
     cfg->n_plugins = r->n_plugins;
     if (r->n_plugins) memcpy(cfg->plugins, r->plugins, (size_t)r->n_plugins * sizeof *r->plugins);
     if (cli_run_open(&live, cfg, &q->ds, NULL, err, sizeof err)) {

@@ -119,6 +119,7 @@ typedef struct ui_runs {
     _Atomic int data_state;        /* 0 loading, 1 ready, -1 failed */
     ui_log *log;
     int reload_plugins;            /* the worker re-reads the plugin catalogue before its next run */
+    int evals_per_epoch;           /* > 0: evaluate that often where the recipe says once an epoch */
     double next_tail;              /* when to read the live run's log.txt again */
 } ui_runs;
 
@@ -170,13 +171,17 @@ void ui_runs_shutdown(ui_runs *q);
 
 /* ---- run folders on disk (tui/ui_history.c) ------------------------------------------------ */
 
-/* Finds the newest folder under root holding a finished baseline of this recipe: status "done",
- * the same recipe path, dataset, budget and batch, no plugins, this machine's CPU model and core
- * count, and the same device (a device_kind): on the CPU the same thread count, on CUDA the same
+/* Finds the newest folder under root holding a finished baseline of recipe c: status "done", c's
+ * recipe path, batch and evaluation cadence, this dataset and budget, no plugins, this machine's
+ * CPU model and core count, and c's device: on the CPU the same thread count, on CUDA the same
  * GPU. Writes its path into dir and returns 1, or returns 0 when there is none. */
-int ui_history_find_baseline(const char *root, const char *recipe_path, const char *dataset,
-                             const budget_spec *budget, int batch, int device, int threads, char *dir,
-                             size_t len);
+int ui_history_find_baseline(const char *root, const train_config *c, const char *dataset,
+                             const budget_spec *budget, int threads, char *dir, size_t len);
+
+/* The evaluation cadence q's runs use for recipe c, set in c: c's own, except that with
+ * q->evals_per_epoch > 0 a once-an-epoch cadence becomes that many evaluations an epoch of q's
+ * dataset (at least one step apart). The dataset must be loaded. */
+void ui_runs_eval_cadence(const ui_runs *q, train_config *c);
 
 /* Reads a run folder into r (which must be zeroed): name and budget from recipe.lua, status and
  * step times from summary.json, the series from metrics.jsonl. Returns 0, or -1 with a message

@@ -150,4 +150,8 @@ wait_for "^ *5 .*done" 90 || fail "demo: the five runs did not finish"
 keys q
 wait_for "exit=0" 30 || fail "demo: did not exit 0"
 [ "$(ls "$tmp/demo" | wc -l)" -eq 5 ] || fail "demo: expected 5 run folders, got: $(ls "$tmp/demo")"
+# the recipe evaluates once an epoch; the demo's runs four times an epoch (60000 / 128 / 4 steps)
+for f in "$tmp"/demo/*/recipe.lua; do
+  grep -q "eval *= *{ every = 117 }" "$f" || fail "demo: $f does not evaluate every 117 steps"
+done
 echo "$name: ok"

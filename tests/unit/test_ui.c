@@ -537,6 +537,7 @@ static void test_choices_to_specs(void **s)
 /* The hasten version make_run_on writes into fingerprints: NULL, this build's. */
 static const char *run_version;
 static int run_format = 1;   /* summary.json's format version */
+static const char *run_eval = "";   /* more recipe fields, starting with a comma */
 
 /* A finished run folder under the test's runs/: recipe.lua (budget, batch, plugins) and a
  * summary.json with this machine's fingerprint, threads, run_version and fp_extra (more
@@ -555,7 +556,7 @@ static const char *make_run_on(const char *name, const char *status, const char 
     train_config c;
     char err[256];
     snprintf(text, sizeof text, "return { data = { \"synthetic\" }, model = nn.sequential { nn.flatten(), nn.linear(10) },"
-             " budget = %s, batch = %d %s }", budget, batch, plugins ? ", plugins = { \"label_smoothing\" }" : "");
+             " budget = %s, batch = %d %s%s }", budget, batch, plugins ? ", plugins = { \"label_smoothing\" }" : "", run_eval);
     assert_int_equal(recipe_load_string(text, "r.lua", &c, err, sizeof err), 0);
     snprintf(path, sizeof path, "%s/recipe.lua", d);
     FILE *f = fopen(path, "w");
@@ -589,12 +590,28 @@ static const char *make_run(const char *name, const char *status, const char *bu
     return make_run_on(name, status, budget, plugins, threads, 128, "");
 }
 
+/* ui_history_find_baseline for a CPU recipe at recipe_path with this batch and evaluation every
+ * eval_steps steps (0: once an epoch); dir gets 1200 bytes. */
+static int find_baseline(const char *runs, const char *recipe_path, const char *dataset, const budget_spec *b,
+                         int batch, int threads, int eval_steps, char *dir)
+{
+    train_config c;
+    config_defaults(&c);
+    snprintf(c.recipe_path, sizeof c.recipe_path, "%s", recipe_path);
+    c.batch = batch;
+    c.device = DEVICE_CPU;
+    c.eval_every_steps = eval_steps;
+    int found = ui_history_find_baseline(runs, &c, dataset, b, threads, dir, 1200);
+    config_free(&c);
+    return found;
+}
+
 static void test_history(void **s)
 {
     budget_spec two = { BUDGET_STEPS, 2 }, three = { BUDGET_STEPS, 3 };
     char runs[700], dir[1200], err[512];
     snprintf(runs, sizeof runs, "%s/runs", test_tmpdir());
-    assert_int_equal(ui_history_find_baseline(runs, "recipes/x.lua", "synthetic", &two, 128, DEVICE_CPU, 2, dir, sizeof dir), 0);
+    assert_int_equal(find_baseline(runs, "recipes/x.lua", "synthetic", &two, 128, 2, 0, dir), 0);
     make_run("a-failed", "failed", "{ steps = 2 }", 0, 2);
     make_run("b-plugins", "done", "{ steps = 2 }", 1, 2);
     make_run("c-threads", "done", "{ steps = 2 }", 0, 1);
@@ -606,16 +623,24 @@ static void test_history(void **s)
     run_format = 2;   /* a newer hasten's files: not read */
     const char *newer = make_run_on("c-format", "done", "{ steps = 2 }", 0, 2, 128, "");
     run_format = 1;
-    assert_int_equal(ui_history_find_baseline(runs, "recipes/x.lua", "synthetic", &two, 128, DEVICE_CPU, 2, dir, sizeof dir), 0);
+    assert_int_equal(find_baseline(runs, "recipes/x.lua", "synthetic", &two, 128, 2, 0, dir), 0);
     const char *good = make_run_on("d-good", "done", "{ steps = 2 }", 0, 2, 128, ",\"device\":\"cpu\"");
-    assert_int_equal(ui_history_find_baseline(runs, "recipes/x.lua", "synthetic", &two, 128, DEVICE_CPU, 2, dir, sizeof dir), 1);
+    assert_int_equal(find_baseline(runs, "recipes/x.lua", "synthetic", &two, 128, 2, 0, dir), 1);
     assert_string_equal(dir, good);
-    assert_int_equal(ui_history_find_baseline(runs, "recipes/x.lua", "synthetic", &three, 128, DEVICE_CPU, 2, dir, sizeof dir), 0);
-    assert_int_equal(ui_history_find_baseline(runs, "recipes/y.lua", "synthetic", &two, 128, DEVICE_CPU, 2, dir, sizeof dir), 0);
-    assert_int_equal(ui_history_find_baseline(runs, "recipes/x.lua", "fashion-mnist", &two, 128, DEVICE_CPU, 2, dir, sizeof dir), 0);
-    assert_int_equal(ui_history_find_baseline(runs, "recipes/x.lua", "synthetic", &two, 128, DEVICE_CPU, 1, dir, sizeof dir), 1);
-    assert_int_equal(ui_history_find_baseline(runs, "recipes/x.lua", "synthetic", &two, 512, DEVICE_CPU, 2, dir, sizeof dir), 1);
+    assert_int_equal(find_baseline(runs, "recipes/x.lua", "synthetic", &three, 128, 2, 0, dir), 0);
+    assert_int_equal(find_baseline(runs, "recipes/y.lua", "synthetic", &two, 128, 2, 0, dir), 0);
+    assert_int_equal(find_baseline(runs, "recipes/x.lua", "fashion-mnist", &two, 128, 2, 0, dir), 0);
+    assert_int_equal(find_baseline(runs, "recipes/x.lua", "synthetic", &two, 128, 1, 0, dir), 1);
+    assert_int_equal(find_baseline(runs, "recipes/x.lua", "synthetic", &two, 512, 2, 0, dir), 1);
     assert_non_null(strstr(dir, "c-batch"));   /* the batch-512 run, for a batch-512 workbench only */
+    run_eval = ", eval = { every = 50 }";   /* evaluated more often: its time to target is sooner */
+    make_run_on("e-eval", "done", "{ steps = 2 }", 0, 2, 128, ",\"device\":\"cpu\"");
+    run_eval = "";
+    assert_int_equal(find_baseline(runs, "recipes/x.lua", "synthetic", &two, 128, 2, 0, dir), 1);
+    assert_string_equal(dir, good);
+    assert_int_equal(find_baseline(runs, "recipes/x.lua", "synthetic", &two, 128, 2, 50, dir), 1);
+    assert_non_null(strstr(dir, "e-eval"));
+    assert_int_equal(find_baseline(runs, "recipes/x.lua", "synthetic", &two, 128, 2, 25, dir), 0);
 
     ui_run *r = calloc(1, sizeof *r);
     snprintf(r->target_metric, sizeof r->target_metric, "test_acc");
