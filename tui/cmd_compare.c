@@ -109,53 +109,6 @@ static void machine_name(const cJSON *fp, char *out, size_t len)
     else snprintf(out, len, "unrecorded machine");
 }
 
-/* The numbers compare takes from summary.json, each a number in its range when present: a value
- * outside it is damage, not a measurement. */
-typedef struct field_range {
-    const char *key;
-    double lo, hi;
-    int required;
-} field_range;
-
-static const field_range summary_fields[] = {
-    { "test_acc", 0, 1, 1 }, { "train_seconds", 0, 1e12, 1 }, { "samples_per_second", 0, 1e15, 1 },
-    { "steps", 0, 1e15, 0 }, { "batch", 1, 1e9, 0 }, { "time_to_target", 0, 1e12, 0 },
-    { "steps_to_target", 0, 1e15, 0 },
-};
-
-/* Checks o's field f (absent or null: fine unless required). Returns 0, or -1 with a message
- * naming the file (path) and the field in err. */
-static int check_field(const cJSON *o, const field_range *f, const char *path, char *err, size_t errlen)
-{
-    const cJSON *v = cJSON_GetObjectItem(o, f->key);
-    if (!f->required && (!v || cJSON_IsNull(v))) return 0;
-    if (!cJSON_IsNumber(v)) {
-        snprintf(err, errlen, "%s: field %s missing or not a number: left out", path, f->key);
-        return -1;
-    }
-    if (!(v->valuedouble >= f->lo && v->valuedouble <= f->hi)) {
-        snprintf(err, errlen, "%s: field %s is %g, outside [%g, %g], so the file is damaged (restore it from a "
-                 "copy, or run again): left out", path, f->key, v->valuedouble, f->lo, f->hi);
-        return -1;
-    }
-    return 0;
-}
-
-/* Every number of summary.json that compare shows, checked: its own, each phase's seconds and the
- * fingerprint's thread count. Returns 0, or -1 with a message in err. */
-static int check_summary(const cJSON *s, const char *path, char *err, size_t errlen)
-{
-    for (size_t i = 0; i < sizeof summary_fields / sizeof *summary_fields; i++)
-        if (check_field(s, &summary_fields[i], path, err, errlen)) return -1;
-    const cJSON *ph = cJSON_GetObjectItem(s, "phase_seconds");
-    for (int p = 0; p < PHASE_EVAL; p++) {
-        field_range f = { trainer_phase_name(p), 0, 1e12, 0 };
-        if (check_field(ph, &f, path, err, errlen)) return -1;
-    }
-    static const field_range threads = { "threads", 1, 1e6, 0 };
-    return check_field(cJSON_GetObjectItem(s, "fingerprint"), &threads, path, err, errlen);
-}
-
 static int load_row(const char *dir, const char *metric, double value, run_row *r, char *err, size_t errlen)
 {
     cJSON *s;
@@ -167,7 +120,13 @@ static int load_row(const char *dir, const char *metric, double value, run_row *
         snprintf(err, errlen, "%s: status is %s, not done: left out", dir, cJSON_IsString(st) ? st->valuestring : "unknown");
         goto fail;
     }
-    if (check_summary(s, path, err, errlen)) goto fail;
+    static const char *const needed[] = { "test_acc", "train_seconds", "samples_per_second" };
+    double v;   /* their ranges rundir_summary checked */
+    for (int i = 0; i < 3; i++)
+        if (number(s, needed[i], &v)) {
+            snprintf(err, errlen, "%s: field %s missing or not a number: left out", path, needed[i]);
+            goto fail;
+        }
     const cJSON *rp = cJSON_GetObjectItem(s, "recipe"), *bud = cJSON_GetObjectItem(s, "budget");
     if (!cJSON_IsString(rp) || variant_name(cJSON_GetObjectItem(s, "plugins"), r->variant, sizeof r->variant)) {
         snprintf(err, errlen, "%s: field %s is not as hasten writes it: left out", path,

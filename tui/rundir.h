@@ -15,8 +15,11 @@ enum { RUNDIR_OK = 0, RUNDIR_MISSING = -1, RUNDIR_FOREIGN = -2, RUNDIR_DAMAGED =
 /* Parses dir/summary.json into *out (the caller frees it with cJSON_Delete). Returns RUNDIR_OK;
  * RUNDIR_MISSING when there is none or it is not JSON (a run still going, or killed before its
  * first summary); RUNDIR_FOREIGN when it is JSON without this hasten's format version (another
- * program's, or a newer hasten's). Either failure leaves *out NULL and a one-line message that
- * names the file and says what to do in err. */
+ * program's, or a newer hasten's); RUNDIR_DAMAGED when a number hasten writes there (test_acc,
+ * train_seconds, samples_per_second, steps, samples, epochs, batch, time_to_target,
+ * steps_to_target, each phase_seconds, the fingerprint's threads and cores) is not a number in its
+ * range (null is "not recorded"). Any failure leaves *out NULL and a one-line message that names
+ * the file and says what to do in err. */
 int rundir_summary(const char *dir, cJSON **out, char *err, size_t errlen);
 
 /* Called with each record of metrics.jsonl, in order; a nonzero return (positive) stops the walk. */

@@ -405,9 +405,10 @@ static void test_compare_errors(void **s)
     expect_in(line_of(out, "toy            ema(half_life=50)"), "3.5 ± 0.0 s");   /* the record with a time */
     expect_in(line_of(out, "toy            ema(half_life=50)"), "     -       - ");   /* no steps recorded */
     /* Numbers out of their range are damage, not measurements: left out, the field named. */
-    expect_in(err, "damaged/f/summary.json: field test_acc is 7, outside [0, 1], so the file is damaged");
-    expect_in(err, "damaged/g/summary.json: field batch is 1e+300, outside [1, 1e+09]");
-    expect_in(err, "damaged/h/summary.json: field threads is -2, outside [1, 1e+06]");
+    expect_in(err, "damaged/f/summary.json: test_acc is 7, not a number in [0, 1], so the file is damaged (restore "
+                   "it from a copy, or run again)");
+    expect_in(err, "damaged/g/summary.json: batch is 1e+300, not a whole number in [1, 1e+09]");
+    expect_in(err, "damaged/h/summary.json: fingerprint.threads is -2, not a whole number in [1, 1e+06]");
     expect_in(err, "damaged/i/metrics.jsonl: line 2: step is -4, not a whole number in [0, 1e+15], so the file is "
                    "damaged (restore it from a copy, or run again): left out");
     assert_null(strstr(out, "toy9"));
@@ -509,10 +510,20 @@ static void test_sweep_resumes(void **s)
     snprintf(future, sizeof future, "%s/fmnist_mlp-baseline-10steps-s4", dir);
     mkdir(future, 0755);
     test_write_file("resume/fmnist_mlp-baseline-10steps-s4/summary.json", newer, strlen(newer));
+    static const char damaged[] = "{\"version\":1,\"status\":\"done\",\"test_acc\":3}";
+    char broken[800];   /* a damaged summary: neither taken as done nor cleared as unfinished */
+    snprintf(broken, sizeof broken, "%s/fmnist_mlp-baseline-10steps-s5", dir);
+    mkdir(broken, 0755);
+    test_write_file("resume/fmnist_mlp-baseline-10steps-s5/summary.json", damaged, strlen(damaged));
     char *out, *err;
-    int rc = test_hasten((const char *[]){ "sweep", "fmnist_mlp", "--budgets", "10steps", "--seeds", "1,2,3,4",
+    int rc = test_hasten((const char *[]){ "sweep", "fmnist_mlp", "--budgets", "10steps", "--seeds", "1,2,3,4,5",
                                            "--threads", "1", "--out", dir, NULL }, &out, &err);
-    assert_int_equal(rc, 1);   /* two runs skipped */
+    assert_int_equal(rc, 1);   /* three runs skipped */
+    expect_in(err, "fmnist_mlp-baseline-10steps-s5/summary.json: test_acc is 3, not a number in [0, 1], so the file "
+                   "is damaged (restore it from a copy, or run again); run skipped");
+    char *broken_summary = read_in(broken, "summary.json");
+    assert_string_equal(broken_summary, damaged);
+    free(broken_summary);
     expect_in(err, "fmnist_mlp-baseline-10steps-s1: the unfinished run there (stopped) is replaced");
     expect_in(err, "fmnist_mlp-baseline-10steps-s2: holds files other than a run's");
     expect_in(err, "fmnist_mlp-baseline-10steps-s3: already done, kept, but by hasten 1111111");

@@ -657,6 +657,14 @@ static void test_history(void **s)
         if (!strstr(err, damage[i][1]) || !strstr(err, "f-damaged/metrics.jsonl: ")) fail_msg("%s", err);
         ui_run_free(r);
     }
+    /* So is a summary.json number out of its range (a negative phase overran the step-time legend). */
+    static const char summary[] = "{\"version\":1,\"status\":\"done\",\"phase_seconds\":{\"forward\":-1e300}}";
+    test_write_file("runs/f-damaged/metrics.jsonl", "", 0);
+    test_write_file("runs/f-damaged/summary.json", summary, strlen(summary));
+    r = calloc(1, sizeof *r);
+    assert_int_equal(ui_history_read(bad, r, err, sizeof err), -1);
+    assert_non_null(strstr(err, "f-damaged/summary.json: phase_seconds.forward is -1e+300, not a number in [0, 1e+12]"));
+    ui_run_free(r);
 }
 
 /* The demo's shorter baseline: two thirds of the budget, never the whole of it again. */
