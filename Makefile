@@ -119,29 +119,40 @@ test: deps
 bench: all
 	./hasten bench
 
-# Fuzz targets for the dataset readers: IDX, CIFAR-10 binary, UTF-8 text (libFuzzer with ASan
-# and UBSan; needs clang). `make fuzz` runs each for FUZZ_SECONDS from the seeds in
-# tests/fuzz/corpus/; findings land in build/fuzz/.
+# Fuzz targets for the readers of files hasten did not just write: IDX, CIFAR-10 binary, UTF-8 text,
+# a run folder (summary.json, metrics.jsonl: as compare and the workbench read it) and weights.bin
+# (libFuzzer with ASan and UBSan; needs clang). The library is built once, instrumented, under
+# build/fuzz/obj/. `make fuzz` runs each target for FUZZ_SECONDS from the seeds in
+# tests/fuzz/corpus/ (their output hidden: -close_fd_mask); findings land in build/fuzz/.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := idx cifar text
-FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -std=c11 \
-                -D_GNU_SOURCE -I. $(shell pkg-config --cflags zlib libarchive 2>/dev/null)
-FUZZ_LIBS    := $(shell pkg-config --libs zlib libarchive 2>/dev/null) -lm -pthread
-FUZZ_SRC     := datasets/idx.c datasets/cifar.c datasets/text.c engine/data.c engine/rng.c
+FUZZ_TARGETS := idx cifar text rundir weights recipe
+FUZZ_CFLAGS  := -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -std=c11 -D_GNU_SOURCE -Wno-psabi -Wno-unknown-attributes \
+                -I. $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -DHASTEN_SHARE='"$(PREFIX)/share/hasten"'
+FUZZ_LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
+FUZZ_SRC     := $(filter-out engine/cuda/%,$(ENGINE_SRC)) engine/cuda/none.c $(DATASETS_SRC) $(LUA_SRC) $(TUI_SRC)
+FUZZ_OBJ     := $(FUZZ_SRC:%.c=$(BUILD)/fuzz/obj/%.o) $(BUILD)/fuzz/obj/version.o
+.SECONDARY: $(FUZZ_OBJ)
 
-$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRC)
+$(BUILD)/fuzz/obj/%.o: %.c
 	@command -v $(FUZZ_CC) >/dev/null || { echo "fuzz: $(FUZZ_CC) not found (sudo apt-get install clang)"; exit 1; }
 	@mkdir -p $(dir $@)
 	@echo "FUZZ $<"
-	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRC) $(FUZZ_LIBS)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+$(BUILD)/fuzz/obj/version.o: $(VERSION_C)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJ)
+	@echo "FUZZ $<"
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) $(FUZZ_LIBS)
 
 fuzz: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
 	@for t in $(FUZZ_TARGETS); do \
 	  mkdir -p $(BUILD)/fuzz/corpus-$$t; \
 	  echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
 	  $(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -print_final_stats=1 \
-	    -artifact_prefix=$(BUILD)/fuzz/ $$([ -f tests/fuzz/$$t.dict ] && echo -dict=tests/fuzz/$$t.dict) \
+	    -close_fd_mask=3 -artifact_prefix=$(BUILD)/fuzz/ $$([ -f tests/fuzz/$$t.dict ] && echo -dict=tests/fuzz/$$t.dict) \
 	    $(BUILD)/fuzz/corpus-$$t tests/fuzz/corpus/$$t || exit 1; \
 	done
 

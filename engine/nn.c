@@ -1052,6 +1052,36 @@ int nn_set_low_precision(nn_model *m, int on)
 static const char state_magic[8] = "HSTNWTS";
 enum { STATE_VERSION = 1, STATE_HEADER = 32 };
 
+/* A walk over a weights file's statistics (from p), counting negative running variances. */
+typedef struct var_walk { const char *p; size_t off, bad; } var_walk;
+
+static void count_negative_var(nn_layer *l, void *ud)
+{
+    var_walk *w = ud;
+    size_t c = l->run_mean.n;
+    for (size_t i = 0; i < c; i++) {   /* each layer's means, then its variances */
+        float v;
+        memcpy(&v, w->p + (w->off + c + i) * sizeof v, sizeof v);
+        w->bad += v < 0;
+    }
+    w->off += 2 * c;
+}
+
+/* Counts the values of a weights file's body p, laid out as m's weights then statistics, that no
+ * training leaves: infinities and NaNs, and batch-norm running variances below zero. */
+static size_t unusable_state(nn_model *m, const char *p)
+{
+    size_t bad = 0, n = m->weights.n + m->stats.n;
+    for (size_t i = 0; i < n; i++) {
+        float v;   /* p need not be aligned */
+        memcpy(&v, p + i * sizeof v, sizeof v);
+        bad += !isfinite(v);
+    }
+    var_walk w = { .p = p + m->weights.n * sizeof(float) };
+    each_norm(m, count_negative_var, &w);
+    return bad + w.bad;
+}
+
 void *nn_state_pack(const nn_model *m, size_t *len)
 {
     uint64_t nw = m->weights.n, ns = m->stats.n;
@@ -1087,6 +1117,10 @@ int nn_state_unpack(nn_model *m, const void *buf, size_t len, char *err, size_t 
                     "(a plugin may have changed the model's layers)", (unsigned long long)nw,
                     (unsigned long long)ns, m->weights.n, m->stats.n);
     if (len != STATE_HEADER + (nw + ns) * sizeof(float)) return fail(err, errlen, "the file is truncated");
+    size_t bad = unusable_state(m, b + STATE_HEADER);
+    if (bad)
+        return fail(err, errlen, "%zu of its numbers are not finite, or are negative variances: the file is "
+                    "damaged, or the run diverged (run it again)", bad);
     m->ops->upload(m->weights.data, b + STATE_HEADER, nw * sizeof(float));
     if (ns) m->ops->upload(m->stats.data, b + STATE_HEADER + nw * sizeof(float), ns * sizeof(float));
     return 0;

@@ -74,25 +74,25 @@ static int number(const cJSON *o, const char *key, double *v)
     return 0;
 }
 
-/* First eval record of metrics.jsonl whose metric meets value (config_target_met). */
-static void target_from_metrics(const char *dir, const char *metric, double value, run_row *r)
+/* The first evaluation record meeting a target (config_target_met), looked for in metrics.jsonl. */
+typedef struct target_scan {
+    const char *metric;
+    double value;
+    run_row *r;
+} target_scan;
+
+/* A rundir_record_fn: 1 (stop) at the first record whose metric meets the target, its time and
+ * step then in the row. Records without these numbers are not evaluations. */
+static int meets_target(const cJSON *j, void *ud)
 {
-    char *text = rundir_read(dir, "metrics.jsonl");
-    r->ttt = r->steps_to = -1;
-    if (!text) return;
-    for (char *save = NULL, *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        cJSON *j = cJSON_Parse(line);
-        double m, secs, step;   /* records without these numbers are not evaluations */
-        int found = j && !number(j, metric, &m) && !number(j, "seconds", &secs) && !number(j, "step", &step) &&
-                    config_target_met(metric, m, value);
-        cJSON_Delete(j);
-        if (found) {
-            r->ttt = secs;
-            r->steps_to = step;
-            break;
-        }
-    }
-    free(text);
+    target_scan *t = ud;
+    double m, secs, step;
+    if (number(j, t->metric, &m) || number(j, "seconds", &secs) || number(j, "step", &step) ||
+        !config_target_met(t->metric, m, t->value))
+        return 0;
+    t->r->ttt = secs;
+    t->r->steps_to = step;
+    return 1;
 }
 
 /* The machine a run's fingerprint names: the GPU's name for a CUDA run, else the CPU's model and
@@ -118,27 +118,24 @@ static int load_row(const char *dir, const char *metric, double value, run_row *
     const cJSON *st = cJSON_GetObjectItem(s, "status");
     if (!cJSON_IsString(st) || strcmp(st->valuestring, "done")) {
         snprintf(err, errlen, "%s: status is %s, not done: left out", dir, cJSON_IsString(st) ? st->valuestring : "unknown");
-        cJSON_Delete(s);
-        return -1;
+        goto fail;
     }
     static const char *const needed[] = { "test_acc", "train_seconds", "samples_per_second" };
-    double v[3];
+    double v;   /* their ranges rundir_summary checked */
     for (int i = 0; i < 3; i++)
-        if (number(s, needed[i], &v[i])) {
+        if (number(s, needed[i], &v)) {
             snprintf(err, errlen, "%s: field %s missing or not a number: left out", path, needed[i]);
-            cJSON_Delete(s);
-            return -1;
+            goto fail;
         }
     const cJSON *rp = cJSON_GetObjectItem(s, "recipe"), *bud = cJSON_GetObjectItem(s, "budget");
     if (!cJSON_IsString(rp) || variant_name(cJSON_GetObjectItem(s, "plugins"), r->variant, sizeof r->variant)) {
         snprintf(err, errlen, "%s: field %s is not as hasten writes it: left out", path,
                  cJSON_IsString(rp) ? "plugins" : "recipe");
-        cJSON_Delete(s);
-        return -1;
+        goto fail;
     }
-    r->acc = v[0];
-    r->seconds = v[1];
-    r->sps = v[2];
+    number(s, "test_acc", &r->acc);
+    number(s, "train_seconds", &r->seconds);
+    number(s, "samples_per_second", &r->sps);
     if (number(s, "steps", &r->steps)) r->steps = NAN;
     const cJSON *ph = cJSON_GetObjectItem(s, "phase_seconds");
     for (int p = 0; p < PHASE_EVAL; p++)
@@ -154,14 +151,24 @@ static int load_row(const char *dir, const char *metric, double value, run_row *
     machine_name(fp, r->machine, sizeof r->machine);
     snprintf(r->engine, sizeof r->engine, "hasten %s", cJSON_IsString(ver) ? ver->valuestring : "unrecorded");
     snprintf(r->recipe, sizeof r->recipe, "%s|%d|%s|%s", r->name, r->batch, r->machine, r->engine);
-    if (metric) target_from_metrics(dir, metric, value, r);
-    else {
+    if (metric) {   /* without metrics.jsonl, not reached; a damaged one leaves the run out */
+        target_scan scan = { metric, value, r };
+        r->ttt = r->steps_to = -1;
+        if (rundir_metrics(dir, meets_target, &scan, err, errlen) == RUNDIR_DAMAGED) {
+            size_t n = strlen(err);
+            snprintf(err + n, errlen - n, ": left out");
+            goto fail;
+        }
+    } else {
         const cJSON *t = cJSON_GetObjectItem(s, "time_to_target"), *k = cJSON_GetObjectItem(s, "steps_to_target");
         r->ttt = cJSON_IsNumber(t) ? t->valuedouble : -1;
         r->steps_to = cJSON_IsNumber(k) ? k->valuedouble : -1;
     }
     cJSON_Delete(s);
     return 0;
+fail:
+    cJSON_Delete(s);
+    return -1;
 }
 
 static double mean(const double *v, int n)

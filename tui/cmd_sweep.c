@@ -57,7 +57,7 @@ static void variant_tag(char *const *plugins, int n, char *out, size_t len)
 /* The run status in dir/summary.json ("done", "stopped", "failed") into status, or "" when the
  * folder has no readable summary (a run killed mid-way, or no run at all), and the hasten version
  * that trained it into version ("" when not recorded). Returns rundir_summary's code: on
- * RUNDIR_FOREIGN (a summary this hasten does not read), err says so. */
+ * RUNDIR_FOREIGN (a summary this hasten does not read) or RUNDIR_DAMAGED, err says so. */
 static int summary_status(const char *dir, char *status, size_t len, char *version, size_t vlen, char *err,
                           size_t errlen)
 {
@@ -229,8 +229,9 @@ int cli_sweep(int argc, char **argv)
             snprintf(dir, sizeof dir, "%s/%.*s-%s-%s-s%s%s", out, base_len, base, tag, budgets[i], seeds[j], setup);
             k++;
             char status[32], version[64], why[1400];
-            if (summary_status(dir, status, sizeof status, version, sizeof version, why, sizeof why) == RUNDIR_FOREIGN) {
-                fprintf(stderr, "hasten sweep: [%d/%d] %s; run skipped\n", k, total, why);   /* not ours to replace */
+            int sr = summary_status(dir, status, sizeof status, version, sizeof version, why, sizeof why);
+            if (sr == RUNDIR_FOREIGN || sr == RUNDIR_DAMAGED) {   /* not ours to replace; nor a damaged record */
+                fprintf(stderr, "hasten sweep: [%d/%d] %s; run skipped\n", k, total, why);
                 failed++;
                 continue;
             }

@@ -132,35 +132,25 @@ static void read_extras(const cJSON *j, ui_run *r, trainer_record *rec)
     }
 }
 
-static int read_metrics(const char *dir, ui_run *r)
+/* One record into the run's series (a rundir_record_fn): 1 when out of memory. */
+static int add_record(const cJSON *j, void *ud)
 {
-    char *text = rundir_read(dir, "metrics.jsonl");
-    if (!text) return -1;
-    int rc = 0;
-    for (char *line = text, *next; line && *line && !rc; line = next) {
-        next = strchr(line, '\n');
-        if (next) *next++ = 0;
-        cJSON *j = cJSON_Parse(line);
-        if (!j) continue;   /* a line cut by a crash */
-        trainer_record rec = {
-            .step = (long)json_num(j, "step", 0), .epoch = json_num(j, "epoch", 0),
-            .samples = (long)json_num(j, "samples", 0), .seconds = json_num(j, "seconds", 0),
-            .train_loss = (float)json_num(j, "train_loss", NAN), .lr = (float)json_num(j, "lr", 0),
-        };
-        if (cJSON_GetObjectItemCaseSensitive(j, "test_acc")) {
-            rec.is_eval = 1;
-            rec.test_loss = (float)json_num(j, "test_loss", NAN);
-            rec.test_acc = (float)json_num(j, "test_acc", NAN);
-        } else {   /* runs from before phase_seconds was written read as zeros */
-            const cJSON *ph = cJSON_GetObjectItemCaseSensitive(j, "phase_seconds");
-            for (int p = 0; p < PHASE_EVAL; p++) rec.phase[p] = (float)json_num(ph, trainer_phase_name(p), 0);
-            read_extras(j, r, &rec);
-        }
-        cJSON_Delete(j);
-        rc = ui_run_append(r, &rec, 1);
+    ui_run *r = ud;
+    trainer_record rec = {
+        .step = (long)json_num(j, "step", 0), .epoch = json_num(j, "epoch", 0),
+        .samples = (long)json_num(j, "samples", 0), .seconds = json_num(j, "seconds", 0),
+        .train_loss = (float)json_num(j, "train_loss", NAN), .lr = (float)json_num(j, "lr", 0),
+    };
+    if (cJSON_GetObjectItemCaseSensitive(j, "test_acc")) {
+        rec.is_eval = 1;
+        rec.test_loss = (float)json_num(j, "test_loss", NAN);
+        rec.test_acc = (float)json_num(j, "test_acc", NAN);
+    } else {   /* runs from before phase_seconds was written read as zeros */
+        const cJSON *ph = cJSON_GetObjectItemCaseSensitive(j, "phase_seconds");
+        for (int p = 0; p < PHASE_EVAL; p++) rec.phase[p] = (float)json_num(ph, trainer_phase_name(p), 0);
+        read_extras(j, r, &rec);
     }
-    free(text);
-    return rc;
+    return ui_run_append(r, &rec, 1) ? 1 : 0;
 }
 
 int ui_history_read(const char *dir, ui_run *r, char *err, size_t errlen)
@@ -194,9 +184,7 @@ int ui_history_read(const char *dir, ui_run *r, char *err, size_t errlen)
     snprintf(path, sizeof path, "%s/log.txt", dir);
     struct stat st;
     r->log_offset = stat(path, &st) ? 0 : (long)st.st_size;   /* old lines are not news */
-    if (read_metrics(dir, r)) {
-        snprintf(err, errlen, "%s/metrics.jsonl: cannot read", dir);
-        return -1;
-    }
-    return 0;
+    int rc = rundir_metrics(dir, add_record, r, err, errlen);
+    if (rc > 0) snprintf(err, errlen, "%s/metrics.jsonl: out of memory reading it", dir);
+    return rc ? -1 : 0;
 }

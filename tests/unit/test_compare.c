@@ -374,6 +374,23 @@ static void test_compare_errors(void **s)
     test_write_file("damaged/c/metrics.jsonl", metrics, strlen(metrics));
     test_write_file("damaged/d/summary.json", phases, strlen(phases));
     test_write_file("damaged/e/summary.json", newer, strlen(newer));
+    static const char *const out_of_range[][2] = {
+        { "f", "\"test_acc\":7,\"train_seconds\":1,\"samples_per_second\":5" },
+        { "g", "\"test_acc\":0.9,\"train_seconds\":1,\"samples_per_second\":5,\"batch\":1e300" },
+        { "h", "\"test_acc\":0.9,\"train_seconds\":1,\"samples_per_second\":5,\"fingerprint\":{\"cpu\":\"x\",\"threads\":-2}" },
+        { "i", "\"test_acc\":0.9,\"train_seconds\":1,\"samples_per_second\":5" },
+    };
+    for (int i = 0; i < 4; i++) {
+        char d[800], json[600];
+        snprintf(d, sizeof d, "%s/damaged/%s", test_tmpdir(), out_of_range[i][0]);
+        mkdir(d, 0755);
+        int n = snprintf(json, sizeof json, "{\"version\":1,\"status\":\"done\",\"recipe\":\"toy9.lua\",\"plugins\":[],%s}",
+                         out_of_range[i][1]);
+        snprintf(d, sizeof d, "damaged/%s/summary.json", out_of_range[i][0]);
+        test_write_file(d, json, (size_t)n);
+    }
+    static const char reversed[] = "{\"step\":1,\"seconds\":1,\"test_acc\":0.5}\n{\"step\":-4,\"seconds\":0.5,\"test_acc\":0.95}\n";
+    test_write_file("damaged/i/metrics.jsonl", reversed, strlen(reversed));
     char *out, *err;
     assert_int_equal(test_hasten((const char *[]){ "compare", root, "--target", "test_acc=0.9", "--phases", NULL },
                                  &out, &err), 0);
@@ -387,6 +404,14 @@ static void test_compare_errors(void **s)
     expect_in(err, "damaged/e/summary.json: format version 7, this hasten reads version 1 (a newer hasten wrote it");
     expect_in(line_of(out, "toy            ema(half_life=50)"), "3.5 ± 0.0 s");   /* the record with a time */
     expect_in(line_of(out, "toy            ema(half_life=50)"), "     -       - ");   /* no steps recorded */
+    /* Numbers out of their range are damage, not measurements: left out, the field named. */
+    expect_in(err, "damaged/f/summary.json: test_acc is 7, not a number in [0, 1], so the file is damaged (restore "
+                   "it from a copy, or run again)");
+    expect_in(err, "damaged/g/summary.json: batch is 1e+300, not a whole number in [1, 1e+09]");
+    expect_in(err, "damaged/h/summary.json: fingerprint.threads is -2, not a whole number in [1, 1e+06]");
+    expect_in(err, "damaged/i/metrics.jsonl: line 2: step is -4, not a whole number in [0, 1e+15], so the file is "
+                   "damaged (restore it from a copy, or run again): left out");
+    assert_null(strstr(out, "toy9"));
     free(out);
     free(err);
     /* a run named twice, directly and through its folder, counts once */
@@ -485,10 +510,20 @@ static void test_sweep_resumes(void **s)
     snprintf(future, sizeof future, "%s/fmnist_mlp-baseline-10steps-s4", dir);
     mkdir(future, 0755);
     test_write_file("resume/fmnist_mlp-baseline-10steps-s4/summary.json", newer, strlen(newer));
+    static const char damaged[] = "{\"version\":1,\"status\":\"done\",\"test_acc\":3}";
+    char broken[800];   /* a damaged summary: neither taken as done nor cleared as unfinished */
+    snprintf(broken, sizeof broken, "%s/fmnist_mlp-baseline-10steps-s5", dir);
+    mkdir(broken, 0755);
+    test_write_file("resume/fmnist_mlp-baseline-10steps-s5/summary.json", damaged, strlen(damaged));
     char *out, *err;
-    int rc = test_hasten((const char *[]){ "sweep", "fmnist_mlp", "--budgets", "10steps", "--seeds", "1,2,3,4",
+    int rc = test_hasten((const char *[]){ "sweep", "fmnist_mlp", "--budgets", "10steps", "--seeds", "1,2,3,4,5",
                                            "--threads", "1", "--out", dir, NULL }, &out, &err);
-    assert_int_equal(rc, 1);   /* two runs skipped */
+    assert_int_equal(rc, 1);   /* three runs skipped */
+    expect_in(err, "fmnist_mlp-baseline-10steps-s5/summary.json: test_acc is 3, not a number in [0, 1], so the file "
+                   "is damaged (restore it from a copy, or run again); run skipped");
+    char *broken_summary = read_in(broken, "summary.json");
+    assert_string_equal(broken_summary, damaged);
+    free(broken_summary);
     expect_in(err, "fmnist_mlp-baseline-10steps-s1: the unfinished run there (stopped) is replaced");
     expect_in(err, "fmnist_mlp-baseline-10steps-s2: holds files other than a run's");
     expect_in(err, "fmnist_mlp-baseline-10steps-s3: already done, kept, but by hasten 1111111");

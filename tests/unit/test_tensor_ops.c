@@ -313,6 +313,24 @@ static void test_state_and_softmax(void **s)
     assert_memory_equal(b->stats.data, a->stats.data, a->stats.n * sizeof(float));
     assert_int_equal(nn_state_unpack(b, buf, len - 4, err, sizeof err), -1);
     assert_non_null(strstr(err, "truncated"));
+    /* numbers no training leaves (a damaged file) are refused, and nothing is loaded */
+    char *good = malloc(len);
+    memcpy(good, buf, len);
+    float nan = NAN, neg = -0.5f;
+    size_t var1 = a->weights.n + 4 + 1;   /* the first norm's second running variance */
+    memcpy(buf + 32 + 7 * sizeof(float), &neg, sizeof neg);   /* a weight may be negative */
+    assert_int_equal(nn_state_unpack(b, buf, len, err, sizeof err), 0);
+    b->weights.data[0] = 7;
+    memcpy(buf + 32 + var1 * sizeof(float), &neg, sizeof neg);
+    assert_int_equal(nn_state_unpack(b, buf, len, err, sizeof err), -1);
+    assert_non_null(strstr(err, "1 of its numbers are not finite, or are negative variances"));
+    assert_true(b->weights.data[0] == 7);
+    memcpy(buf, good, len);
+    memcpy(buf + 32 + 5 * sizeof(float), &nan, sizeof nan);
+    assert_int_equal(nn_state_unpack(b, buf, len, err, sizeof err), -1);
+    assert_non_null(strstr(err, "damaged, or the run diverged"));
+    memcpy(buf, good, len);
+    free(good);
     buf[8] = 9;
     assert_int_equal(nn_state_unpack(b, buf, len, err, sizeof err), -1);
     assert_non_null(strstr(err, "version 9"));

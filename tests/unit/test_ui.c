@@ -672,6 +672,31 @@ static void test_history(void **s)
     assert_int_equal(ui_history_read(newer, r, err, sizeof err), -1);
     assert_non_null(strstr(err, "c-format/summary.json: format version 2, this hasten reads version 1"));
     ui_run_free(r);
+
+    /* A metrics.jsonl line that is JSON but no record hasten writes: the folder is refused, saying
+     * which line (a list crashed the reader; a count past a long's range was undefined). */
+    static const char *const damage[][2] = {
+        { "[4.5]", "line 1: not a JSON object" },
+        { "{\"step\":3,\"samples\":1e300,\"seconds\":1.5}", "line 1: samples is 1e+300, not a whole number" },
+        { "{\"step\":3,\"seconds\":-2,\"test_acc\":0.9}", "line 1: seconds is -2" },
+        { "{\"step\":3,\"seconds\":2,\"test_acc\":91}", "line 1: test_acc is 91" },
+    };
+    const char *bad = make_run("f-damaged", "done", "{ steps = 2 }", 0, 2);
+    for (size_t i = 0; i < sizeof damage / sizeof *damage; i++) {
+        test_write_file("runs/f-damaged/metrics.jsonl", damage[i][0], strlen(damage[i][0]));
+        r = calloc(1, sizeof *r);
+        assert_int_equal(ui_history_read(bad, r, err, sizeof err), -1);
+        if (!strstr(err, damage[i][1]) || !strstr(err, "f-damaged/metrics.jsonl: ")) fail_msg("%s", err);
+        ui_run_free(r);
+    }
+    /* So is a summary.json number out of its range (a negative phase overran the step-time legend). */
+    static const char summary[] = "{\"version\":1,\"status\":\"done\",\"phase_seconds\":{\"forward\":-1e300}}";
+    test_write_file("runs/f-damaged/metrics.jsonl", "", 0);
+    test_write_file("runs/f-damaged/summary.json", summary, strlen(summary));
+    r = calloc(1, sizeof *r);
+    assert_int_equal(ui_history_read(bad, r, err, sizeof err), -1);
+    assert_non_null(strstr(err, "f-damaged/summary.json: phase_seconds.forward is -1e+300, not a number in [0, 1e+12]"));
+    ui_run_free(r);
 }
 
 /* The demo's shorter baseline: two thirds of the budget, never the whole of it again. */
