@@ -70,8 +70,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (ui_history_read(dir, r, err, sizeof err) && !err[0]) abort();
     ui_run_free(r);
 
+    train_config want;
+    config_defaults(&want);
+    snprintf(want.recipe_path, sizeof want.recipe_path, "/tmp/fz/tiny.lua");
+    want.batch = 32;
     budget_spec budget = { BUDGET_STEPS, 20 };
     char found[200];
-    ui_history_find_baseline(root, "/tmp/fz/tiny.lua", "synthetic", &budget, 32, DEVICE_CPU, 2, found, sizeof found);
+    ui_history_find_baseline(root, &want, "synthetic", &budget, 2, found, sizeof found);
     return 0;
 }
