@@ -7,6 +7,7 @@
 #include "tui/frontier.h"
 #include "tui/rundir.h"
 #include "tui/ui_draw.h"
+#include "lua/recipe.h"
 #include "engine/check.h"
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -29,6 +30,7 @@ typedef struct run_row {
     double seconds;                   /* training time of the whole run */
     double steps;                     /* optimizer steps of the whole run; NAN when not recorded */
     double phase[PHASE_EVAL];         /* seconds in each training phase; NAN when not recorded */
+    int eval;                         /* evaluation cadence: N > 0 every N steps, -N every N epochs, 0 unknown */
 } run_row;
 
 /* The runs of one recipe, variant and budget: seeds of one experiment. */
@@ -36,6 +38,7 @@ typedef struct group {
     char recipe[240], variant[256], budget[32];   /* recipe: the setup key, as run_row's */
     char name[64], machine[128], engine[64], label[256];   /* label: the name, plus what tells setups apart */
     int batch;
+    int eval[4], n_eval;              /* the runs' distinct cadences (as run_row's), the first 4 */
     int n, reached;
     double acc[64], ttt[64], sps[64], steps[64], secs[64], iters[64];
     double phase_ms[PHASE_EVAL][64];   /* ms per step in each training phase */
@@ -95,6 +98,27 @@ static int meets_target(const cJSON *j, void *ud)
     return 1;
 }
 
+/* A run's evaluation cadence from its resolved recipe.lua, as run_row's eval (0 when it cannot be
+ * read). A time to target is known only to the evaluation that saw it. */
+static int eval_cadence(const char *dir)
+{
+    char path[1200], err[256];
+    train_config c;
+    snprintf(path, sizeof path, "%s/recipe.lua", dir);
+    if (recipe_load(path, &c, err, sizeof err)) return 0;
+    int eval = c.eval_every_steps > 0 ? c.eval_every_steps : -(c.eval_every_epochs > 1 ? c.eval_every_epochs : 1);
+    config_free(&c);
+    return eval;
+}
+
+static void format_cadence(int eval, char *out, size_t len)
+{
+    if (eval > 0) snprintf(out, len, "every %d steps", eval);
+    else if (eval == -1) snprintf(out, len, "every epoch");
+    else if (eval < 0) snprintf(out, len, "every %d epochs", -eval);
+    else snprintf(out, len, "unrecorded");
+}
+
 /* The machine a run's fingerprint names: the GPU's name for a CUDA run, else the CPU's model and
  * the threads it trained on. */
 static void machine_name(const cJSON *fp, char *out, size_t len)
@@ -151,6 +175,7 @@ static int load_row(const char *dir, const char *metric, double value, run_row *
     machine_name(fp, r->machine, sizeof r->machine);
     snprintf(r->engine, sizeof r->engine, "hasten %s", cJSON_IsString(ver) ? ver->valuestring : "unrecorded");
     snprintf(r->recipe, sizeof r->recipe, "%s|%d|%s|%s", r->name, r->batch, r->machine, r->engine);
+    r->eval = eval_cadence(dir);
     if (metric) {   /* without metrics.jsonl, not reached; a damaged one leaves the run out */
         target_scan scan = { metric, value, r };
         r->ttt = r->steps_to = -1;
@@ -240,6 +265,9 @@ static void add_row(table *t, const run_row *r)
         snprintf(g->budget, sizeof g->budget, "%s", r->budget);
     }
     if (g->n == 64) return;
+    int k = 0;
+    while (k < g->n_eval && g->eval[k] != r->eval) k++;
+    if (k == g->n_eval && k < 4) g->eval[g->n_eval++] = r->eval;
     g->acc[g->n] = r->acc;
     g->sps[g->n] = r->sps;
     g->secs[g->n] = r->seconds;
@@ -335,14 +363,15 @@ static int recipe_width(const table *t)
 
 static int is_baseline(const group *g) { return !strcmp(g->variant, "baseline"); }
 
-/* The recipe's baseline group with the smallest mean time to target among those where every run
- * reached it; NULL when none did. */
-static const group *best_baseline(const table *t, const char *recipe)
+/* The baseline budget of s's setup that reached the target soonest, every run of it, evaluated at
+ * s's cadence (times to target known to other steps do not compare); NULL when there is none. */
+static const group *best_baseline(const table *t, const group *s)
 {
     const group *best = NULL;
     for (int v = 0; v < t->n; v++) {
         const group *g = &t->g[v];
-        if (!is_baseline(g) || strcmp(g->recipe, recipe) || !g->n || g->reached != g->n) continue;
+        if (!is_baseline(g) || strcmp(g->recipe, s->recipe) || !g->n || g->reached != g->n) continue;
+        if (g->n_eval != 1 || s->n_eval != 1 || g->eval[0] != s->eval[0]) continue;
         if (!best || mean(g->ttt, g->n) < mean(best->ttt, best->n)) best = g;
     }
     return best;
@@ -365,6 +394,36 @@ static char *fmt_secs(char *buf, size_t len, double v)
     return buf;
 }
 
+/* One line per setup whose runs evaluate at more than one cadence, naming them: their times to
+ * target are known to different steps, so the table gives speedups only between runs alike. */
+static void print_cadence_notes(const table *t)
+{
+    for (int v = 0; v < t->n; v++) {
+        const group *g = &t->g[v];
+        int first = 1, mixed = g->n_eval > 1;
+        for (int u = 0; u < t->n; u++) {
+            if (strcmp(t->g[u].recipe, g->recipe)) continue;
+            first &= u >= v;
+            mixed |= t->g[u].n_eval > 1 || t->g[u].eval[0] != g->eval[0];
+        }
+        if (!first || !mixed) continue;
+        char line[1024], cad[32];
+        int n = snprintf(line, sizeof line, "(%s: runs evaluated at different cadences:", g->label);
+        for (int u = 0; u < t->n && n < (int)sizeof line; u++) {
+            const group *o = &t->g[u];
+            if (strcmp(o->recipe, g->recipe)) continue;
+            n += snprintf(line + n, sizeof line - (size_t)n, " %s %s", o->variant, o->budget);
+            for (int k = 0; k < o->n_eval && n < (int)sizeof line; k++) {
+                format_cadence(o->eval[k], cad, sizeof cad);
+                n += snprintf(line + n, sizeof line - (size_t)n, "%s%s", k ? " and " : " ", cad);
+            }
+            if (n + 1 < (int)sizeof line) line[n++] = ';', line[n] = 0;
+        }
+        if (n < (int)sizeof line) printf("%s a time to target is known to its run's evaluation, so speedups "
+                                         "are given only between runs evaluated alike)\n", line);
+    }
+}
+
 static void print_main_table(const table *t)
 {
     int md = t->md;
@@ -376,7 +435,7 @@ static void print_main_table(const table *t)
     if (md) printf("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     int missing_base = 0, swept = 0;
     for (int v = 0; v < t->n; v++) {
-        const group *s = &t->g[v], *b = best_baseline(t, s->recipe);
+        const group *s = &t->g[v], *b = best_baseline(t, s);
         int any_base = baseline_budgets(t, s->recipe);
         missing_base |= !any_base;
         swept |= any_base > 1;
@@ -407,6 +466,7 @@ static void print_main_table(const table *t)
                mean(s->sps, s->n), speed);
     }
     if (md) printf("\n");
+    print_cadence_notes(t);
     if (missing_base) printf("(speedup needs a baseline run, without plugins, of the same recipe, batch, machine and hasten version)\n");
     if (swept) printf("(speedup: against the baseline budget that reached the target soonest)\n");
 }

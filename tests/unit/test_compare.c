@@ -292,6 +292,44 @@ static void test_compare_setups(void **s)
     free(err);
 }
 
+/* A recipe.lua in run folder root/name, evaluating as eval says ("\"epoch\"", "100"). */
+static void write_recipe(const char *root, const char *name, const char *eval)
+{
+    char rel[1000], text[400];
+    snprintf(rel, sizeof rel, "%s/%s/recipe.lua", strrchr(root, '/') + 1, name);
+    int n = snprintf(text, sizeof text, "return { data = { \"synthetic\" }, model = nn.sequential { nn.flatten(), "
+                     "nn.linear(10) }, eval = { every = %s } }\n", eval);
+    test_write_file(rel, text, (size_t)n);
+}
+
+/* A time to target is known to the evaluation that saw it: runs evaluated at other cadences get no
+ * speedup against each other, and the table says which cadences it holds. */
+static void test_compare_eval_cadence(void **s)
+{
+    char root[700];
+    snprintf(root, sizeof root, "%s/cadence", test_tmpdir());
+    static const char ema[] = "[{\"name\":\"ema\",\"params\":{}}]";
+    write_run(root, "base2", "[]", "2ep", 0.86, 20, 18, "done");
+    write_recipe(root, "base2", "\"epoch\"");
+    write_run(root, "ema2", ema, "2ep", 0.88, 20, 12, "done");
+    write_recipe(root, "ema2", "100");
+    char *out, *err;
+    assert_int_equal(test_hasten((const char *[]){ "compare", root, NULL }, &out, &err), 0);
+    const char *row = line_of(out, "toy            ema");
+    assert_non_null(row);
+    assert_null(strstr(row, "1.50x"));   /* 18 / 12 across cadences */
+    expect_in(out, "(toy: runs evaluated at different cadences: baseline 2ep every epoch; ema 2ep every 100 steps;");
+    free(out);
+    free(err);
+    /* a baseline budget evaluated as the method was: the speedup is against it */
+    write_run(root, "base3", "[]", "3ep", 0.87, 30, 20, "done");
+    write_recipe(root, "base3", "100");
+    assert_int_equal(test_hasten((const char *[]){ "compare", root, NULL }, &out, &err), 0);
+    expect_in(line_of(out, "toy            ema"), "1.67x");
+    free(out);
+    free(err);
+}
+
 /* Runs hasten with args; it must exit with code and say needle on stderr. */
 static void expect_error(const char *const *args, int code, const char *needle)
 {
@@ -626,7 +664,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_frontier_math), cmocka_unit_test(test_compare_readings), cmocka_unit_test(test_compare_long_names),
         cmocka_unit_test(test_compare_subsecond), cmocka_unit_test(test_compare_setups),
-        cmocka_unit_test(test_compare_plot),
+        cmocka_unit_test(test_compare_plot), cmocka_unit_test(test_compare_eval_cadence),
         cmocka_unit_test(test_compare_errors), cmocka_unit_test(test_sweep), cmocka_unit_test(test_sweep_resumes),
         cmocka_unit_test(test_sweep_errors), cmocka_unit_test(test_bench_layers),
     };
