@@ -139,6 +139,10 @@ wait_for "exit=0" 30 || fail "SIGTERM: did not exit cleanly"
 [ "$($T display -p -t wb '#{alternate_on}')" = 0 ] || fail "SIGTERM: alternate screen still on"
 [ "$(ls "$tmp/runs" | wc -l)" -eq 3 ] || fail "expected 3 run folders after the second start"
 check_runs
+# the recipe evaluates once an epoch; the workbench's runs four times an epoch (60000 / 64 / 4)
+for f in "$tmp"/runs/*/recipe.lua; do
+  grep -q "eval *= *{ every = 234 }" "$f" || fail "$f does not evaluate every 234 steps"
+done
 
 # 8. Demo: the baseline, the baseline trained for two thirds of the budget, then three methods, in
 # its own runs folder; all five train to the end.
@@ -150,7 +154,7 @@ wait_for "^ *5 .*done" 90 || fail "demo: the five runs did not finish"
 keys q
 wait_for "exit=0" 30 || fail "demo: did not exit 0"
 [ "$(ls "$tmp/demo" | wc -l)" -eq 5 ] || fail "demo: expected 5 run folders, got: $(ls "$tmp/demo")"
-# the recipe evaluates once an epoch; the demo's runs four times an epoch (60000 / 128 / 4 steps)
+# and the demo's runs too (60000 / 128 / 4)
 for f in "$tmp"/demo/*/recipe.lua; do
   grep -q "eval *= *{ every = 117 }" "$f" || fail "demo: $f does not evaluate every 117 steps"
 done
