@@ -178,6 +178,15 @@ static int emit(trainer *t, trainer_event ev)
     return rc;
 }
 
+/* v as metrics.jsonl writes it: 7 significant digits, or null where it is not finite (an infinite
+ * test loss, a NaN loss: JSON has no such numbers, and a reader would drop the whole line). */
+static const char *json_number(char out[32], double v)
+{
+    if (isfinite(v)) snprintf(out, 32, "%.7g", v);
+    else snprintf(out, 32, "null");
+    return out;
+}
+
 static void push_record(trainer *t, const trainer_record *r)
 {
     pthread_mutex_lock(&t->mu);
@@ -191,13 +200,14 @@ static void push_record(trainer *t, const trainer_record *r)
     t->rec[t->n_rec++] = *r;
     pthread_mutex_unlock(&t->mu);
     if (!t->log) return;
-    char line[1024];
+    char line[1024], a[32], b[32];
     int n = snprintf(line, sizeof line,
-                     "{\"step\":%ld,\"epoch\":%.6g,\"samples\":%ld,\"seconds\":%.6f,\"train_loss\":%.7g,"
-                     "\"lr\":%.7g", r->step, r->epoch, r->samples, r->seconds, r->train_loss, r->lr);
+                     "{\"step\":%ld,\"epoch\":%.6g,\"samples\":%ld,\"seconds\":%.6f,\"train_loss\":%s,"
+                     "\"lr\":%s", r->step, r->epoch, r->samples, r->seconds, json_number(a, r->train_loss),
+                     json_number(b, r->lr));
     if (r->is_eval) {
-        n += snprintf(line + n, sizeof line - (size_t)n, ",\"test_loss\":%.7g,\"test_acc\":%.7g",
-                      r->test_loss, r->test_acc);
+        n += snprintf(line + n, sizeof line - (size_t)n, ",\"test_loss\":%s,\"test_acc\":%s",
+                      json_number(a, r->test_loss), json_number(b, r->test_acc));
     } else {
         n += snprintf(line + n, sizeof line - (size_t)n, ",\"phase_seconds\":{");
         for (int p = 0; p < PHASE_EVAL; p++)   /* 4 digits: finer than the clock's jitter */
@@ -206,8 +216,8 @@ static void push_record(trainer *t, const trainer_record *r)
         n += snprintf(line + n, sizeof line - (size_t)n, "}");
         for (int i = 0; i < t->n_metric_names && n < (int)sizeof line - 64; i++)
             if (r->extra_mask & (1u << i))
-                n += snprintf(line + n, sizeof line - (size_t)n, ",\"%s\":%.7g", t->metric_names[i],
-                              isfinite(r->extra[i]) ? r->extra[i] : 0);
+                n += snprintf(line + n, sizeof line - (size_t)n, ",\"%s\":%s", t->metric_names[i],
+                              json_number(a, r->extra[i]));
     }
     snprintf(line + n, sizeof line - (size_t)n, "}");
     runlog_metric(t->log, line);

@@ -430,6 +430,46 @@ static void test_given_data_path(void **s)
                  "hasten fetch mnist)");
 }
 
+/* An evaluation whose loss is not finite (weights blown up) is written as null, not as "nan" or
+ * "inf", which are not JSON: a reader would drop the whole record, its accuracy with it. */
+static void test_nonfinite_record(void **s)
+{
+    mkdir(new_dir("blowup"), 0755);
+    static const char plugin[] =
+        "return hasten.plugin { name = \"blowup\", title = \"Blow up\", summary = \"Huge weights for the evaluation.\",\n"
+        "  reference = \"none\", taxonomy = { component = \"function\", action = \"replace\", when = \"once\" },\n"
+        "  eval_start = function(ctx, p) ctx.model.weights:fill_(1e38) end }\n";
+    test_write_file("blowup/blowup.lua", plugin, strlen(plugin));
+    char dir[800], out[900];
+    snprintf(dir, sizeof dir, "%s/blowup", test_tmpdir());
+    snprintf(out, sizeof out, "%s/blowup-run", test_tmpdir());
+    const char *recipe = tiny_recipe("blowup.lua", "seed = 2");
+    char *o, *e;
+    int rc = test_hasten((const char *[]){ "run", recipe, "--plugin-path", dir, "--plugin", "blowup", "--out", out,
+                                           "--quiet", NULL }, &o, &e);
+    free(o);
+    free(e);
+    assert_int_equal(rc, 0);
+    char path[1000];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", out);
+    char *text = test_read_file(path, NULL);
+    assert_non_null(text);
+    int evals = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *j = cJSON_Parse(line);
+        if (!j) fail_msg("not JSON: %s", line);
+        cJSON *loss = cJSON_GetObjectItem(j, "test_loss");
+        if (loss) {
+            evals++;
+            assert_true(cJSON_IsNull(loss));
+            assert_true(cJSON_IsNumber(cJSON_GetObjectItem(j, "test_acc")));
+        }
+        cJSON_Delete(j);
+    }
+    assert_int_equal(evals, 1);
+    free(text);
+}
+
 /* --plugin-path DIR: a folder of one's own plugins, for run, ui and demo alike (the workbench lists
  * them too); one that is not there is a usage error. */
 static void test_plugin_path(void **s)
@@ -563,6 +603,7 @@ int main(void)
         cmocka_unit_test(test_mlp_one_epoch), cmocka_unit_test(test_text_run_and_sample),
         cmocka_unit_test(test_plugin_option_overrides), cmocka_unit_test(test_recipe_errors),
         cmocka_unit_test(test_given_data_path), cmocka_unit_test(test_plugin_path),
+        cmocka_unit_test(test_nonfinite_record),
         cmocka_unit_test(test_help_lists_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
