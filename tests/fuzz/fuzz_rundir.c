@@ -1,6 +1,6 @@
 /* libFuzzer target for the readers of a run folder: each input is summary.json, a NUL byte, then
  * metrics.jsonl (no NUL: metrics.jsonl empty), written into a temporary run folder next to a fixed
- * recipe.lua (tests/fuzz/rundir.recipe.lua) and read back as `hasten compare` (with and without
+ * recipe.lua (tests/fuzz/tiny.recipe.lua) and read back as `hasten compare` (with and without
  * --target), the workbench (a finished run's series, the baseline lookup) and rundir_summary read
  * it. Run from the repository root; build and run with `make fuzz`. */
 #include "tui/cli.h"
@@ -32,11 +32,11 @@ static void setup(void)
     if (!mkdtemp(root)) abort();
     snprintf(dir, sizeof dir, "%s/run", root);
     if (mkdir(dir, 0700)) abort();
-    FILE *f = fopen("tests/fuzz/rundir.recipe.lua", "rb");
+    FILE *f = fopen("tests/fuzz/tiny.recipe.lua", "rb");
     char recipe[4096];
     size_t n = f ? fread(recipe, 1, sizeof recipe, f) : 0;
     if (!n) {
-        fprintf(stderr, "fuzz_rundir: cannot read tests/fuzz/rundir.recipe.lua (run from the repository root)\n");
+        fprintf(stderr, "fuzz_rundir: cannot read tests/fuzz/tiny.recipe.lua (run from the repository root)\n");
         abort();
     }
     fclose(f);

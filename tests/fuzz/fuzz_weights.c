@@ -1,6 +1,6 @@
 /* libFuzzer target for the weights.bin reader (nn_state_unpack), as `hasten sample` and the
  * distillation plugin's teacher use it: each input is one file, loaded into the model that
- * tests/fuzz/weights.recipe.lua builds (the seeds are weights.bin files of a run of it). Run from
+ * tests/fuzz/tiny.recipe.lua builds (the seeds are weights.bin files of a run of it). Run from
  * the repository root; build and run with `make fuzz`. */
 #include "engine/nn.h"
 #include "lua/recipe.h"
@@ -17,7 +17,7 @@ static nn_model *model(void)
     if (m) return m;
     train_config c;
     char err[512];
-    if (recipe_load("tests/fuzz/weights.recipe.lua", &c, err, sizeof err)) {
+    if (recipe_load("tests/fuzz/tiny.recipe.lua", &c, err, sizeof err)) {
         fprintf(stderr, "fuzz_weights: %s (run from the repository root)\n", err);
         abort();
     }

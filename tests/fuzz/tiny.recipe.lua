@@ -1,5 +1,5 @@
 -- hasten recipe, resolved: every field explicit.
--- from: a 20-step run of a tiny model on the synthetic set (tests/fuzz/corpus/weights/ holds its weights.bin)
+-- from: /tmp/fz/tiny.lua, a 20-step run of a tiny model on the synthetic set: the fuzz_rundir seeds are its files, tests/fuzz/corpus/weights/ holds its weights.bin
 return {
   data = { "synthetic", context = 64, augment = { crop = 0, flip = false } },
   model = nn.sequential {
