@@ -157,7 +157,7 @@ static runs_cols runs_columns(int width)
     runs_cols c = { .bar = width >= 100 ? 10 : 0 };
     /* Narrow panes drop the bar, then the step column (progress tells as much), then the budget
      * (two runs of one method at two budgets look alike without it). */
-    int w[COL_COUNT] = { 4, 3, 0, width >= 70 ? 9 : 0, 9, c.bar + 6, width >= 90 ? 7 : 0, 9, 9, 8 }, fixed = 0;
+    int w[COL_COUNT] = { 4, 3, 0, width >= 70 ? 9 : 0, 9, c.bar + 6, width >= 90 ? 7 : 0, 10, 9, 8 }, fixed = 0;
     for (int i = 0; i < COL_COUNT; i++) fixed += w[i];
     w[COL_NAME] = width - fixed - 1 < 8 ? 8 : width - fixed - 1;
     for (int i = 0, x = 0; i < COL_COUNT; x += w[i++]) {
