@@ -138,12 +138,40 @@ static int event_index(const char *name)
     return -1;
 }
 
+/* The plugin's `layers` field ({ "conv", "maxpool" }: the model needs one of these kinds) into
+ * info->layers. Returns 0, or -1 with err naming the file and the value. */
+static int read_layers(lua_State *L, int t, const char *file, plug_info *info, char *err, size_t errlen)
+{
+    if (lua_getfield(L, t, "layers") == LUA_TNIL) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    if (!lua_istable(L, -1)) {
+        snprintf(err, errlen, "%s: field 'layers': expected a list of layer kinds ({ \"conv\", \"maxpool\" })", file);
+        lua_pop(L, 1);
+        return -1;
+    }
+    for (int i = 1; lua_rawgeti(L, -1, i) != LUA_TNIL; i++) {
+        int kind = lua_type(L, -1) == LUA_TSTRING ? config_layer_kind(lua_tostring(L, -1)) : -1;
+        if (kind < 0) {
+            snprintf(err, errlen, "%s: layers[%d] = '%s': not a layer kind (conv, linear, maxpool, batchnorm, "
+                     "residual, ...)", file, i, luaL_tolstring(L, -1, NULL));
+            lua_pop(L, 3);   /* the string, the value, the list */
+            return -1;
+        }
+        info->layers |= 1u << kind;
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 2);   /* the nil that ended the list, the list */
+    return 0;
+}
+
 /* Validates the plugin table at the top of L's stack into info. */
 static int read_info(lua_State *L, const char *file, plug_info *info, char *err, size_t errlen)
 {
     int t = lua_gettop(L);
     static const char *const known[] = { "name", "title", "summary", "reference", "taxonomy",
-                                         "data", "exclusive", "overlaps", "params", "__hasten_plugin" };
+                                         "data", "exclusive", "overlaps", "layers", "params", "__hasten_plugin" };
     if (!lua_istable(L, t)) {
         snprintf(err, errlen, "%s: a plugin must return hasten.plugin { name = ..., ... }", file);
         return -1;
@@ -167,7 +195,8 @@ static int read_info(lua_State *L, const char *file, plug_info *info, char *err,
         return -1;
     }
     if (get_text(L, t, "exclusive", info->exclusive, sizeof info->exclusive, 0, file, err, errlen) ||
-        get_text(L, t, "overlaps", info->overlaps, sizeof info->overlaps, 0, file, err, errlen))
+        get_text(L, t, "overlaps", info->overlaps, sizeof info->overlaps, 0, file, err, errlen) ||
+        read_layers(L, t, file, info, err, errlen))
         return -1;
     for (const char *c = info->name; *c; c++)
         if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_')) {
@@ -593,6 +622,29 @@ int plug_check_data(const plug_catalog *cat, const train_config *cfg, const data
             return -1;
         }
     }
+    return 0;
+}
+
+static int has_layer(const layer_spec *l, int n, unsigned kinds)
+{
+    for (int i = 0; i < n; i++)
+        if ((kinds >> l[i].kind & 1) || has_layer(l[i].inner, l[i].n_inner, kinds)) return 1;
+    return 0;
+}
+
+int plug_fits_model(const plug_info *info, const train_config *cfg, char *err, size_t errlen)
+{
+    if (!info->layers || has_layer(cfg->layers, cfg->n_layers, info->layers)) return 1;
+    if (!err) return 0;
+    const char *names[LAYER_KIND_COUNT];
+    int n = 0;
+    for (int k = 0; k < LAYER_KIND_COUNT; k++)
+        if (info->layers >> k & 1) names[n++] = config_layer_name((enum layer_kind)k);
+    char list[256] = "";
+    for (int i = 0; i < n; i++)   /* "conv, maxpool or avgpool" */
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i == 0 ? "" : i == n - 1 ? " or " : ", ",
+                 names[i]);
+    snprintf(err, errlen, "plugin %s needs a %s layer; the model has none", info->name, list);
     return 0;
 }
 

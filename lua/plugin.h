@@ -25,6 +25,7 @@ typedef struct plug_info {
     char data[8];             /* "images" or "text": the only data it works on; "" = any */
     char exclusive[32];       /* a role no other plugin of the run may share ("weight averaging"); "" = none */
     char overlaps[32];        /* a role whose plugins compound ("input size"): a warning, not an error */
+    unsigned layers;          /* bit k set: needs a layer of kind k (any one of those set; 0 = any model) */
     char path[512];           /* the file it came from */
     int n_params;
     plug_param params[CONFIG_MAX_PARAMS];
@@ -68,6 +69,11 @@ int plug_check(const plug_catalog *cat, const train_config *cfg, char *err, size
  * text). Returns 0 or -1 with one line in err naming the plugin and the data set. */
 int plug_check_data(const plug_catalog *cat, const train_config *cfg, const data_set *ds, char *err,
                     size_t errlen);
+
+/* Whether cfg's model has a layer (at any depth) of a kind plugin info needs (its `layers` field):
+ * 1 when it has one or info needs none. With err, says what is missing when it returns 0 ("plugin
+ * blurpool needs a conv, maxpool or avgpool layer; the model has none"). */
+int plug_fits_model(const plug_info *info, const train_config *cfg, char *err, size_t errlen);
 
 typedef struct plug_host plug_host;
 

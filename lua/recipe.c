@@ -990,11 +990,13 @@ static int check_one(const plug_catalog *cat, const plugin_spec *p, char *err, s
 int recipe_check_plugins(const train_config *c, const plug_catalog *cat, char *err, size_t errlen)
 {
     char msg[512];
-    for (int i = 0; i < c->n_plugins; i++)
-        if (check_one(cat, &c->plugins[i], msg, sizeof msg)) {
+    for (int i = 0; i < c->n_plugins; i++) {
+        const plug_info *info = plug_find(cat, c->plugins[i].name);
+        if (check_one(cat, &c->plugins[i], msg, sizeof msg) || (info && !plug_fits_model(info, c, msg, sizeof msg))) {
             snprintf(err, errlen, "%s: plugins[%d]: %s", c->recipe_path[0] ? c->recipe_path : "recipe", i + 1, msg);
             return -1;
         }
+    }
     return plug_check(cat, c, err, errlen);   /* the list as a whole: roles, a plugin twice */
 }
 

@@ -7,6 +7,7 @@ return hasten.plugin {
   summary = "Binomial blur before each strided conv or pooling layer (raises inference cost too).",
   reference = "Zhang ICML 2019, arXiv:1904.11486",
   taxonomy = { component = "function", action = "retrofit", when = "once" },
+  layers = { "conv", "maxpool", "avgpool" },   -- the model needs one of these
   data = "images",
   params = {},
   fit_start = function(ctx, p)

@@ -6,6 +6,7 @@ return hasten.plugin {
   summary = "Conv filters start as identities where channel counts allow (an implicit residual).",
   reference = "Zagoruyko & Komodakis 2017, arXiv:1706.00388; airbench, hlb-CIFAR10",
   taxonomy = { component = "function", action = "replace", when = "once" },
+  layers = { "conv" },   -- the model needs one of these
   data = "images",
   params = {},
   fit_start = function(ctx, p)

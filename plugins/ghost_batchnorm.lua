@@ -6,6 +6,7 @@ return hasten.plugin {
   summary = "Batch-norm statistics over small ghost batches of the training batch.",
   reference = "Hoffer, Hubara, Soudry 2017, arXiv:1705.08741",
   taxonomy = { component = "function", action = "restrict", when = "every step" },
+  layers = { "batchnorm" },   -- the model needs one of these
   data = "images",
   params = { size = { default = 32, min = 1, max = 65536, integer = true, doc = "examples per ghost batch" } },
   fit_start = function(ctx, p)

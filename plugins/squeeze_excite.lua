@@ -6,6 +6,7 @@ return hasten.plugin {
   summary = "Channel attention after each conv block (raises inference cost too).",
   reference = "Hu, Shen, Sun CVPR 2018, arXiv:1709.01507",
   taxonomy = { component = "function", action = "retrofit", when = "once" },
+  layers = { "conv" },   -- the model needs one of these
   data = "images",
   params = { ratio = { default = 0.25, min = 0.01, max = 1, doc = "hidden units as a fraction of the block's channels" } },
   fit_start = function(ctx, p)

@@ -7,6 +7,7 @@ return hasten.plugin {
   summary = "Skip residual blocks at random, more often deeper; needs residual blocks.",
   reference = "Huang et al. ECCV 2016, arXiv:1603.09382",
   taxonomy = { component = "function", action = "remove", when = "every step" },
+  layers = { "residual" },   -- the model needs one of these
   params = { p = { default = 0.2, min = 0, max = 0.9, doc = "skip probability of the deepest block" } },
   fit_start = function(ctx, p)
     p.blocks = {}

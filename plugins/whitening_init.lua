@@ -7,6 +7,7 @@ return hasten.plugin {
   summary = "First conv set to the patch-whitening filters of the data, and frozen.",
   reference = "Jordan 2024 (airbench), arXiv:2404.00498",
   taxonomy = { component = "function", action = "replace", when = "once" },
+  layers = { "conv" },   -- the model needs one of these
   data = "images",
   params = {
     eps = { default = 5e-4, min = 1e-8, max = 10, doc = "added to each eigenvalue before the square root" },

@@ -38,6 +38,11 @@ static void print_json(const plug_catalog *cat)
         cJSON_AddStringToObject(o, "path", p->path);
         if (p->exclusive[0]) cJSON_AddStringToObject(o, "exclusive", p->exclusive);
         if (p->overlaps[0]) cJSON_AddStringToObject(o, "overlaps", p->overlaps);
+        if (p->layers) {   /* the model needs one of these */
+            cJSON *ls = cJSON_AddArrayToObject(o, "layers");
+            for (int k = 0; k < LAYER_KIND_COUNT; k++)
+                if (p->layers >> k & 1) cJSON_AddItemToArray(ls, cJSON_CreateString(config_layer_name((enum layer_kind)k)));
+        }
         cJSON *ev = cJSON_AddArrayToObject(o, "events");
         for (int e = 0; e < EV_COUNT; e++)
             if (p->events & (1u << e)) cJSON_AddItemToArray(ev, cJSON_CreateString(trainer_event_name(e)));
@@ -80,6 +85,12 @@ static void print_text(const plug_catalog *cat)
                    !strcmp(p->data, "text") ? "(text) " : "", p->summary);   /* image-only: most, unmarked */
             if (p->exclusive[0]) printf("  %-20s   role: %s (one such plugin a run)\n", "", p->exclusive);
             if (p->overlaps[0]) printf("  %-20s   overlaps: %s (a warning when combined with another)\n", "", p->overlaps);
+            if (p->layers) {
+                printf("  %-20s   needs a layer:", "");
+                for (int k = 0; k < LAYER_KIND_COUNT; k++)
+                    if (p->layers >> k & 1) printf(" %s", config_layer_name((enum layer_kind)k));
+                printf("\n");
+            }
             for (int k = 0; k < p->n_params; k++) {
                 char def[80];
                 param_default(&p->params[k], def, sizeof def);

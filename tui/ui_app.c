@@ -178,6 +178,7 @@ static void load_catalog(ui_app *a)
     int n_old = a->cat.n;
     const data_info *d = data_info_find(a->recipe.dataset);
     snprintf(a->cat.data, sizeof a->cat.data, "%s", d && d->format == DATA_FORMAT_TEXT ? "text" : "images");
+    a->cat.model = &a->recipe;
     ui_catalog_load(&a->cat);
     a->choices = ui_choices_make(&a->cat, old, n_old);
     free(old);
@@ -237,7 +238,9 @@ static void queue_demo(ui_app *a)
         }
         queue_run_at(a, &s, 1, a->next_budget, methods[i].label);
     }
-    if (missing[0]) ui_log_add(&a->log, UI_LOG_ERROR, "demo: not in the plugin catalogue (%s): %s", a->cat.dir, missing);
+    if (missing[0])
+        ui_log_add(&a->log, UI_LOG_INFO, "demo: left out, for data or layers this recipe has not (or not in %s): %s",
+                   a->cat.dir, missing);
 }
 
 /* Once the data is in: show a finished baseline from disk, else queue one. */

@@ -37,6 +37,7 @@ int ui_catalog_load(ui_catalog *cat)
     for (int i = 0; i < pc.n; i++) {
         const plug_info *p = &pc.items[i];
         if (cat->data[0] && p->data[0] && strcmp(cat->data, p->data)) continue;
+        if (cat->model && !plug_fits_model(p, cat->model, NULL, 0)) continue;
         ui_plugin *u = ui_catalog_add(cat);
         if (!u) break;
         snprintf(u->name, sizeof u->name, "%s", p->name);

@@ -41,6 +41,8 @@ typedef struct ui_catalog {
     char error[512];         /* why a plugin could not be read ("" = none); shown in the log */
     char data[8];            /* "images" or "text": the recipe's data; plugins made only for the
                               * other kind are left out ("" = keep all) */
+    const train_config *model;  /* borrowed: plugins whose `layers` its model lacks are left out
+                                 * (NULL = keep all) */
 } ui_catalog;
 
 /* Empties cat and fills it from the plugin folders lua/plugin.h searches (plugins/ in the working

@@ -470,6 +470,34 @@ static void test_nonfinite_record(void **s)
     free(text);
 }
 
+/* A plugin that needs a kind of layer the recipe's model lacks (blurpool on an MLP) is bad usage,
+ * said before a run folder is made; the workbench leaves it out of its list. */
+static void test_plugin_needs_layers(void **s)
+{
+    char out[900];
+    snprintf(out, sizeof out, "%s/sd-run", test_tmpdir());
+    const char *recipe = tiny_recipe("flat.lua", "seed = 4");
+    expect_usage((const char *[]){ "run", recipe, "--plugin", "stochastic_depth", "--out", out, NULL }, 2,
+                 "flat.lua: plugins[1]: plugin stochastic_depth needs a residual layer; the model has none");
+    struct stat st;
+    assert_int_equal(stat(out, &st), -1);   /* nothing made */
+    expect_usage((const char *[]){ "run", recipe, "--plugin", "blurpool", NULL }, 2,
+                 "plugin blurpool needs a conv, maxpool or avgpool layer; the model has none");
+    train_config c;
+    char err[256];
+    assert_int_equal(recipe_load(recipe, &c, err, sizeof err), 0);
+    ui_catalog cat = {0};
+    assert_true(ui_catalog_load(&cat) > 0);
+    assert_non_null(ui_catalog_find(&cat, "blurpool"));   /* no model given: all of them */
+    cat.model = &c;
+    assert_true(ui_catalog_load(&cat) > 0);
+    assert_null(ui_catalog_find(&cat, "blurpool"));
+    assert_null(ui_catalog_find(&cat, "stochastic_depth"));
+    assert_non_null(ui_catalog_find(&cat, "label_smoothing"));
+    ui_catalog_free(&cat);
+    config_free(&c);
+}
+
 /* --plugin-path DIR: a folder of one's own plugins, for run, ui and demo alike (the workbench lists
  * them too); one that is not there is a usage error. */
 static void test_plugin_path(void **s)
@@ -603,7 +631,7 @@ int main(void)
         cmocka_unit_test(test_mlp_one_epoch), cmocka_unit_test(test_text_run_and_sample),
         cmocka_unit_test(test_plugin_option_overrides), cmocka_unit_test(test_recipe_errors),
         cmocka_unit_test(test_given_data_path), cmocka_unit_test(test_plugin_path),
-        cmocka_unit_test(test_nonfinite_record),
+        cmocka_unit_test(test_nonfinite_record), cmocka_unit_test(test_plugin_needs_layers),
         cmocka_unit_test(test_help_lists_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -310,6 +310,46 @@ static void test_bad_plugin_files(void **s)
     assert_non_null(strstr(err, "handler 'after_step' must be a function, not a number"));
     assert_int_equal(plug_catalog_add_source(&c2, "x", "return hasten.plugin {", err, sizeof err), -1);
     assert_non_null(strstr(err, "x.lua:1"));
+    assert_int_equal(plug_catalog_add_source(&c2, "x", "return hasten.plugin { name = 'x', title = 't', summary = 's', "
+        "reference = 'r', taxonomy = { component = 'data', action = 'remove', when = 'once' }, "
+        "layers = { 'conv', 'convv' } }", err, sizeof err), -1);
+    assert_non_null(strstr(err, "layers[2] = 'convv': not a layer kind"));
+    assert_int_equal(plug_catalog_add_source(&c2, "x", "return hasten.plugin { name = 'x', title = 't', summary = 's', "
+        "reference = 'r', taxonomy = { component = 'data', action = 'remove', when = 'once' }, layers = 'conv' }",
+        err, sizeof err), -1);
+    assert_non_null(strstr(err, "field 'layers': expected a list of layer kinds"));
+    plug_catalog_free(&c2);
+}
+
+/* A plugin's `layers`: the model needs one of those kinds, at any depth; the check says which. */
+static void test_plugin_layers(void **s)
+{
+    plug_catalog c2;
+    char err[300];
+    memset(&c2, 0, sizeof c2);
+    assert_int_equal(plug_catalog_add_source(&c2, "x", "return hasten.plugin { name = 'x', title = 't', summary = 's', "
+        "reference = 'r', taxonomy = { component = 'data', action = 'remove', when = 'once' }, "
+        "layers = { 'conv', 'maxpool', 'residual' } }", err, sizeof err), 0);
+    const plug_info *x = plug_find(&c2, "x");
+    assert_non_null(x);
+    train_config c;
+    config_defaults(&c);
+    layer_spec flat[2] = { { .kind = LAYER_FLATTEN }, { .kind = LAYER_LINEAR, .out = 10 } };
+    c.layers = flat;
+    c.n_layers = 2;
+    assert_int_equal(plug_fits_model(x, &c, err, sizeof err), 0);
+    assert_string_equal(err, "plugin x needs a conv, maxpool or residual layer; the model has none");
+    assert_int_equal(plug_catalog_add_source(&c2, "y", "return hasten.plugin { name = 'y', title = 't', summary = 's', "
+        "reference = 'r', taxonomy = { component = 'data', action = 'remove', when = 'once' }, layers = { 'conv' } }",
+        err, sizeof err), 0);
+    layer_spec inner[1] = { { .kind = LAYER_CONV, .out = 4, .k = 3 } };
+    layer_spec nested[2] = { { .kind = LAYER_RESIDUAL, .n_inner = 1, .inner = inner }, { .kind = LAYER_FLATTEN } };
+    c.layers = nested;   /* a conv inside a residual block counts */
+    assert_int_equal(plug_fits_model(plug_find(&c2, "y"), &c, NULL, 0), 1);
+    c.layers = flat;
+    assert_int_equal(plug_fits_model(plug_find(&c2, "y"), &c, NULL, 0), 0);
+    c.layers = NULL;
+    c.n_layers = 0;
     plug_catalog_free(&c2);
 }
 
@@ -2305,6 +2345,7 @@ int main(void)
     const struct CMUnitTest catalogue[] = {
         cmocka_unit_test(test_catalogue), cmocka_unit_test(test_param_errors),
         cmocka_unit_test(test_bad_plugin_files), cmocka_unit_test(test_broken_plugin_named),
+        cmocka_unit_test(test_plugin_layers),
         cmocka_unit_test(test_composition),
         cmocka_unit_test(test_catalogue_json),
     };
