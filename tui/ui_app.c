@@ -480,6 +480,32 @@ static void handle_key(ui_app *a, int ch)
 /* ---- frame -------------------------------------------------------------------------------------- */
 
 /* When a run starts training, select it: its step times and counter are what one wants to see. */
+/* The demo's verdict, once every run has ended: a line a run saying whether it reached the target,
+ * when, and its speedup over the baseline, so the class reads it in words. */
+static void demo_verdict(ui_app *a)
+{
+    ui_runs *q = &a->runs;
+    if (!a->demo || a->demo_told || !a->baseline_checked || q->n < 2 || !q->baseline) return;
+    for (int i = 0; i < q->n; i++)
+        if (atomic_load(&q->v[i]->state) < UI_RUN_DONE) return;
+    a->demo_told = 1;
+    const train_config *c = &a->recipe;
+    if (!c->target_metric[0]) return;
+    char target[64], ttt[24], speed[24];
+    snprintf(target, sizeof target, "%s %s %g", c->target_metric, !strcmp(c->target_metric, "test_loss") ? "<=" : ">=",
+             c->target_value);
+    for (int i = 0; i < q->n; i++) {
+        const ui_run *r = q->v[i];
+        double mine = ui_run_ttt(r);
+        ui_format_duration(mine >= 0 ? mine : r->n ? r->rec[r->n - 1].seconds : 0, ttt, sizeof ttt);
+        ui_run_speedup(r, q->baseline, speed, sizeof speed);
+        int vs = r != q->baseline && strcmp(speed, "--");
+        ui_log_add(&a->log, UI_LOG_INFO, "demo: %s %s %s in %s%s of training%s%s", r->name,
+                   mine >= 0 ? "reached" : "did not reach", target, mine >= 0 ? "" : "its ", ttt,
+                   vs ? ": speedup " : "", vs ? speed : "");
+    }
+}
+
 static void follow_active(ui_app *a)
 {
     ui_run *r = ui_runs_active(&a->runs);
@@ -613,6 +639,7 @@ static int event_loop(ui_app *a, const ui_options *o)
         check_baseline(a);
         ui_runs_update(&a->runs);
         follow_active(a);
+        demo_verdict(a);
         unsigned long sig = signature(a, now);
         if (dirty || sig != drawn) draw(a);   /* nothing new: the screen is already right */
         drawn = sig;

@@ -58,6 +58,7 @@ typedef struct ui_app {
     ui_layout lay;
     int cols, rows;
     int baseline_checked;          /* looked on disk once the data was in */
+    int demo_told;                 /* the demo's verdict is in the log */
     int help;
     int prompt, edit_param;        /* UI_PROMPT_*; parameter being edited */
     char edit[64];

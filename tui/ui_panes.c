@@ -135,16 +135,6 @@ static const char *status_text(const ui_run *r)
     return ui_run_state_name(s);
 }
 
-/* The training seconds run r has trained without reaching the target, for a speedup bound against
- * the other run's time to target other: its whole run once it has ended; while it trains, only
- * once it is past other (a bound that already says which is faster); -1 otherwise. */
-static double bound_span(const ui_run *r, double other)
-{
-    if (!r || !r->n || ui_run_ttt(r) >= 0) return -1;
-    double span = r->rec[r->n - 1].seconds;
-    return atomic_load(&r->state) >= UI_RUN_DONE || (other > 0 && span > other) ? span : -1;
-}
-
 /* The runs table's columns: x offsets from the pane's left edge and widths, shared by the header
  * and the rows so they always line up. */
 enum { COL_ID, COL_SWATCH, COL_NAME, COL_BUDGET, COL_STATUS, COL_PROGRESS, COL_STEP, COL_QUALITY,
@@ -198,10 +188,9 @@ static void draw_run_row(ui_app *a, const ui_run *r, int y, int x0, int w, const
     snprintf(step, sizeof step, r->n ? "%ld" : "--", r->n ? r->rec[r->n - 1].step : 0L);
     double qv = last_quality(r, loss);
     snprintf(qual, sizeof qual, isfinite(qv) ? "%.4f" : "--", qv);
-    double mine = ui_run_ttt(r), theirs = q->baseline ? ui_run_ttt(q->baseline) : -1;
+    double mine = ui_run_ttt(r);
     ui_format_duration(mine, ttt, sizeof ttt);
-    double sp = ui_format_speedup(theirs, bound_span(q->baseline, mine), mine, bound_span(r, theirs),
-                                  speed, sizeof speed);
+    double sp = ui_run_speedup(r, q->baseline, speed, sizeof speed);
     ui_put(AT(COL_STEP), base, "%*s", c->w[COL_STEP] - 1, step);
     ui_put(AT(COL_QUALITY), base, "%*s", c->w[COL_QUALITY] - 1, qual);
     ui_put(AT(COL_TTT), base | (mine >= 0 ? A_BOLD : 0), "%*s", c->w[COL_TTT] - 1, ttt);

@@ -56,6 +56,21 @@ double ui_run_ttt(const ui_run *r)
     return r->target_idx >= 0 ? r->rec[r->target_idx].seconds : -1;
 }
 
+/* The training seconds r has trained without reaching the target, for a bound against the other
+ * run's time to target other; -1 when it gives none. */
+static double bound_span(const ui_run *r, double other)
+{
+    if (!r || !r->n || ui_run_ttt(r) >= 0) return -1;
+    double span = r->rec[r->n - 1].seconds;
+    return atomic_load(&r->state) >= UI_RUN_DONE || (other > 0 && span > other) ? span : -1;
+}
+
+double ui_run_speedup(const ui_run *r, const ui_run *base, char *out, size_t len)
+{
+    double mine = ui_run_ttt(r), theirs = base ? ui_run_ttt(base) : -1;
+    return ui_format_speedup(theirs, bound_span(base, mine), mine, bound_span(r, theirs), out, len);
+}
+
 void ui_run_free(ui_run *r)
 {
     if (!r) return;

@@ -92,6 +92,12 @@ int ui_run_append(ui_run *r, const trainer_record *rec, int n);
 /* Training seconds to the target, or -1 when not reached (yet). */
 double ui_run_ttt(const ui_run *r);
 
+/* r's speedup over base (NULL: none) into out as ui_format_speedup writes it: the ratio of their
+ * times to target, or a bound from the seconds one of them trained without reaching it (all of a
+ * run that has ended; a training run's only once it is past the other's time); "--" otherwise.
+ * Returns what ui_format_speedup returns (0 unless it says which run is faster). */
+double ui_run_speedup(const ui_run *r, const ui_run *base, char *out, size_t len);
+
 /* Frees what the run owns and the run itself. The run must not be training. */
 void ui_run_free(ui_run *r);
 

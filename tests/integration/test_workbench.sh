@@ -151,6 +151,8 @@ wait_for "^ *2 .*baseline 20steps *20steps" 20 || fail "demo: no shorter baselin
 grep -q "Test accuracy vs training seconds" "$tmp/pane" || fail "demo: does not open on the target's plot"
 for m in whitening_init muon blurpool; do grep -q "^ *[345] .*$m " "$tmp/pane" || fail "demo: $m not queued"; done
 wait_for "^ *5 .*done" 90 || fail "demo: the five runs did not finish"
+# the verdict in words, a line a run (in 30 steps none reaches 90%)
+wait_for "demo: blurpool did not reach test_acc >= 0.9 in its" 10 || fail "demo: no verdict in the log"
 keys q
 wait_for "exit=0" 30 || fail "demo: did not exit 0"
 [ "$(ls "$tmp/demo" | wc -l)" -eq 5 ] || fail "demo: expected 5 run folders, got: $(ls "$tmp/demo")"
@@ -169,6 +171,7 @@ for m in "3 .*alibi " "4 .*seq_length_warmup " "5 .*half windows, no alibi "; do
   grep -q "^ *$m" "$tmp/pane" || fail "text demo: no run '$m'"
 done
 grep -q "Test loss vs training seconds" "$tmp/pane" || fail "text demo: not on the test loss plot"
+wait_for "demo: half windows, no alibi [a-z ]*reach[a-z]* test_loss <= 2.2 in" 10 || fail "text demo: no verdict in the log"
 keys q
 wait_for "exit=0" 30 || fail "text demo: did not exit 0"
 echo "$name: ok"
