@@ -7,7 +7,6 @@
 #include "tui/frontier.h"
 #include "tui/rundir.h"
 #include "tui/ui_draw.h"
-#include "lua/recipe.h"
 #include "engine/check.h"
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -98,27 +97,6 @@ static int meets_target(const cJSON *j, void *ud)
     return 1;
 }
 
-/* A run's evaluation cadence from its resolved recipe.lua, as run_row's eval (0 when it cannot be
- * read). A time to target is known only to the evaluation that saw it. */
-static int eval_cadence(const char *dir)
-{
-    char path[1200], err[256];
-    train_config c;
-    snprintf(path, sizeof path, "%s/recipe.lua", dir);
-    if (recipe_load(path, &c, err, sizeof err)) return 0;
-    int eval = c.eval_every_steps > 0 ? c.eval_every_steps : -(c.eval_every_epochs > 1 ? c.eval_every_epochs : 1);
-    config_free(&c);
-    return eval;
-}
-
-static void format_cadence(int eval, char *out, size_t len)
-{
-    if (eval > 0) snprintf(out, len, "every %d steps", eval);
-    else if (eval == -1) snprintf(out, len, "every epoch");
-    else if (eval < 0) snprintf(out, len, "every %d epochs", -eval);
-    else snprintf(out, len, "unrecorded");
-}
-
 /* The machine a run's fingerprint names: the GPU's name for a CUDA run, else the CPU's model and
  * the threads it trained on. */
 static void machine_name(const cJSON *fp, char *out, size_t len)
@@ -175,7 +153,7 @@ static int load_row(const char *dir, const char *metric, double value, run_row *
     machine_name(fp, r->machine, sizeof r->machine);
     snprintf(r->engine, sizeof r->engine, "hasten %s", cJSON_IsString(ver) ? ver->valuestring : "unrecorded");
     snprintf(r->recipe, sizeof r->recipe, "%s|%d|%s|%s", r->name, r->batch, r->machine, r->engine);
-    r->eval = eval_cadence(dir);
+    r->eval = rundir_eval_cadence(dir);
     if (metric) {   /* without metrics.jsonl, not reached; a damaged one leaves the run out */
         target_scan scan = { metric, value, r };
         r->ttt = r->steps_to = -1;
@@ -414,7 +392,7 @@ static void print_cadence_notes(const table *t)
             if (strcmp(o->recipe, g->recipe)) continue;
             n += snprintf(line + n, sizeof line - (size_t)n, " %s %s", o->variant, o->budget);
             for (int k = 0; k < o->n_eval && n < (int)sizeof line; k++) {
-                format_cadence(o->eval[k], cad, sizeof cad);
+                rundir_format_cadence(o->eval[k], cad, sizeof cad);
                 n += snprintf(line + n, sizeof line - (size_t)n, "%s%s", k ? " and " : " ", cad);
             }
             if (n + 1 < (int)sizeof line) line[n++] = ';', line[n] = 0;

@@ -4,6 +4,7 @@
  * a speedup method must beat ("just train for less time"). Resumable: finished runs are kept. */
 #include "tui/cli.h"
 #include "tui/rundir.h"
+#include "lua/recipe.h"
 #include "engine/runlog.h"
 #include "engine/ops.h"
 #include "engine/version.h"
@@ -142,7 +143,7 @@ int cli_sweep(int argc, char **argv)
     };
     char budgets_buf[512] = "", seeds_buf[256] = "1", *budgets[MAX_LIST], *seeds[MAX_LIST];
     char *plugins[MAX_PASS], *pass[MAX_PASS], flags[MAX_PASS][32], out[800] = "";
-    char *target = NULL, *device = NULL, *batch = NULL;
+    char *target = NULL, *device = NULL, *batch = NULL, *eval_every = NULL;
     int n_plugins = 0, n_pass = 0, c, idx = 0, md = 0, plot = 0;
     optind = 1;
     opterr = 0;
@@ -160,6 +161,7 @@ int cli_sweep(int argc, char **argv)
             if (c == 'P' && cli_set_plugin_path(optarg)) return EXIT_USAGE;   /* said once, not by every run */
             if (c == 'd') device = optarg;
             if (c == 'B') batch = optarg;
+            if (c == 'e') eval_every = optarg;
             snprintf(flags[n_pass], sizeof flags[0], "--%s", opts[idx].name);
             pass[n_pass] = flags[n_pass];
             n_pass++;
@@ -217,6 +219,17 @@ int cli_sweep(int argc, char **argv)
     for (char *ch = setup; *ch; ch++)
         if (!isalnum((unsigned char)*ch) && *ch != '-') *ch = '_';
 
+    /* The cadence this sweep evaluates at, to say when a kept run was evaluated at another. */
+    int want_eval = eval_every ? atoi(eval_every) : 0;
+    if (!eval_every) {
+        train_config rc_cfg;
+        char err[512];
+        if (!recipe_load(path, &rc_cfg, err, sizeof err)) {
+            want_eval = rundir_cadence(&rc_cfg);
+            config_free(&rc_cfg);
+        }
+    }
+
     struct sigaction sa = { .sa_handler = on_interrupt }, old_int, old_term;
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
@@ -241,6 +254,14 @@ int cli_sweep(int argc, char **argv)
                             "compare keeps the two versions apart; remove the folder to train it again\n",
                             k, total, dir, version[0] ? version : "unrecorded", hasten_version);
                 else fprintf(stderr, "hasten sweep: [%d/%d] %s: already done, kept\n", k, total, dir);
+                int have = rundir_eval_cadence(dir);
+                if (have && want_eval && have != want_eval) {
+                    char h[32], w[32];
+                    rundir_format_cadence(have, h, sizeof h);
+                    rundir_format_cadence(want_eval, w, sizeof w);
+                    fprintf(stderr, "hasten sweep: [%d/%d] %s: evaluated %s, this sweep %s: compare gives no "
+                            "speedup between the two; remove the folder to train it again\n", k, total, dir, h, w);
+                }
                 done++;
                 continue;
             }

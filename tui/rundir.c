@@ -2,6 +2,7 @@
 #include "tui/rundir.h"
 #include "engine/runlog.h"
 #include "engine/trainer.h"
+#include "lua/recipe.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,4 +153,29 @@ int rundir_metrics(const char *dir, rundir_record_fn fn, void *ud, char *err, si
     }
     free(text);
     return rc;
+}
+
+int rundir_cadence(const train_config *c)
+{
+    return c->eval_every_steps > 0 ? c->eval_every_steps : -(c->eval_every_epochs > 1 ? c->eval_every_epochs : 1);
+}
+
+int rundir_eval_cadence(const char *dir)
+{
+    char path[1200], err[256];
+    train_config c;
+    snprintf(path, sizeof path, "%s/recipe.lua", dir);
+    if (recipe_load(path, &c, err, sizeof err)) return 0;
+    int cadence = rundir_cadence(&c);
+    config_free(&c);
+    return cadence;
+}
+
+void rundir_format_cadence(int cadence, char *out, size_t len)
+{
+    if (cadence == 1) snprintf(out, len, "every step");
+    else if (cadence > 0) snprintf(out, len, "every %d steps", cadence);
+    else if (cadence == -1) snprintf(out, len, "every epoch");
+    else if (cadence < 0) snprintf(out, len, "every %d epochs", -cadence);
+    else snprintf(out, len, "unrecorded");
 }

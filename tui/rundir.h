@@ -33,4 +33,14 @@ typedef int (*rundir_record_fn)(const cJSON *rec, void *ud);
  * field; records before it were passed to fn. */
 int rundir_metrics(const char *dir, rundir_record_fn fn, void *ud, char *err, size_t errlen);
 
+/* A run's evaluation cadence as one number: N > 0 every N steps, -N every N epochs; 0 unknown.
+ * rundir_cadence reads it from c, rundir_eval_cadence from dir/recipe.lua (0 when that cannot be
+ * read). A time to target is known only to the evaluation that saw it, so runs compare by it. */
+struct train_config;
+int rundir_cadence(const struct train_config *c);
+int rundir_eval_cadence(const char *dir);
+
+/* "every 117 steps", "every step", "every epoch", "every 2 epochs", "unrecorded" (0) into out. */
+void rundir_format_cadence(int cadence, char *out, size_t len);
+
 #endif

@@ -582,6 +582,14 @@ static void test_sweep_resumes(void **s)
     free(notes);
     free(out);
     free(err);
+    /* the same sweep evaluated every 5 steps keeps s1, trained once an epoch, and says so */
+    rc = test_hasten((const char *[]){ "sweep", "fmnist_mlp", "--budgets", "10steps", "--seeds", "1",
+                                       "--eval-every", "5", "--threads", "1", "--out", dir, NULL }, &out, &err);
+    assert_int_equal(rc, 0);
+    expect_in(err, "fmnist_mlp-baseline-10steps-s1: evaluated every epoch, this sweep every 5 steps: compare gives "
+                   "no speedup between the two; remove the folder to train it again");
+    free(out);
+    free(err);
 }
 
 /* hasten bench --layers --json: every model's layers by name, in order, with their forward and
