@@ -39,17 +39,9 @@ typedef struct baseline_want {
     const char *recipe_path, *dataset, *cpu, *gpu;   /* gpu: "" on the CPU */
     const budget_spec *budget;
     int batch, threads, cores;
-    int eval_steps, eval_epochs;                     /* the cadence, as a train_config has it */
+    int cadence;                                     /* of evaluation, as rundir_cadence gives it */
     const char *device;                              /* "cpu" or "cuda" */
 } baseline_want;
-
-/* Evaluations at the same steps: a time to target is known to the evaluation, so a baseline
- * evaluated once an epoch would be late against runs evaluated four times an epoch. */
-static int same_eval(int steps_a, int epochs_a, int steps_b, int epochs_b)
-{
-    if (steps_a > 0 || steps_b > 0) return steps_a == steps_b;
-    return (epochs_a > 1 ? epochs_a : 1) == (epochs_b > 1 ? epochs_b : 1);
-}
 
 /* Whether run folder dir is a finished plain run of this recipe and batch on this machine and
  * device, trained by this hasten (another version's engine may be faster or slower). */
@@ -76,7 +68,7 @@ static int is_baseline(const char *dir, const baseline_want *w)
     snprintf(path, sizeof path, "%s/recipe.lua", dir);
     if (recipe_load(path, &c, err, sizeof err)) return 0;
     ok = c.n_plugins == 0 && same_budget(&c.budget, w->budget) && c.batch == w->batch &&
-         same_eval(c.eval_every_steps, c.eval_every_epochs, w->eval_steps, w->eval_epochs);
+         rundir_cadence(&c) == w->cadence;   /* a time to target is known to the evaluation that saw it */
     config_free(&c);
     return ok;
 }
@@ -91,7 +83,7 @@ int ui_history_find_baseline(const char *root, const train_config *c, const char
     baseline_want w = { .recipe_path = c->recipe_path, .dataset = dataset, .cpu = cpu,
                         .gpu = c->device == DEVICE_CUDA ? ops_cuda_describe() : "", .budget = budget,
                         .batch = c->batch, .threads = threads, .cores = (int)sysconf(_SC_NPROCESSORS_ONLN),
-                        .eval_steps = c->eval_every_steps, .eval_epochs = c->eval_every_epochs,
+                        .cadence = rundir_cadence(c),
                         .device = ops_device_name(c->device) };
     double best_time = -1;
     struct dirent *e;
