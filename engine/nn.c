@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 #include <time.h>
 
 typedef struct build_ctx {
@@ -1050,7 +1051,7 @@ int nn_set_low_precision(nn_model *m, int on)
 }
 
 static const char state_magic[8] = "HSTNWTS";
-enum { STATE_VERSION = 1, STATE_HEADER = 32 };
+enum { STATE_VERSION = 2, STATE_HEADER = 32, STATE_SHAPE = 5 * 4 };   /* a shape: rank, 4 dims */
 
 /* A walk over a weights file's statistics (from p), counting negative running variances. */
 typedef struct var_walk { const char *p; size_t off, bad; } var_walk;
@@ -1082,41 +1083,106 @@ static size_t unusable_state(nn_model *m, const char *p)
     return bad + w.bad;
 }
 
+/* The shapes block of a version-2 file: the parameter count, then each parameter's rank and four
+ * dimensions (unused ones 0), uint32 each. */
+static size_t shapes_bytes(const nn_model *m) { return 4 + (size_t)m->n_params * STATE_SHAPE; }
+
+static void put_shapes(const nn_model *m, char *p)
+{
+    uint32_t n = (uint32_t)m->n_params;
+    memcpy(p, &n, 4);
+    for (int i = 0; i < m->n_params; i++) {
+        const tensor *w = &m->params[i]->w;
+        uint32_t s[5] = { (uint32_t)w->ndim };
+        for (int d = 0; d < w->ndim && d < 4; d++) s[1 + d] = (uint32_t)w->shape[d];
+        memcpy(p + 4 + (size_t)i * STATE_SHAPE, s, sizeof s);
+    }
+}
+
+/* "(32, 3, 3, 16)" for shape s (rank, dims) into out. */
+static void format_shape(const uint32_t *s, char *out, size_t len)
+{
+    int n = snprintf(out, len, "(");
+    for (uint32_t d = 0; d < s[0] && d < 4 && n < (int)len; d++)
+        n += snprintf(out + n, len - (size_t)n, "%s%u", d ? ", " : "", s[1 + d]);
+    if (n < (int)len) snprintf(out + n, len - (size_t)n, ")");
+}
+
+/* Checks a version-2 file's shapes block p against m's parameters: 0, or -1 with err naming the
+ * first that differs. */
+static int check_shapes(const nn_model *m, const char *p, char *err, size_t errlen)
+{
+    uint32_t n;
+    memcpy(&n, p, 4);
+    if (n != (uint32_t)m->n_params)
+        return fail(err, errlen, "it holds %u parameter tensors, the recipe's model %d (a plugin may have changed "
+                    "the model's layers)", n, m->n_params);
+    for (int i = 0; i < m->n_params; i++) {
+        const tensor *w = &m->params[i]->w;
+        uint32_t want[5] = { (uint32_t)w->ndim }, have[5];
+        for (int d = 0; d < w->ndim && d < 4; d++) want[1 + d] = (uint32_t)w->shape[d];
+        memcpy(have, p + 4 + (size_t)i * STATE_SHAPE, sizeof have);
+        if (memcmp(want, have, sizeof want)) {
+            char a[64], b[64];
+            format_shape(have, a, sizeof a);
+            format_shape(want, b, sizeof b);
+            return fail(err, errlen, "parameter %d is %s in the file, %s in the recipe's model (the recipe's "
+                        "layers changed since the run)", i + 1, a, b);
+        }
+    }
+    return 0;
+}
+
 void *nn_state_pack(const nn_model *m, size_t *len)
 {
     uint64_t nw = m->weights.n, ns = m->stats.n;
-    *len = STATE_HEADER + (size_t)(nw + ns) * sizeof(float);
+    size_t body = (size_t)(nw + ns) * sizeof(float);
+    *len = STATE_HEADER + body + shapes_bytes(m);
     char *buf = malloc(*len);
     CHECK(buf, "out of memory");
-    uint32_t version = STATE_VERSION, zero = 0;
+    uint32_t version = STATE_VERSION;
     memcpy(buf, state_magic, 8);
     memcpy(buf + 8, &version, 4);
-    memcpy(buf + 12, &zero, 4);
     memcpy(buf + 16, &nw, 8);
     memcpy(buf + 24, &ns, 8);
     m->ops->download(buf + STATE_HEADER, m->weights.data, nw * sizeof(float));
     if (ns) m->ops->download(buf + STATE_HEADER + nw * sizeof(float), m->stats.data, ns * sizeof(float));
+    put_shapes(m, buf + STATE_HEADER + body);
+    uint32_t crc = (uint32_t)crc32(0L, (const Bytef *)buf + STATE_HEADER, (uInt)(*len - STATE_HEADER));
+    memcpy(buf + 12, &crc, 4);
     return buf;
 }
 
 int nn_state_unpack(nn_model *m, const void *buf, size_t len, char *err, size_t errlen)
 {
     const char *b = buf;
-    uint32_t version;
+    uint32_t version, crc;
     uint64_t nw, ns;
     if (len < STATE_HEADER || memcmp(b, state_magic, 8))
         return fail(err, errlen, "not a hasten weights file");
     memcpy(&version, b + 8, 4);
+    memcpy(&crc, b + 12, 4);
     memcpy(&nw, b + 16, 8);
     memcpy(&ns, b + 24, 8);
-    if (version != STATE_VERSION)
-        return fail(err, errlen, "weights file version %u; this hasten reads version %d (rerun the "
+    if (version != 1 && version != STATE_VERSION)   /* 1: the same without shapes and checksum */
+        return fail(err, errlen, "weights file version %u; this hasten reads versions 1 and %d (rerun the "
                     "teacher with this hasten)", version, STATE_VERSION);
     if (nw != m->weights.n || ns != m->stats.n)
         return fail(err, errlen, "it holds %llu weights and %llu statistics, the recipe's model %zu and %zu "
                     "(a plugin may have changed the model's layers)", (unsigned long long)nw,
                     (unsigned long long)ns, m->weights.n, m->stats.n);
-    if (len != STATE_HEADER + (nw + ns) * sizeof(float)) return fail(err, errlen, "the file is truncated");
+    size_t body = (size_t)(nw + ns) * sizeof(float), tail = 0;
+    if (version != 1 && len >= STATE_HEADER + body + 4) {   /* the shapes block says its own length */
+        uint32_t n;
+        memcpy(&n, b + STATE_HEADER + body, 4);
+        tail = 4 + (size_t)n * STATE_SHAPE;
+    }
+    if (len != STATE_HEADER + body + tail || (version != 1 && !tail)) return fail(err, errlen, "the file is truncated");
+    if (version != 1) {
+        if ((uint32_t)crc32(0L, (const Bytef *)b + STATE_HEADER, (uInt)(len - STATE_HEADER)) != crc)
+            return fail(err, errlen, "its checksum does not match: the file is damaged (run it again)");
+        if (check_shapes(m, b + STATE_HEADER + body, err, errlen)) return -1;
+    }
     size_t bad = unusable_state(m, b + STATE_HEADER);
     if (bad)
         return fail(err, errlen, "%zu of its numbers are not finite, or are negative variances: the file is "

@@ -107,11 +107,14 @@ int nn_gemm_recorded(void);                         /* products recorded since t
 typedef struct nn_layer_time { char name[48]; double forward, backward; long calls; } nn_layer_time;
 void nn_layer_timing(nn_layer_time *buf, int cap);   /* buf = NULL stops; buf is zeroed first */
 
-/* A model's state as bytes (weights.bin): "HSTNWTS\0", version 1 (uint32), zero (uint32), the
- * weight and statistic counts (uint64 each), then the weights and the batch-norm statistics as
- * float32, host byte order. nn_state_pack returns a malloc'd buffer and its length in *len.
- * nn_state_unpack loads such bytes into a model built from the same layers: returns 0, or -1 with
- * one line in err (not such a file, another version, counts that differ from this model's). */
+/* A model's state as bytes (weights.bin): "HSTNWTS\0", version 2 (uint32), the CRC-32 of all
+ * after these 32 header bytes (uint32), the weight and statistic counts (uint64 each), then the
+ * weights and the batch-norm statistics as float32, then the parameter count and each parameter's
+ * rank and 4 dimensions (uint32), host byte order; version 1 was the same without checksum (0)
+ * and shapes. nn_state_pack returns a malloc'd buffer (version 2) and its length in *len.
+ * nn_state_unpack loads either version into a model built from the same layers: returns 0, or -1
+ * with one line in err, loading nothing (not such a file, another version, counts or shapes that
+ * differ from this model's, a checksum that does not match, numbers no training leaves). */
 void *nn_state_pack(const nn_model *m, size_t *len);
 int nn_state_unpack(nn_model *m, const void *buf, size_t len, char *err, size_t errlen);
 

@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 #include "engine/cpu/cpu.h"
 #include "engine/nn.h"
 #include "engine/tensor_ops.h"
@@ -297,6 +298,14 @@ static void test_flat_stats(void **s)
     tensor_free(&x);
 }
 
+/* A weights.bin changed on purpose gets its checksum again (bytes 12..15: CRC-32 of all after
+ * the 32-byte header), so that what is tested is the check after it. */
+static void reseal(char *buf, size_t len)
+{
+    uint32_t crc = (uint32_t)crc32(0L, (const Bytef *)buf + 32, (uInt)(len - 32));
+    memcpy(buf + 12, &crc, 4);
+}
+
 /* weights.bin bytes: a round trip restores weights and statistics; every kind of bad file is a
  * clear error. And the row softmax at a temperature. */
 static void test_state_and_softmax(void **s)
@@ -319,16 +328,29 @@ static void test_state_and_softmax(void **s)
     float nan = NAN, neg = -0.5f;
     size_t var1 = a->weights.n + 4 + 1;   /* the first norm's second running variance */
     memcpy(buf + 32 + 7 * sizeof(float), &neg, sizeof neg);   /* a weight may be negative */
+    assert_int_equal(nn_state_unpack(b, buf, len, err, sizeof err), -1);   /* but not changed after the fact */
+    assert_non_null(strstr(err, "its checksum does not match: the file is damaged"));
+    reseal(buf, len);
     assert_int_equal(nn_state_unpack(b, buf, len, err, sizeof err), 0);
     b->weights.data[0] = 7;
     memcpy(buf + 32 + var1 * sizeof(float), &neg, sizeof neg);
+    reseal(buf, len);
     assert_int_equal(nn_state_unpack(b, buf, len, err, sizeof err), -1);
     assert_non_null(strstr(err, "1 of its numbers are not finite, or are negative variances"));
     assert_true(b->weights.data[0] == 7);
     memcpy(buf, good, len);
-    memcpy(buf + 32 + 5 * sizeof(float), &nan, sizeof nan);
+    memcpy(buf + 32 + 5 * sizeof(float), &nan, sizeof nan);   /* a diverged run writes NaN, sealed */
+    reseal(buf, len);
     assert_int_equal(nn_state_unpack(b, buf, len, err, sizeof err), -1);
     assert_non_null(strstr(err, "damaged, or the run diverged"));
+    /* version 1 (no checksum, no shapes) still loads */
+    memcpy(buf, good, len);
+    uint32_t v1 = 1, zero = 0;
+    memcpy(buf + 8, &v1, 4);
+    memcpy(buf + 12, &zero, 4);
+    size_t v1_len = 32 + (a->weights.n + a->stats.n) * sizeof(float);
+    assert_int_equal(nn_state_unpack(b, buf, v1_len, err, sizeof err), 0);
+    assert_memory_equal(b->stats.data, a->stats.data, a->stats.n * sizeof(float));
     memcpy(buf, good, len);
     free(good);
     buf[8] = 9;
@@ -344,7 +366,16 @@ static void test_state_and_softmax(void **s)
     assert_int_equal(nn_state_unpack(b, buf, len, err, sizeof err), -1);
     assert_non_null(strstr(err, "holds 111 weights and 0 statistics"));
     free(buf);
-    nn_free(a); nn_free(b); nn_free(c);
+    /* as many weights in other shapes: (2, 36) against (4, 18) */
+    layer_spec two[] = { { .kind = LAYER_FLATTEN }, { .kind = LAYER_LINEAR, .out = 2, .bias = 0 } },
+               four[] = { { .kind = LAYER_FLATTEN }, { .kind = LAYER_LINEAR, .out = 4, .bias = 0 } };
+    nn_model *d = nn_build(two, 2, 6, 6, 1, 1, err, sizeof err), *e = nn_build(four, 2, 3, 6, 1, 1, err, sizeof err);
+    assert_int_equal(d->weights.n, e->weights.n);
+    buf = nn_state_pack(d, &len);
+    assert_int_equal(nn_state_unpack(e, buf, len, err, sizeof err), -1);
+    assert_non_null(strstr(err, "parameter 1 is (2, 36) in the file, (4, 18) in the recipe's model"));
+    free(buf);
+    nn_free(a); nn_free(b); nn_free(c); nn_free(d); nn_free(e);
 
     tensor t = {0};
     tensor_resize2(&t, 2, 3);
