@@ -1087,14 +1087,21 @@ static size_t unusable_state(nn_model *m, const char *p)
  * dimensions (unused ones 0), uint32 each. */
 static size_t shapes_bytes(const nn_model *m) { return 4 + (size_t)m->n_params * STATE_SHAPE; }
 
+/* Parameter i's shape as the file holds it: rank, then 4 dimensions (unused ones 0). */
+static void param_shape(const nn_model *m, int i, uint32_t s[5])
+{
+    const tensor *w = &m->params[i]->w;
+    memset(s, 0, 5 * sizeof *s);
+    s[0] = (uint32_t)w->ndim;
+    for (int d = 0; d < w->ndim && d < 4; d++) s[1 + d] = (uint32_t)w->shape[d];
+}
+
 static void put_shapes(const nn_model *m, char *p)
 {
-    uint32_t n = (uint32_t)m->n_params;
+    uint32_t n = (uint32_t)m->n_params, s[5];
     memcpy(p, &n, 4);
     for (int i = 0; i < m->n_params; i++) {
-        const tensor *w = &m->params[i]->w;
-        uint32_t s[5] = { (uint32_t)w->ndim };
-        for (int d = 0; d < w->ndim && d < 4; d++) s[1 + d] = (uint32_t)w->shape[d];
+        param_shape(m, i, s);
         memcpy(p + 4 + (size_t)i * STATE_SHAPE, s, sizeof s);
     }
 }
@@ -1118,9 +1125,8 @@ static int check_shapes(const nn_model *m, const char *p, char *err, size_t errl
         return fail(err, errlen, "it holds %u parameter tensors, the recipe's model %d (a plugin may have changed "
                     "the model's layers)", n, m->n_params);
     for (int i = 0; i < m->n_params; i++) {
-        const tensor *w = &m->params[i]->w;
-        uint32_t want[5] = { (uint32_t)w->ndim }, have[5];
-        for (int d = 0; d < w->ndim && d < 4; d++) want[1 + d] = (uint32_t)w->shape[d];
+        uint32_t want[5], have[5];
+        param_shape(m, i, want);
         memcpy(have, p + 4 + (size_t)i * STATE_SHAPE, sizeof have);
         if (memcmp(want, have, sizeof want)) {
             char a[64], b[64];
