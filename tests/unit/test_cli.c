@@ -301,8 +301,14 @@ static void test_text_run_and_sample(void **s)
         if (!strcmp(name, "alibi")) { assert_string_equal(data, "text"); seen++; }
         if (!strcmp(name, "mixup")) { assert_string_equal(data, "images"); seen++; }
         if (!strcmp(name, "ema")) { assert_string_equal(data, "any"); seen++; }
+        if (!strcmp(name, "stochastic_depth")) {   /* and which layers */
+            cJSON *layers = cJSON_GetObjectItem(p, "layers");
+            assert_int_equal(cJSON_GetArraySize(layers), 1);
+            assert_string_equal(cJSON_GetArrayItem(layers, 0)->valuestring, "residual");
+            seen++;
+        }
     }
-    assert_int_equal(seen, 3);
+    assert_int_equal(seen, 4);
     cJSON_Delete(root);
     free(json);
     assert_int_equal(test_hasten((const char *[]){ "plugins", NULL }, &json, &err), 0);
@@ -310,6 +316,7 @@ static void test_text_run_and_sample(void **s)
     assert_non_null(strstr(json, "role: weight averaging (one such plugin a run)"));   /* ema, swa */
     assert_non_null(strstr(json, "overlaps: input size (a warning when combined with another)"));
     assert_non_null(strstr(json, "teacher = \"\"  (required)"));   /* distillation */
+    assert_non_null(strstr(json, "needs a layer: conv maxpool avgpool"));   /* blurpool */
     free(json);
     free(err);
 }
