@@ -370,6 +370,43 @@ static void test_run_append(void **s)
     ui_run_free(r);
 }
 
+/* A run that evaluates at `seconds`, reaching 0.9 there when reach, in state st. */
+static ui_run *run_to(double seconds, int reach, int st)
+{
+    ui_run *r = calloc(1, sizeof *r);
+    snprintf(r->target_metric, sizeof r->target_metric, "test_acc");
+    r->target_value = 0.9;
+    trainer_record a[2] = { rec(1, seconds / 2, 1, 0.5f, 1), rec(2, seconds, 1, reach ? 0.95f : 0.85f, 1) };
+    assert_int_equal(ui_run_append(r, a, 2), 0);
+    atomic_store(&r->state, st);
+    return r;
+}
+
+/* The runs pane's speedups: the ratio, or a bound from a run that has not reached the target, once
+ * that run has ended or trained past the other's time. */
+static void test_run_speedup(void **s)
+{
+    char b[32];
+    ui_run *base = run_to(10, 1, UI_RUN_DONE), *fast = run_to(8, 1, UI_RUN_DONE);
+    assert_true(ui_run_speedup(fast, base, b, sizeof b) == 1.25);
+    assert_string_equal(b, "1.25x");
+    ui_run *early = run_to(5, 0, UI_RUN_RUNNING), *late = run_to(12.5, 0, UI_RUN_RUNNING),
+           *ended = run_to(8, 0, UI_RUN_STOPPED);
+    ui_run_speedup(early, base, b, sizeof b);   /* still under the baseline's time: nothing known */
+    assert_string_equal(b, "--");
+    assert_true(ui_run_speedup(late, base, b, sizeof b) == 0.8);
+    assert_string_equal(b, "<0.80x");
+    assert_true(ui_run_speedup(ended, base, b, sizeof b) == 0);   /* ended short of 10 s: says little */
+    assert_string_equal(b, "<1.25x");
+    ui_run *slow_base = run_to(20, 0, UI_RUN_DONE);
+    assert_true(ui_run_speedup(fast, slow_base, b, sizeof b) == 2.5);
+    assert_string_equal(b, ">2.50x");
+    ui_run_speedup(fast, NULL, b, sizeof b);
+    assert_string_equal(b, "--");
+    ui_run *all[] = { base, fast, early, late, ended, slow_base };
+    for (int i = 0; i < 6; i++) ui_run_free(all[i]);
+}
+
 /* ---- plugin choices ---------------------------------------------------------------------------- */
 
 static void fill_catalog(ui_catalog *cat)
@@ -859,7 +896,7 @@ int main(void)
         cmocka_unit_test(test_scale_fit_and_pos), cmocka_unit_test(test_tick_labels),
         cmocka_unit_test(test_layout_sizes), cmocka_unit_test(test_layout_too_small),
         cmocka_unit_test(test_formats), cmocka_unit_test(test_split_and_bars), cmocka_unit_test(test_ema),
-        cmocka_unit_test(test_target_and_x), cmocka_unit_test(test_run_append),
+        cmocka_unit_test(test_target_and_x), cmocka_unit_test(test_run_append), cmocka_unit_test(test_run_speedup),
         cmocka_unit_test(test_catalog_order_and_find), cmocka_unit_test(test_catalog_by_data), cmocka_unit_test(test_choices_check), cmocka_unit_test(test_queue_text_context), cmocka_unit_test(test_scaled_budget),
         cmocka_unit_test(test_param_check),
         cmocka_unit_test(test_choices_to_specs), cmocka_unit_test(test_history),
