@@ -343,12 +343,21 @@ static void print_device(const bench_result *r, int n, int json)
     else if (bench_layers) print_layers(r, n);
 }
 
+static const char bench_usage[] =
+    "usage: hasten bench [RECIPE...] [--json] [--steps N] [--batch N] [--threads N]\n"
+    "         [--device cpu|cuda|auto] [--layers]\n"
+    "  training samples/s of the MLP, CNN and character-model recipes (or of those\n"
+    "  named) next to the machine's sgemm roofline, the spread of step times, the\n"
+    "  step-time phases and the cost of a plugin on every event; --layers: each\n"
+    "  layer's forward and backward ms; --device cuda: the same on the GPU\n";
+
 int cli_bench(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"json", no_argument, 0, 'j'}, {"steps", required_argument, 0, 's'},
         {"batch", required_argument, 0, 'b'}, {"threads", required_argument, 0, 't'},
-        {"device", required_argument, 0, 'd'}, {"layers", no_argument, 0, 'l'}, {0, 0, 0, 0},
+        {"device", required_argument, 0, 'd'}, {"layers", no_argument, 0, 'l'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     int json = 0, steps = 0, batch = 0, threads = 0, c;
     optind = 1;
@@ -370,9 +379,9 @@ int cli_bench(int argc, char **argv)
             if (rc) return rc;
             break;
         }
+        case 'h': fputs(bench_usage, stdout); return EXIT_DONE;
         default:
-            fprintf(stderr, "hasten bench: unknown option '%s'\n(usage: hasten bench [RECIPE...] [--json] "
-                    "[--steps N] [--batch N] [--threads N] [--device cpu|cuda|auto] [--layers])\n", argv[optind - 1]);
+            fprintf(stderr, "hasten bench: unknown option '%s' (see hasten bench --help)\n", argv[optind - 1]);
             return EXIT_USAGE;
         }
     }

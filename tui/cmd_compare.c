@@ -366,6 +366,20 @@ static int baseline_budgets(const table *t, const char *recipe)
  * under one), one above. */
 static const char *secs_fmt(double v) { return fabs(v) < 1 ? "%.2f" : "%.1f"; }
 
+/* "m ± sd" then unit, both in fmt (as many decimals); "m" alone from a single run, which has no
+ * spread to show (a "± 0.0" there read as a spread measured to be nil). */
+static void fmt_spread(char *buf, size_t len, const char *fmt, double m, double spread, int n,
+                       const char *unit)
+{
+    char mtxt[24], sdtxt[24] = "";
+    snprintf(mtxt, sizeof mtxt, fmt, m);
+    if (n > 1) {
+        strcpy(sdtxt, " ± ");
+        snprintf(sdtxt + strlen(sdtxt), sizeof sdtxt - strlen(sdtxt), fmt, spread);
+    }
+    snprintf(buf, len, "%s%s%s", mtxt, sdtxt, unit);
+}
+
 static char *fmt_secs(char *buf, size_t len, double v)
 {
     snprintf(buf, len, secs_fmt(v), v);
@@ -420,12 +434,9 @@ static void print_main_table(const table *t)
         char ttt[48] = "-", acc[48], speed[32] = "-", reached[16];
         if (s->reached) {
             double m = mean(s->ttt, s->reached);
-            char mtxt[16], sdtxt[16];
-            snprintf(mtxt, sizeof mtxt, secs_fmt(m), m);
-            snprintf(sdtxt, sizeof sdtxt, secs_fmt(m), sd(s->ttt, s->reached));   /* as many decimals */
-            snprintf(ttt, sizeof ttt, "%s ± %s s", mtxt, sdtxt);
+            fmt_spread(ttt, sizeof ttt, secs_fmt(m), m, sd(s->ttt, s->reached), s->reached, " s");
         }
-        snprintf(acc, sizeof acc, "%.4f ± %.4f", mean(s->acc, s->n), sd(s->acc, s->n));
+        fmt_spread(acc, sizeof acc, "%.4f", mean(s->acc, s->n), sd(s->acc, s->n), s->n, "");
         snprintf(reached, sizeof reached, "%d/%d", s->reached, s->n);
         /* Speedup only when every run of both reached the target: otherwise the mean flatters. */
         if (b && s->reached == s->n && s->n)
@@ -710,11 +721,19 @@ static void print_frontier(const table *t, const char *recipe)
     free(marks);
 }
 
+static const char compare_usage[] =
+    "usage: hasten compare RUN_OR_FOLDER... [--target test_acc=0.9|test_loss=0.3]\n"
+    "         [--markdown] [--phases] [--plot]\n"
+    "  time to target, final quality, steps and ms/step, samples/s and speedup\n"
+    "  against the baseline; with a swept baseline, its frontier and each method\n"
+    "  against it (--phases: ms per step in each phase; --plot: the frontier drawn)\n";
+
 int cli_compare(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"target", required_argument, 0, 't'}, {"markdown", no_argument, 0, 'm'},
-        {"phases", no_argument, 0, 'p'}, {"plot", no_argument, 0, 'P'}, {0, 0, 0, 0},
+        {"phases", no_argument, 0, 'p'}, {"plot", no_argument, 0, 'P'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     char metric[32] = "";
     double value = 0;
@@ -725,10 +744,13 @@ int cli_compare(int argc, char **argv)
         if (c == 'm') md = 1;
         else if (c == 'p') phases = 1;
         else if (c == 'P') plot = 1;
+        else if (c == 'h') {
+            fputs(compare_usage, stdout);
+            return EXIT_DONE;
+        }
         else if (c != 't' || cli_parse_target(optarg, metric, sizeof metric, &value)) {
-            fprintf(stderr, "hasten compare: bad option%s%s (usage: hasten compare RUN_OR_FOLDER... "
-                    "[--target test_acc=0.9|test_loss=0.3] [--markdown] [--phases] [--plot])\n", c == 't' ? " --target " : "",
-                    c == 't' ? optarg : "");
+            fprintf(stderr, "hasten compare: bad option '%s'%s (see hasten compare --help)\n",
+                    c == 't' ? optarg : argv[optind - 1], c == 't' ? " for --target" : "");
             return EXIT_USAGE;
         }
     }

@@ -99,11 +99,13 @@ int cli_fetch_missing(const char *name, cli_note_fn note, void *ud)
 
 static const char fetch_usage[] =
     "usage: hasten fetch NAME... [--force] [--quiet]\n"
-    "  downloads each dataset into the cache (" "$XDG_CACHE_HOME/hasten or ~/.cache/hasten), resuming\n"
-    "  partial downloads and verifying SHA-256; a copy already in the cache is verified again.\n"
+    "  downloads each dataset into the cache ($XDG_CACHE_HOME/hasten or\n"
+    "  ~/.cache/hasten), resuming partial downloads and verifying SHA-256; a copy\n"
+    "  already in the cache is verified again.\n"
     "  --force   fetch into the cache even when a copy is installed elsewhere\n"
     "  --quiet   no progress, errors only\n"
-    "  HASTEN_MIRROR=URL fetches URL/<name>/<file> instead of the origin (same checksums).\n";
+    "  HASTEN_MIRROR=URL fetches URL/<name>/<file> instead of the origin (same\n"
+    "  checksums).\n";
 
 static volatile sig_atomic_t fetch_interrupted;
 
@@ -284,8 +286,8 @@ int cli_datasets(int argc, char **argv)
         return EXIT_USAGE;
     }
     if (argc == 2 && !strcmp(argv[1], "--help")) {
-        puts("usage: hasten datasets [NAME]\n  lists the datasets hasten knows and where each one is; with NAME,"
-             " its files, checksums, licence and citation");
+        puts("usage: hasten datasets [NAME]\n  lists the datasets hasten knows and where each one is; with\n"
+             "  NAME, its files, checksums, licence and citation");
         return EXIT_DONE;
     }
     if (argc < 2) {

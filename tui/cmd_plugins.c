@@ -102,10 +102,15 @@ static void print_text(const plug_catalog *cat)
     for (int i = 0; i < cat->n_errors; i++) printf("\nnot loaded: %s\n", cat->errors[i]);
 }
 
+static const char plugins_usage[] =
+    "usage: hasten plugins [--json] [--plugin-path DIR]\n"
+    "  the catalogue of speedup methods, grouped by taxonomy, with their parameters\n";
+
 int cli_plugins(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"json", no_argument, 0, 'j'}, {"plugin-path", required_argument, 0, 'P'}, {0, 0, 0, 0},
+        {"json", no_argument, 0, 'j'}, {"plugin-path", required_argument, 0, 'P'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     int json = 0, c;
     optind = 1;
@@ -115,9 +120,12 @@ int cli_plugins(int argc, char **argv)
         else if (c == 'P') {
             if (cli_set_plugin_path(optarg)) return EXIT_USAGE;
         }
+        else if (c == 'h') {
+            fputs(plugins_usage, stdout);
+            return EXIT_DONE;
+        }
         else {
-            fprintf(stderr, "hasten plugins: unknown option '%s' (usage: hasten plugins [--json] [--plugin-path DIR])\n",
-                    argv[optind - 1]);
+            fprintf(stderr, "hasten plugins: unknown option '%s' (see hasten plugins --help)\n", argv[optind - 1]);
             return EXIT_USAGE;
         }
     }

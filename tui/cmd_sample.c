@@ -15,10 +15,12 @@
 #include <string.h>
 
 static const char sample_usage[] =
-    "usage: hasten sample RUN [--length N] [--prompt TEXT] [--temperature T] [--seed N]\n"
-    "  text from the character model run folder RUN left (its recipe.lua and weights.bin):\n"
-    "  N characters (default 400) after the prompt (default a new line), each drawn from the\n"
-    "  model's distribution at temperature T (default 0.8; smaller is more predictable)\n";
+    "usage: hasten sample RUN [--length N] [--prompt TEXT] [--temperature T]\n"
+    "         [--seed N]\n"
+    "  text from the character model run folder RUN left (its recipe.lua and\n"
+    "  weights.bin): N characters (default 400) after the prompt (default a new\n"
+    "  line), each drawn from the model's distribution at temperature T (default\n"
+    "  0.8; smaller is more predictable)\n";
 
 /* Writes code point cp as UTF-8. */
 static void put_utf8(uint32_t cp, FILE *f)

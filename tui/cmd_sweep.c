@@ -120,12 +120,19 @@ static int run_child(char *const *args)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+static const char sweep_usage_text[] =
+    "usage: hasten sweep RECIPE --budgets 1ep,2ep,3ep [--seeds 1,2,3] [--out DIR]\n"
+    "         [--target test_acc=0.9] [--markdown] [--plot] [--plugin NAME[:k=v,...]]\n"
+    "         [--plugin-path DIR] [--threads N] [--device cpu|cuda|auto] [--batch N]\n"
+    "         [--eval-every N]\n"
+    "  one headless run per budget and seed (each schedule fully decayed within its\n"
+    "  budget), then hasten compare on the folder; run again, it keeps finished runs\n";
+
 static int sweep_usage(const char *why, const char *arg)
 {
     fprintf(stderr, "hasten sweep: ");
     fprintf(stderr, why, arg);
-    fprintf(stderr, "\n(usage: hasten sweep RECIPE --budgets 1ep,2ep,3ep [--seeds 1,2,3] [--out DIR] "
-            "[--target test_acc=0.9] [--markdown] [--plot] [--plugin ...] [run options])\n");
+    fprintf(stderr, " (see hasten sweep --help)\n");
     return EXIT_USAGE;
 }
 
@@ -139,7 +146,7 @@ int cli_sweep(int argc, char **argv)
         {"plugin", required_argument, 0, 'p'}, {"plugin-path", required_argument, 0, 'P'},
         {"threads", required_argument, 0, 't'}, {"device", required_argument, 0, 'd'},
         {"batch", required_argument, 0, 'B'}, {"eval-every", required_argument, 0, 'e'},
-        {0, 0, 0, 0},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     char budgets_buf[512] = "", seeds_buf[256] = "1", *budgets[MAX_LIST], *seeds[MAX_LIST];
     char *plugins[MAX_PASS], *pass[MAX_PASS], flags[MAX_PASS][32], out[800] = "";
@@ -167,6 +174,7 @@ int cli_sweep(int argc, char **argv)
             n_pass++;
             pass[n_pass++] = optarg;
             break;
+        case 'h': fputs(sweep_usage_text, stdout); return EXIT_DONE;
         default:
             return sweep_usage("unknown option or missing value: '%s'", argv[optind - 1]);
         }

@@ -72,13 +72,17 @@ typedef struct ui_options {
 } ui_options;
 
 static const char ui_usage[] =
-    "usage: hasten [ui] [RECIPE] [options]   the workbench (default recipe " DEFAULT_RECIPE ")\n"
-    "       hasten demo [RECIPE] [options]   teaching mode: the baseline, a shorter one, three methods\n"
-    "                                        (default budget " DEMO_BUDGET ")\n"
-    "  --budget B    5ep | 2000steps | 30s | 60000samples for the baseline and next runs\n"
+    "usage: hasten [ui] [RECIPE] [options]   the workbench (default recipe\n"
+    "                                        " DEFAULT_RECIPE ")\n"
+    "       hasten demo [RECIPE] [options]   teaching mode: the baseline, a shorter\n"
+    "                                        one, three methods (default budget " DEMO_BUDGET ")\n"
+    "  --budget B    5ep | 2000steps | 30s | 60000samples for the baseline and\n"
+    "                next runs\n"
     "  --seed N      random seed      --threads N   CPU threads (default: all cores)\n"
-    "  --device cpu|cuda|auto   where every run trains (default cpu)   --batch N   batch size\n"
-    "  --ascii       no braille or box drawing     --mono   no colours (also NO_COLOR=1)\n"
+    "  --device cpu|cuda|auto   where every run trains (default cpu)\n"
+    "  --batch N     batch size\n"
+    "  --ascii       no braille or box drawing\n"
+    "  --mono        no colours (also NO_COLOR=1)\n"
     "  --plugin-path DIR   also list and load plugins from DIR\n"
     "  runs go to $HASTEN_RUNS_DIR (default runs/); keys: press ? in the workbench\n";
 

@@ -620,6 +620,20 @@ static void test_help_lists_options(void **s)
         }
         free(h);
         free(r);
+        /* hasten CMD --help: that command's usage on stdout, exit 0, every option, 80 columns */
+        char *own, *own_err;
+        assert_int_equal(test_hasten((const char *[]){ commands[i].cmd, "--help", NULL }, &own, &own_err), 0);
+        if (strncmp(own, "usage: hasten", 13)) fail_msg("hasten %s --help printed:\n%s", commands[i].cmd, own);
+        snprintf(opts, sizeof opts, "%s", commands[i].opts);
+        for (char *o = strtok(opts, " "); o; o = strtok(NULL, " "))
+            if (!has_option(own, o)) fail_msg("hasten %s --help: %s missing in:\n%s", commands[i].cmd, o, own);
+        for (const char *line = own; *line;) {
+            size_t n = strcspn(line, "\n");
+            if (n > 80) fail_msg("hasten %s --help: a line of %zu columns: %.*s", commands[i].cmd, n, (int)n, line);
+            line += n + (line[n] == '\n');
+        }
+        free(own);
+        free(own_err);
     }
     free(block);
     free(readme);

@@ -268,7 +268,10 @@ static void test_compare_setups(void **s)
     /* the speedups against each machine's own baseline: 0.25 / 0.20 and 12 / 10 */
     expect_in(line_of(out, "toy (batch 128, NVIDIA H100 80GB HBM3) ema"), "1.25x");
     expect_in(line_of(out, "toy (batch 128, AMD EPYC, 2 threads)   ema"), "1.20x");
-    expect_in(line_of(out, "toy (batch 128, AMD EPYC, 2 threads)   baseline                       1ep"), "12.0 ± 0.0 s");
+    /* one run: its time and accuracy alone, no spread (a "± 0.0" would claim one measured) */
+    expect_in(line_of(out, "toy (batch 128, AMD EPYC, 2 threads)   baseline                       1ep"),
+              "  12.0 s     1/1           0.8600 ");
+    assert_null(strstr(line_of(out, "toy (batch 128, AMD EPYC, 2 threads)   baseline                       1ep"), "±"));
     expect_in(line_of(out, "toy (batch 512, NVIDIA H100 80GB HBM3) baseline"), "0/1");
     expect_in(out, "toy (batch 128, NVIDIA H100 80GB HBM3) baseline frontier");
     expect_in(out, "toy (batch 128, AMD EPYC, 2 threads) baseline frontier");
@@ -284,8 +287,8 @@ static void test_compare_setups(void **s)
     write_run_on(root, "old-base", "[]", "1ep", 0.86, 15, 12, "done", 128, old_v);
     write_run_on(root, "new-ema", ema, "1ep", 0.87, 10, 8, "done", 128, new_v);
     assert_int_equal(test_hasten((const char *[]){ "compare", root, NULL }, &out, &err), 0);
-    expect_in(line_of(out, "toy (hasten 1111111) baseline"), "12.0 ± 0.0 s");
-    expect_in(line_of(out, "toy (hasten 2222222) ema"), "8.0 ± 0.0 s");
+    expect_in(line_of(out, "toy (hasten 1111111) baseline"), " 12.0 s ");
+    expect_in(line_of(out, "toy (hasten 2222222) ema"), " 8.0 s ");
     assert_null(strstr(line_of(out, "toy (hasten 2222222) ema"), "1.50x"));   /* 12 / 8 across versions */
     expect_in(out, "same recipe, batch, machine and hasten version");
     free(out);
@@ -370,14 +373,14 @@ static void test_compare_errors(void **s)
     expect_error((const char *[]){ "compare", "/nonexistent/runs", NULL }, 2,
                  "/nonexistent/runs: not a run folder, nor a folder of runs");
     expect_error((const char *[]){ "compare", runs_dir(), "--target", "speed=3", NULL }, 2,
-                 "bad option --target speed=3");
+                 "bad option 'speed=3' for --target");
     expect_error((const char *[]){ "compare", runs_dir(), "--target", "test_acc=high", NULL }, 2,
-                 "bad option --target test_acc=high");
+                 "bad option 'test_acc=high' for --target");
     /* targets no run can meet, refused as a recipe refuses them */
     expect_error((const char *[]){ "compare", runs_dir(), "--target", "test_acc=2", NULL }, 2,
-                 "bad option --target test_acc=2");
+                 "bad option 'test_acc=2' for --target");
     expect_error((const char *[]){ "compare", runs_dir(), "--target", "test_loss=0", NULL }, 2,
-                 "bad option --target test_loss=0");
+                 "bad option 'test_loss=0' for --target");
     /* and bench's counts: a word or a zero was taken as "the default" */
     expect_error((const char *[]){ "bench", "--batch", "0", NULL }, 2, "bad value for --batch: '0'");
     expect_error((const char *[]){ "bench", "--steps", "many", NULL }, 2, "bad value for --steps: 'many'");
@@ -440,7 +443,7 @@ static void test_compare_errors(void **s)
     expect_in(err, "damaged/a/summary.json: field samples_per_second missing or not a number: left out");
     expect_in(err, "damaged/b/summary.json: field plugins is not as hasten writes it: left out");
     expect_in(err, "damaged/e/summary.json: format version 7, this hasten reads version 1 (a newer hasten wrote it");
-    expect_in(line_of(out, "toy            ema(half_life=50)"), "3.5 ± 0.0 s");   /* the record with a time */
+    expect_in(line_of(out, "toy            ema(half_life=50)"), " 3.5 s ");   /* the record with a time */
     expect_in(line_of(out, "toy            ema(half_life=50)"), "     -       - ");   /* no steps recorded */
     /* Numbers out of their range are damage, not measurements: left out, the field named. */
     expect_in(err, "damaged/f/summary.json: test_acc is 7, not a number in [0, 1], so the file is damaged (restore "
