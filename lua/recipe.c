@@ -1198,10 +1198,18 @@ static int write_augment(FILE *f, const void *base, int indent)
     return write_inline(f, NULL, augment_fields, COUNT(augment_fields), base, 0, indent);
 }
 
+/* A text is not augmented and images have no context: neither field is written where it means
+ * nothing (read back, it takes its default, which nothing reads). */
 static int write_data(FILE *f, const void *base, int indent)
 {
     const train_config *c = base;
-    return write_inline(f, c->dataset, data_fields, COUNT(data_fields), c, 0, indent);
+    const data_info *d = data_info_find(c->dataset);
+    const char *moot = d && d->format == DATA_FORMAT_TEXT ? "augment" : "context";
+    field fs[COUNT(data_fields)];
+    int n = 0;
+    for (int i = 0; i < COUNT(data_fields); i++)
+        if (strcmp(data_fields[i].key, moot)) fs[n++] = data_fields[i];
+    return write_inline(f, c->dataset, fs, n, c, 0, indent);
 }
 
 static int write_optim(FILE *f, const void *base, int indent)

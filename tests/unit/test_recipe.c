@@ -197,7 +197,10 @@ static void test_mlp_recipe(void **state)
     assert_true(c.target_value == 0.885);
     assert_true(c.seed == 1);
     assert_int_equal(c.n_plugins, 0);
-    free(round_trip(&c));
+    char *text = round_trip(&c);
+    assert_null(strstr(text, "context"));   /* a text's field, meaningless for images */
+    assert_non_null(strstr(text, "augment = { crop = 0, flip = false }"));
+    free(text);
     config_free(&c);
 }
 
@@ -226,7 +229,9 @@ static void test_text_recipe(void **state)
     assert_int_equal(c.layers[5].kind, LAYER_LAYERNORM);
     check_layer(&c.layers[6], LAYER_CONV, 65, 1, 1, 0, 1);
     assert_string_equal(c.target_metric, "test_loss");
-    free(round_trip(&c));
+    char *resolved = round_trip(&c);
+    assert_non_null(strstr(resolved, "{ \"tinyshakespeare\", context = 64 }"));   /* no augment: images' */
+    free(resolved);
 
     static const char alphabet[] = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     assert_int_equal(strlen(alphabet), 65);

@@ -1,7 +1,7 @@
 -- hasten recipe, resolved: every field explicit.
 -- from: /tmp/fz/tiny.lua
 return {
-  data = { "synthetic", context = 64, augment = { crop = 0, flip = false } },
+  data = { "synthetic", augment = { crop = 0, flip = false } },
   model = nn.sequential {
     nn.conv(2, 3, { pad = 1, stride = 1, bias = true }),
     nn.batchnorm({ momentum = 0.1, eps = 1e-05, ghost = 0 }),
