@@ -142,7 +142,7 @@ int cli_sweep(int argc, char **argv)
         {"budgets", required_argument, 0, 'b'}, {"seeds", required_argument, 0, 's'},
         {"out", required_argument, 0, 'o'}, {"target", required_argument, 0, 'T'},
         {"markdown", no_argument, 0, 'm'}, {"plot", no_argument, 0, 'G'},
-        /* passed on to every run */
+        /* passed on to every run (--target too: compare reads it as well) */
         {"plugin", required_argument, 0, 'p'}, {"plugin-path", required_argument, 0, 'P'},
         {"threads", required_argument, 0, 't'}, {"device", required_argument, 0, 'd'},
         {"batch", required_argument, 0, 'B'}, {"eval-every", required_argument, 0, 'e'},
@@ -159,16 +159,16 @@ int cli_sweep(int argc, char **argv)
         case 'b': snprintf(budgets_buf, sizeof budgets_buf, "%s", optarg); break;
         case 's': snprintf(seeds_buf, sizeof seeds_buf, "%s", optarg); break;
         case 'o': snprintf(out, sizeof out, "%s", optarg); break;
-        case 'T': target = optarg; break;
         case 'm': md = 1; break;
         case 'G': plot = 1; break;
-        case 'p': case 'P': case 't': case 'd': case 'B': case 'e':
+        case 'p': case 'P': case 't': case 'd': case 'B': case 'e': case 'T':
             if (n_pass + 2 > MAX_PASS) return sweep_usage("%s", "too many options");
             if (c == 'p') plugins[n_plugins++] = optarg;
             if (c == 'P' && cli_set_plugin_path(optarg)) return EXIT_USAGE;   /* said once, not by every run */
             if (c == 'd') device = optarg;
             if (c == 'B') batch = optarg;
             if (c == 'e') eval_every = optarg;
+            if (c == 'T') target = optarg;   /* the runs' target too, so their lines say the same */
             snprintf(flags[n_pass], sizeof flags[0], "--%s", opts[idx].name);
             pass[n_pass] = flags[n_pass];
             n_pass++;

@@ -48,6 +48,7 @@ static const char usage_text[] =   /* within 80 columns: a classroom terminal */
     "                              the catalogue of speedup methods, by taxonomy\n"
     "  hasten sweep RECIPE --budgets 1ep,2ep,3ep [--seeds 1,2,3] [--out DIR]\n"
     "      [--target test_acc=0.9] [--markdown] [--plot]          as for compare\n"
+    "                              (and --target for the runs too)\n"
     "      [--plugin ...] [--plugin-path DIR] [--threads N] [--device D]\n"
     "      [--batch N] [--eval-every N]                           as for run\n"
     "                              one run per budget and seed, then compare: the\n"
@@ -75,6 +76,8 @@ static const char usage_text[] =   /* within 80 columns: a classroom terminal */
     "                 set those parameters instead (a later one wins)\n"
     "  --plugin-path DIR   also load plugins from DIR\n"
     "  --eval-every N      evaluate every N steps (default: the recipe's)\n"
+    "  --target M=V        the quality target: test_acc=0.9 or test_loss=0.3\n"
+    "                      (default: the recipe's)\n"
     "\n"
     "workbench and demo options: --budget, --seed, --threads, --device, --batch as\n"
     "  above; --ascii (no braille or box drawing), --mono (no colours),\n"
@@ -124,7 +127,7 @@ static int progress_hook(trainer *t, trainer_event ev, void *ud)
 }
 
 typedef struct run_opts {
-    const char *recipe, *budget, *out, *device;
+    const char *recipe, *budget, *out, *device, *target;
     long long seed, eval_every;
     int threads, quiet;
     int batch;           /* 0 = the recipe's */
@@ -199,6 +202,13 @@ static int run_recipe(const run_opts *o)
         code = EXIT_USAGE;
         goto done;
     }
+    if (o->target && cli_parse_target(o->target, cfg.target_metric, sizeof cfg.target_metric,
+                                      &cfg.target_value)) {
+        fprintf(stderr, "hasten: --target %s: expected test_acc=VALUE (0 to 1) or test_loss=VALUE (above 0)\n",
+                o->target);
+        code = EXIT_USAGE;
+        goto done;
+    }
     if (o->seed >= 0) cfg.seed = (uint64_t)o->seed;
     if (o->eval_every > 0) cfg.eval_every_steps = (int)o->eval_every;
     if (o->threads >= 0) cfg.threads = o->threads;
@@ -256,10 +266,15 @@ static int run_recipe(const run_opts *o)
     if (rc) {
         fprintf(stderr, "hasten: run failed: %s (measured data kept in %s)\n", t->error, dir);
     } else {
-        char ttt[64] = "not reached";
-        if (t->time_to_target >= 0) snprintf(ttt, sizeof ttt, "%.2fs", t->time_to_target);
+        char ttt[96] = "no target";
+        if (cfg.target_metric[0])
+            snprintf(ttt, sizeof ttt, "target %s %s %g %s", cfg.target_metric,
+                     strcmp(cfg.target_metric, "test_loss") ? ">=" : "<=", cfg.target_value,
+                     t->time_to_target >= 0 ? "reached in" : "not reached");
+        if (t->time_to_target >= 0)
+            snprintf(ttt + strlen(ttt), sizeof ttt - strlen(ttt), " %.2fs", t->time_to_target);
         fprintf(stderr, "hasten: %s: test_acc %.4f, test_loss %.4f, %.2fs of training, %.0f samples/s, "
-                "target %s -> %s\n", trainer_status_name(t->status), t->last_test_acc, t->last_test_loss,
+                "%s -> %s\n", trainer_status_name(t->status), t->last_test_acc, t->last_test_loss,
                 t->train_seconds, t->train_seconds > 0 ? t->samples / t->train_seconds : 0, ttt, dir);
         code = EXIT_DONE;
     }
@@ -287,7 +302,7 @@ static int cmd_run(int argc, char **argv, const char *default_recipe)
         {"device", required_argument, 0, 'd'}, {"quiet", no_argument, 0, 'q'},
         {"plugin", required_argument, 0, 'p'}, {"plugin-path", required_argument, 0, 'P'},
         {"batch", required_argument, 0, 'B'},
-        {"eval-every", required_argument, 0, 'e'},
+        {"eval-every", required_argument, 0, 'e'}, {"target", required_argument, 0, 'T'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     run_opts o = { .seed = -1, .threads = -1, .eval_every = -1 };
@@ -302,6 +317,7 @@ static int cmd_run(int argc, char **argv, const char *default_recipe)
         case 't': if (parse_int("threads", optarg, 0, &v)) return EXIT_USAGE; o.threads = (int)v; break;
         case 'B': if (parse_int("batch", optarg, 1, &v)) return EXIT_USAGE; o.batch = (int)v; break;
         case 'o': o.out = optarg; break;
+        case 'T': o.target = optarg; break;
         case 'd': o.device = optarg; break;
         case 'q': o.quiet = 1; break;
         case 'p':

@@ -348,7 +348,8 @@ static void test_plugin_option_overrides(void **s)
     const char *dir = new_dir("plugged");
     int rc = run(path_in(test_tmpdir(), "plugged.err"),
                  (const char *[]){ "run", recipe, "--out", dir, "--quiet", "--plugin", "label_smoothing:alpha=0.2",
-                                   "--plugin", "ema:every=3", "--plugin", "mixup", "--plugin", "mixup:alpha=0.3", NULL });
+                                   "--plugin", "ema:every=3", "--plugin", "mixup", "--plugin", "mixup:alpha=0.3",
+                                   "--target", "test_loss=50", NULL });
     assert_int_equal(rc, 0);
     cJSON *sum = read_summary(dir);
     assert_non_null(sum);
@@ -364,7 +365,14 @@ static void test_plugin_option_overrides(void **s)
     assert_int_equal(recipe_load(path_in(dir, "recipe.lua"), &c, err, sizeof err), 0);
     assert_int_equal(c.n_plugins, 3);
     assert_int_equal(c.plugins[0].n_params, 1);
+    assert_string_equal(c.target_metric, "test_loss");   /* --target over the recipe's (none) */
+    assert_true(c.target_value == 50);
     config_free(&c);
+    char *log = test_read_file(path_in(test_tmpdir(), "plugged.err"), NULL);
+    assert_non_null(strstr(log, "target test_loss <= 50 reached in "));
+    free(log);
+    expect_usage((const char *[]){ "run", recipe, "--target", "test_acc=1.5", NULL }, 2,
+                 "hasten: --target test_acc=1.5: expected test_acc=VALUE (0 to 1) or test_loss=VALUE (above 0)");
 
     /* one bad --plugin: a usage error naming it, before anything runs */
     expect_usage((const char *[]){ "run", recipe, "--plugin", "label_smoothing:alpha=0.2,alpha=0.3", NULL }, 2,
@@ -586,7 +594,7 @@ static const struct { const char *cmd, *help_start, *help_end, *readme_start, *o
     { "ui", "workbench and demo options:", "\n\n", "hasten [ui]",
       "--budget --seed --threads --ascii --mono --device --batch --plugin-path" },
     { "run", "run options:", "\n\n", "hasten run ",
-      "--budget --seed --out --threads --device --quiet --plugin --plugin-path --batch --eval-every" },
+      "--budget --seed --out --threads --device --quiet --plugin --plugin-path --batch --eval-every --target" },
     { "bench", "  hasten bench", "\n  hasten ", "hasten bench ", "--json --steps --batch --threads --device --layers" },
     { "fetch", "  hasten fetch", "\n  hasten ", "hasten fetch ", "--force --quiet" },
     { "plugins", "  hasten plugins", "\n  hasten ", "hasten plugins ", "--json --plugin-path" },

@@ -492,6 +492,8 @@ static void test_sweep(void **s)
     expect_in(line_of(out, "fmnist_mlp     baseline                       20steps"), "2/2");   /* 50% */
     expect_in(line_of(out, "fmnist_mlp     baseline                       40steps"), "2/2");
     expect_in(out, "fmnist_mlp baseline frontier");
+    expect_in(err, "target test_acc >= 0.5 reached in ");   /* each run's own line says so too */
+    assert_null(strstr(err, "not reached"));
     free(out);
     free(err);
     /* Each run has its own folder, its budget, and the passed-on evaluation cadence. */
@@ -499,6 +501,10 @@ static void test_sweep(void **s)
     assert_non_null(strstr(metrics, "\"step\":10,"));
     assert_non_null(strstr(metrics, "\"step\":40,"));
     free(metrics);
+    /* The sweep's --target is its runs' target too: each run's recipe.lua measures it. */
+    char *recipe = read_in(out_dir, "fmnist_mlp-baseline-40steps-s2/recipe.lua");
+    assert_non_null(strstr(recipe, "target = { test_acc = 0.5 },"));
+    free(recipe);
     /* Again: nothing is retrained. */
     rc = test_hasten(args, &out, &err);
     assert_int_equal(rc, 0);
