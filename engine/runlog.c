@@ -14,6 +14,7 @@
 struct runlog {
     char dir[1024];
     int metrics_fd, log_fd;
+    int metrics_failed, log_failed;   /* a write failed: no more lines, so the file stays a prefix */
     char error[1300];
 };
 
@@ -72,25 +73,37 @@ void runlog_close(runlog *r)
 const char *runlog_dir(const runlog *r) { return r->dir; }
 const char *runlog_error(const runlog *r) { return r->error[0] ? r->error : NULL; }
 
-static int write_line(runlog *r, int fd, const char *text, size_t len, const char *what)
+/* One write per line: a kill leaves either the whole line or none of it. A write that fails (a
+ * full disk, a file-size limit) takes back what part of the line it wrote, and the file takes no
+ * more lines (*failed), so it holds whole lines with none missing in between; the first failure
+ * is the run's error. */
+static int write_line(runlog *r, int fd, int *failed, const char *text, size_t len, const char *what)
 {
-    /* One write per line: a kill leaves either the whole line or none of it. */
+    if (*failed) return -1;
     char stackbuf[4096], *buf = len + 1 <= sizeof stackbuf ? stackbuf : malloc(len + 1);
     if (!buf) return -1;
     memcpy(buf, text, len);
     buf[len] = '\n';
     ssize_t n = write(fd, buf, len + 1);
+    int saved = errno;
     if (buf != stackbuf) free(buf);
     if (n == (ssize_t)(len + 1)) return 0;
+    *failed = 1;
+    int taken_back = 0;
+    if (n > 0) {
+        off_t end = lseek(fd, 0, SEEK_END);
+        taken_back = end >= n && !ftruncate(fd, end - n);
+    }
     if (!r->error[0])
-        snprintf(r->error, sizeof r->error, "%s/%s: write failed: %s", r->dir, what,
-                 n < 0 ? strerror(errno) : "short write");
+        snprintf(r->error, sizeof r->error, "%s/%s: write failed (%s); it keeps the lines written before%s",
+                 r->dir, what, n < 0 ? strerror(saved) : "no space for the whole line",
+                 n > 0 && !taken_back ? ", then part of a line" : "");
     return -1;
 }
 
 int runlog_metric(runlog *r, const char *json_line)
 {
-    return write_line(r, r->metrics_fd, json_line, strlen(json_line), "metrics.jsonl");
+    return write_line(r, r->metrics_fd, &r->metrics_failed, json_line, strlen(json_line), "metrics.jsonl");
 }
 
 void runlog_log(runlog *r, const char *fmt, ...)
@@ -104,7 +117,7 @@ void runlog_log(runlog *r, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
     va_end(ap);
-    write_line(r, r->log_fd, line, strlen(line), "log.txt");
+    write_line(r, r->log_fd, &r->log_failed, line, strlen(line), "log.txt");
 }
 
 int runlog_write_file(runlog *r, const char *name, const char *text)

@@ -16,7 +16,9 @@ void runlog_close(runlog *r);
 const char *runlog_dir(const runlog *r);
 
 /* Appends one line (a JSON object without the newline) to metrics.jsonl with a single write.
- * Returns 0 or -1 (disk full etc.; the run goes on, the failure is remembered in runlog_error). */
+ * Returns 0 or -1 (disk full etc.; the run goes on, the failure is remembered in runlog_error,
+ * the part of the line written is taken back and no later line is written, so the file stays
+ * the run's first records, whole). */
 int runlog_metric(runlog *r, const char *json_line);
 /* Appends a timestamped line to log.txt. */
 void runlog_log(runlog *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -782,5 +782,9 @@ int cli_compare(int argc, char **argv)
     }
     int n = t.n;
     free(t.g);
+    if (!n)
+        fprintf(stderr, "hasten compare: no run to compare in the folders given: a run counts once it has a "
+                "readable summary.json, which it writes when it ends (one still training, killed, or that "
+                "could not write has none)\n");
     return n ? EXIT_DONE : EXIT_FAILED;
 }

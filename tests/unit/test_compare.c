@@ -370,6 +370,14 @@ static void test_compare_long_names(void **s)
 
 static void test_compare_errors(void **s)
 {
+    /* a folder with a run that never wrote its summary (killed, disk full): said, exit 1 */
+    char unfinished[700];
+    snprintf(unfinished, sizeof unfinished, "%s/unfinished", test_tmpdir());
+    mkdir(unfinished, 0755);
+    strcat(unfinished, "/r1");
+    mkdir(unfinished, 0755);
+    test_write_file("unfinished/r1/metrics.jsonl", "{\"step\":1,\"seconds\":0.1,\"train_loss\":2}\n", 37);
+    expect_error((const char *[]){ "compare", unfinished, NULL }, 1, "hasten compare: no run to compare in the folders given");
     expect_error((const char *[]){ "compare", "/nonexistent/runs", NULL }, 2,
                  "/nonexistent/runs: not a run folder, nor a folder of runs");
     expect_error((const char *[]){ "compare", runs_dir(), "--target", "speed=3", NULL }, 2,

@@ -8,9 +8,11 @@
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include "datasets/datasets.h"
 #include "engine/cpu/cpu.h"
@@ -244,6 +246,52 @@ static void test_nan_stops(void **s)
     cJSON_Delete(j);
     free(text);
     trainer_free(t);
+    runlog_close(log);
+}
+
+/* A full disk (here a file-size limit, which stops a write part-way as ENOSPC does): the record
+ * that did not fit is taken back whole, and no later record is written once room comes back, so
+ * metrics.jsonl stays the run's first records, every line whole, none missing between. */
+static void test_metrics_on_full_disk(void **s)
+{
+    char err[256], dir[600], line[100];
+    snprintf(dir, sizeof dir, "%s/full", test_tmpdir());
+    runlog *log = runlog_open(dir, err, sizeof err);
+    assert_non_null(log);
+    struct rlimit old, small;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    small = old;
+    small.rlim_cur = 1050;   /* 10 lines of 100 bytes, then half of the 11th */
+    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+    int written = 0, i;
+    for (i = 0; i < 15; i++) {
+        snprintf(line, sizeof line, "{\"step\":%d,\"seconds\":%-78d}", i, i);   /* 99 characters below 10 */
+        if (runlog_metric(log, line)) break;
+        written++;
+    }
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, prev);
+    snprintf(line, sizeof line, "{\"step\":99,\"seconds\":99}");
+    assert_int_equal(runlog_metric(log, line), -1);   /* room again, but a gap would follow */
+    assert_int_equal(written, 10);
+    assert_non_null(runlog_error(log));
+    assert_non_null(strstr(runlog_error(log), "metrics.jsonl: write failed"));
+    char path[700];
+    size_t len;
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    char *text = test_read_file(path, &len);
+    assert_non_null(text);
+    assert_int_equal(len, 1000);
+    int lines = 0;
+    for (char *l = strtok(text, "\n"); l; l = strtok(NULL, "\n"), lines++) {
+        cJSON *j = cJSON_Parse(l);
+        assert_non_null(j);
+        assert_int_equal(cJSON_GetObjectItem(j, "step")->valueint, lines);
+        cJSON_Delete(j);
+    }
+    assert_int_equal(lines, 10);
+    free(text);
     runlog_close(log);
 }
 
@@ -584,6 +632,7 @@ int main(void)
         cmocka_unit_test(test_target_precision),
         cmocka_unit_test(test_budgets), cmocka_unit_test(test_clock), cmocka_unit_test(test_clock_fit_events),
         cmocka_unit_test(test_nan_stops), cmocka_unit_test(test_run_files_and_learning),
+        cmocka_unit_test(test_metrics_on_full_disk),
         cmocka_unit_test(test_record_phases), cmocka_unit_test(test_custom_metrics), cmocka_unit_test(test_bad_model),
         cmocka_unit_test(test_text_model),
     };
