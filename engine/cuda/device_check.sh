@@ -155,6 +155,9 @@ run() {
     fi
 
     [ -n "${HASTEN_PROFILE:-}" ] || return 0
+    # hasten run refuses an --out that already holds a run: a second call on a warm machine
+    # would profile nothing
+    rm -rf /tmp/hasten-prof /tmp/hasten-prof-bf16
     echo "== per-kernel GPU time of one fmnist_cnn step (ncu)"
     timeout 120 ncu --metrics gpu__time_duration.sum --launch-skip 500 --launch-count 60 \
         --print-summary per-kernel "$H" run fmnist_cnn --device cuda --batch 512 --budget 30steps \
