@@ -18,6 +18,8 @@
 # Not a test target: CI has no GPU; `make test` runs test_cuda, which skips there.
 set -u
 C=.devcarry
+# Every timeout kills 10 s after its TERM (-k 10): hasten run takes TERM as "stop after this step",
+# so a run stuck in the device would outlive a plain timeout and the session's device time.
 
 pack() {
     make -j"$(nproc)" hasten build/tests/test_cuda build/tests/test_plugins >/dev/null || exit 1
@@ -67,37 +69,37 @@ run() {
     setup
 
     echo "== CUDA parity tests"
-    if ! timeout 150 "$T" >"$out/test_cuda.log" 2>&1; then
+    if ! timeout -k 10 150 "$T" >"$out/test_cuda.log" 2>&1; then
         tail -40 "$out/test_cuda.log"
         echo "== compute-sanitizer on the failing tests"
-        timeout 100 compute-sanitizer --print-limit 8 "$T" >"$out/sanitizer.log" 2>&1
+        timeout -k 10 100 compute-sanitizer --print-limit 8 "$T" >"$out/sanitizer.log" 2>&1
         tail -40 "$out/sanitizer.log"
     else
         grep -E "OK|PASSED|SKIPPED|model|steps|gap|op " "$out/test_cuda.log"
     fi
 
     echo "== plugin tests, CPU then CUDA"
-    if ! timeout 120 "$P" >"$out/test_plugins.log" 2>&1; then tail -40 "$out/test_plugins.log"
+    if ! timeout -k 10 120 "$P" >"$out/test_plugins.log" 2>&1; then tail -40 "$out/test_plugins.log"
     else grep -E "PASSED|SKIPPED|FAILED|first loss" "$out/test_plugins.log"; fi
 
     [ -z "$only_tests" ] || return 0
 
     echo "== hasten bench --device cuda --batch 512, three times (then 128 once)"
-    for i in 1 2 3; do timeout 90 "$H" bench --device cuda --batch 512 --json | tee -a "$out/bench.json"; echo; done
-    timeout 90 "$H" bench --device cuda --batch 128
+    for i in 1 2 3; do timeout -k 10 90 "$H" bench --device cuda --batch 512 --json | tee -a "$out/bench.json"; echo; done
+    timeout -k 10 90 "$H" bench --device cuda --batch 128
     echo "== where a GPU step goes: hasten bench --device cuda --batch 512 --layers (synchronised per layer)"
-    timeout 90 "$H" bench --device cuda --batch 512 --layers | sed -n '/time per layer/,$p'
+    timeout -k 10 90 "$H" bench --device cuda --batch 512 --layers | sed -n '/time per layer/,$p'
 
     echo "== PyTorch eager, same model, same GPU, batch 512, three times"
     for i in 1 2 3; do
-        PYTHONUNBUFFERED=1 timeout 120 python3 tests/bench/torch_fmnist_cnn.py --batch 512 | tee -a "$out/torch.jsonl"
+        PYTHONUNBUFFERED=1 timeout -k 10 120 python3 tests/bench/torch_fmnist_cnn.py --batch 512 | tee -a "$out/torch.jsonl"
     done
 
     echo "== fmnist_cnn to 90% test accuracy on the GPU"
     for run in "512 10ep 1" "512 10ep 2" "512 10ep 3" "128 10ep 1" "128 10ep 2" "128 10ep 3"; do
         set -- $run
         rm -rf /tmp/hasten-run
-        timeout 60 "$H" run fmnist_cnn --device cuda --batch "$1" --budget "$2" --seed "$3" \
+        timeout -k 10 60 "$H" run fmnist_cnn --device cuda --batch "$1" --budget "$2" --seed "$3" \
             --out /tmp/hasten-run --quiet
         echo "batch $1, $2, seed $3: $(grep -o '"time_to_target":[^,]*' /tmp/hasten-run/summary.json)" \
              "$(grep -o '"train_seconds":[^,]*' /tmp/hasten-run/summary.json)" \
@@ -111,11 +113,11 @@ run() {
         rm -rf /tmp/hasten-run
         plug=; [ "$p" = none ] || plug="--plugin $p"
         # shellcheck disable=SC2086
-        timeout 60 "$H" run fmnist_cnn --device cuda --batch 512 --budget 3ep $plug \
+        timeout -k 10 60 "$H" run fmnist_cnn --device cuda --batch 512 --budget 3ep $plug \
             --out /tmp/hasten-run --quiet 2>&1 | sed "s|^|$p: |"
     done
     rm -rf /tmp/hasten-run
-    timeout 90 "$H" run fmnist_resnet --device auto --budget 1ep --out /tmp/hasten-run --quiet 2>&1 |
+    timeout -k 10 90 "$H" run fmnist_resnet --device auto --budget 1ep --out /tmp/hasten-run --quiet 2>&1 |
         sed 's|^|fmnist_resnet, auto: |'
 
     # The plugins whose batch operations run as device kernels: ms per step at the recipe's batch
@@ -128,7 +130,7 @@ run() {
         plug=; [ "$2" = none ] || plug="--plugin $2"
         rm -rf /tmp/hasten-run
         # shellcheck disable=SC2086
-        timeout 60 "$H" run "$1" --device cuda --budget 1ep $plug --out /tmp/hasten-run --quiet >/dev/null 2>&1
+        timeout -k 10 60 "$H" run "$1" --device cuda --budget 1ep $plug --out /tmp/hasten-run --quiet >/dev/null 2>&1
         echo "$1 $2: $(grep -o '"train_seconds":[^,]*' /tmp/hasten-run/summary.json)" \
              "$(grep -o '"steps":[^,]*' /tmp/hasten-run/summary.json)" \
              "$(grep -o '"test_acc":[^,]*' /tmp/hasten-run/summary.json)"
@@ -140,7 +142,7 @@ run() {
     echo "== the character model and the text methods on the GPU (3 epochs, seed 1)"
     [ "$H" = ./hasten ] || cp "$H" ./hasten
     rm -rf /tmp/text-gpu
-    METHODS_RUN_OPTS="--device cuda" timeout 150 sh tests/bench/text_methods.sh "$PWD/$C/data/text.txt" 3ep 1 \
+    METHODS_RUN_OPTS="--device cuda" timeout -k 10 150 sh tests/bench/text_methods.sh "$PWD/$C/data/text.txt" 3ep 1 \
         /tmp/text-gpu >"$out/text.md" 2>"$out/text.err"
     echo "text_methods: exit $?"; cat "$out/text.md"; tail -3 "$out/text.err"
 
@@ -150,18 +152,21 @@ run() {
             tmux capture-pane -pt hw | grep -E "hasten|baseline|Step time|cuda|error" | head -8
         tmux kill-server 2>/dev/null
     else
-        TERM=xterm timeout 10 script -qc "$H --device cuda --budget 2ep" /dev/null >"$out/workbench.tty" 2>&1
+        TERM=xterm timeout -k 10 10 script -qc "$H --device cuda --budget 2ep" /dev/null >"$out/workbench.tty" 2>&1
         echo "exit $? (10 s cut it); $(grep -c cuda "$out/workbench.tty") lines naming cuda in its output"
     fi
 
     [ -n "${HASTEN_PROFILE:-}" ] || return 0
+    # hasten run refuses an --out that already holds a run: a second call on a warm machine
+    # would profile nothing
+    rm -rf /tmp/hasten-prof /tmp/hasten-prof-bf16
     echo "== per-kernel GPU time of one fmnist_cnn step (ncu)"
-    timeout 120 ncu --metrics gpu__time_duration.sum --launch-skip 500 --launch-count 60 \
+    timeout -k 10 120 ncu --metrics gpu__time_duration.sum --launch-skip 500 --launch-count 60 \
         --print-summary per-kernel "$H" run fmnist_cnn --device cuda --batch 512 --budget 30steps \
         --quiet --out /tmp/hasten-prof >"$out/ncu.txt" 2>&1
     echo "ncu: exit $?, $(grep -c gpu__time_duration "$out/ncu.txt") kernel rows in ncu.txt"
     echo "== the matrix-product kernels of a low_precision step (bf16 ones name bf16)"
-    timeout 120 ncu --metrics gpu__time_duration.sum --launch-skip 500 --launch-count 60 \
+    timeout -k 10 120 ncu --metrics gpu__time_duration.sum --launch-skip 500 --launch-count 60 \
         --print-summary per-kernel "$H" run fmnist_cnn --device cuda --batch 512 --budget 30steps \
         --plugin low_precision --quiet --out /tmp/hasten-prof-bf16 >"$out/ncu_bf16.txt" 2>&1
     grep -oE "(sm[0-9]+_xmma|cutlass|Kernel2|gemm)[A-Za-z0-9_<>:, ]*" "$out/ncu_bf16.txt" | sort | uniq -c | head -12
@@ -173,7 +178,7 @@ methods() {
     setup
     [ "$H" = ./hasten ] || cp "$H" ./hasten
     rm -rf /tmp/methods-gpu
-    METHODS_RUN_OPTS="--device cuda" timeout "${1:-360}" sh tests/bench/methods_table.sh 3ep "1 2 3" \
+    METHODS_RUN_OPTS="--device cuda" timeout -k 10 "${1:-360}" sh tests/bench/methods_table.sh 3ep "1 2 3" \
         /tmp/methods-gpu >/dev/null 2>"$out/methods.err"
     echo "methods_table: exit $?, $(ls /tmp/methods-gpu | wc -l) runs"
     tar -czf "$out/methods-runs.tgz" --exclude weights.bin -C /tmp methods-gpu
