@@ -123,6 +123,11 @@ enum { UI_X_SECONDS, UI_X_STEPS, UI_X_SAMPLES, UI_X_EPOCHS, UI_X_COUNT };
 /* UI_Y_CUSTOM plots the plugin metric named in ui_app.ymetric (ctx:metric). */
 enum { UI_Y_TRAIN_LOSS, UI_Y_TEST_LOSS, UI_Y_TEST_ACC, UI_Y_CUSTOM, UI_Y_COUNT };
 
+/* The footer's quit question, the longest wording that fits in width columns: whether the
+ * training run stops (its files stay complete) and how many queued runs are dropped (said only
+ * when there are some), then the keys, which every wording keeps. Always NUL-terminated. */
+void ui_format_quit_prompt(int active, int queued, int width, char *out, size_t len);
+
 /* x of a record on axis mode (UI_X_*). */
 double ui_record_x(const trainer_record *r, int mode);
 

@@ -413,10 +413,9 @@ void ui_draw_footer(ui_app *a, ui_rect r)
     mvhline(r.y, r.x, ' ', r.w);
     attroff(bar);
     if (a->prompt == UI_PROMPT_QUIT) {
-        int queued = ui_runs_count(&a->runs, UI_RUN_QUEUED), active = ui_runs_active(&a->runs) != NULL;
-        ui_put(r.y, r.x, r.w, bar | A_BOLD, " Quit?%s%s%d queued run%s dropped.  y quit  n stay ",
-               active ? " The running run stops (its files stay complete);" : "", active ? " " : " ",
-               queued, queued == 1 ? "" : "s");
+        char line[200];
+        ui_format_quit_prompt(ui_runs_active(&a->runs) != NULL, ui_runs_count(&a->runs, UI_RUN_QUEUED), r.w, line, sizeof line);
+        ui_put(r.y, r.x, r.w, bar | A_BOLD, "%s", line);
         return;
     }
     if (a->prompt == UI_PROMPT_PARAM) {

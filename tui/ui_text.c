@@ -79,6 +79,21 @@ void ui_format_bar(double frac, int width, int utf8, char *out, size_t len)
     for (; col < width; col++) n += (size_t)snprintf(out + n, len > n ? len - n : 0, " ");
 }
 
+void ui_format_quit_prompt(int active, int queued, int width, char *out, size_t len)
+{
+    static const char *const stops[] = { " The running run stops (its files stay complete)", " The running run stops, files complete",
+                                         " The run stops, files complete", "" };
+    static const char *const drops[] = { "%s %d queued run%s dropped", "%s %d queued run%s dropped", "%s %d queued dropped", "" };
+    for (int terse = 0; terse < 4; terse++) {
+        char clause[160] = "";
+        int n = snprintf(clause, sizeof clause, "%s", active ? stops[terse] : "");
+        if (queued && terse < 3)
+            snprintf(clause + n, sizeof clause - (size_t)n, drops[terse], n ? ";" : "", queued, queued == 1 ? "" : "s");
+        int w = snprintf(out, len, " Quit?%s%s  y quit  n stay ", clause, clause[0] ? "." : "");
+        if (w <= width) return;
+    }
+}
+
 void ui_ema_init(ui_ema *e, double weight)
 {
     e->weight = weight;

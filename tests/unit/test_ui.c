@@ -291,6 +291,26 @@ static void test_formats(void **s)
     assert_true(ui_format_speedup(41.2, 50, 30, 60, b, sizeof b) > 1.37); assert_string_equal(b, "1.37x");
 }
 
+/* The quit question keeps its keys at every width: at 80 columns with a run training and one
+ * queued the full sentence would push "y quit  n stay" off the screen. */
+static void test_quit_prompt(void **s)
+{
+    char b[200];
+    ui_format_quit_prompt(1, 1, 200, b, sizeof b);
+    assert_string_equal(b, " Quit? The running run stops (its files stay complete); 1 queued run dropped.  y quit  n stay ");
+    ui_format_quit_prompt(1, 0, 200, b, sizeof b);
+    assert_string_equal(b, " Quit? The running run stops (its files stay complete).  y quit  n stay ");
+    ui_format_quit_prompt(0, 3, 200, b, sizeof b);
+    assert_string_equal(b, " Quit? 3 queued runs dropped.  y quit  n stay ");
+    for (int w = 23; w <= 100; w++) {
+        ui_format_quit_prompt(1, 12, w, b, sizeof b);
+        assert_true((int)strlen(b) <= w);
+        assert_non_null(strstr(b, "y quit  n stay"));
+    }
+    ui_format_quit_prompt(1, 1, 80, b, sizeof b);
+    assert_non_null(strstr(b, "queued"));   /* 80 columns still say what is lost */
+}
+
 static void test_split_and_bars(void **s)
 {
     double parts[5] = { 0.01, 0.3, 0.5, 0.1, 0.09 };
@@ -895,7 +915,7 @@ int main(void)
         cmocka_unit_test(test_linear_ticks), cmocka_unit_test(test_log_ticks),
         cmocka_unit_test(test_scale_fit_and_pos), cmocka_unit_test(test_tick_labels),
         cmocka_unit_test(test_layout_sizes), cmocka_unit_test(test_layout_too_small),
-        cmocka_unit_test(test_formats), cmocka_unit_test(test_split_and_bars), cmocka_unit_test(test_ema),
+        cmocka_unit_test(test_formats), cmocka_unit_test(test_quit_prompt), cmocka_unit_test(test_split_and_bars), cmocka_unit_test(test_ema),
         cmocka_unit_test(test_target_and_x), cmocka_unit_test(test_run_append), cmocka_unit_test(test_run_speedup),
         cmocka_unit_test(test_catalog_order_and_find), cmocka_unit_test(test_catalog_by_data), cmocka_unit_test(test_choices_check), cmocka_unit_test(test_queue_text_context), cmocka_unit_test(test_scaled_budget),
         cmocka_unit_test(test_param_check),
