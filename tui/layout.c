@@ -13,9 +13,13 @@ void ui_layout_compute(int cols, int rows, ui_layout_mode mode, ui_layout *l)
     if (cols < UI_MIN_COLS || rows < UI_MIN_ROWS) return;
     l->ok = 1;
     int avail = rows - 2, steps_h = 2, log_h, mid_h;
-    if (mode == UI_LAYOUT_DEMO) {
-        log_h = 3;
+    if (mode != UI_LAYOUT_WORKBENCH) {
         mid_h = clamp(avail / 4, 7, 9);
+        log_h = 3;
+        if (mode == UI_LAYOUT_DEMO_DONE) {   /* the plot keeps 9 rows at 24 */
+            steps_h = 0;
+            log_h = clamp(avail - mid_h - 9, 3, 7);
+        }
     } else {
         log_h = clamp(avail / 7, 3, 8);
         mid_h = clamp((avail - steps_h - log_h) * 2 / 5, 6, 14);
@@ -23,7 +27,7 @@ void ui_layout_compute(int cols, int rows, ui_layout_mode mode, ui_layout *l)
     int plot_h = avail - steps_h - log_h - mid_h, y = 1;
     l->plot = (ui_rect){ 0, y, cols, plot_h };
     y += plot_h;
-    if (mode == UI_LAYOUT_DEMO) {
+    if (mode != UI_LAYOUT_WORKBENCH) {
         l->runs = (ui_rect){ 0, y, cols, mid_h };
     } else if (cols >= UI_SIDE_BY_SIDE_COLS) {
         int runs_w = cols * 3 / 5;
@@ -34,7 +38,7 @@ void ui_layout_compute(int cols, int rows, ui_layout_mode mode, ui_layout *l)
         l->runs = l->plugins = (ui_rect){ 0, y, cols, mid_h };
     }
     y += mid_h;
-    l->steps = (ui_rect){ 0, y, cols, steps_h };
+    if (steps_h) l->steps = (ui_rect){ 0, y, cols, steps_h };
     y += steps_h;
     l->log = (ui_rect){ 0, y, cols, log_h };
 }

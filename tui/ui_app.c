@@ -530,6 +530,9 @@ static unsigned long signature(ui_app *a, double now)
 static void draw(ui_app *a)
 {
     getmaxyx(stdscr, a->rows, a->cols);
+    if (a->demo)   /* told and nothing left to train: room in the log for the verdict */
+        a->mode = a->demo_told && !ui_runs_active(&a->runs) && !ui_runs_count(&a->runs, UI_RUN_QUEUED)
+                ? UI_LAYOUT_DEMO_DONE : UI_LAYOUT_DEMO;
     ui_layout_compute(a->cols, a->rows, a->mode, &a->lay);
     erase();
     if (!a->lay.ok) {
@@ -539,7 +542,7 @@ static void draw(ui_app *a)
         ui_draw_plot(a, a->lay.plot);
         if (!a->lay.shared || a->focus == UI_FOCUS_RUNS) ui_draw_runs(a, a->lay.runs);
         if (a->lay.plugins.w && (!a->lay.shared || a->focus == UI_FOCUS_PLUGINS)) ui_draw_plugins(a, a->lay.plugins);
-        ui_draw_steps(a, a->lay.steps);
+        if (a->lay.steps.w) ui_draw_steps(a, a->lay.steps);
         ui_draw_log(a, a->lay.log);
         ui_draw_footer(a, a->lay.footer);
         if (a->help) ui_draw_help(a);

@@ -75,7 +75,9 @@ void ui_format_tick(double v, double step, char *out, size_t len);
 
 enum { UI_MIN_COLS = 80, UI_MIN_ROWS = 24, UI_SIDE_BY_SIDE_COLS = 120 };
 
-typedef enum { UI_LAYOUT_WORKBENCH, UI_LAYOUT_DEMO } ui_layout_mode;
+/* UI_LAYOUT_DEMO_DONE: the demo once every run has ended; its verdict, a log line a run, needs
+ * more log rows than the demo's three, and the step-time pane has nothing left to show. */
+typedef enum { UI_LAYOUT_WORKBENCH, UI_LAYOUT_DEMO, UI_LAYOUT_DEMO_DONE } ui_layout_mode;
 
 typedef struct ui_layout {
     int ok;              /* 0 when the terminal is smaller than UI_MIN_COLS x UI_MIN_ROWS */
@@ -84,8 +86,9 @@ typedef struct ui_layout {
 } ui_layout;
 
 /* Places the panes for a cols x rows terminal. Rects never overlap and stay inside the screen;
- * when ok is 0 only header and footer are set. The demo layout has no plugins pane and gives
- * the plot most of the screen. */
+ * when ok is 0 only header and footer are set. The demo layouts have no plugins pane and give
+ * the plot most of the screen; the finished demo's has no step-time pane either and a log of up
+ * to seven rows (six lines: the verdict of the demo's five runs, and one more). */
 void ui_layout_compute(int cols, int rows, ui_layout_mode mode, ui_layout *l);
 
 /* The canvas area inside a plot pane: below one title row, right of a y-label gutter of

@@ -218,13 +218,15 @@ static void check_layout(int cols, int rows, ui_layout_mode mode)
     assert_int_equal(covered, cols * rows);   /* every cell belongs to a pane */
     assert_int_equal(l.header.y, 0);
     assert_int_equal(l.footer.y, rows - 1);
-    assert_true(l.plot.h >= 10);
+    int done = mode == UI_LAYOUT_DEMO_DONE;
+    assert_true(l.plot.h >= (done ? 9 : 10));
     assert_true(l.runs.h >= 6);
-    assert_true(l.log.h >= 3);
+    assert_true(l.log.h >= (done ? 6 : 3));   /* the finished demo: the verdict of its five runs */
+    assert_int_equal(l.steps.w == 0, done);
     ui_rect c = ui_plot_canvas_rect(l.plot, 5);
-    assert_true(c.w >= 60 && c.h >= 7);
+    assert_true(c.w >= 60 && c.h >= (done ? 6 : 7));
     assert_true(c.x + c.w <= l.plot.x + l.plot.w && c.y + c.h + 2 <= l.plot.y + l.plot.h);
-    if (mode == UI_LAYOUT_DEMO) {
+    if (mode != UI_LAYOUT_WORKBENCH) {
         assert_int_equal(l.plugins.w, 0);
         assert_true(l.plot.h >= rows / 3);
     } else {
@@ -238,6 +240,7 @@ static void test_layout_sizes(void **s)
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         check_layout(sizes[i][0], sizes[i][1], UI_LAYOUT_WORKBENCH);
         check_layout(sizes[i][0], sizes[i][1], UI_LAYOUT_DEMO);
+        check_layout(sizes[i][0], sizes[i][1], UI_LAYOUT_DEMO_DONE);
     }
     ui_layout l;
     ui_layout_compute(100, 30, UI_LAYOUT_WORKBENCH, &l);
