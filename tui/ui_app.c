@@ -456,7 +456,8 @@ static void handle_key(ui_app *a, int ch)
         }
         break;
     case '\t': case KEY_BTAB:
-        if (!a->demo) a->focus = a->focus == UI_FOCUS_RUNS ? UI_FOCUS_PLUGINS : UI_FOCUS_RUNS;
+        if (a->demo) note(a, 0, "the demo has no plugins pane: hasten %s (without demo) picks methods", a->recipe_name);
+        else a->focus = a->focus == UI_FOCUS_RUNS ? UI_FOCUS_PLUGINS : UI_FOCUS_RUNS;
         break;
     case 'r':
         load_catalog(a);
@@ -472,6 +473,8 @@ static void handle_key(ui_app *a, int ch)
     case 12: clearok(curscr, TRUE); break;   /* Ctrl-L */
     case ' ': case '\n': case '\r': case KEY_ENTER: case 'e': case 'o':
         if (a->focus == UI_FOCUS_PLUGINS) plugin_key(a, ch);
+        else if (a->demo) note(a, 0, "the demo has no plugins pane: hasten %s (without demo) picks methods", a->recipe_name);
+        else if (ch == ' ' || ch == 'e' || ch == 'o') note(a, 0, "%s acts on a plugin: Tab to the plugins pane first", ch == ' ' ? "space" : ch == 'e' ? "e" : "o");
         break;
     default: break;
     }

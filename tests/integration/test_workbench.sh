@@ -154,6 +154,8 @@ wait_for "^ *5 .*done" 90 || fail "demo: the five runs did not finish"
 # the verdict in words, a line a run (in 30 steps none reaches 90%)
 wait_for "demo: blurpool did not reach test_acc >= 0.9 in its" 10 || fail "demo: no verdict in the log"
 grep -q "demo: baseline did not reach" "$tmp/pane" || fail "demo: the verdict's first line is not on the screen"
+keys Tab   # no plugins pane in the demo: said, not ignored
+wait_for "the demo has no plugins pane" 5 || fail "demo: Tab did nothing without saying why"
 keys q
 wait_for "exit=0" 30 || fail "demo: did not exit 0"
 [ "$(ls "$tmp/demo" | wc -l)" -eq 5 ] || fail "demo: expected 5 run folders, got: $(ls "$tmp/demo")"
