@@ -47,3 +47,14 @@ ui_rect ui_plot_canvas_rect(ui_rect plot, int label_w)
 {
     return (ui_rect){ plot.x + label_w + 1, plot.y + 1, plot.w - label_w - 2, plot.h - 3 };
 }
+
+ui_rect ui_help_rect(int cols, int rows, int n, int *gap)
+{
+    int w = cols - 2 < 72 ? cols - 2 : 72, room = rows - 2;
+    *gap = n + 4 <= room;
+    int h = n + 2 + 2 * *gap;
+    if (h > room) h = room;
+    if (w < 0) w = 0;
+    if (h < 0) h = 0;
+    return (ui_rect){ (cols - w) / 2, (rows - h) / 2, w, h };
+}

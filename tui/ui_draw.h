@@ -96,6 +96,11 @@ void ui_layout_compute(int cols, int rows, ui_layout_mode mode, ui_layout *l);
  * when the pane is too small to plot. */
 ui_rect ui_plot_canvas_rect(ui_rect plot, int label_w);
 
+/* The help box for n lines of text on a cols x rows screen, centred, at most 72 columns wide and
+ * rows - 2 high (title bar and bottom bar included). *gap is 1 when a blank row fits between each
+ * bar and the text, else 0: the lines come first. */
+ui_rect ui_help_rect(int cols, int rows, int n, int *gap);
+
 /* ---- text formats and series arithmetic (tui/ui_text.c) ------------------------------------ */
 
 /* "--" for s < 0 or not finite; "9.84s", "59.9s", "2m05s", "1h02m". */

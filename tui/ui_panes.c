@@ -472,10 +472,9 @@ void ui_draw_help(ui_app *a)
         "  r          reload the catalogue",
         "  Up/Down, PgUp/PgDn, Home/End move;  q quits",
     };
-    int n = (int)(sizeof lines / sizeof lines[0]), w = 72, h = n + 4;
-    if (w > a->cols - 2) w = a->cols - 2;
-    if (h > a->rows - 2) h = a->rows - 2;
-    int y0 = (a->rows - h) / 2, x0 = (a->cols - w) / 2;
+    int n = (int)(sizeof lines / sizeof lines[0]), gap;
+    ui_rect b = ui_help_rect(a->cols, a->rows, n, &gap);
+    int y0 = b.y, x0 = b.x, w = b.w, h = b.h;
     attr_t box = ui_attr(a, UI_PAIR_BAR);
     for (int y = y0; y < y0 + h; y++) mvhline(y, x0, ' ', w);
     attron(box);
@@ -484,9 +483,9 @@ void ui_draw_help(ui_app *a)
     attroff(box);
     ui_put(y0, x0 + 2, w - 4, box | A_BOLD, "hasten workbench keys");
     ui_put(y0 + h - 1, x0 + 2, w - 4, box, "any key closes");
-    for (int i = 0; i < n && i < h - 4; i++) {
+    for (int i = 0; i < n && i < h - 2 - 2 * gap; i++) {
         int head = lines[i][0] != ' ';
-        ui_put(y0 + 2 + i, x0 + 2, w - 4, head ? ui_attr(a, UI_PAIR_TITLE) : A_NORMAL, "%s", lines[i]);
+        ui_put(y0 + 1 + gap + i, x0 + 2, w - 4, head ? ui_attr(a, UI_PAIR_TITLE) : A_NORMAL, "%s", lines[i]);
     }
 }
 

@@ -252,6 +252,24 @@ static void test_layout_sizes(void **s)
     assert_true(demo.plot.h > l.plot.h);
 }
 
+/* The help's 19 lines all show at 80x24 (the blank rows around them give way) and the box stays
+ * between the header and the footer. */
+static void test_help_rect(void **s)
+{
+    int gap;
+    ui_rect b = ui_help_rect(80, 24, 19, &gap);
+    assert_int_equal(gap, 0);
+    assert_true(b.h - 2 >= 19);
+    assert_true(b.y >= 1 && b.y + b.h <= 23);
+    assert_int_equal(b.w, 72);
+    assert_int_equal(b.x, 4);
+    b = ui_help_rect(120, 36, 19, &gap);
+    assert_int_equal(gap, 1);
+    assert_int_equal(b.h, 23);
+    b = ui_help_rect(80, 24, 40, &gap);   /* more than fits: the box is as high as it may be */
+    assert_int_equal(b.h, 22);
+}
+
 static void test_layout_too_small(void **s)
 {
     int sizes[][2] = { {79, 24}, {80, 23}, {40, 10}, {1, 1} };
@@ -917,7 +935,7 @@ int main(void)
         cmocka_unit_test(test_ascii_cells), cmocka_unit_test(test_nice_steps),
         cmocka_unit_test(test_linear_ticks), cmocka_unit_test(test_log_ticks),
         cmocka_unit_test(test_scale_fit_and_pos), cmocka_unit_test(test_tick_labels),
-        cmocka_unit_test(test_layout_sizes), cmocka_unit_test(test_layout_too_small),
+        cmocka_unit_test(test_layout_sizes), cmocka_unit_test(test_layout_too_small), cmocka_unit_test(test_help_rect),
         cmocka_unit_test(test_formats), cmocka_unit_test(test_quit_prompt), cmocka_unit_test(test_split_and_bars), cmocka_unit_test(test_ema),
         cmocka_unit_test(test_target_and_x), cmocka_unit_test(test_run_append), cmocka_unit_test(test_run_speedup),
         cmocka_unit_test(test_catalog_order_and_find), cmocka_unit_test(test_catalog_by_data), cmocka_unit_test(test_choices_check), cmocka_unit_test(test_queue_text_context), cmocka_unit_test(test_scaled_budget),
