@@ -494,18 +494,15 @@ static void demo_verdict(ui_app *a)
     a->demo_told = 1;
     const train_config *c = &a->recipe;
     if (!c->target_metric[0]) return;
-    char target[64], ttt[24], speed[24];
+    char target[64], line[400];
     snprintf(target, sizeof target, "%s %s %g", c->target_metric, !strcmp(c->target_metric, "test_loss") ? "<=" : ">=",
              c->target_value);
+    const ui_run *b = q->baseline;
     for (int i = 0; i < q->n; i++) {
         const ui_run *r = q->v[i];
-        double mine = ui_run_ttt(r);
-        ui_format_duration(mine >= 0 ? mine : r->n ? r->rec[r->n - 1].seconds : 0, ttt, sizeof ttt);
-        ui_run_speedup(r, q->baseline, speed, sizeof speed);
-        int vs = r != q->baseline && strcmp(speed, "--");
-        ui_log_add(&a->log, UI_LOG_INFO, "demo: %s %s %s in %s%s of training%s%s", r->name,
-                   mine >= 0 ? "reached" : "did not reach", target, mine >= 0 ? "" : "its ", ttt,
-                   vs ? ": speedup " : "", vs ? speed : "");
+        ui_format_verdict(r->name, target, ui_run_ttt(r), r->n ? r->rec[r->n - 1].seconds : 0, r == b, ui_run_ttt(b),
+                          b->n ? b->rec[b->n - 1].seconds : 0, line, sizeof line);
+        ui_log_add(&a->log, UI_LOG_INFO, "demo: %s", line);
     }
 }
 

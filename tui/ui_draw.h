@@ -113,6 +113,14 @@ void ui_format_duration(double s, char *out, size_t len);
  * is faster (a ratio, a ">" bound of at least 1, a "<" bound of at most 1), else 0. */
 double ui_format_speedup(double base_ttt, double base_span, double ttt, double span, char *out, size_t len);
 
+/* One run's line of the demo's verdict: whether it reached the target (target: "test_acc >= 0.9"),
+ * in how many training seconds (ttt > 0) or not in its span, then, unless it is the baseline,
+ * its speedup (base_ttt and base_span as for ui_format_speedup) when that settles which run is
+ * faster; a bound that does not (">0.54x": the baseline ran shorter than this run took) is said
+ * in words instead, with the baseline's seconds. */
+void ui_format_verdict(const char *name, const char *target, double ttt, double span, int is_base,
+                       double base_ttt, double base_span, char *out, size_t len);
+
 /* Splits width columns among n parts in proportion to parts[] (negative counts as 0) by largest
  * remainder; out[] sums to width (all 0 when every part is 0). Returns the sum. */
 int ui_split_widths(const double *parts, int n, int width, int *out);

@@ -37,6 +37,26 @@ double ui_format_speedup(double base_ttt, double base_span, double ttt, double s
     return !rel || (rel == '>' && v >= 1) || (rel == '<' && v <= 1) ? v : 0;
 }
 
+void ui_format_verdict(const char *name, const char *target, double ttt, double span, int is_base,
+                       double base_ttt, double base_span, char *out, size_t len)
+{
+    char t[24], sp[24], other[24];
+    int reached = known(ttt);
+    ui_format_duration(reached ? ttt : span, t, sizeof t);
+    int n = snprintf(out, len, "%s %s %s in %s%s of training", name, reached ? "reached" : "did not reach", target,
+                     reached ? "" : "its ", t);
+    if (is_base || n < 0 || (size_t)n >= len) return;
+    if (ui_format_speedup(base_ttt, base_span, ttt, span, sp, sizeof sp)) {
+        snprintf(out + n, len - (size_t)n, ": speedup %s", sp);
+    } else if (reached && !known(base_ttt) && known(base_span)) {
+        ui_format_duration(base_span, other, sizeof other);
+        snprintf(out + n, len - (size_t)n, "; the baseline did not in its %s", other);
+    } else if (!reached && known(base_ttt)) {
+        ui_format_duration(base_ttt, other, sizeof other);
+        snprintf(out + n, len - (size_t)n, "; the baseline reached it in %s", other);
+    }
+}
+
 int ui_split_widths(const double *parts, int n, int width, int *out)
 {
     double total = 0, rem[16];

@@ -332,6 +332,28 @@ static void test_quit_prompt(void **s)
     assert_non_null(strstr(b, "queued"));   /* 80 columns still say what is lost */
 }
 
+/* The demo's verdict says a speedup only where it settles which run is faster: a method that
+ * reached 90% in 3.96 s against a baseline that ran 2.14 s without it had read "speedup >0.54x". */
+static void test_verdict(void **s)
+{
+    char b[300];
+    const char *t = "test_acc >= 0.9";
+    ui_format_verdict("baseline", t, 10.4, 28, 1, 10.4, 28, b, sizeof b);
+    assert_string_equal(b, "baseline reached test_acc >= 0.9 in 10.4s of training");
+    ui_format_verdict("whitening_init", t, 7.09, 28, 0, 10.4, 28, b, sizeof b);
+    assert_string_equal(b, "whitening_init reached test_acc >= 0.9 in 7.09s of training: speedup 1.47x");
+    ui_format_verdict("blurpool", t, -1, 28, 0, 10.4, 28, b, sizeof b);
+    assert_string_equal(b, "blurpool did not reach test_acc >= 0.9 in its 28.0s of training: speedup <0.37x");
+    ui_format_verdict("muon", t, 3.96, 3.96, 0, -1, 2.14, b, sizeof b);
+    assert_string_equal(b, "muon reached test_acc >= 0.9 in 3.96s of training; the baseline did not in its 2.14s");
+    ui_format_verdict("muon", t, 3.96, 3.96, 0, -1, 5, b, sizeof b);
+    assert_string_equal(b, "muon reached test_acc >= 0.9 in 3.96s of training: speedup >1.26x");
+    ui_format_verdict("baseline 2ep", t, -1, 6.0, 0, 10.4, 28, b, sizeof b);
+    assert_string_equal(b, "baseline 2ep did not reach test_acc >= 0.9 in its 6.00s of training; the baseline reached it in 10.4s");
+    ui_format_verdict("muon", t, -1, 3.9, 0, -1, 2.1, b, sizeof b);
+    assert_string_equal(b, "muon did not reach test_acc >= 0.9 in its 3.90s of training");
+}
+
 static void test_split_and_bars(void **s)
 {
     double parts[5] = { 0.01, 0.3, 0.5, 0.1, 0.09 };
@@ -936,7 +958,7 @@ int main(void)
         cmocka_unit_test(test_linear_ticks), cmocka_unit_test(test_log_ticks),
         cmocka_unit_test(test_scale_fit_and_pos), cmocka_unit_test(test_tick_labels),
         cmocka_unit_test(test_layout_sizes), cmocka_unit_test(test_layout_too_small), cmocka_unit_test(test_help_rect),
-        cmocka_unit_test(test_formats), cmocka_unit_test(test_quit_prompt), cmocka_unit_test(test_split_and_bars), cmocka_unit_test(test_ema),
+        cmocka_unit_test(test_formats), cmocka_unit_test(test_quit_prompt), cmocka_unit_test(test_verdict), cmocka_unit_test(test_split_and_bars), cmocka_unit_test(test_ema),
         cmocka_unit_test(test_target_and_x), cmocka_unit_test(test_run_append), cmocka_unit_test(test_run_speedup),
         cmocka_unit_test(test_catalog_order_and_find), cmocka_unit_test(test_catalog_by_data), cmocka_unit_test(test_choices_check), cmocka_unit_test(test_queue_text_context), cmocka_unit_test(test_scaled_budget),
         cmocka_unit_test(test_param_check),
