@@ -139,6 +139,11 @@ enum { UI_X_SECONDS, UI_X_STEPS, UI_X_SAMPLES, UI_X_EPOCHS, UI_X_COUNT };
 /* UI_Y_CUSTOM plots the plugin metric named in ui_app.ymetric (ctx:metric). */
 enum { UI_Y_TRAIN_LOSS, UI_Y_TEST_LOSS, UI_Y_TEST_ACC, UI_Y_CUSTOM, UI_Y_COUNT };
 
+/* The plot title's right-hand hint in at most room columns: the view's state ("log", "last 30s"
+ * or "fit all"), which tells what the axes show, and before it the target (target: "test_acc >=
+ * 0.9", "" for none) when that fits too; "" when not even the state fits. */
+void ui_format_plot_hint(const char *target, int logy, double zoom_s, int room, char *out, size_t len);
+
 /* The footer's quit question, the longest wording that fits in width columns: whether the
  * training run stops (its files stay complete) and how many queued runs are dropped (said only
  * when there are some), then the keys, which every wording keeps. Always NUL-terminated. */

@@ -208,19 +208,17 @@ static void draw_marks(ui_app *a, const view *v)
 
 static void draw_title(ui_app *a, ui_rect r)
 {
-    char title[160], hint[160] = "";
+    char title[160], hint[160], target[96] = "";
     snprintf(title, sizeof title, "%s vs %s", a->ymode == UI_Y_CUSTOM ? a->ymetric : y_titles[a->ymode],
              x_titles[a->xmode]);
     ui_title(a, r, title, NULL, 0);
-    int n = 0;
     if (a->recipe.target_metric[0])
-        n += snprintf(hint + n, sizeof hint - (size_t)n, "target %s %s %g   ", a->recipe.target_metric,
-                      !strcmp(a->recipe.target_metric, "test_loss") ? "<=" : ">=", a->recipe.target_value);
-    if (a->logy) n += snprintf(hint + n, sizeof hint - (size_t)n, "log   ");
-    if (ui_zoom_seconds[a->zoom] > 0) snprintf(hint + n, sizeof hint - (size_t)n, "last %gs ", ui_zoom_seconds[a->zoom]);
-    else snprintf(hint + n, sizeof hint - (size_t)n, "fit all ");
-    int w = (int)strlen(hint), x = r.x + r.w - w;
-    if (x > r.x + (int)strlen(title) + 3) ui_put(r.y, x, w, A_DIM, "%s", hint);
+        snprintf(target, sizeof target, "target %s %s %g", a->recipe.target_metric,
+                 !strcmp(a->recipe.target_metric, "test_loss") ? "<=" : ">=", a->recipe.target_value);
+    /* the hint starts past the title and a gap of three */
+    ui_format_plot_hint(target, a->logy, ui_zoom_seconds[a->zoom], r.w - (int)strlen(title) - 4, hint, sizeof hint);
+    int w = (int)strlen(hint);
+    if (w) ui_put(r.y, r.x + r.w - w, w, A_DIM, "%s", hint);
 }
 
 void ui_draw_plot(ui_app *a, ui_rect r)

@@ -99,6 +99,17 @@ void ui_format_bar(double frac, int width, int utf8, char *out, size_t len)
     for (; col < width; col++) n += (size_t)snprintf(out + n, len > n ? len - n : 0, " ");
 }
 
+void ui_format_plot_hint(const char *target, int logy, double zoom_s, int room, char *out, size_t len)
+{
+    char state[64];
+    if (zoom_s > 0) snprintf(state, sizeof state, "%slast %gs ", logy ? "log   " : "", zoom_s);
+    else snprintf(state, sizeof state, "%sfit all ", logy ? "log   " : "");
+    int n = snprintf(out, len, "%s%s%s", target, target[0] ? "   " : "", state);
+    if (n <= room) return;
+    n = snprintf(out, len, "%s", state);
+    if (n > room) out[0] = 0;
+}
+
 void ui_format_quit_prompt(int active, int queued, int width, char *out, size_t len)
 {
     static const char *const stops[] = { " The running run stops (its files stay complete)", " The running run stops, files complete",

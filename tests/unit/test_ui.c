@@ -312,6 +312,25 @@ static void test_formats(void **s)
     assert_true(ui_format_speedup(41.2, 50, 30, 60, b, sizeof b) > 1.37); assert_string_equal(b, "1.37x");
 }
 
+/* At 80 columns the train-loss title leaves no room for the target: the log and zoom state still
+ * show (the whole hint had vanished, so l and z changed the plot without saying so). */
+static void test_plot_hint(void **s)
+{
+    char b[160];
+    const char *t = "target test_acc >= 0.9";
+    ui_format_plot_hint(t, 0, 0, 100, b, sizeof b);
+    assert_string_equal(b, "target test_acc >= 0.9   fit all ");
+    ui_format_plot_hint(t, 1, 30, 100, b, sizeof b);
+    assert_string_equal(b, "target test_acc >= 0.9   log   last 30s ");
+    int room = 80 - (int)strlen("Train loss (smoothed, raw faint) vs training seconds") - 4;
+    ui_format_plot_hint(t, 1, 0, room, b, sizeof b);
+    assert_string_equal(b, "log   fit all ");
+    ui_format_plot_hint("", 0, 10, 100, b, sizeof b);
+    assert_string_equal(b, "last 10s ");
+    ui_format_plot_hint(t, 1, 120, 5, b, sizeof b);
+    assert_string_equal(b, "");
+}
+
 /* The quit question keeps its keys at every width: at 80 columns with a run training and one
  * queued the full sentence would push "y quit  n stay" off the screen. */
 static void test_quit_prompt(void **s)
@@ -958,7 +977,7 @@ int main(void)
         cmocka_unit_test(test_linear_ticks), cmocka_unit_test(test_log_ticks),
         cmocka_unit_test(test_scale_fit_and_pos), cmocka_unit_test(test_tick_labels),
         cmocka_unit_test(test_layout_sizes), cmocka_unit_test(test_layout_too_small), cmocka_unit_test(test_help_rect),
-        cmocka_unit_test(test_formats), cmocka_unit_test(test_quit_prompt), cmocka_unit_test(test_verdict), cmocka_unit_test(test_split_and_bars), cmocka_unit_test(test_ema),
+        cmocka_unit_test(test_formats), cmocka_unit_test(test_quit_prompt), cmocka_unit_test(test_plot_hint), cmocka_unit_test(test_verdict), cmocka_unit_test(test_split_and_bars), cmocka_unit_test(test_ema),
         cmocka_unit_test(test_target_and_x), cmocka_unit_test(test_run_append), cmocka_unit_test(test_run_speedup),
         cmocka_unit_test(test_catalog_order_and_find), cmocka_unit_test(test_catalog_by_data), cmocka_unit_test(test_choices_check), cmocka_unit_test(test_queue_text_context), cmocka_unit_test(test_scaled_budget),
         cmocka_unit_test(test_param_check),
