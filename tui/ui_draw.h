@@ -144,6 +144,11 @@ enum { UI_Y_TRAIN_LOSS, UI_Y_TEST_LOSS, UI_Y_TEST_ACC, UI_Y_CUSTOM, UI_Y_COUNT }
  * 0.9", "" for none) when that fits too; "" when not even the state fits. */
 void ui_format_plot_hint(const char *target, int logy, double zoom_s, int room, char *out, size_t len);
 
+/* The footer's parameter prompt (field: "plugin.param (0 to 1)"), then its keys unless why the
+ * last value was refused (err_w columns, 0 for none) would no longer fit beside it: the reason
+ * matters more. Returns the prompt's length in columns. */
+int ui_format_param_prompt(const char *field, const char *value, int err_w, int width, char *out, size_t len);
+
 /* The footer's quit question, the longest wording that fits in width columns: whether the
  * training run stops (its files stay complete) and how many queued runs are dropped (said only
  * when there are some), then the keys, which every wording keeps. Always NUL-terminated. */

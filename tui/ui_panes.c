@@ -422,11 +422,12 @@ void ui_draw_footer(ui_app *a, ui_rect r)
         const ui_param *p = &a->cat.items[a->sel_plugin].params[a->edit_param];
         char range[64] = "";
         if (isfinite(p->min) && isfinite(p->max)) snprintf(range, sizeof range, " (%g to %g)", p->min, p->max);
-        char line[256];
-        int n = snprintf(line, sizeof line, " %s.%s%s = %s_   Enter set  Esc cancel ", a->cat.items[a->sel_plugin].name,
-                         p->name, range, a->edit);
+        char line[256], field[160];
+        snprintf(field, sizeof field, "%s.%s%s", a->cat.items[a->sel_plugin].name, p->name, range);
+        int refused = a->note_err && a->note[0] && trainer_now() < a->note_until;
+        int n = ui_format_param_prompt(field, a->edit, refused ? (int)strlen(a->note) : 0, r.w, line, sizeof line);
         ui_put(r.y, r.x, r.w, bar, "%s", line);
-        if (a->note_err && a->note[0] && trainer_now() < a->note_until && n < r.w)   /* why a value was refused */
+        if (refused && n < r.w)   /* why a value was refused */
             ui_put(r.y, r.x + n, r.w - n, ui_attr(a, UI_PAIR_ERROR) | A_REVERSE, " %s ", a->note);
         return;
     }

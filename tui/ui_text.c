@@ -110,6 +110,15 @@ void ui_format_plot_hint(const char *target, int logy, double zoom_s, int room, 
     if (n > room) out[0] = 0;
 }
 
+int ui_format_param_prompt(const char *field, const char *value, int err_w, int width, char *out, size_t len)
+{
+    static const char keys[] = "  Enter set  Esc cancel ";
+    int n = snprintf(out, len, " %s = %s_ ", field, value);
+    if (n >= 0 && (!err_w || n + (int)sizeof keys - 1 + err_w + 2 <= width))
+        n += snprintf(out + n, len > (size_t)n ? len - (size_t)n : 0, "%s", keys);
+    return n;
+}
+
 void ui_format_quit_prompt(int active, int queued, int width, char *out, size_t len)
 {
     static const char *const stops[] = { " The running run stops (its files stay complete)", " The running run stops, files complete",

@@ -331,6 +331,22 @@ static void test_plot_hint(void **s)
     assert_string_equal(b, "");
 }
 
+/* A refused value's reason fits beside the prompt at 100 columns: the keys give way to it. */
+static void test_param_prompt(void **s)
+{
+    char b[256];
+    const char *f = "progressive_resizing.finetune (0 to 1)";
+    int n = ui_format_param_prompt(f, "0.5", 0, 100, b, sizeof b);
+    assert_string_equal(b, " progressive_resizing.finetune (0 to 1) = 0.5_   Enter set  Esc cancel ");
+    assert_int_equal(n, (int)strlen(b));
+    int err = (int)strlen("finetune must be between 0 and 1");
+    n = ui_format_param_prompt(f, "9", err, 100, b, sizeof b);
+    assert_string_equal(b, " progressive_resizing.finetune (0 to 1) = 9_ ");
+    assert_true(n + err + 2 <= 100);
+    ui_format_param_prompt("ema.every", "9", err, 100, b, sizeof b);   /* room for both */
+    assert_string_equal(b, " ema.every = 9_   Enter set  Esc cancel ");
+}
+
 /* The quit question keeps its keys at every width: at 80 columns with a run training and one
  * queued the full sentence would push "y quit  n stay" off the screen. */
 static void test_quit_prompt(void **s)
@@ -977,7 +993,7 @@ int main(void)
         cmocka_unit_test(test_linear_ticks), cmocka_unit_test(test_log_ticks),
         cmocka_unit_test(test_scale_fit_and_pos), cmocka_unit_test(test_tick_labels),
         cmocka_unit_test(test_layout_sizes), cmocka_unit_test(test_layout_too_small), cmocka_unit_test(test_help_rect),
-        cmocka_unit_test(test_formats), cmocka_unit_test(test_quit_prompt), cmocka_unit_test(test_plot_hint), cmocka_unit_test(test_verdict), cmocka_unit_test(test_split_and_bars), cmocka_unit_test(test_ema),
+        cmocka_unit_test(test_formats), cmocka_unit_test(test_quit_prompt), cmocka_unit_test(test_param_prompt), cmocka_unit_test(test_plot_hint), cmocka_unit_test(test_verdict), cmocka_unit_test(test_split_and_bars), cmocka_unit_test(test_ema),
         cmocka_unit_test(test_target_and_x), cmocka_unit_test(test_run_append), cmocka_unit_test(test_run_speedup),
         cmocka_unit_test(test_catalog_order_and_find), cmocka_unit_test(test_catalog_by_data), cmocka_unit_test(test_choices_check), cmocka_unit_test(test_queue_text_context), cmocka_unit_test(test_scaled_budget),
         cmocka_unit_test(test_param_check),
