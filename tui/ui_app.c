@@ -353,6 +353,7 @@ static void param_key(ui_app *a, int ch)
             return;
         }
         snprintf(a->choices[a->sel_plugin].values[a->edit_param], sizeof a->edit, "%s", a->edit);
+        a->note_until = 0;   /* a refusal of the value before is no longer true */
         begin_param_edit(a, a->edit_param + 1);
     } else if ((ch == KEY_BACKSPACE || ch == 127 || ch == 8) && len) {
         a->edit[len - 1] = 0;

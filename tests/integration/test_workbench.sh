@@ -66,6 +66,12 @@ until $T capture-pane -e -p -t wb | grep "\[ \] $plugin" | grep -q "$(printf '\0
 done
 keys Space
 wait_for "\[x\] $plugin" 5 || fail "plugin toggle"
+# a refused value says why; once a value is accepted, the reason goes
+keys e BSpace BSpace BSpace 9 Enter
+wait_for "alpha must be between" 5 || fail "a refused value did not say why"
+keys BSpace 0 . 2 Enter
+sleep 0.5; cap
+! grep -q "alpha must be between" "$tmp/pane" || fail "the refusal stayed on after a value was accepted"
 # Run #2 gets 30 s (b: the next budget preset), so that it still trains when we quit in step 5
 # however fast the machine runs 200 steps.
 keys Tab b
