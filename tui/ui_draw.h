@@ -36,6 +36,11 @@ void ui_canvas_dot(ui_canvas *c, int x, int y, uint8_t style);
  * canvas; non-finite ends draw nothing. */
 void ui_canvas_line(ui_canvas *c, double x0, double y0, double x1, double y1, uint8_t style);
 
+/* The cell a dot coordinate (fractions allowed) lands in, as ui_canvas_line rounds it: per = 2
+ * for columns, 4 for rows; -1 left of or above the canvas. Tick labels and marks use it, so a
+ * label sits on the row its value's line is drawn in. */
+int ui_dot_cell(double dot, int per);
+
 /* The character of a cell: U+2800 + bits in braille mode. */
 unsigned ui_braille_codepoint(uint8_t bits);
 

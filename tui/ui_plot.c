@@ -158,7 +158,7 @@ static void draw_y_axis(ui_app *a, const view *v, const double *ticks, int n, do
     int ax = v->c.x - 1;
     for (int y = 0; y < v->c.h; y++) ui_glyph(a, v->c.y + y, ax, UI_G_VLINE, 1, A_DIM);
     for (int i = 0; i < n; i++) {
-        int row = (int)(dot_y(v, ticks[i]) / 4);
+        int row = ui_dot_cell(dot_y(v, ticks[i]), 4);
         if (row < 0 || row >= v->c.h) continue;
         char label[32];
         ui_format_tick(ticks[i], step, label, sizeof label);
@@ -178,7 +178,7 @@ static void draw_x_axis(ui_app *a, const view *v, ui_rect pane)
     int unit_x = pane.x + pane.w - (int)strlen(unit) - 1, last_end = pane.x - 1;
     ui_put(ay + 1, unit_x, (int)strlen(unit), A_DIM, "%s", unit);
     for (int i = 0; i < n; i++) {
-        int col = (int)(dot_x(v, ticks[i]) / 2);
+        int col = ui_dot_cell(dot_x(v, ticks[i]), 2);
         if (col < 0 || col >= v->c.w) continue;
         ui_glyph(a, ay, v->c.x + col, UI_G_TICK_X, 1, A_DIM);
         char label[32];
@@ -201,7 +201,7 @@ static void draw_marks(ui_app *a, const view *v)
                  : a->ymode == UI_Y_TRAIN_LOSS ? r->smooth[r->target_idx] : y_value(a, r, r->target_idx, 0);
         double dx = dot_x(v, ui_record_x(&r->rec[r->target_idx], a->xmode)), dy = dot_y(v, y);
         if (!isfinite(dx) || !isfinite(dy) || dx < -0.5 || dy < -0.5 || dx > 2.0 * v->c.w - 0.5 || dy > 4.0 * v->c.h - 0.5) continue;
-        ui_glyph(a, v->c.y + (int)(dy + 0.5) / 4, v->c.x + (int)(dx + 0.5) / 2, UI_G_MARK, 1,
+        ui_glyph(a, v->c.y + ui_dot_cell(dy, 4), v->c.x + ui_dot_cell(dx, 2), UI_G_MARK, 1,
                  ui_attr(a, ui_run_pair(a, r)) | A_BOLD);
     }
 }

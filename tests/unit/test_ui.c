@@ -85,6 +85,26 @@ static void test_canvas_dots_and_lines(void **s)
     assert_null(c.bits);
 }
 
+/* A tick's label goes on the row its line is drawn in: a value at dot 15.7 is drawn at dot 16,
+ * row 4, where the label had sat a row above, on row 3. */
+static void test_dot_cell(void **s)
+{
+    ui_canvas c = {0};
+    assert_int_equal(ui_canvas_resize(&c, 10, 10), 0);
+    for (double y = 0; y <= 39; y += 0.1) {
+        ui_canvas_clear(&c);
+        ui_canvas_line(&c, 0, y, 19, y, 1);   /* the target line at value y */
+        int row = ui_dot_cell(y, 4);
+        assert_true(c.bits[(size_t)row * c.w] != 0);
+    }
+    assert_int_equal(ui_dot_cell(15.7, 4), 4);
+    assert_int_equal(ui_dot_cell(15.4, 4), 3);
+    assert_int_equal(ui_dot_cell(3.6, 2), 2);
+    assert_int_equal(ui_dot_cell(-0.4, 4), 0);
+    assert_int_equal(ui_dot_cell(-0.6, 4), -1);
+    ui_canvas_free(&c);
+}
+
 static void test_ascii_cells(void **s)
 {
     assert_int_equal(ui_ascii_cell(0), ' ');
@@ -989,7 +1009,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_braille_bits), cmocka_unit_test(test_canvas_dots_and_lines),
-        cmocka_unit_test(test_ascii_cells), cmocka_unit_test(test_nice_steps),
+        cmocka_unit_test(test_ascii_cells), cmocka_unit_test(test_dot_cell), cmocka_unit_test(test_nice_steps),
         cmocka_unit_test(test_linear_ticks), cmocka_unit_test(test_log_ticks),
         cmocka_unit_test(test_scale_fit_and_pos), cmocka_unit_test(test_tick_labels),
         cmocka_unit_test(test_layout_sizes), cmocka_unit_test(test_layout_too_small), cmocka_unit_test(test_help_rect),
