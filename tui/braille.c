@@ -95,6 +95,12 @@ void ui_canvas_line(ui_canvas *c, double x0, double y0, double x1, double y1, ui
     }
 }
 
+int ui_dot_cell(double dot, int per)
+{
+    long d = lround(dot);
+    return d < 0 ? -1 : (int)(d / per);
+}
+
 unsigned ui_braille_codepoint(uint8_t bits) { return 0x2800u + bits; }
 
 char ui_ascii_cell(uint8_t bits)

@@ -357,6 +357,7 @@ static void param_key(ui_app *a, int ch)
             return;
         }
         snprintf(a->choices[a->sel_plugin].values[a->edit_param], sizeof a->edit, "%s", a->edit);
+        a->note_until = 0;   /* a refusal of the value before is no longer true */
         begin_param_edit(a, a->edit_param + 1);
     } else if ((ch == KEY_BACKSPACE || ch == 127 || ch == 8) && len) {
         a->edit[len - 1] = 0;
@@ -460,7 +461,8 @@ static void handle_key(ui_app *a, int ch)
         }
         break;
     case '\t': case KEY_BTAB:
-        if (!a->demo) a->focus = a->focus == UI_FOCUS_RUNS ? UI_FOCUS_PLUGINS : UI_FOCUS_RUNS;
+        if (a->demo) note(a, 0, "the demo has no plugins pane: hasten %s (without demo) picks methods", a->recipe_name);
+        else a->focus = a->focus == UI_FOCUS_RUNS ? UI_FOCUS_PLUGINS : UI_FOCUS_RUNS;
         break;
     case 'r':
         load_catalog(a);
@@ -476,6 +478,8 @@ static void handle_key(ui_app *a, int ch)
     case 12: clearok(curscr, TRUE); break;   /* Ctrl-L */
     case ' ': case '\n': case '\r': case KEY_ENTER: case 'e': case 'o':
         if (a->focus == UI_FOCUS_PLUGINS) plugin_key(a, ch);
+        else if (a->demo) note(a, 0, "the demo has no plugins pane: hasten %s (without demo) picks methods", a->recipe_name);
+        else if (ch == ' ' || ch == 'e' || ch == 'o') note(a, 0, "%s acts on a plugin: Tab to the plugins pane first", ch == ' ' ? "space" : ch == 'e' ? "e" : "o");
         break;
     default: break;
     }
@@ -495,18 +499,15 @@ static void demo_verdict(ui_app *a)
     a->demo_told = 1;
     const train_config *c = &a->recipe;
     if (!c->target_metric[0]) return;
-    char target[64], ttt[24], speed[24];
+    char target[64], line[400];
     snprintf(target, sizeof target, "%s %s %g", c->target_metric, !strcmp(c->target_metric, "test_loss") ? "<=" : ">=",
              c->target_value);
+    const ui_run *b = q->baseline;
     for (int i = 0; i < q->n; i++) {
         const ui_run *r = q->v[i];
-        double mine = ui_run_ttt(r);
-        ui_format_duration(mine >= 0 ? mine : r->n ? r->rec[r->n - 1].seconds : 0, ttt, sizeof ttt);
-        ui_run_speedup(r, q->baseline, speed, sizeof speed);
-        int vs = r != q->baseline && strcmp(speed, "--");
-        ui_log_add(&a->log, UI_LOG_INFO, "demo: %s %s %s in %s%s of training%s%s", r->name,
-                   mine >= 0 ? "reached" : "did not reach", target, mine >= 0 ? "" : "its ", ttt,
-                   vs ? ": speedup " : "", vs ? speed : "");
+        ui_format_verdict(r->name, target, ui_run_ttt(r), r->n ? r->rec[r->n - 1].seconds : 0, r == b, ui_run_ttt(b),
+                          b->n ? b->rec[b->n - 1].seconds : 0, line, sizeof line);
+        ui_log_add(&a->log, UI_LOG_INFO, "demo: %s", line);
     }
 }
 
@@ -534,6 +535,9 @@ static unsigned long signature(ui_app *a, double now)
 static void draw(ui_app *a)
 {
     getmaxyx(stdscr, a->rows, a->cols);
+    if (a->demo)   /* told and nothing left to train: room in the log for the verdict */
+        a->mode = a->demo_told && !ui_runs_active(&a->runs) && !ui_runs_count(&a->runs, UI_RUN_QUEUED)
+                ? UI_LAYOUT_DEMO_DONE : UI_LAYOUT_DEMO;
     ui_layout_compute(a->cols, a->rows, a->mode, &a->lay);
     erase();
     if (!a->lay.ok) {
@@ -543,7 +547,7 @@ static void draw(ui_app *a)
         ui_draw_plot(a, a->lay.plot);
         if (!a->lay.shared || a->focus == UI_FOCUS_RUNS) ui_draw_runs(a, a->lay.runs);
         if (a->lay.plugins.w && (!a->lay.shared || a->focus == UI_FOCUS_PLUGINS)) ui_draw_plugins(a, a->lay.plugins);
-        ui_draw_steps(a, a->lay.steps);
+        if (a->lay.steps.w) ui_draw_steps(a, a->lay.steps);
         ui_draw_log(a, a->lay.log);
         ui_draw_footer(a, a->lay.footer);
         if (a->help) ui_draw_help(a);

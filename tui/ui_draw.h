@@ -36,6 +36,11 @@ void ui_canvas_dot(ui_canvas *c, int x, int y, uint8_t style);
  * canvas; non-finite ends draw nothing. */
 void ui_canvas_line(ui_canvas *c, double x0, double y0, double x1, double y1, uint8_t style);
 
+/* The cell a dot coordinate (fractions allowed) lands in, as ui_canvas_line rounds it: per = 2
+ * for columns, 4 for rows; -1 left of or above the canvas. Tick labels and marks use it, so a
+ * label sits on the row its value's line is drawn in. */
+int ui_dot_cell(double dot, int per);
+
 /* The character of a cell: U+2800 + bits in braille mode. */
 unsigned ui_braille_codepoint(uint8_t bits);
 
@@ -75,7 +80,9 @@ void ui_format_tick(double v, double step, char *out, size_t len);
 
 enum { UI_MIN_COLS = 80, UI_MIN_ROWS = 24, UI_SIDE_BY_SIDE_COLS = 120 };
 
-typedef enum { UI_LAYOUT_WORKBENCH, UI_LAYOUT_DEMO } ui_layout_mode;
+/* UI_LAYOUT_DEMO_DONE: the demo once every run has ended; its verdict, a log line a run, needs
+ * more log rows than the demo's three, and the step-time pane has nothing left to show. */
+typedef enum { UI_LAYOUT_WORKBENCH, UI_LAYOUT_DEMO, UI_LAYOUT_DEMO_DONE } ui_layout_mode;
 
 typedef struct ui_layout {
     int ok;              /* 0 when the terminal is smaller than UI_MIN_COLS x UI_MIN_ROWS */
@@ -84,14 +91,20 @@ typedef struct ui_layout {
 } ui_layout;
 
 /* Places the panes for a cols x rows terminal. Rects never overlap and stay inside the screen;
- * when ok is 0 only header and footer are set. The demo layout has no plugins pane and gives
- * the plot most of the screen. */
+ * when ok is 0 only header and footer are set. The demo layouts have no plugins pane and give
+ * the plot most of the screen; the finished demo's has no step-time pane either and a log of up
+ * to seven rows (six lines: the verdict of the demo's five runs, and one more). */
 void ui_layout_compute(int cols, int rows, ui_layout_mode mode, ui_layout *l);
 
 /* The canvas area inside a plot pane: below one title row, right of a y-label gutter of
  * label_w columns plus the axis column, above the x axis line and its labels. w or h may be <= 0
  * when the pane is too small to plot. */
 ui_rect ui_plot_canvas_rect(ui_rect plot, int label_w);
+
+/* The help box for n lines of text on a cols x rows screen, centred, at most 72 columns wide and
+ * rows - 2 high (title bar and bottom bar included). *gap is 1 when a blank row fits between each
+ * bar and the text, else 0: the lines come first. */
+ui_rect ui_help_rect(int cols, int rows, int n, int *gap);
 
 /* ---- text formats and series arithmetic (tui/ui_text.c) ------------------------------------ */
 
@@ -104,6 +117,14 @@ void ui_format_duration(double s, char *out, size_t len);
  * "<0.80x" when this run has not in span; else "--". Returns the value when it says which run
  * is faster (a ratio, a ">" bound of at least 1, a "<" bound of at most 1), else 0. */
 double ui_format_speedup(double base_ttt, double base_span, double ttt, double span, char *out, size_t len);
+
+/* One run's line of the demo's verdict: whether it reached the target (target: "test_acc >= 0.9"),
+ * in how many training seconds (ttt > 0) or not in its span, then, unless it is the baseline,
+ * its speedup (base_ttt and base_span as for ui_format_speedup) when that settles which run is
+ * faster; a bound that does not (">0.54x": the baseline ran shorter than this run took) is said
+ * in words instead, with the baseline's seconds. */
+void ui_format_verdict(const char *name, const char *target, double ttt, double span, int is_base,
+                       double base_ttt, double base_span, char *out, size_t len);
 
 /* Splits width columns among n parts in proportion to parts[] (negative counts as 0) by largest
  * remainder; out[] sums to width (all 0 when every part is 0). Returns the sum. */
@@ -122,6 +143,21 @@ double ui_ema_push(ui_ema *e, double x);      /* adds x; returns the smoothed va
 enum { UI_X_SECONDS, UI_X_STEPS, UI_X_SAMPLES, UI_X_EPOCHS, UI_X_COUNT };
 /* UI_Y_CUSTOM plots the plugin metric named in ui_app.ymetric (ctx:metric). */
 enum { UI_Y_TRAIN_LOSS, UI_Y_TEST_LOSS, UI_Y_TEST_ACC, UI_Y_CUSTOM, UI_Y_COUNT };
+
+/* The plot title's right-hand hint in at most room columns: the view's state ("log", "last 30s"
+ * or "fit all"), which tells what the axes show, and before it the target (target: "test_acc >=
+ * 0.9", "" for none) when that fits too; "" when not even the state fits. */
+void ui_format_plot_hint(const char *target, int logy, double zoom_s, int room, char *out, size_t len);
+
+/* The footer's parameter prompt (field: "plugin.param (0 to 1)"), then its keys unless why the
+ * last value was refused (err_w columns, 0 for none) would no longer fit beside it: the reason
+ * matters more. Returns the prompt's length in columns. */
+int ui_format_param_prompt(const char *field, const char *value, int err_w, int width, char *out, size_t len);
+
+/* The footer's quit question, the longest wording that fits in width columns: whether the
+ * training run stops (its files stay complete) and how many queued runs are dropped (said only
+ * when there are some), then the keys, which every wording keeps. Always NUL-terminated. */
+void ui_format_quit_prompt(int active, int queued, int width, char *out, size_t len);
 
 /* x of a record on axis mode (UI_X_*). */
 double ui_record_x(const trainer_record *r, int mode);

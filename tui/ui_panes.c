@@ -413,21 +413,21 @@ void ui_draw_footer(ui_app *a, ui_rect r)
     mvhline(r.y, r.x, ' ', r.w);
     attroff(bar);
     if (a->prompt == UI_PROMPT_QUIT) {
-        int queued = ui_runs_count(&a->runs, UI_RUN_QUEUED), active = ui_runs_active(&a->runs) != NULL;
-        ui_put(r.y, r.x, r.w, bar | A_BOLD, " Quit?%s%s%d queued run%s dropped.  y quit  n stay ",
-               active ? " The running run stops (its files stay complete);" : "", active ? " " : " ",
-               queued, queued == 1 ? "" : "s");
+        char line[200];
+        ui_format_quit_prompt(ui_runs_active(&a->runs) != NULL, ui_runs_count(&a->runs, UI_RUN_QUEUED), r.w, line, sizeof line);
+        ui_put(r.y, r.x, r.w, bar | A_BOLD, "%s", line);
         return;
     }
     if (a->prompt == UI_PROMPT_PARAM) {
         const ui_param *p = &a->cat.items[a->sel_plugin].params[a->edit_param];
         char range[64] = "";
         if (isfinite(p->min) && isfinite(p->max)) snprintf(range, sizeof range, " (%g to %g)", p->min, p->max);
-        char line[256];
-        int n = snprintf(line, sizeof line, " %s.%s%s = %s_   Enter set  Esc cancel ", a->cat.items[a->sel_plugin].name,
-                         p->name, range, a->edit);
+        char line[256], field[160];
+        snprintf(field, sizeof field, "%s.%s%s", a->cat.items[a->sel_plugin].name, p->name, range);
+        int refused = a->note_err && a->note[0] && trainer_now() < a->note_until;
+        int n = ui_format_param_prompt(field, a->edit, refused ? (int)strlen(a->note) : 0, r.w, line, sizeof line);
         ui_put(r.y, r.x, r.w, bar, "%s", line);
-        if (a->note_err && a->note[0] && trainer_now() < a->note_until && n < r.w)   /* why a value was refused */
+        if (refused && n < r.w)   /* why a value was refused */
             ui_put(r.y, r.x + n, r.w - n, ui_attr(a, UI_PAIR_ERROR) | A_REVERSE, " %s ", a->note);
         return;
     }
@@ -473,10 +473,9 @@ void ui_draw_help(ui_app *a)
         "  r          reload the catalogue",
         "  Up/Down, PgUp/PgDn, Home/End move;  q quits",
     };
-    int n = (int)(sizeof lines / sizeof lines[0]), w = 72, h = n + 4;
-    if (w > a->cols - 2) w = a->cols - 2;
-    if (h > a->rows - 2) h = a->rows - 2;
-    int y0 = (a->rows - h) / 2, x0 = (a->cols - w) / 2;
+    int n = (int)(sizeof lines / sizeof lines[0]), gap;
+    ui_rect b = ui_help_rect(a->cols, a->rows, n, &gap);
+    int y0 = b.y, x0 = b.x, w = b.w, h = b.h;
     attr_t box = ui_attr(a, UI_PAIR_BAR);
     for (int y = y0; y < y0 + h; y++) mvhline(y, x0, ' ', w);
     attron(box);
@@ -485,9 +484,9 @@ void ui_draw_help(ui_app *a)
     attroff(box);
     ui_put(y0, x0 + 2, w - 4, box | A_BOLD, "hasten workbench keys");
     ui_put(y0 + h - 1, x0 + 2, w - 4, box, "any key closes");
-    for (int i = 0; i < n && i < h - 4; i++) {
+    for (int i = 0; i < n && i < h - 2 - 2 * gap; i++) {
         int head = lines[i][0] != ' ';
-        ui_put(y0 + 2 + i, x0 + 2, w - 4, head ? ui_attr(a, UI_PAIR_TITLE) : A_NORMAL, "%s", lines[i]);
+        ui_put(y0 + 1 + gap + i, x0 + 2, w - 4, head ? ui_attr(a, UI_PAIR_TITLE) : A_NORMAL, "%s", lines[i]);
     }
 }
 

@@ -158,7 +158,7 @@ static void draw_y_axis(ui_app *a, const view *v, const double *ticks, int n, do
     int ax = v->c.x - 1;
     for (int y = 0; y < v->c.h; y++) ui_glyph(a, v->c.y + y, ax, UI_G_VLINE, 1, A_DIM);
     for (int i = 0; i < n; i++) {
-        int row = (int)(dot_y(v, ticks[i]) / 4);
+        int row = ui_dot_cell(dot_y(v, ticks[i]), 4);
         if (row < 0 || row >= v->c.h) continue;
         char label[32];
         ui_format_tick(ticks[i], step, label, sizeof label);
@@ -178,7 +178,7 @@ static void draw_x_axis(ui_app *a, const view *v, ui_rect pane)
     int unit_x = pane.x + pane.w - (int)strlen(unit) - 1, last_end = pane.x - 1;
     ui_put(ay + 1, unit_x, (int)strlen(unit), A_DIM, "%s", unit);
     for (int i = 0; i < n; i++) {
-        int col = (int)(dot_x(v, ticks[i]) / 2);
+        int col = ui_dot_cell(dot_x(v, ticks[i]), 2);
         if (col < 0 || col >= v->c.w) continue;
         ui_glyph(a, ay, v->c.x + col, UI_G_TICK_X, 1, A_DIM);
         char label[32];
@@ -201,26 +201,24 @@ static void draw_marks(ui_app *a, const view *v)
                  : a->ymode == UI_Y_TRAIN_LOSS ? r->smooth[r->target_idx] : y_value(a, r, r->target_idx, 0);
         double dx = dot_x(v, ui_record_x(&r->rec[r->target_idx], a->xmode)), dy = dot_y(v, y);
         if (!isfinite(dx) || !isfinite(dy) || dx < -0.5 || dy < -0.5 || dx > 2.0 * v->c.w - 0.5 || dy > 4.0 * v->c.h - 0.5) continue;
-        ui_glyph(a, v->c.y + (int)(dy + 0.5) / 4, v->c.x + (int)(dx + 0.5) / 2, UI_G_MARK, 1,
+        ui_glyph(a, v->c.y + ui_dot_cell(dy, 4), v->c.x + ui_dot_cell(dx, 2), UI_G_MARK, 1,
                  ui_attr(a, ui_run_pair(a, r)) | A_BOLD);
     }
 }
 
 static void draw_title(ui_app *a, ui_rect r)
 {
-    char title[160], hint[160] = "";
+    char title[160], hint[160], target[96] = "";
     snprintf(title, sizeof title, "%s vs %s", a->ymode == UI_Y_CUSTOM ? a->ymetric : y_titles[a->ymode],
              x_titles[a->xmode]);
     ui_title(a, r, title, NULL, 0);
-    int n = 0;
     if (a->recipe.target_metric[0])
-        n += snprintf(hint + n, sizeof hint - (size_t)n, "target %s %s %g   ", a->recipe.target_metric,
-                      !strcmp(a->recipe.target_metric, "test_loss") ? "<=" : ">=", a->recipe.target_value);
-    if (a->logy) n += snprintf(hint + n, sizeof hint - (size_t)n, "log   ");
-    if (ui_zoom_seconds[a->zoom] > 0) snprintf(hint + n, sizeof hint - (size_t)n, "last %gs ", ui_zoom_seconds[a->zoom]);
-    else snprintf(hint + n, sizeof hint - (size_t)n, "fit all ");
-    int w = (int)strlen(hint), x = r.x + r.w - w;
-    if (x > r.x + (int)strlen(title) + 3) ui_put(r.y, x, w, A_DIM, "%s", hint);
+        snprintf(target, sizeof target, "target %s %s %g", a->recipe.target_metric,
+                 !strcmp(a->recipe.target_metric, "test_loss") ? "<=" : ">=", a->recipe.target_value);
+    /* the hint starts past the title and a gap of three */
+    ui_format_plot_hint(target, a->logy, ui_zoom_seconds[a->zoom], r.w - (int)strlen(title) - 4, hint, sizeof hint);
+    int w = (int)strlen(hint);
+    if (w) ui_put(r.y, r.x + r.w - w, w, A_DIM, "%s", hint);
 }
 
 void ui_draw_plot(ui_app *a, ui_rect r)

@@ -37,6 +37,26 @@ double ui_format_speedup(double base_ttt, double base_span, double ttt, double s
     return !rel || (rel == '>' && v >= 1) || (rel == '<' && v <= 1) ? v : 0;
 }
 
+void ui_format_verdict(const char *name, const char *target, double ttt, double span, int is_base,
+                       double base_ttt, double base_span, char *out, size_t len)
+{
+    char t[24], sp[24], other[24];
+    int reached = known(ttt);
+    ui_format_duration(reached ? ttt : span, t, sizeof t);
+    int n = snprintf(out, len, "%s %s %s in %s%s of training", name, reached ? "reached" : "did not reach", target,
+                     reached ? "" : "its ", t);
+    if (is_base || n < 0 || (size_t)n >= len) return;
+    if (ui_format_speedup(base_ttt, base_span, ttt, span, sp, sizeof sp)) {
+        snprintf(out + n, len - (size_t)n, ": speedup %s", sp);
+    } else if (reached && !known(base_ttt) && known(base_span)) {
+        ui_format_duration(base_span, other, sizeof other);
+        snprintf(out + n, len - (size_t)n, "; the baseline did not in its %s", other);
+    } else if (!reached && known(base_ttt)) {
+        ui_format_duration(base_ttt, other, sizeof other);
+        snprintf(out + n, len - (size_t)n, "; the baseline reached it in %s", other);
+    }
+}
+
 int ui_split_widths(const double *parts, int n, int width, int *out)
 {
     double total = 0, rem[16];
@@ -77,6 +97,41 @@ void ui_format_bar(double frac, int width, int utf8, char *out, size_t len)
         col++;
     }
     for (; col < width; col++) n += (size_t)snprintf(out + n, len > n ? len - n : 0, " ");
+}
+
+void ui_format_plot_hint(const char *target, int logy, double zoom_s, int room, char *out, size_t len)
+{
+    char state[64];
+    if (zoom_s > 0) snprintf(state, sizeof state, "%slast %gs ", logy ? "log   " : "", zoom_s);
+    else snprintf(state, sizeof state, "%sfit all ", logy ? "log   " : "");
+    int n = snprintf(out, len, "%s%s%s", target, target[0] ? "   " : "", state);
+    if (n <= room) return;
+    n = snprintf(out, len, "%s", state);
+    if (n > room) out[0] = 0;
+}
+
+int ui_format_param_prompt(const char *field, const char *value, int err_w, int width, char *out, size_t len)
+{
+    static const char keys[] = "  Enter set  Esc cancel ";
+    int n = snprintf(out, len, " %s = %s_ ", field, value);
+    if (n >= 0 && (!err_w || n + (int)sizeof keys - 1 + err_w + 2 <= width))
+        n += snprintf(out + n, len > (size_t)n ? len - (size_t)n : 0, "%s", keys);
+    return n;
+}
+
+void ui_format_quit_prompt(int active, int queued, int width, char *out, size_t len)
+{
+    static const char *const stops[] = { " The running run stops (its files stay complete)", " The running run stops, files complete",
+                                         " The run stops, files complete", "" };
+    static const char *const drops[] = { "%s %d queued run%s dropped", "%s %d queued run%s dropped", "%s %d queued dropped", "" };
+    for (int terse = 0; terse < 4; terse++) {
+        char clause[160] = "";
+        int n = snprintf(clause, sizeof clause, "%s", active ? stops[terse] : "");
+        if (queued && terse < 3)
+            snprintf(clause + n, sizeof clause - (size_t)n, drops[terse], n ? ";" : "", queued, queued == 1 ? "" : "s");
+        int w = snprintf(out, len, " Quit?%s%s  y quit  n stay ", clause, clause[0] ? "." : "");
+        if (w <= width) return;
+    }
 }
 
 void ui_ema_init(ui_ema *e, double weight)

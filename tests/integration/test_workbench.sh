@@ -66,6 +66,12 @@ until $T capture-pane -e -p -t wb | grep "\[ \] $plugin" | grep -q "$(printf '\0
 done
 keys Space
 wait_for "\[x\] $plugin" 5 || fail "plugin toggle"
+# a refused value says why; once a value is accepted, the reason goes
+keys e BSpace BSpace BSpace 9 Enter
+wait_for "alpha must be between" 5 || fail "a refused value did not say why"
+keys BSpace 0 . 2 Enter
+sleep 0.5; cap
+! grep -q "alpha must be between" "$tmp/pane" || fail "the refusal stayed on after a value was accepted"
 # Run #2 gets 30 s (b: the next budget preset), so that it still trains when we quit in step 5
 # however fast the machine runs 200 steps.
 keys Tab b
@@ -153,6 +159,9 @@ for m in whitening_init muon blurpool; do grep -q "^ *[345] .*$m " "$tmp/pane" |
 wait_for "^ *5 .*done" 90 || fail "demo: the five runs did not finish"
 # the verdict in words, a line a run (in 30 steps none reaches 90%)
 wait_for "demo: blurpool did not reach test_acc >= 0.9 in its" 10 || fail "demo: no verdict in the log"
+grep -q "demo: baseline did not reach" "$tmp/pane" || fail "demo: the verdict's first line is not on the screen"
+keys Tab   # no plugins pane in the demo: said, not ignored
+wait_for "the demo has no plugins pane" 5 || fail "demo: Tab did nothing without saying why"
 keys q
 wait_for "exit=0" 30 || fail "demo: did not exit 0"
 [ "$(ls "$tmp/demo" | wc -l)" -eq 5 ] || fail "demo: expected 5 run folders, got: $(ls "$tmp/demo")"

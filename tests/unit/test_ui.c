@@ -85,6 +85,26 @@ static void test_canvas_dots_and_lines(void **s)
     assert_null(c.bits);
 }
 
+/* A tick's label goes on the row its line is drawn in: a value at dot 15.7 is drawn at dot 16,
+ * row 4, where the label had sat a row above, on row 3. */
+static void test_dot_cell(void **s)
+{
+    ui_canvas c = {0};
+    assert_int_equal(ui_canvas_resize(&c, 10, 10), 0);
+    for (double y = 0; y <= 39; y += 0.1) {
+        ui_canvas_clear(&c);
+        ui_canvas_line(&c, 0, y, 19, y, 1);   /* the target line at value y */
+        int row = ui_dot_cell(y, 4);
+        assert_true(c.bits[(size_t)row * c.w] != 0);
+    }
+    assert_int_equal(ui_dot_cell(15.7, 4), 4);
+    assert_int_equal(ui_dot_cell(15.4, 4), 3);
+    assert_int_equal(ui_dot_cell(3.6, 2), 2);
+    assert_int_equal(ui_dot_cell(-0.4, 4), 0);
+    assert_int_equal(ui_dot_cell(-0.6, 4), -1);
+    ui_canvas_free(&c);
+}
+
 static void test_ascii_cells(void **s)
 {
     assert_int_equal(ui_ascii_cell(0), ' ');
@@ -218,13 +238,15 @@ static void check_layout(int cols, int rows, ui_layout_mode mode)
     assert_int_equal(covered, cols * rows);   /* every cell belongs to a pane */
     assert_int_equal(l.header.y, 0);
     assert_int_equal(l.footer.y, rows - 1);
-    assert_true(l.plot.h >= 10);
+    int done = mode == UI_LAYOUT_DEMO_DONE;
+    assert_true(l.plot.h >= (done ? 9 : 10));
     assert_true(l.runs.h >= 6);
-    assert_true(l.log.h >= 3);
+    assert_true(l.log.h >= (done ? 6 : 3));   /* the finished demo: the verdict of its five runs */
+    assert_int_equal(l.steps.w == 0, done);
     ui_rect c = ui_plot_canvas_rect(l.plot, 5);
-    assert_true(c.w >= 60 && c.h >= 7);
+    assert_true(c.w >= 60 && c.h >= (done ? 6 : 7));
     assert_true(c.x + c.w <= l.plot.x + l.plot.w && c.y + c.h + 2 <= l.plot.y + l.plot.h);
-    if (mode == UI_LAYOUT_DEMO) {
+    if (mode != UI_LAYOUT_WORKBENCH) {
         assert_int_equal(l.plugins.w, 0);
         assert_true(l.plot.h >= rows / 3);
     } else {
@@ -238,6 +260,7 @@ static void test_layout_sizes(void **s)
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         check_layout(sizes[i][0], sizes[i][1], UI_LAYOUT_WORKBENCH);
         check_layout(sizes[i][0], sizes[i][1], UI_LAYOUT_DEMO);
+        check_layout(sizes[i][0], sizes[i][1], UI_LAYOUT_DEMO_DONE);
     }
     ui_layout l;
     ui_layout_compute(100, 30, UI_LAYOUT_WORKBENCH, &l);
@@ -247,6 +270,24 @@ static void test_layout_sizes(void **s)
     ui_layout demo;
     ui_layout_compute(100, 30, UI_LAYOUT_DEMO, &demo);
     assert_true(demo.plot.h > l.plot.h);
+}
+
+/* The help's 19 lines all show at 80x24 (the blank rows around them give way) and the box stays
+ * between the header and the footer. */
+static void test_help_rect(void **s)
+{
+    int gap;
+    ui_rect b = ui_help_rect(80, 24, 19, &gap);
+    assert_int_equal(gap, 0);
+    assert_true(b.h - 2 >= 19);
+    assert_true(b.y >= 1 && b.y + b.h <= 23);
+    assert_int_equal(b.w, 72);
+    assert_int_equal(b.x, 4);
+    b = ui_help_rect(120, 36, 19, &gap);
+    assert_int_equal(gap, 1);
+    assert_int_equal(b.h, 23);
+    b = ui_help_rect(80, 24, 40, &gap);   /* more than fits: the box is as high as it may be */
+    assert_int_equal(b.h, 22);
 }
 
 static void test_layout_too_small(void **s)
@@ -289,6 +330,83 @@ static void test_formats(void **s)
     assert_true(ui_format_speedup(24, -1, -1, 12, b, sizeof b) == 0);     assert_string_equal(b, "<2.00x");
     assert_true(ui_format_speedup(-1, 20, -1, 30, b, sizeof b) == 0);     assert_string_equal(b, "--");
     assert_true(ui_format_speedup(41.2, 50, 30, 60, b, sizeof b) > 1.37); assert_string_equal(b, "1.37x");
+}
+
+/* At 80 columns the train-loss title leaves no room for the target: the log and zoom state still
+ * show (the whole hint had vanished, so l and z changed the plot without saying so). */
+static void test_plot_hint(void **s)
+{
+    char b[160];
+    const char *t = "target test_acc >= 0.9";
+    ui_format_plot_hint(t, 0, 0, 100, b, sizeof b);
+    assert_string_equal(b, "target test_acc >= 0.9   fit all ");
+    ui_format_plot_hint(t, 1, 30, 100, b, sizeof b);
+    assert_string_equal(b, "target test_acc >= 0.9   log   last 30s ");
+    int room = 80 - (int)strlen("Train loss (smoothed, raw faint) vs training seconds") - 4;
+    ui_format_plot_hint(t, 1, 0, room, b, sizeof b);
+    assert_string_equal(b, "log   fit all ");
+    ui_format_plot_hint("", 0, 10, 100, b, sizeof b);
+    assert_string_equal(b, "last 10s ");
+    ui_format_plot_hint(t, 1, 120, 5, b, sizeof b);
+    assert_string_equal(b, "");
+}
+
+/* A refused value's reason fits beside the prompt at 100 columns: the keys give way to it. */
+static void test_param_prompt(void **s)
+{
+    char b[256];
+    const char *f = "progressive_resizing.finetune (0 to 1)";
+    int n = ui_format_param_prompt(f, "0.5", 0, 100, b, sizeof b);
+    assert_string_equal(b, " progressive_resizing.finetune (0 to 1) = 0.5_   Enter set  Esc cancel ");
+    assert_int_equal(n, (int)strlen(b));
+    int err = (int)strlen("finetune must be between 0 and 1");
+    n = ui_format_param_prompt(f, "9", err, 100, b, sizeof b);
+    assert_string_equal(b, " progressive_resizing.finetune (0 to 1) = 9_ ");
+    assert_true(n + err + 2 <= 100);
+    ui_format_param_prompt("ema.every", "9", err, 100, b, sizeof b);   /* room for both */
+    assert_string_equal(b, " ema.every = 9_   Enter set  Esc cancel ");
+}
+
+/* The quit question keeps its keys at every width: at 80 columns with a run training and one
+ * queued the full sentence would push "y quit  n stay" off the screen. */
+static void test_quit_prompt(void **s)
+{
+    char b[200];
+    ui_format_quit_prompt(1, 1, 200, b, sizeof b);
+    assert_string_equal(b, " Quit? The running run stops (its files stay complete); 1 queued run dropped.  y quit  n stay ");
+    ui_format_quit_prompt(1, 0, 200, b, sizeof b);
+    assert_string_equal(b, " Quit? The running run stops (its files stay complete).  y quit  n stay ");
+    ui_format_quit_prompt(0, 3, 200, b, sizeof b);
+    assert_string_equal(b, " Quit? 3 queued runs dropped.  y quit  n stay ");
+    for (int w = 23; w <= 100; w++) {
+        ui_format_quit_prompt(1, 12, w, b, sizeof b);
+        assert_true((int)strlen(b) <= w);
+        assert_non_null(strstr(b, "y quit  n stay"));
+    }
+    ui_format_quit_prompt(1, 1, 80, b, sizeof b);
+    assert_non_null(strstr(b, "queued"));   /* 80 columns still say what is lost */
+}
+
+/* The demo's verdict says a speedup only where it settles which run is faster: a method that
+ * reached 90% in 3.96 s against a baseline that ran 2.14 s without it had read "speedup >0.54x". */
+static void test_verdict(void **s)
+{
+    char b[300];
+    const char *t = "test_acc >= 0.9";
+    ui_format_verdict("baseline", t, 10.4, 28, 1, 10.4, 28, b, sizeof b);
+    assert_string_equal(b, "baseline reached test_acc >= 0.9 in 10.4s of training");
+    ui_format_verdict("whitening_init", t, 7.09, 28, 0, 10.4, 28, b, sizeof b);
+    assert_string_equal(b, "whitening_init reached test_acc >= 0.9 in 7.09s of training: speedup 1.47x");
+    ui_format_verdict("blurpool", t, -1, 28, 0, 10.4, 28, b, sizeof b);
+    assert_string_equal(b, "blurpool did not reach test_acc >= 0.9 in its 28.0s of training: speedup <0.37x");
+    ui_format_verdict("muon", t, 3.96, 3.96, 0, -1, 2.14, b, sizeof b);
+    assert_string_equal(b, "muon reached test_acc >= 0.9 in 3.96s of training; the baseline did not in its 2.14s");
+    ui_format_verdict("muon", t, 3.96, 3.96, 0, -1, 5, b, sizeof b);
+    assert_string_equal(b, "muon reached test_acc >= 0.9 in 3.96s of training: speedup >1.26x");
+    ui_format_verdict("baseline 2ep", t, -1, 6.0, 0, 10.4, 28, b, sizeof b);
+    assert_string_equal(b, "baseline 2ep did not reach test_acc >= 0.9 in its 6.00s of training; the baseline reached it in 10.4s");
+    ui_format_verdict("muon", t, -1, 3.9, 0, -1, 2.1, b, sizeof b);
+    assert_string_equal(b, "muon did not reach test_acc >= 0.9 in its 3.90s of training");
 }
 
 static void test_split_and_bars(void **s)
@@ -891,11 +1009,11 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_braille_bits), cmocka_unit_test(test_canvas_dots_and_lines),
-        cmocka_unit_test(test_ascii_cells), cmocka_unit_test(test_nice_steps),
+        cmocka_unit_test(test_ascii_cells), cmocka_unit_test(test_dot_cell), cmocka_unit_test(test_nice_steps),
         cmocka_unit_test(test_linear_ticks), cmocka_unit_test(test_log_ticks),
         cmocka_unit_test(test_scale_fit_and_pos), cmocka_unit_test(test_tick_labels),
-        cmocka_unit_test(test_layout_sizes), cmocka_unit_test(test_layout_too_small),
-        cmocka_unit_test(test_formats), cmocka_unit_test(test_split_and_bars), cmocka_unit_test(test_ema),
+        cmocka_unit_test(test_layout_sizes), cmocka_unit_test(test_layout_too_small), cmocka_unit_test(test_help_rect),
+        cmocka_unit_test(test_formats), cmocka_unit_test(test_quit_prompt), cmocka_unit_test(test_param_prompt), cmocka_unit_test(test_plot_hint), cmocka_unit_test(test_verdict), cmocka_unit_test(test_split_and_bars), cmocka_unit_test(test_ema),
         cmocka_unit_test(test_target_and_x), cmocka_unit_test(test_run_append), cmocka_unit_test(test_run_speedup),
         cmocka_unit_test(test_catalog_order_and_find), cmocka_unit_test(test_catalog_by_data), cmocka_unit_test(test_choices_check), cmocka_unit_test(test_queue_text_context), cmocka_unit_test(test_scaled_budget),
         cmocka_unit_test(test_param_check),
