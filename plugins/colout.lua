@@ -7,6 +7,7 @@ return hasten.plugin {
   reference = "MosaicML Composer, docs.mosaicml.com (ColOut)",
   taxonomy = { component = "data", action = "remove", when = "every step" },
   data = "images",
+  layers = { "gap" },   -- a global average pool, for a model that takes any image size
   overlaps = "input size",   -- with progressive_resizing the image shrinks twice
   params = {
     p_row = { default = 0.15, min = 0, max = 0.9, doc = "fraction of rows dropped" },

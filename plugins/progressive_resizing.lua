@@ -6,6 +6,7 @@ return hasten.plugin {
   reference = "fast.ai (Howard 2018); Touvron et al. FixRes 2019, arXiv:1906.06423",
   taxonomy = { component = "data", action = "restrict", when = "scheduled" },
   data = "images",
+  layers = { "gap" },   -- a global average pool, for a model that takes any image size
   overlaps = "input size",   -- with colout the image shrinks twice
   params = {
     start = { default = 0.5, min = 0.1, max = 1, doc = "initial scale of the image side" },

@@ -498,6 +498,12 @@ static void test_plugin_needs_layers(void **s)
     assert_int_equal(stat(out, &st), -1);   /* nothing made */
     expect_usage((const char *[]){ "run", recipe, "--plugin", "blurpool", NULL }, 2,
                  "plugin blurpool needs a conv, maxpool or avgpool layer; the model has none");
+    /* the image-size methods on the default recipe, whose linear head takes one size: refused
+     * before the run (they failed at fit_start, leaving a failed run), not offered in its list */
+    expect_usage((const char *[]){ "run", "fmnist_cnn", "--plugin", "colout", NULL }, 2,
+                 "plugin colout needs a gap layer; the model has none");
+    expect_usage((const char *[]){ "run", "fmnist_cnn", "--plugin", "progressive_resizing", NULL }, 2,
+                 "plugin progressive_resizing needs a gap layer; the model has none");
     train_config c;
     char err[256];
     assert_int_equal(recipe_load(recipe, &c, err, sizeof err), 0);
@@ -509,6 +515,12 @@ static void test_plugin_needs_layers(void **s)
     assert_null(ui_catalog_find(&cat, "blurpool"));
     assert_null(ui_catalog_find(&cat, "stochastic_depth"));
     assert_non_null(ui_catalog_find(&cat, "label_smoothing"));
+    config_free(&c);
+    assert_int_equal(recipe_load("recipes/fmnist_cnn_gap.lua", &c, err, sizeof err), 0);
+    cat.model = &c;
+    assert_true(ui_catalog_load(&cat) > 0);
+    assert_non_null(ui_catalog_find(&cat, "colout"));   /* a gap head takes any size */
+    assert_non_null(ui_catalog_find(&cat, "progressive_resizing"));
     ui_catalog_free(&cat);
     config_free(&c);
 }
