@@ -155,7 +155,11 @@ static void test_sigterm_stops_cleanly(void **s)
     const char *dir = new_dir("term");
     const char *args[] = { "run", "fmnist_mlp", "--budget", "20ep", "--out", dir, NULL };
     pid_t pid = start(path_in(test_tmpdir(), "term.err"), args);
-    usleep(1500000);
+    /* TERM once training has begun (its first record is on disk; before that TERM's default action
+     * would end a run still loading its data, on a slow machine), and some steps later */
+    struct stat st;
+    for (int i = 0; i < 600 && (stat(path_in(dir, "metrics.jsonl"), &st) || st.st_size == 0); i++) usleep(50000);
+    usleep(300000);
     kill(pid, SIGTERM);
     assert_int_equal(finish(pid), 0);
     cJSON *sum = read_summary(dir);

@@ -126,7 +126,9 @@ static void test_budgets(void **s)
     c.budget = (budget_spec){ BUDGET_SECONDS, 0.3 };
     t = run_config(&c);
     trainer_run(t);
-    assert_true(t->train_seconds >= 0.3 && t->train_seconds < 0.6);
+    /* stops at the first step past 0.3 s: a step of this MLP is under a millisecond, so 3 s is
+     * room for a loaded machine, not a timing test */
+    assert_true(t->train_seconds >= 0.3 && t->train_seconds < 3);
     trainer_free(t);
 }
 
