@@ -21,7 +21,9 @@ int config_layer_kind(const char *name);
 typedef struct layer_spec {
     enum layer_kind kind;
     char name[32];        /* optional user name; "" = auto ("conv1", "linear2", ...) */
-    int out;              /* linear: out features; conv: out channels; se: hidden units */
+    int out;              /* linear: out features; conv: out channels; se: hidden units;
+                           * CONFIG_CLASSES (a linear or conv at the top level, nn.classes in a
+                           * recipe): the dataset's classes, text's vocabulary */
     int k, stride, pad;   /* conv: kernel/stride/pad; pools: k (window) and stride (0 = k) */
     int bias;             /* linear/conv: has bias (default 1; conv followed by BN may say 0) */
     float p;              /* dropout probability */
@@ -46,6 +48,15 @@ typedef struct sched_spec {
     float pct_up;         /* one_cycle: fraction of budget rising (default 0.25) */
     float final_frac;     /* floor of the decay as a fraction of lr (default 0) */
 } sched_spec;
+
+/* layer_spec.out left to the data (recipes write nn.classes), taken by config_take_data_sizes. */
+#define CONFIG_CLASSES 0
+
+/* Gives the sizes a recipe left to the data their values for a dataset of `classes` classes (a
+ * text's vocabulary): each top-level linear or conv whose out is CONFIG_CLASSES, and an embedding
+ * whose vocab is 0. Nested layers are left as they are (nn_build refuses nn.classes there).
+ * Returns whether it changed anything. */
+int config_take_data_sizes(layer_spec *layers, int n, int classes);
 
 const char *config_sched_name(enum sched_kind k);   /* "constant", "linear_decay", "cosine", "one_cycle" */
 int config_sched_kind(const char *name);             /* or -1 */

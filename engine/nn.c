@@ -81,6 +81,9 @@ static int build_layer(build_ctx *b, nn_layer *l, const layer_spec *s, int *h, i
     if (s->name[0]) snprintf(l->name, sizeof l->name, "%s%s", prefix, s->name);
     else snprintf(l->name, sizeof l->name, "%s%s%d", prefix, config_layer_name(s->kind), idx);
 
+    if ((s->kind == LAYER_LINEAR || s->kind == LAYER_CONV) && s->out == CONFIG_CLASSES)
+        return fail(b->err, b->errlen, "%s: nn.classes (the data's number of classes) is for a layer at the "
+                    "model's top level, not inside a block", l->name);
     if ((s->kind == LAYER_LINEAR || s->kind == LAYER_CONV || s->kind == LAYER_EMBED) && s->out < 1)
         return fail(b->err, b->errlen, "%s: needs out >= 1, got %d", l->name, s->out);
     switch (s->kind) {

@@ -57,8 +57,8 @@ static int use_device(trainer *t, device_kind d, char *err, size_t errlen)
     return devdata_open(t->dd, t->data, t->model->ops, err, errlen);
 }
 
-/* Text data: the model must start by embedding the token ids; an embedding that leaves its
- * vocabulary to the data gets the dataset's (in the run's own copy of the layers). */
+/* Text data: the model must start by embedding the token ids, into a table that holds every one
+ * (one that leaves its vocabulary to the data gets the dataset's: config_take_data_sizes). */
 static int text_model(trainer *t, char *err, size_t errlen)
 {
     const train_config *cfg = t->cfg;
@@ -68,8 +68,7 @@ static int text_model(trainer *t, char *err, size_t errlen)
         return -1;
     }
     int vocab = cfg->layers[0].vocab;
-    if (vocab == 0) trainer_layer_spec(t, 0)->vocab = t->data->classes;
-    else if (vocab < t->data->classes) {   /* an id past the table would read outside it */
+    if (vocab && vocab < t->data->classes) {   /* an id past the table would read outside it */
         snprintf(err, errlen, "embed's vocab %d is smaller than the %d characters of %s (leave vocab out: "
                  "the data's is used)", vocab, t->data->classes, t->data->name);
         return -1;
@@ -86,6 +85,10 @@ trainer *trainer_new(const train_config *cfg, const data_set *ds, char *err, siz
     t->data = ds;
     pthread_mutex_init(&t->mu, NULL);
     if (ds->tokens && text_model(t, err, errlen)) goto fail;
+    if (cfg->n_layers > 0) {   /* sizes left to the data (nn.classes), in the run's own copy of the layers */
+        trainer_layer_spec(t, 0);
+        config_take_data_sizes(t->specs, t->n_specs, ds->classes);
+    }
     t->model = nn_build(t->specs ? t->specs : cfg->layers, cfg->n_layers, ds->h, ds->w, ds->c, cfg->seed,
                         err, errlen);
     if (!t->model) goto fail;

@@ -43,7 +43,12 @@ typedef struct reader {
 
 enum ftype { FT_FLOAT, FT_DOUBLE, FT_INT, FT_U64, FT_BOOL, FT_TEXT, FT_CUSTOM };
 enum range { R_ANY, R_POS, R_NONNEG, R_GE1, R_FRAC, R_FRAC_LT1, R_FRAC_GT0, R_AMOUNT, R_CONTEXT };
-enum { F_REQ = 1, F_ARG = 2 };   /* F_ARG: positional argument of an nn.* constructor, required */
+/* F_ARG: positional argument of an nn.* constructor, required; F_CLASSES: an int that may be
+ * nn.classes, CONFIG_CLASSES (the data's number of classes) at the model's top level */
+enum { F_REQ = 1, F_ARG = 2, F_CLASSES = 4 };
+
+/* nn.classes in a recipe: a light userdata no number or string can pass for. */
+static const char classes_token;
 
 /* One recipe field: where it lives in its C struct, its type and accepted range. FT_CUSTOM
  * fields bring their own reader and writer (and say in `what` what they expect). */
@@ -106,9 +111,9 @@ static int write_plugins(FILE *f, const void *base, int indent);
 #define LF(k, t, m, rg, fl) FLD(layer_spec, k, t, m, rg, fl)
 #define LNAME TEXT(layer_spec, "name", name)
 static const field linear_fields[] = {
-    LF("out", FT_INT, out, R_GE1, F_ARG), LF("bias", FT_BOOL, bias, R_ANY, 0), LNAME };
+    LF("out", FT_INT, out, R_GE1, F_ARG | F_CLASSES), LF("bias", FT_BOOL, bias, R_ANY, 0), LNAME };
 static const field conv_fields[] = {
-    LF("out", FT_INT, out, R_GE1, F_ARG), LF("k", FT_INT, k, R_GE1, F_ARG),
+    LF("out", FT_INT, out, R_GE1, F_ARG | F_CLASSES), LF("k", FT_INT, k, R_GE1, F_ARG),
     LF("pad", FT_INT, pad, R_NONNEG, 0), LF("stride", FT_INT, stride, R_GE1, 0),
     LF("bias", FT_BOOL, bias, R_ANY, 0), LNAME };
 static const field pool_fields[] = {
@@ -321,7 +326,9 @@ static const char *expectation(const field *f, char *buf, size_t n)
     case FT_BOOL: return "true or false";
     case FT_TEXT: snprintf(buf, n, "a string of at most %zu bytes", f->size - 1); return buf;
     case FT_CUSTOM: return f->what;
-    case FT_INT: case FT_U64: snprintf(buf, n, "an integer %s", ranges[f->range].text); return buf;
+    case FT_INT: case FT_U64:
+        snprintf(buf, n, "an integer %s%s", ranges[f->range].text, f->flags & F_CLASSES ? " or nn.classes" : "");
+        return buf;
     default: snprintf(buf, n, "a number %s", ranges[f->range].text); return buf;
     }
 }
@@ -351,6 +358,13 @@ static int read_value(reader *r, int idx, const char *path, const field *f, void
     double v;
 
     if (f->type == FT_CUSTOM) return f->read(r, idx, path, base);
+    if ((f->flags & F_CLASSES) && lua_touserdata(L, idx) == &classes_token) {
+        if (r->depth)   /* inner layers are not the run's own copy to resolve (nn_build refuses) */
+            return fail(r, path, "nn.classes (the data's number of classes) is for a layer at the model's "
+                        "top level, not inside a block");
+        *(int *)dst = CONFIG_CLASSES;
+        return 0;
+    }
     if (f->type == FT_BOOL) {
         if (!lua_isboolean(L, idx)) goto bad;
         *(int *)dst = lua_toboolean(L, idx);
@@ -877,6 +891,8 @@ static void open_nn(lua_State *L)
     }
     lua_pushcfunction(L, nn_sequential);
     lua_setfield(L, -2, "sequential");
+    lua_pushlightuserdata(L, (void *)&classes_token);
+    lua_setfield(L, -2, "classes");
     lua_createtable(L, 0, 1);
     lua_pushcfunction(L, nn_index);
     lua_setfield(L, -2, "__index");
@@ -1086,7 +1102,10 @@ static int write_value(FILE *f, const field *fd, const void *base, int indent)
     switch (fd->type) {
     case FT_FLOAT: write_float(f, *(const float *)src, 1); break;
     case FT_DOUBLE: write_float(f, *(const double *)src, 0); break;
-    case FT_INT: fprintf(f, "%d", *(const int *)src); break;
+    case FT_INT:
+        if ((fd->flags & F_CLASSES) && *(const int *)src == CONFIG_CLASSES) fputs("nn.classes", f);
+        else fprintf(f, "%d", *(const int *)src);
+        break;
     case FT_U64: fprintf(f, "%llu", (unsigned long long)*(const uint64_t *)src); break;
     case FT_BOOL: fputs(*(const int *)src ? "true" : "false", f); break;
     case FT_TEXT: write_string(f, src); break;
@@ -1342,7 +1361,7 @@ nn_model *recipe_load_run(const char *dir, int h, int w, int ch, int vocab, trai
     char path[1100], why[256];
     snprintf(path, sizeof path, "%s/recipe.lua", dir);
     if (recipe_load_from_run(dir, c, err, errlen)) return NULL;
-    if (c->n_layers > 0 && c->layers[0].kind == LAYER_EMBED && c->layers[0].vocab == 0) c->layers[0].vocab = vocab;
+    config_take_data_sizes(c->layers, c->n_layers, vocab);
     nn_model *m = nn_build(c->layers, c->n_layers, h, w, ch, c->seed, why, sizeof why);
     if (!m) {
         snprintf(err, errlen, "%s: %s", path, why);

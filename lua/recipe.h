@@ -57,7 +57,8 @@ int recipe_load_from_run(const char *dir, train_config *c, char *err, size_t err
 
 /* The model a finished run left in folder dir: its recipe.lua read into *c (the caller frees it,
  * config_free) and its weights.bin loaded into the model built for inputs (h, w, ch), on the CPU;
- * an embedding that left its vocabulary to the data gets vocab, and a run the alibi plugin
+ * sizes left to the data (an embedding's vocabulary, nn.classes) get vocab, the data's classes
+ * (config_take_data_sizes), and a run the alibi plugin
  * trained has ALiBi on again (the plugin set it at fit_start; neither file records it). Returns
  * the model, or NULL with one line in err naming the file and the problem (and *c at defaults). */
 struct nn_model *recipe_load_run(const char *dir, int h, int w, int ch, int vocab, train_config *c,

@@ -130,7 +130,8 @@ static int text_data(const train_config *cfg, data_set *ds)
     if (!data_load_text_windows(cfg->dataset, cfg->data_path[0] ? cfg->data_path : NULL, cfg->context, ds,
                                 err, sizeof err))
         return 1;
-    data_text t = { .vocab = cfg->layers[cfg->n_layers - 1].out };
+    int head = cfg->layers[cfg->n_layers - 1].out;
+    data_text t = { .vocab = head == CONFIG_CLASSES ? 65 : head };   /* nn.classes: Tiny Shakespeare's */
     snprintf(t.name, sizeof t.name, "random text");
     snprintf(t.source, sizeof t.source, "generated");
     t.n_train = 200000;

@@ -19,13 +19,9 @@ mkdir -p "$out"
 recipe=recipes/shakespeare_char.lua
 if [ -n "$text" ]; then
   [ -f "$text" ] || { echo "text_methods: $text: no such file" >&2; exit 2; }
-  # distinct characters: every one that is not a newline, plus the newline when there is one
-  chars=$(LC_ALL=C.UTF-8 grep -o . "$text" | LC_ALL=C.UTF-8 sort -u | wc -l)
-  newline=$(( $(wc -l < "$text") > 0 ? 1 : 0 ))
-  chars=$((chars + newline))
-  recipe="$out/text_char.lua"
+  recipe="$out/text_char.lua"   # its head, nn.conv(nn.classes, 1), takes the text's vocabulary
   sed -e "s|\"tinyshakespeare\", context = 64|\"text\", path = \"$text\", context = 64|" \
-      -e "s|nn.conv(65, 1)|nn.conv($chars, 1)|" recipes/shakespeare_char.lua > "$recipe"
+      recipes/shakespeare_char.lua > "$recipe"
 fi
 variants="baseline seq_length_warmup alibi alibi:train=1 seq_length_warmup:start=32,warmup=1,multiple=32"
 opts=${METHODS_RUN_OPTS:-}

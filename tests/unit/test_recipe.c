@@ -227,10 +227,11 @@ static void test_text_recipe(void **state)
     assert_int_equal(c.layers[1].inner[2].heads, 4);
     assert_int_equal(c.layers[2].inner[2].kind, LAYER_GELU);
     assert_int_equal(c.layers[5].kind, LAYER_LAYERNORM);
-    check_layer(&c.layers[6], LAYER_CONV, 65, 1, 1, 0, 1);
+    check_layer(&c.layers[6], LAYER_CONV, CONFIG_CLASSES, 1, 1, 0, 1);   /* nn.classes: the data's */
     assert_string_equal(c.target_metric, "test_loss");
     char *resolved = round_trip(&c);
     assert_non_null(strstr(resolved, "{ \"tinyshakespeare\", context = 64 }"));   /* no augment: images' */
+    assert_non_null(strstr(resolved, "nn.conv(nn.classes, 1, { pad = 0"));
     free(resolved);
 
     static const char alphabet[] = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -246,8 +247,20 @@ static void test_text_recipe(void **state)
     c.budget = (budget_spec){ BUDGET_STEPS, 3 };
     trainer *tr = trainer_new(&c, &ds, err, sizeof err);
     if (!tr) fail_msg("%s", err);
+    assert_int_equal(tr->model->out_features, 64 * 65);   /* the head took the text's 65 */
+    assert_int_equal(c.layers[6].out, CONFIG_CLASSES);    /* in the run's copy, not the recipe */
     assert_int_equal(trainer_run(tr), 0);
     assert_true(isfinite(tr->last_test_loss));
+    trainer_free(tr);
+    data_set_free(&ds);
+    /* another text, another vocabulary: the same recipe fits it unchanged */
+    for (size_t i = 0; i < sizeof text; i++) text[i] = alphabet[20 + (i * 7919 + i / 3) % 30];
+    assert_int_equal(data_text_read(test_write_file("thirty.txt", text, sizeof text), 0.1, &t, err, sizeof err), 0);
+    assert_int_equal(data_text_windows(&t, c.context, &ds, err, sizeof err), 0);
+    data_text_free(&t);
+    tr = trainer_new(&c, &ds, err, sizeof err);
+    if (!tr) fail_msg("%s", err);
+    assert_int_equal(tr->model->out_features, 64 * 30);
     trainer_free(tr);
     data_set_free(&ds);
     config_free(&c);
@@ -522,12 +535,14 @@ static void test_layer_errors(void **state)
     load_fails("return { model = { nn.conv(8, 3, { padding = 1 }) } }",
                "model[1]: unknown field 'padding' (did you mean 'pad'?)", NULL);
     load_fails("return { model = { nn.linear(8, { pad = 1 }) } }", "model[1]: unknown field 'pad'", NULL);
-    load_fails("return { model = { nn.conv(0, 3) } }", "model[1].out: expected an integer >= 1, got 0", NULL);
+    load_fails("return { model = { nn.conv(0, 3) } }", "model[1].out: expected an integer >= 1 or nn.classes, got 0", NULL);
+    load_fails("return { model = { nn.residual { nn.relu(), nn.linear(nn.classes) } } }",
+               "model[1].body[2].out: nn.classes (the data's number of classes) is for a layer at the model's top level", NULL);
     load_fails("return { model = { nn.conv(8, 3, { stride = 0 }) } }", "model[1].stride: expected an integer >= 1", NULL);
     load_fails("return { model = { nn.conv(8, 3, { pad = -1 }) } }", "model[1].pad: expected an integer >= 0", NULL);
     load_fails("return { model = { nn.relu(), nn.dropout(1) } }", "model[2].p: expected a number in [0, 1), got 1", NULL);
     load_fails("return { model = { nn.maxpool(0) } }", "model[1].k: expected an integer >= 1, got 0", NULL);
-    load_fails("return { model = { nn.linear(2.5) } }", "model[1].out: expected an integer >= 1, got 2.5", NULL);
+    load_fails("return { model = { nn.linear(2.5) } }", "model[1].out: expected an integer >= 1 or nn.classes, got 2.5", NULL);
     load_fails("return { model = { nn.batchnorm { eps = 0 } } }", "model[1].eps: expected a number > 0", NULL);
     load_fails("return { model = { nn.relu { name = string.rep(\"n\", 40) } } }", "model[1].name", NULL);
     load_fails("return { model = { nn.residual { nn.relu(), nn.conv(8, 3, { pad = -1 }) } } }",
