@@ -149,6 +149,11 @@ enum { UI_Y_TRAIN_LOSS, UI_Y_TEST_LOSS, UI_Y_TEST_ACC, UI_Y_CUSTOM, UI_Y_COUNT }
  * 0.9", "" for none) when that fits too; "" when not even the state fits. */
 void ui_format_plot_hint(const char *target, int logy, double zoom_s, int room, char *out, size_t len);
 
+/* How often runs evaluate, for the plot before their first evaluation: "one every 117 steps"
+ * (every_steps > 0), then ", 4 an epoch" when steps_per_epoch (0: not known) holds two or more;
+ * else "one every 3 epochs" or "one per epoch". Always NUL-terminated. */
+void ui_format_eval_cadence(int every_steps, int every_epochs, long steps_per_epoch, char *out, size_t len);
+
 /* The footer's parameter prompt (field: "plugin.param (0 to 1)"), then its keys unless why the
  * last value was refused (err_w columns, 0 for none) would no longer fit beside it: the reason
  * matters more. Returns the prompt's length in columns. */

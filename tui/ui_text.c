@@ -110,6 +110,19 @@ void ui_format_plot_hint(const char *target, int logy, double zoom_s, int room, 
     if (n > room) out[0] = 0;
 }
 
+void ui_format_eval_cadence(int every_steps, int every_epochs, long steps_per_epoch, char *out, size_t len)
+{
+    if (every_steps > 0) {
+        long per_epoch = steps_per_epoch / every_steps;
+        int n = snprintf(out, len, "one every %d step%s", every_steps, every_steps == 1 ? "" : "s");
+        if (per_epoch >= 2 && n >= 0 && (size_t)n < len) snprintf(out + n, len - (size_t)n, ", %ld an epoch", per_epoch);
+    } else if (every_epochs > 1) {
+        snprintf(out, len, "one every %d epochs", every_epochs);
+    } else {
+        snprintf(out, len, "one per epoch");
+    }
+}
+
 int ui_format_param_prompt(const char *field, const char *value, int err_w, int width, char *out, size_t len)
 {
     static const char keys[] = "  Enter set  Esc cancel ";

@@ -3,7 +3,8 @@
 # reads the pane. Covers: start with no baseline (one is queued and trains), the step counter
 # advancing, braille on the plot, toggling a plugin and queueing a run, the x axis, resizing to
 # 80x24 and to a too-small 60x20, quitting with the confirmation, the terminal restored, valid run
-# files; then a second start that shows the finished baseline at once and SIGTERM mid-run; then
+# files; then a second start that shows the finished baseline at once, the plot's evaluation cadence
+# once it is taken off the list, and SIGTERM mid-run; then
 # the demo's five runs.
 # HASTEN_BIN overrides the binary (default ./hasten); needs tmux (skipped without it).
 set -u
@@ -135,6 +136,10 @@ grep -q '"status":[[:space:]]*"stopped"' "$tmp"/runs/*/summary.json || fail "run
 keys "clear; '$bin' ui --budget 200steps --batch 64; echo \"exit=\$?\"" Enter
 wait_for "baseline: finished run" 15 || fail "the finished baseline was not picked up"
 grep -q "^ *1 .*baseline.*done" "$tmp/pane" || fail "baseline not shown as done"
+# with no run on the list, the test-loss plot says how often the runs evaluate (the workbench's
+# four an epoch, not the recipe's one)
+keys d y
+wait_for "no evaluation yet (one every 234 steps, 4 an epoch)" 5 || fail "no evaluation: the cadence is not the runs'"
 keys n
 wait_for "^ *2 .*running" 30 || fail "queued run did not start"
 wait_for "step [0-9][0-9]*/200" 20 || fail "second run has no steps"

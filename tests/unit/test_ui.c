@@ -332,6 +332,20 @@ static void test_formats(void **s)
     assert_true(ui_format_speedup(41.2, 50, 30, 60, b, sizeof b) > 1.37); assert_string_equal(b, "1.37x");
 }
 
+/* The plot's note before the first evaluation says how often the runs evaluate: the workbench's
+ * four an epoch of fmnist_cnn (it said "one per epoch", the recipe's, for every run). */
+static void test_eval_cadence(void **s)
+{
+    char b[64];
+    ui_format_eval_cadence(117, 1, 60000 / 128, b, sizeof b);  assert_string_equal(b, "one every 117 steps, 4 an epoch");
+    ui_format_eval_cadence(100, 1, 0, b, sizeof b);            assert_string_equal(b, "one every 100 steps");
+    ui_format_eval_cadence(1000, 1, 468, b, sizeof b);         assert_string_equal(b, "one every 1000 steps");
+    ui_format_eval_cadence(1, 1, 1, b, sizeof b);              assert_string_equal(b, "one every 1 step");
+    ui_format_eval_cadence(0, 3, 468, b, sizeof b);            assert_string_equal(b, "one every 3 epochs");
+    ui_format_eval_cadence(0, 1, 468, b, sizeof b);            assert_string_equal(b, "one per epoch");
+    ui_format_eval_cadence(117, 1, 468, b, 12);                assert_string_equal(b, "one every 1");
+}
+
 /* At 80 columns the train-loss title leaves no room for the target: the log and zoom state still
  * show (the whole hint had vanished, so l and z changed the plot without saying so). */
 static void test_plot_hint(void **s)
@@ -1013,7 +1027,7 @@ int main(void)
         cmocka_unit_test(test_linear_ticks), cmocka_unit_test(test_log_ticks),
         cmocka_unit_test(test_scale_fit_and_pos), cmocka_unit_test(test_tick_labels),
         cmocka_unit_test(test_layout_sizes), cmocka_unit_test(test_layout_too_small), cmocka_unit_test(test_help_rect),
-        cmocka_unit_test(test_formats), cmocka_unit_test(test_quit_prompt), cmocka_unit_test(test_param_prompt), cmocka_unit_test(test_plot_hint), cmocka_unit_test(test_verdict), cmocka_unit_test(test_split_and_bars), cmocka_unit_test(test_ema),
+        cmocka_unit_test(test_formats), cmocka_unit_test(test_eval_cadence), cmocka_unit_test(test_quit_prompt), cmocka_unit_test(test_param_prompt), cmocka_unit_test(test_plot_hint), cmocka_unit_test(test_verdict), cmocka_unit_test(test_split_and_bars), cmocka_unit_test(test_ema),
         cmocka_unit_test(test_target_and_x), cmocka_unit_test(test_run_append), cmocka_unit_test(test_run_speedup),
         cmocka_unit_test(test_catalog_order_and_find), cmocka_unit_test(test_catalog_by_data), cmocka_unit_test(test_choices_check), cmocka_unit_test(test_queue_text_context), cmocka_unit_test(test_scaled_budget),
         cmocka_unit_test(test_param_check),
