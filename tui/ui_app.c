@@ -448,8 +448,9 @@ static void handle_key(ui_app *a, int ch)
         ui_runs_stop(&a->runs, sel);
         break;
     case 'd': case KEY_DC:
-        if (sel) {
-            ui_log_add(&a->log, UI_LOG_INFO, "#%d %s taken off the list%s%s", sel->id, sel->name,
+        if (sel) {   /* without a baseline every speedup is "--": say so */
+            ui_log_add(&a->log, UI_LOG_INFO, "#%d %s taken off the list%s%s%s", sel->id, sel->name,
+                       sel == a->runs.baseline ? "; no baseline now: B on a run makes it one" : "",
                        sel->dir[0] ? "; its files stay in " : "", sel->dir);
             ui_runs_remove(&a->runs, sel);
         }

@@ -226,12 +226,16 @@ void ui_draw_runs(ui_app *a, ui_rect r)
 {
     ui_runs *q = &a->runs;
     int focused = a->focus == UI_FOCUS_RUNS;
+    static const char nobase[] = "no baseline: B on a run makes it one";
     const char *hint = "n queue  p pause  s stop  d delete  B baseline  (Tab: plugins)";
+    int unbased = q->n && !q->baseline;   /* its baseline taken off the list: every speedup "--" */
     if (a->lay.shared) {
         draw_tabs(a, r);
-        ui_put(r.y, r.x + 17, r.w - 17, A_DIM, "%s", hint);
+        if (unbased) ui_put(r.y, r.x + 17, r.w - 17, A_BOLD, "%s  (Tab: plugins)", nobase);
+        else ui_put(r.y, r.x + 17, r.w - 17, A_DIM, "%s", hint);
     } else {
-        ui_title(a, r, "Runs", a->demo ? "one at a time, same machine, same data" : hint, focused && !a->demo);
+        ui_title(a, r, "Runs", unbased ? NULL : a->demo ? "one at a time, same machine, same data" : hint, focused && !a->demo);
+        if (unbased) ui_put(r.y, r.x + 6, r.w - 6, A_BOLD, " %s", nobase);
     }
     runs_cols c = runs_columns(r.w);
     draw_runs_header(a, r.y + 1, r.x, &c);

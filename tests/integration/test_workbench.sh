@@ -4,8 +4,8 @@
 # advancing, braille on the plot, toggling a plugin and queueing a run, the x axis, resizing to
 # 80x24 and to a too-small 60x20, quitting with the confirmation, the terminal restored, valid run
 # files; then a second start that shows the finished baseline at once, the plot's evaluation cadence
-# once it is taken off the list, and SIGTERM mid-run; then
-# the demo's five runs.
+# once it is taken off the list, the word that no baseline is left and B making one, and SIGTERM
+# mid-run; then the demo's five runs.
 # HASTEN_BIN overrides the binary (default ./hasten); needs tmux (skipped without it).
 set -u
 name=test_workbench
@@ -140,8 +140,14 @@ grep -q "^ *1 .*baseline.*done" "$tmp/pane" || fail "baseline not shown as done"
 # four an epoch, not the recipe's one)
 keys d y
 wait_for "no evaluation yet (one every 234 steps, 4 an epoch)" 5 || fail "no evaluation: the cadence is not the runs'"
+grep -q "taken off the list; no baseline now: B on a run makes it one" "$tmp/pane" || fail "d on the baseline: the log did not say none is left"
 keys n
 wait_for "^ *2 .*running" 30 || fail "queued run did not start"
+# no baseline, so every speedup is "--": the runs pane says why, until B makes one
+grep -q "Plugins  no baseline: B on a run makes it one" "$tmp/pane" || fail "runs pane: no word that there is no baseline"
+keys B
+wait_for "#2 baseline is the baseline now" 5 || fail "B did not make #2 the baseline"
+! grep -q "Plugins  no baseline" "$tmp/pane" || fail "runs pane: still no baseline after B"
 wait_for "step [0-9][0-9]*/200" 20 || fail "second run has no steps"
 pid=$(pgrep -P "$($T display -p -t wb '#{pane_pid}')" -f "ui --budget" | head -n 1)
 [ -n "$pid" ] || fail "cannot find the workbench process"
