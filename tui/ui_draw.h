@@ -48,6 +48,10 @@ unsigned ui_braille_codepoint(uint8_t bits);
  * cell, and '\'', '-', '.' or '_' by the height of the dots. */
 char ui_ascii_cell(uint8_t bits);
 
+/* ASCII stand-in for every cell of the target line: a character ui_ascii_cell never gives, so
+ * with --ascii --mono the target still reads apart from the curves. */
+#define UI_ASCII_TARGET ':'
+
 /* ---- scales and ticks (tui/scale.c) -------------------------------------------------------- */
 
 typedef struct ui_scale {

@@ -143,7 +143,7 @@ static void blit(const ui_app *a, const view *v)
                 cell[2] = (char)(0x80 | (cp & 0x3f));
                 cell[3] = 0;
             } else {
-                cell[0] = ui_ascii_cell(cv->bits[i]);
+                cell[0] = cv->style[i] == STYLE_TARGET ? UI_ASCII_TARGET : ui_ascii_cell(cv->bits[i]);
                 cell[1] = 0;
             }
             attr_t at = style_attr(a, cv->style[i]);

@@ -3,9 +3,10 @@
 # reads the pane. Covers: start with no baseline (one is queued and trains), the step counter
 # advancing, braille on the plot, toggling a plugin and queueing a run, the x axis, resizing to
 # 80x24 and to a too-small 60x20, quitting with the confirmation, the terminal restored, valid run
-# files; then a second start that shows the finished baseline at once, the plot's evaluation cadence
-# once it is taken off the list, the word that no baseline is left and B making one, and SIGTERM
-# mid-run; then the demo's five runs.
+# files; then a second start in ASCII without colours that shows the finished baseline at once and
+# the target line apart from the curves, the plot's evaluation cadence once the baseline is taken
+# off the list, the word that no baseline is left and B making one, and SIGTERM mid-run; then the
+# demo's five runs.
 # HASTEN_BIN overrides the binary (default ./hasten); needs tmux (skipped without it).
 set -u
 name=test_workbench
@@ -132,13 +133,16 @@ check_runs
 grep -q '"status":[[:space:]]*"done"' "$tmp"/runs/*/summary.json || fail "no finished run"
 grep -q '"status":[[:space:]]*"stopped"' "$tmp"/runs/*/summary.json || fail "run #2 was not stopped cleanly"
 
-# 7. Second start: the finished baseline shows at once; SIGTERM mid-run stops cleanly.
-keys "clear; '$bin' ui --budget 200steps --batch 64; echo \"exit=\$?\"" Enter
+# 7. Second start, --ascii --mono: the finished baseline shows at once; SIGTERM mid-run stops cleanly.
+keys "clear; '$bin' ui --budget 200steps --batch 64 --ascii --mono; echo \"exit=\$?\"" Enter
 wait_for "baseline: finished run" 15 || fail "the finished baseline was not picked up"
 grep -q "^ *1 .*baseline.*done" "$tmp/pane" || fail "baseline not shown as done"
-# with no run on the list, the test-loss plot says how often the runs evaluate (the workbench's
-# four an epoch, not the recipe's one)
-keys d y
+# --ascii --mono: the target line is a row of ':', which no curve cell is ('.' and '-' were both)
+keys y y
+wait_for "::::::::::::::::::::" 5 || fail "--ascii --mono: the target line looks like a curve"
+# with no run on the list, the plot says how often the runs evaluate (the workbench's four an
+# epoch, not the recipe's one)
+keys d
 wait_for "no evaluation yet (one every 234 steps, 4 an epoch)" 5 || fail "no evaluation: the cadence is not the runs'"
 grep -q "taken off the list; no baseline now: B on a run makes it one" "$tmp/pane" || fail "d on the baseline: the log did not say none is left"
 keys n

@@ -113,6 +113,8 @@ static void test_ascii_cells(void **s)
     assert_int_equal(ui_ascii_cell(0x04), '.');                          /* third row */
     assert_int_equal(ui_ascii_cell(0x40 | 0x80), '_');                   /* bottom row */
     assert_int_equal(ui_ascii_cell(0x01 | 0x02 | 0x04 | 0x40), '|');    /* steep */
+    /* the target line's character is no curve's: with --ascii --mono it was drawn in '.' and '-' */
+    for (int bits = 0; bits < 256; bits++) assert_int_not_equal(ui_ascii_cell((uint8_t)bits), UI_ASCII_TARGET);
 }
 
 /* ---- scales and ticks --------------------------------------------------------------------------- */
