@@ -608,6 +608,7 @@ static int event_loop(ui_app *a, const ui_options *o)
     setlocale(LC_ALL, "");
     setlocale(LC_NUMERIC, "C");   /* run files are written with '.' decimals whatever the locale */
     a->utf8 = !o->ascii && !strcmp(nl_langinfo(CODESET), "UTF-8");
+    ui_put_ascii(!a->utf8);
     screen = newterm(NULL, stdout, stdin);
     if (!screen) {
         ui_runs_shutdown(&a->runs);

@@ -130,6 +130,12 @@ double ui_format_speedup(double base_ttt, double base_span, double ttt, double s
 void ui_format_verdict(const char *name, const char *target, double ttt, double span, int is_base,
                        double base_ttt, double base_span, char *out, size_t len);
 
+/* Copies s (UTF-8 text of single-width characters) into out, cut to width columns. When more than
+ * spaces is cut, the last column kept is ellipsis instead ("\u2026", or "~" in ASCII; NULL cuts
+ * without a mark, for a table's fixed columns), so a cut ID or path does not read as whole.
+ * Returns the columns kept. Always NUL-terminated. */
+int ui_clip_text(const char *s, int width, const char *ellipsis, char *out, size_t len);
+
 /* Splits width columns among n parts in proportion to parts[] (negative counts as 0) by largest
  * remainder; out[] sums to width (all 0 when every part is 0). Returns the sum. */
 int ui_split_widths(const double *parts, int n, int width, int *out);

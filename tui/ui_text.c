@@ -57,6 +57,21 @@ void ui_format_verdict(const char *name, const char *target, double ttt, double 
     }
 }
 
+int ui_clip_text(const char *s, int width, const char *ellipsis, char *out, size_t len)
+{
+    size_t fit = 0, last = 0;   /* bytes of the characters that fit; of all but the last of them */
+    int cols = 0;
+    while (s[fit] && cols < width) {
+        last = fit++;
+        while (((unsigned char)s[fit] & 0xc0) == 0x80) fit++;   /* a character's later bytes */
+        cols++;
+    }
+    const char *rest = s + fit;
+    if (ellipsis && cols && rest[strspn(rest, " ")]) snprintf(out, len, "%.*s%s", (int)last, s, ellipsis);
+    else snprintf(out, len, "%.*s", (int)fit, s);
+    return cols;
+}
+
 int ui_split_widths(const double *parts, int n, int width, int *out)
 {
     double total = 0, rem[16];

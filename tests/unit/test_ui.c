@@ -425,6 +425,27 @@ static void test_verdict(void **s)
     assert_string_equal(b, "muon did not reach test_acc >= 0.9 in its 3.90s of training");
 }
 
+/* Text cut to fit ends in an ellipsis: the plugins pane cut "arXiv:1906.06423" to "arXiv:1906.0642",
+ * a wrong ID that read as whole. */
+static void test_clip_text(void **s)
+{
+    char b[64];
+    assert_int_equal(ui_clip_text("arXiv:1906.06423", 16, "\u2026", b, sizeof b), 16);
+    assert_string_equal(b, "arXiv:1906.06423");
+    assert_int_equal(ui_clip_text("arXiv:1906.06423", 15, "\u2026", b, sizeof b), 15);
+    assert_string_equal(b, "arXiv:1906.064\u2026");
+    ui_clip_text("arXiv:1906.06423", 15, "~", b, sizeof b);     assert_string_equal(b, "arXiv:1906.064~");
+    ui_clip_text("arXiv:1906.06423", 15, NULL, b, sizeof b);    assert_string_equal(b, "arXiv:1906.0642");   /* a fixed column */
+    ui_clip_text(" ema on for the next run ", 24, "~", b, sizeof b);   /* only a space cut: nothing lost */
+    assert_string_equal(b, " ema on for the next run");
+    assert_int_equal(ui_clip_text("a\u2605bc", 3, "~", b, sizeof b), 3);   /* columns, not bytes */
+    assert_string_equal(b, "a\u2605~");
+    ui_clip_text("a\u2605b", 3, "~", b, sizeof b);             assert_string_equal(b, "a\u2605b");
+    assert_int_equal(ui_clip_text("abc", 0, "~", b, sizeof b), 0);
+    assert_string_equal(b, "");
+    ui_clip_text("abcdef", 4, "~", b, 3);                       assert_string_equal(b, "ab");
+}
+
 static void test_split_and_bars(void **s)
 {
     double parts[5] = { 0.01, 0.3, 0.5, 0.1, 0.09 };
@@ -1029,7 +1050,7 @@ int main(void)
         cmocka_unit_test(test_linear_ticks), cmocka_unit_test(test_log_ticks),
         cmocka_unit_test(test_scale_fit_and_pos), cmocka_unit_test(test_tick_labels),
         cmocka_unit_test(test_layout_sizes), cmocka_unit_test(test_layout_too_small), cmocka_unit_test(test_help_rect),
-        cmocka_unit_test(test_formats), cmocka_unit_test(test_eval_cadence), cmocka_unit_test(test_quit_prompt), cmocka_unit_test(test_param_prompt), cmocka_unit_test(test_plot_hint), cmocka_unit_test(test_verdict), cmocka_unit_test(test_split_and_bars), cmocka_unit_test(test_ema),
+        cmocka_unit_test(test_formats), cmocka_unit_test(test_eval_cadence), cmocka_unit_test(test_quit_prompt), cmocka_unit_test(test_param_prompt), cmocka_unit_test(test_plot_hint), cmocka_unit_test(test_verdict), cmocka_unit_test(test_clip_text), cmocka_unit_test(test_split_and_bars), cmocka_unit_test(test_ema),
         cmocka_unit_test(test_target_and_x), cmocka_unit_test(test_run_append), cmocka_unit_test(test_run_speedup),
         cmocka_unit_test(test_catalog_order_and_find), cmocka_unit_test(test_catalog_by_data), cmocka_unit_test(test_choices_check), cmocka_unit_test(test_queue_text_context), cmocka_unit_test(test_scaled_budget),
         cmocka_unit_test(test_param_check),
