@@ -448,8 +448,9 @@ static void handle_key(ui_app *a, int ch)
         ui_runs_stop(&a->runs, sel);
         break;
     case 'd': case KEY_DC:
-        if (sel) {
-            ui_log_add(&a->log, UI_LOG_INFO, "#%d %s taken off the list%s%s", sel->id, sel->name,
+        if (sel) {   /* without a baseline every speedup is "--": say so */
+            ui_log_add(&a->log, UI_LOG_INFO, "#%d %s taken off the list%s%s%s", sel->id, sel->name,
+                       sel == a->runs.baseline ? "; no baseline now: B on a run makes it one" : "",
                        sel->dir[0] ? "; its files stay in " : "", sel->dir);
             ui_runs_remove(&a->runs, sel);
         }
@@ -607,6 +608,7 @@ static int event_loop(ui_app *a, const ui_options *o)
     setlocale(LC_ALL, "");
     setlocale(LC_NUMERIC, "C");   /* run files are written with '.' decimals whatever the locale */
     a->utf8 = !o->ascii && !strcmp(nl_langinfo(CODESET), "UTF-8");
+    ui_put_ascii(!a->utf8);
     screen = newterm(NULL, stdout, stdin);
     if (!screen) {
         ui_runs_shutdown(&a->runs);

@@ -75,8 +75,11 @@ extern const int ui_zoom_count;
 
 /* ---- drawing helpers (tui/ui_panes.c) ------------------------------------------------------ */
 
-/* Writes fmt at (y, x), cut to w columns (text of single-width characters). */
+/* Writes fmt at (y, x), cut to w columns (text of single-width characters); text cut to fit ends
+ * in an ellipsis (ui_clip_text), so a cut reference or path does not read as whole. */
 void ui_put(int y, int x, int w, attr_t attr, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* The ellipsis ui_put marks cuts with: "~" when ascii (--ascii, or a locale that is not UTF-8). */
+void ui_put_ascii(int ascii);
 /* Draws glyph g (UI_G_*) at (y, x), n times to the right. */
 void ui_glyph(const ui_app *a, int y, int x, int g, int n, attr_t attr);
 /* Attribute of a colour pair, or of its monochrome fallback. */

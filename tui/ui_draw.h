@@ -48,6 +48,10 @@ unsigned ui_braille_codepoint(uint8_t bits);
  * cell, and '\'', '-', '.' or '_' by the height of the dots. */
 char ui_ascii_cell(uint8_t bits);
 
+/* ASCII stand-in for every cell of the target line: a character ui_ascii_cell never gives, so
+ * with --ascii --mono the target still reads apart from the curves. */
+#define UI_ASCII_TARGET ':'
+
 /* ---- scales and ticks (tui/scale.c) -------------------------------------------------------- */
 
 typedef struct ui_scale {
@@ -126,6 +130,12 @@ double ui_format_speedup(double base_ttt, double base_span, double ttt, double s
 void ui_format_verdict(const char *name, const char *target, double ttt, double span, int is_base,
                        double base_ttt, double base_span, char *out, size_t len);
 
+/* Copies s (UTF-8 text of single-width characters) into out, cut to width columns. When more than
+ * spaces is cut, the last column kept is ellipsis instead ("\u2026", or "~" in ASCII; NULL cuts
+ * without a mark, for a table's fixed columns), so a cut ID or path does not read as whole.
+ * Returns the columns kept. Always NUL-terminated. */
+int ui_clip_text(const char *s, int width, const char *ellipsis, char *out, size_t len);
+
 /* Splits width columns among n parts in proportion to parts[] (negative counts as 0) by largest
  * remainder; out[] sums to width (all 0 when every part is 0). Returns the sum. */
 int ui_split_widths(const double *parts, int n, int width, int *out);
@@ -148,6 +158,11 @@ enum { UI_Y_TRAIN_LOSS, UI_Y_TEST_LOSS, UI_Y_TEST_ACC, UI_Y_CUSTOM, UI_Y_COUNT }
  * or "fit all"), which tells what the axes show, and before it the target (target: "test_acc >=
  * 0.9", "" for none) when that fits too; "" when not even the state fits. */
 void ui_format_plot_hint(const char *target, int logy, double zoom_s, int room, char *out, size_t len);
+
+/* How often runs evaluate, for the plot before their first evaluation: "one every 117 steps"
+ * (every_steps > 0), then ", 4 an epoch" when steps_per_epoch (0: not known) holds two or more;
+ * else "one every 3 epochs" or "one per epoch". Always NUL-terminated. */
+void ui_format_eval_cadence(int every_steps, int every_epochs, long steps_per_epoch, char *out, size_t len);
 
 /* The footer's parameter prompt (field: "plugin.param (0 to 1)"), then its keys unless why the
  * last value was refused (err_w columns, 0 for none) would no longer fit beside it: the reason

@@ -18,20 +18,42 @@ static const char *const glyph_ascii[UI_G_COUNT] = {
     "-", "|", "+", "+", "+", "*", "#", "*", ">", "=", ".", ".", "=",
 };
 
-void ui_put(int y, int x, int w, attr_t attr, const char *fmt, ...)
+static const char *put_ellipsis = "\u2026";
+
+void ui_put_ascii(int ascii) { put_ellipsis = ascii ? "~" : "\u2026"; }
+
+/* ui_put's work; ellipsis NULL cuts without a mark. */
+static void put_text(int y, int x, int w, attr_t attr, const char *ellipsis, const char *fmt, va_list ap)
 {
     if (w <= 0) return;
-    char buf[512];
-    va_list ap;
-    va_start(ap, fmt);
+    char buf[512], text[520];
     vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    wchar_t wide[512];   /* clip by columns, not bytes: names and bars may be UTF-8 */
-    size_t n = mbstowcs(wide, buf, 511);
+    ui_clip_text(buf, w, ellipsis, text, sizeof text);   /* by columns, not bytes: names and bars may be UTF-8 */
+    wchar_t wide[520];
+    size_t n = mbstowcs(wide, text, 519);
     attron(attr);
-    if (n == (size_t)-1) mvaddnstr(y, x, buf, w);
+    if (n == (size_t)-1) mvaddnstr(y, x, text, w);
     else mvaddnwstr(y, x, wide, w);
     attroff(attr);
+}
+
+void ui_put(int y, int x, int w, attr_t attr, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    put_text(y, x, w, attr, put_ellipsis, fmt, ap);
+    va_end(ap);
+}
+
+/* ui_put for a cell of the runs table, cut without a mark: the table sizes its columns for their
+ * values, and a long run name gives way to the baseline's star. */
+static void put_cell(int y, int x, int w, attr_t attr, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void put_cell(int y, int x, int w, attr_t attr, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    put_text(y, x, w, attr, NULL, fmt, ap);
+    va_end(ap);
 }
 
 void ui_glyph(const ui_app *a, int y, int x, int g, int n, attr_t attr)
@@ -110,8 +132,9 @@ void ui_draw_header(ui_app *a, ui_rect r)
         if (x + len <= r.x + r.w) break;
     }
     ui_put(r.y, x, r.w - x, bar, "%s", text);
+    int end = r.x + r.w - (x + len > r.x + r.w);   /* a cut text ends in its ellipsis */
     if (a->utf8)   /* the same text with nicer separators, same width */
-        for (int i = 0, col = x; i < len && col < r.x + r.w; i++, col++)
+        for (int i = 0, col = x; i < len && col < end; i++, col++)
             if (text[i] == '|') ui_put(r.y, col, 1, bar, "%s", i ? sep : "\u2502");
     const char *help = "? help ";
     int hw = (int)strlen(help);
@@ -169,33 +192,33 @@ static void draw_run_row(ui_app *a, const ui_run *r, int y, int x0, int w, const
     }
     char budget[32], prog[80], step[24], qual[24], ttt[24], speed[24];
 #define AT(col) y, x0 + c->x[col], c->w[col] - 1
-    ui_put(AT(COL_ID), base, "%3d", r->id);
+    put_cell(AT(COL_ID), base, "%3d", r->id);
     ui_glyph(a, y, x0 + c->x[COL_SWATCH], UI_G_SWATCH, 2, selected ? base : ui_attr(a, ui_run_pair(a, r)));
     int star = r == q->baseline, nw = c->w[COL_NAME] - 1, shown = (int)strlen(r->name);
     if (star && shown > nw - 2) shown = nw - 2;   /* a long name gives way to the star */
-    ui_put(y, x0 + c->x[COL_NAME], star ? nw - 2 : nw, base | (star ? A_BOLD : 0), "%s", r->name);
-    if (star) ui_put(y, x0 + c->x[COL_NAME] + shown + 1, 1, base | A_BOLD, "%s", a->utf8 ? "\u2605" : "*");
+    put_cell(y, x0 + c->x[COL_NAME], star ? nw - 2 : nw, base | (star ? A_BOLD : 0), "%s", r->name);
+    if (star) put_cell(y, x0 + c->x[COL_NAME] + shown + 1, 1, base | A_BOLD, "%s", a->utf8 ? "\u2605" : "*");
     config_format_budget(&r->budget, budget, sizeof budget);
-    if (c->w[COL_BUDGET]) ui_put(AT(COL_BUDGET), base, "%s", budget);
+    if (c->w[COL_BUDGET]) put_cell(AT(COL_BUDGET), base, "%s", budget);
     attr_t sa = base | (s == UI_RUN_FAILED ? ui_attr(a, UI_PAIR_ERROR) : s == UI_RUN_RUNNING ? A_BOLD : 0);
-    ui_put(AT(COL_STATUS), sa, "%s", status_text(r));
+    put_cell(AT(COL_STATUS), sa, "%s", status_text(r));
     double frac = s == UI_RUN_QUEUED ? 0 : r->progress;
     if (c->bar) {
         ui_format_bar(frac, c->bar, a->utf8, prog, sizeof prog);
-        ui_put(y, x0 + c->x[COL_PROGRESS], c->bar, selected ? base : ui_attr(a, ui_run_pair(a, r)), "%s", prog);
+        put_cell(y, x0 + c->x[COL_PROGRESS], c->bar, selected ? base : ui_attr(a, ui_run_pair(a, r)), "%s", prog);
     }
-    if (s != UI_RUN_QUEUED) ui_put(y, x0 + c->x[COL_PROGRESS] + c->bar, 5, base, "%4.0f%%", 100 * frac);
+    if (s != UI_RUN_QUEUED) put_cell(y, x0 + c->x[COL_PROGRESS] + c->bar, 5, base, "%4.0f%%", 100 * frac);
     snprintf(step, sizeof step, r->n ? "%ld" : "--", r->n ? r->rec[r->n - 1].step : 0L);
     double qv = last_quality(r, loss);
     snprintf(qual, sizeof qual, isfinite(qv) ? "%.4f" : "--", qv);
     double mine = ui_run_ttt(r);
     ui_format_duration(mine, ttt, sizeof ttt);
     double sp = ui_run_speedup(r, q->baseline, speed, sizeof speed);
-    ui_put(AT(COL_STEP), base, "%*s", c->w[COL_STEP] - 1, step);
-    ui_put(AT(COL_QUALITY), base, "%*s", c->w[COL_QUALITY] - 1, qual);
-    ui_put(AT(COL_TTT), base | (mine >= 0 ? A_BOLD : 0), "%*s", c->w[COL_TTT] - 1, ttt);
+    put_cell(AT(COL_STEP), base, "%*s", c->w[COL_STEP] - 1, step);
+    put_cell(AT(COL_QUALITY), base, "%*s", c->w[COL_QUALITY] - 1, qual);
+    put_cell(AT(COL_TTT), base | (mine >= 0 ? A_BOLD : 0), "%*s", c->w[COL_TTT] - 1, ttt);
     attr_t spa = selected || !sp ? base : sp > 1.02 ? ui_attr(a, UI_PAIR_GOOD) : sp < 0.98 ? ui_attr(a, UI_PAIR_ERROR) : A_NORMAL;
-    ui_put(AT(COL_SPEEDUP), spa | (sp ? A_BOLD : 0), "%*s", c->w[COL_SPEEDUP] - 1, speed);
+    put_cell(AT(COL_SPEEDUP), spa | (sp ? A_BOLD : 0), "%*s", c->w[COL_SPEEDUP] - 1, speed);
 #undef AT
 }
 
@@ -209,9 +232,9 @@ static void draw_runs_header(const ui_app *a, int y, int x0, const runs_cols *c)
     const char *right[] = { "step", qual, to, "speedup" };
     attr_t at = A_DIM | A_BOLD;
     for (int i = 0; i <= COL_PROGRESS; i++)
-        if (c->w[i]) ui_put(y, x0 + c->x[i], c->w[i] - 1, at, "%s", left[i]);
+        if (c->w[i]) put_cell(y, x0 + c->x[i], c->w[i] - 1, at, "%s", left[i]);
     for (int i = COL_STEP; i < COL_COUNT; i++)
-        ui_put(y, x0 + c->x[i], c->w[i] - 1, at, "%*s", c->w[i] - 1, right[i - COL_STEP]);
+        put_cell(y, x0 + c->x[i], c->w[i] - 1, at, "%*s", c->w[i] - 1, right[i - COL_STEP]);
 }
 
 static void draw_tabs(ui_app *a, ui_rect r)
@@ -226,12 +249,16 @@ void ui_draw_runs(ui_app *a, ui_rect r)
 {
     ui_runs *q = &a->runs;
     int focused = a->focus == UI_FOCUS_RUNS;
+    static const char nobase[] = "no baseline: B on a run makes it one";
     const char *hint = "n queue  p pause  s stop  d delete  B baseline  (Tab: plugins)";
+    int unbased = q->n && !q->baseline;   /* its baseline taken off the list: every speedup "--" */
     if (a->lay.shared) {
         draw_tabs(a, r);
-        ui_put(r.y, r.x + 17, r.w - 17, A_DIM, "%s", hint);
+        if (unbased) ui_put(r.y, r.x + 17, r.w - 17, A_BOLD, "%s  (Tab: plugins)", nobase);
+        else ui_put(r.y, r.x + 17, r.w - 17, A_DIM, "%s", hint);
     } else {
-        ui_title(a, r, "Runs", a->demo ? "one at a time, same machine, same data" : hint, focused && !a->demo);
+        ui_title(a, r, "Runs", unbased ? NULL : a->demo ? "one at a time, same machine, same data" : hint, focused && !a->demo);
+        if (unbased) ui_put(r.y, r.x + 6, r.w - 6, A_BOLD, " %s", nobase);
     }
     runs_cols c = runs_columns(r.w);
     draw_runs_header(a, r.y + 1, r.x, &c);

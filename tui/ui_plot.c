@@ -143,7 +143,7 @@ static void blit(const ui_app *a, const view *v)
                 cell[2] = (char)(0x80 | (cp & 0x3f));
                 cell[3] = 0;
             } else {
-                cell[0] = ui_ascii_cell(cv->bits[i]);
+                cell[0] = cv->style[i] == STYLE_TARGET ? UI_ASCII_TARGET : ui_ascii_cell(cv->bits[i]);
                 cell[1] = 0;
             }
             attr_t at = style_attr(a, cv->style[i]);
@@ -221,6 +221,22 @@ static void draw_title(ui_app *a, ui_rect r)
     if (w) ui_put(r.y, r.x + r.w - w, w, A_DIM, "%s", hint);
 }
 
+/* "no evaluation yet", and how often the runs evaluate: the cadence ui_runs_eval_cadence gives
+ * them, not the recipe's (the workbench evaluates an epoch's recipe four times an epoch). */
+static void eval_note(ui_app *a, char *out, size_t len)
+{
+    ui_runs *q = &a->runs;
+    if (atomic_load(&q->data_state) != 1) {   /* the cadence in steps waits for the dataset */
+        snprintf(out, len, "no evaluation yet");
+        return;
+    }
+    train_config c = a->recipe;   /* a shallow copy for the fields read; not freed */
+    ui_runs_eval_cadence(q, &c);
+    char cadence[64];
+    ui_format_eval_cadence(c.eval_every_steps, c.eval_every_epochs, q->ds.train.n / c.batch, cadence, sizeof cadence);
+    snprintf(out, len, "no evaluation yet (%s)", cadence);
+}
+
 void ui_draw_plot(ui_app *a, ui_rect r)
 {
     ui_runs *q = &a->runs;
@@ -262,8 +278,10 @@ void ui_draw_plot(ui_app *a, ui_rect r)
     draw_x_axis(a, &v, r);
     draw_marks(a, &v);
     if (!have) {
-        const char *msg = a->ymode == UI_Y_TRAIN_LOSS ? "waiting for the first steps ..."
-                        : a->ymode == UI_Y_CUSTOM ? "no values of this metric yet" : "no evaluation yet (one per epoch)";
+        char msg[96];
+        if (a->ymode == UI_Y_TRAIN_LOSS) snprintf(msg, sizeof msg, "waiting for the first steps ...");
+        else if (a->ymode == UI_Y_CUSTOM) snprintf(msg, sizeof msg, "no values of this metric yet");
+        else eval_note(a, msg, sizeof msg);
         ui_put(v.c.y + v.c.h / 2, v.c.x + (v.c.w - (int)strlen(msg)) / 2, v.c.w, A_DIM, "%s", msg);
     }
 }

@@ -57,6 +57,21 @@ void ui_format_verdict(const char *name, const char *target, double ttt, double 
     }
 }
 
+int ui_clip_text(const char *s, int width, const char *ellipsis, char *out, size_t len)
+{
+    size_t fit = 0, last = 0;   /* bytes of the characters that fit; of all but the last of them */
+    int cols = 0;
+    while (s[fit] && cols < width) {
+        last = fit++;
+        while (((unsigned char)s[fit] & 0xc0) == 0x80) fit++;   /* a character's later bytes */
+        cols++;
+    }
+    const char *rest = s + fit;
+    if (ellipsis && cols && rest[strspn(rest, " ")]) snprintf(out, len, "%.*s%s", (int)last, s, ellipsis);
+    else snprintf(out, len, "%.*s", (int)fit, s);
+    return cols;
+}
+
 int ui_split_widths(const double *parts, int n, int width, int *out)
 {
     double total = 0, rem[16];
@@ -108,6 +123,19 @@ void ui_format_plot_hint(const char *target, int logy, double zoom_s, int room, 
     if (n <= room) return;
     n = snprintf(out, len, "%s", state);
     if (n > room) out[0] = 0;
+}
+
+void ui_format_eval_cadence(int every_steps, int every_epochs, long steps_per_epoch, char *out, size_t len)
+{
+    if (every_steps > 0) {
+        long per_epoch = steps_per_epoch / every_steps;
+        int n = snprintf(out, len, "one every %d step%s", every_steps, every_steps == 1 ? "" : "s");
+        if (per_epoch >= 2 && n >= 0 && (size_t)n < len) snprintf(out + n, len - (size_t)n, ", %ld an epoch", per_epoch);
+    } else if (every_epochs > 1) {
+        snprintf(out, len, "one every %d epochs", every_epochs);
+    } else {
+        snprintf(out, len, "one per epoch");
+    }
 }
 
 int ui_format_param_prompt(const char *field, const char *value, int err_w, int width, char *out, size_t len)

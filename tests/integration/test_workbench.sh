@@ -1,10 +1,12 @@
 #!/bin/sh
 # The workbench end to end: drives the real binary in a private tmux server (100x30), sends keys,
 # reads the pane. Covers: start with no baseline (one is queued and trains), the step counter
-# advancing, braille on the plot, toggling a plugin and queueing a run, the x axis, resizing to
-# 80x24 and to a too-small 60x20, quitting with the confirmation, the terminal restored, valid run
-# files; then a second start that shows the finished baseline at once and SIGTERM mid-run; then
-# the demo's five runs.
+# advancing, braille on the plot, an ellipsis where text is cut, toggling a plugin and queueing a
+# run, the x axis, resizing to 80x24 and to a too-small 60x20, quitting with the confirmation, the
+# terminal restored, valid run files; then a second start in ASCII without colours that shows the finished baseline at once and
+# the target line apart from the curves, the plot's evaluation cadence once the baseline is taken
+# off the list, the word that no baseline is left and B making one, and SIGTERM mid-run; then the
+# demo's five runs.
 # HASTEN_BIN overrides the binary (default ./hasten); needs tmux (skipped without it).
 set -u
 name=test_workbench
@@ -58,6 +60,13 @@ grep -q "cpu . [0-9]* threads . batch 64 " "$tmp/pane" || fail "header: the devi
 # toggle it and queue a run with it.
 keys Tab
 wait_for "space toggle" 5 || fail "plugins pane did not open"
+# a reference cut at the pane's edge ends in an ellipsis (it read as the wrong ID arXiv:1906.0642)
+n=0
+until grep -q "^ Progressive resizing " "$tmp/pane"; do
+  n=$((n + 1)); [ "$n" -le 40 ] || fail "cursor never reached progressive_resizing"
+  keys Down; sleep 0.3; cap
+done
+grep -q "arXiv:1906\.064…\$" "$tmp/pane" || fail "a cut reference has no ellipsis"
 plugin=label_smoothing
 n=0
 until $T capture-pane -e -p -t wb | grep "\[ \] $plugin" | grep -q "$(printf '\033')\[30m"; do
@@ -133,12 +142,26 @@ check_runs
 grep -q '"status":[[:space:]]*"done"' "$tmp"/runs/*/summary.json || fail "no finished run"
 grep -q '"status":[[:space:]]*"stopped"' "$tmp"/runs/*/summary.json || fail "run #2 was not stopped cleanly"
 
-# 7. Second start: the finished baseline shows at once; SIGTERM mid-run stops cleanly.
-keys "clear; '$bin' ui --budget 200steps --batch 64; echo \"exit=\$?\"" Enter
+# 7. Second start, --ascii --mono: the finished baseline shows at once; SIGTERM mid-run stops cleanly.
+keys "clear; '$bin' ui --budget 200steps --batch 64 --ascii --mono; echo \"exit=\$?\"" Enter
 wait_for "baseline: finished run" 15 || fail "the finished baseline was not picked up"
 grep -q "^ *1 .*baseline.*done" "$tmp/pane" || fail "baseline not shown as done"
+grep -q "baseline: finished run .*~\$" "$tmp/pane" || fail "--ascii: a log line cut at the pane's edge has no '~'"
+# --ascii --mono: the target line is a row of ':', which no curve cell is ('.' and '-' were both)
+keys y y
+wait_for "::::::::::::::::::::" 5 || fail "--ascii --mono: the target line looks like a curve"
+# with no run on the list, the plot says how often the runs evaluate (the workbench's four an
+# epoch, not the recipe's one)
+keys d
+wait_for "no evaluation yet (one every 234 steps, 4 an epoch)" 5 || fail "no evaluation: the cadence is not the runs'"
+grep -q "taken off the list; no baseline now: B on a run makes it one" "$tmp/pane" || fail "d on the baseline: the log did not say none is left"
 keys n
 wait_for "^ *2 .*running" 30 || fail "queued run did not start"
+# no baseline, so every speedup is "--": the runs pane says why, until B makes one
+grep -q "Plugins  no baseline: B on a run makes it one" "$tmp/pane" || fail "runs pane: no word that there is no baseline"
+keys B
+wait_for "#2 baseline is the baseline now" 5 || fail "B did not make #2 the baseline"
+! grep -q "Plugins  no baseline" "$tmp/pane" || fail "runs pane: still no baseline after B"
 wait_for "step [0-9][0-9]*/200" 20 || fail "second run has no steps"
 pid=$(pgrep -P "$($T display -p -t wb '#{pane_pid}')" -f "ui --budget" | head -n 1)
 [ -n "$pid" ] || fail "cannot find the workbench process"

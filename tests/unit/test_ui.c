@@ -113,6 +113,8 @@ static void test_ascii_cells(void **s)
     assert_int_equal(ui_ascii_cell(0x04), '.');                          /* third row */
     assert_int_equal(ui_ascii_cell(0x40 | 0x80), '_');                   /* bottom row */
     assert_int_equal(ui_ascii_cell(0x01 | 0x02 | 0x04 | 0x40), '|');    /* steep */
+    /* the target line's character is no curve's: with --ascii --mono it was drawn in '.' and '-' */
+    for (int bits = 0; bits < 256; bits++) assert_int_not_equal(ui_ascii_cell((uint8_t)bits), UI_ASCII_TARGET);
 }
 
 /* ---- scales and ticks --------------------------------------------------------------------------- */
@@ -332,6 +334,20 @@ static void test_formats(void **s)
     assert_true(ui_format_speedup(41.2, 50, 30, 60, b, sizeof b) > 1.37); assert_string_equal(b, "1.37x");
 }
 
+/* The plot's note before the first evaluation says how often the runs evaluate: the workbench's
+ * four an epoch of fmnist_cnn (it said "one per epoch", the recipe's, for every run). */
+static void test_eval_cadence(void **s)
+{
+    char b[64];
+    ui_format_eval_cadence(117, 1, 60000 / 128, b, sizeof b);  assert_string_equal(b, "one every 117 steps, 4 an epoch");
+    ui_format_eval_cadence(100, 1, 0, b, sizeof b);            assert_string_equal(b, "one every 100 steps");
+    ui_format_eval_cadence(1000, 1, 468, b, sizeof b);         assert_string_equal(b, "one every 1000 steps");
+    ui_format_eval_cadence(1, 1, 1, b, sizeof b);              assert_string_equal(b, "one every 1 step");
+    ui_format_eval_cadence(0, 3, 468, b, sizeof b);            assert_string_equal(b, "one every 3 epochs");
+    ui_format_eval_cadence(0, 1, 468, b, sizeof b);            assert_string_equal(b, "one per epoch");
+    ui_format_eval_cadence(117, 1, 468, b, 12);                assert_string_equal(b, "one every 1");
+}
+
 /* At 80 columns the train-loss title leaves no room for the target: the log and zoom state still
  * show (the whole hint had vanished, so l and z changed the plot without saying so). */
 static void test_plot_hint(void **s)
@@ -407,6 +423,27 @@ static void test_verdict(void **s)
     assert_string_equal(b, "baseline 2ep did not reach test_acc >= 0.9 in its 6.00s of training; the baseline reached it in 10.4s");
     ui_format_verdict("muon", t, -1, 3.9, 0, -1, 2.1, b, sizeof b);
     assert_string_equal(b, "muon did not reach test_acc >= 0.9 in its 3.90s of training");
+}
+
+/* Text cut to fit ends in an ellipsis: the plugins pane cut "arXiv:1906.06423" to "arXiv:1906.0642",
+ * a wrong ID that read as whole. */
+static void test_clip_text(void **s)
+{
+    char b[64];
+    assert_int_equal(ui_clip_text("arXiv:1906.06423", 16, "\u2026", b, sizeof b), 16);
+    assert_string_equal(b, "arXiv:1906.06423");
+    assert_int_equal(ui_clip_text("arXiv:1906.06423", 15, "\u2026", b, sizeof b), 15);
+    assert_string_equal(b, "arXiv:1906.064\u2026");
+    ui_clip_text("arXiv:1906.06423", 15, "~", b, sizeof b);     assert_string_equal(b, "arXiv:1906.064~");
+    ui_clip_text("arXiv:1906.06423", 15, NULL, b, sizeof b);    assert_string_equal(b, "arXiv:1906.0642");   /* a fixed column */
+    ui_clip_text(" ema on for the next run ", 24, "~", b, sizeof b);   /* only a space cut: nothing lost */
+    assert_string_equal(b, " ema on for the next run");
+    assert_int_equal(ui_clip_text("a\u2605bc", 3, "~", b, sizeof b), 3);   /* columns, not bytes */
+    assert_string_equal(b, "a\u2605~");
+    ui_clip_text("a\u2605b", 3, "~", b, sizeof b);             assert_string_equal(b, "a\u2605b");
+    assert_int_equal(ui_clip_text("abc", 0, "~", b, sizeof b), 0);
+    assert_string_equal(b, "");
+    ui_clip_text("abcdef", 4, "~", b, 3);                       assert_string_equal(b, "ab");
 }
 
 static void test_split_and_bars(void **s)
@@ -1013,7 +1050,7 @@ int main(void)
         cmocka_unit_test(test_linear_ticks), cmocka_unit_test(test_log_ticks),
         cmocka_unit_test(test_scale_fit_and_pos), cmocka_unit_test(test_tick_labels),
         cmocka_unit_test(test_layout_sizes), cmocka_unit_test(test_layout_too_small), cmocka_unit_test(test_help_rect),
-        cmocka_unit_test(test_formats), cmocka_unit_test(test_quit_prompt), cmocka_unit_test(test_param_prompt), cmocka_unit_test(test_plot_hint), cmocka_unit_test(test_verdict), cmocka_unit_test(test_split_and_bars), cmocka_unit_test(test_ema),
+        cmocka_unit_test(test_formats), cmocka_unit_test(test_eval_cadence), cmocka_unit_test(test_quit_prompt), cmocka_unit_test(test_param_prompt), cmocka_unit_test(test_plot_hint), cmocka_unit_test(test_verdict), cmocka_unit_test(test_clip_text), cmocka_unit_test(test_split_and_bars), cmocka_unit_test(test_ema),
         cmocka_unit_test(test_target_and_x), cmocka_unit_test(test_run_append), cmocka_unit_test(test_run_speedup),
         cmocka_unit_test(test_catalog_order_and_find), cmocka_unit_test(test_catalog_by_data), cmocka_unit_test(test_choices_check), cmocka_unit_test(test_queue_text_context), cmocka_unit_test(test_scaled_budget),
         cmocka_unit_test(test_param_check),
