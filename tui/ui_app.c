@@ -200,7 +200,11 @@ static void queue_run_at(ui_app *a, const plugin_spec *specs, int n, budget_spec
         return;
     }
     config_format_budget(&b, budget, sizeof budget);
-    ui_log_add(&a->log, UI_LOG_INFO, "#%d %s queued (%s)", r->id, r->name, budget);
+    /* a plain run while none is the baseline (it was taken off the list) is named baseline: it is */
+    int base = !a->runs.baseline && n == 0 && !label;
+    if (base) a->runs.baseline = r;
+    ui_log_add(&a->log, UI_LOG_INFO, "#%d %s queued (%s)%s", r->id, r->name, budget,
+               base ? ": the baseline, as none was left" : "");
 }
 
 static void queue_run(ui_app *a, const plugin_spec *specs, int n) { queue_run_at(a, specs, n, a->next_budget, NULL); }
@@ -450,7 +454,8 @@ static void handle_key(ui_app *a, int ch)
     case 'd': case KEY_DC:
         if (sel) {   /* without a baseline every speedup is "--": say so */
             ui_log_add(&a->log, UI_LOG_INFO, "#%d %s taken off the list%s%s%s", sel->id, sel->name,
-                       sel == a->runs.baseline ? "; no baseline now: B on a run makes it one" : "",
+                       sel == a->runs.baseline ? "; no baseline now: B on a run makes it one, and n without "
+                       "plugins queues one" : "",
                        sel->dir[0] ? "; its files stay in " : "", sel->dir);
             ui_runs_remove(&a->runs, sel);
         }
