@@ -25,6 +25,41 @@ static void copy_param(ui_param *u, const plug_param *p)
     snprintf(u->doc, sizeof u->doc, "%s", p->doc);
 }
 
+/* Why p does not suit the catalogue's recipe, in a few words, or NULL when it does. */
+static const char *misfit(const ui_catalog *cat, const plug_info *p, char *buf, size_t len)
+{
+    if (cat->data[0] && p->data[0] && strcmp(cat->data, p->data))
+        return !strcmp(p->data, "text") ? "text only" : "images only";
+    if (!cat->model || plug_fits_model(p, cat->model, NULL, 0)) return NULL;
+    const char *names[LAYER_KIND_COUNT];
+    int n = 0;
+    for (int k = 0; k < LAYER_KIND_COUNT; k++)
+        if (p->layers >> k & 1) names[n++] = config_layer_name((enum layer_kind)k);
+    int used = snprintf(buf, len, "no ");
+    for (int i = 0; i < n && used < (int)len; i++)
+        used += snprintf(buf + used, len - (size_t)used, "%s%s", i == 0 ? "" : i == n - 1 ? " or " : ", ", names[i]);
+    if (used < (int)len) snprintf(buf + used, len - (size_t)used, " layer");
+    return buf;
+}
+
+/* cat->left_out from the misfits' names and reasons: names of one reason together, reasons in the
+ * order they first come. */
+static void say_left_out(ui_catalog *cat, const char *const *names, char (*why)[64], int n)
+{
+    size_t used = 0, len = sizeof cat->left_out;
+    cat->left_out[0] = 0;
+    for (int i = 0; i < n && used < len; i++) {
+        int first = 1;
+        for (int k = 0; k < i; k++) first &= strcmp(why[k], why[i]) != 0;
+        if (!first) continue;
+        used += (size_t)snprintf(cat->left_out + used, len - used, "%s", used ? "; " : "");
+        for (int j = i, m = 0; j < n && used < len; j++)
+            if (!strcmp(why[j], why[i]))
+                used += (size_t)snprintf(cat->left_out + used, len - used, "%s%s", m++ ? ", " : "", names[j]);
+        if (used < len) used += (size_t)snprintf(cat->left_out + used, len - used, " (%s)", why[i]);
+    }
+}
+
 int ui_catalog_load(ui_catalog *cat)
 {
     char dirs[4][512];
@@ -34,10 +69,21 @@ int ui_catalog_load(ui_catalog *cat)
     snprintf(cat->dir, sizeof cat->dir, "%s%s", nd ? dirs[0] : "plugins",
              nd && dirs[0][strlen(dirs[0]) - 1] == '/' ? "" : "/");
     if (plug_catalog_load(&pc, dirs, nd)) snprintf(cat->error, sizeof cat->error, "out of memory");
+    enum { MAX_LEFT = 32 };
+    const char *left[MAX_LEFT];
+    char why[MAX_LEFT][64];
+    int n_left = 0;
     for (int i = 0; i < pc.n; i++) {
         const plug_info *p = &pc.items[i];
-        if (cat->data[0] && p->data[0] && strcmp(cat->data, p->data)) continue;
-        if (cat->model && !plug_fits_model(p, cat->model, NULL, 0)) continue;
+        char buf[64];
+        const char *no = misfit(cat, p, buf, sizeof buf);
+        if (no) {
+            if (n_left < MAX_LEFT) {
+                left[n_left] = p->name;
+                snprintf(why[n_left++], sizeof why[0], "%s", no);
+            }
+            continue;
+        }
         ui_plugin *u = ui_catalog_add(cat);
         if (!u) break;
         snprintf(u->name, sizeof u->name, "%s", p->name);
@@ -54,6 +100,7 @@ int ui_catalog_load(ui_catalog *cat)
     }
     if (pc.n_errors)
         snprintf(cat->error, sizeof cat->error, "%s%s", pc.errors[0], pc.n_errors > 1 ? " (and more)" : "");
+    say_left_out(cat, left, why, n_left);   /* before the names it points into are freed */
     plug_catalog_free(&pc);
     ui_catalog_sort(cat);
     return cat->n;

@@ -43,13 +43,16 @@ typedef struct ui_catalog {
                               * other kind are left out ("" = keep all) */
     const train_config *model;  /* borrowed: plugins whose `layers` its model lacks are left out
                                  * (NULL = keep all) */
+    char left_out[512];      /* those left out and why, for the log ("" = none): "alibi,
+                              * seq_length_warmup (text only); colout (no gap layer)" */
 } ui_catalog;
 
 /* Empties cat and fills it from the plugin folders lua/plugin.h searches (plugins/ in the working
  * folder or the installed share folder, then ~/.config/hasten/plugins, then the folder given to
  * cli_set_plugin_path), reading each file anew.
  * Returns the number of plugins; a file that cannot be read is left out and named in cat->error,
- * and so, silently, is one whose data kind is not cat->data. */
+ * and so is one whose data kind is not cat->data or whose layers cat->model lacks, named in
+ * cat->left_out with the reason. */
 int ui_catalog_load(ui_catalog *cat);
 
 /* Appends a zeroed entry (params' min/max open) and returns it, or NULL out of memory. For the

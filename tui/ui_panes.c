@@ -313,7 +313,13 @@ void ui_draw_plugins(ui_app *a, ui_rect r)
         if (i == a->sel_plugin) sel_row = total;
         total++;
     }
-    int top = sel_row >= rows ? sel_row - rows + 1 : 0, row = 0, namew = 4;
+    /* after the list, rows naming the methods left out of it, a reason a row: in view with the last */
+    int n_left = 0;
+    if (cat->left_out[0])
+        for (const char *s = cat->left_out; s; s = strstr(s, "; ") ? strstr(s, "; ") + 2 : NULL) n_left++;
+    int want = sel_row + (a->sel_plugin == cat->n - 1 ? n_left + (n_left > 0) : 0);
+    int top = want >= rows ? want - rows + 1 : 0, row = 0, namew = 4;
+    if (top > sel_row) top = sel_row;   /* the selection first, then as many of those rows as fit */
     for (int i = 0; i < cat->n; i++)
         if ((int)strlen(cat->items[i].name) > namew) namew = (int)strlen(cat->items[i].name);
     if (namew > 24) namew = 24;
@@ -335,6 +341,15 @@ void ui_draw_plugins(ui_app *a, ui_rect r)
         }
         ui_put(y, r.x + 2, r.w - 2, at | (on ? A_BOLD : 0), "[%c] %-*.*s", on ? 'x' : ' ', namew, namew, p->name);
         ui_put(y, r.x + 8 + namew, r.w - 8 - namew, at | (is_sel ? 0 : A_DIM), "%s", p->summary);
+    }
+    const char *s = cat->left_out;
+    for (int k = 0; k <= n_left && n_left; k++) {
+        int y = r.y + 1 + row++ - top, len = k ? (int)strcspn(s, ";") : 0;
+        if (y > r.y && y <= r.y + rows) {
+            if (!k) ui_put(y, r.x + 1, r.w - 1, A_DIM | A_BOLD, "not listed: not for %s", a->recipe_name);
+            else ui_put(y, r.x + 2, r.w - 2, A_DIM, "%.*s", len, s);
+        }
+        if (k) s += len + (s[len] ? 2 : 0);
     }
     if (!detail) return;
     int y = r.y + r.h - detail;

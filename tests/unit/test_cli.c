@@ -523,6 +523,14 @@ static void test_plugin_needs_layers(void **s)
     assert_null(ui_catalog_find(&cat, "stochastic_depth"));
     assert_non_null(ui_catalog_find(&cat, "label_smoothing"));
     config_free(&c);
+    /* the default recipe's list: what it leaves out, and why, for the log */
+    assert_int_equal(recipe_load("recipes/fmnist_cnn.lua", &c, err, sizeof err), 0);
+    snprintf(cat.data, sizeof cat.data, "images");
+    assert_true(ui_catalog_load(&cat) > 0);
+    assert_string_equal(cat.left_out, "alibi, seq_length_warmup (text only); colout, progressive_resizing "
+                                      "(no gap layer); stochastic_depth (no residual layer)");
+    cat.data[0] = 0;
+    config_free(&c);
     assert_int_equal(recipe_load("recipes/fmnist_cnn_gap.lua", &c, err, sizeof err), 0);
     cat.model = &c;
     assert_true(ui_catalog_load(&cat) > 0);
