@@ -632,18 +632,23 @@ static int has_layer(const layer_spec *l, int n, unsigned kinds)
     return 0;
 }
 
-int plug_fits_model(const plug_info *info, const train_config *cfg, char *err, size_t errlen)
+void plug_layers_text(const plug_info *info, char *out, size_t len)
 {
-    if (!info->layers || has_layer(cfg->layers, cfg->n_layers, info->layers)) return 1;
-    if (!err) return 0;
     const char *names[LAYER_KIND_COUNT];
     int n = 0;
     for (int k = 0; k < LAYER_KIND_COUNT; k++)
         if (info->layers >> k & 1) names[n++] = config_layer_name((enum layer_kind)k);
-    char list[256] = "";
-    for (int i = 0; i < n; i++)   /* "conv, maxpool or avgpool" */
-        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i == 0 ? "" : i == n - 1 ? " or " : ", ",
-                 names[i]);
+    if (len) out[0] = 0;
+    for (int i = 0; i < n && strlen(out) + 1 < len; i++)
+        snprintf(out + strlen(out), len - strlen(out), "%s%s", i == 0 ? "" : i == n - 1 ? " or " : ", ", names[i]);
+}
+
+int plug_fits_model(const plug_info *info, const train_config *cfg, char *err, size_t errlen)
+{
+    if (!info->layers || has_layer(cfg->layers, cfg->n_layers, info->layers)) return 1;
+    if (!err) return 0;
+    char list[256];
+    plug_layers_text(info, list, sizeof list);
     snprintf(err, errlen, "plugin %s needs a %s layer; the model has none", info->name, list);
     return 0;
 }

@@ -70,6 +70,10 @@ int plug_check(const plug_catalog *cat, const train_config *cfg, char *err, size
 int plug_check_data(const plug_catalog *cat, const train_config *cfg, const data_set *ds, char *err,
                     size_t errlen);
 
+/* The layer kinds plugin info needs (its `layers` field) as words: "conv, maxpool or avgpool"
+ * ("" for none). Always NUL-terminated when len > 0. */
+void plug_layers_text(const plug_info *info, char *out, size_t len);
+
 /* Whether cfg's model has a layer (at any depth) of a kind plugin info needs (its `layers` field):
  * 1 when it has one or info needs none. With err, says what is missing when it returns 0 ("plugin
  * blurpool needs a conv, maxpool or avgpool layer; the model has none"). */

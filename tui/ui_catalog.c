@@ -31,14 +31,9 @@ static const char *misfit(const ui_catalog *cat, const plug_info *p, char *buf, 
     if (cat->data[0] && p->data[0] && strcmp(cat->data, p->data))
         return !strcmp(p->data, "text") ? "text only" : "images only";
     if (!cat->model || plug_fits_model(p, cat->model, NULL, 0)) return NULL;
-    const char *names[LAYER_KIND_COUNT];
-    int n = 0;
-    for (int k = 0; k < LAYER_KIND_COUNT; k++)
-        if (p->layers >> k & 1) names[n++] = config_layer_name((enum layer_kind)k);
-    int used = snprintf(buf, len, "no ");
-    for (int i = 0; i < n && used < (int)len; i++)
-        used += snprintf(buf + used, len - (size_t)used, "%s%s", i == 0 ? "" : i == n - 1 ? " or " : ", ", names[i]);
-    if (used < (int)len) snprintf(buf + used, len - (size_t)used, " layer");
+    char kinds[48];
+    plug_layers_text(p, kinds, sizeof kinds);
+    snprintf(buf, len, "no %s layer", kinds);
     return buf;
 }
 
