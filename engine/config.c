@@ -28,15 +28,13 @@ const char *config_layer_name(enum layer_kind k)
 
 int config_layer_kind(const char *name) { return find_name(layer_names, LAYER_KIND_COUNT, name); }
 
-int config_take_data_sizes(layer_spec *layers, int n, int classes)
+void config_take_data_sizes(layer_spec *layers, int n, int classes)
 {
-    int changed = 0;
     for (int i = 0; i < n; i++) {
         layer_spec *l = &layers[i];
-        if ((l->kind == LAYER_LINEAR || l->kind == LAYER_CONV) && l->out == CONFIG_CLASSES) l->out = classes, changed = 1;
-        if (l->kind == LAYER_EMBED && l->vocab == 0) l->vocab = classes, changed = 1;
+        if ((l->kind == LAYER_LINEAR || l->kind == LAYER_CONV) && l->out == CONFIG_CLASSES) l->out = classes;
+        if (l->kind == LAYER_EMBED && l->vocab == 0) l->vocab = classes;
     }
-    return changed;
 }
 
 const char *config_sched_name(enum sched_kind k)

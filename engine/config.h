@@ -54,9 +54,8 @@ typedef struct sched_spec {
 
 /* Gives the sizes a recipe left to the data their values for a dataset of `classes` classes (a
  * text's vocabulary): each top-level linear or conv whose out is CONFIG_CLASSES, and an embedding
- * whose vocab is 0. Nested layers are left as they are (nn_build refuses nn.classes there).
- * Returns whether it changed anything. */
-int config_take_data_sizes(layer_spec *layers, int n, int classes);
+ * whose vocab is 0. Nested layers are left as they are (nn_build refuses nn.classes there). */
+void config_take_data_sizes(layer_spec *layers, int n, int classes);
 
 const char *config_sched_name(enum sched_kind k);   /* "constant", "linear_decay", "cosine", "one_cycle" */
 int config_sched_kind(const char *name);             /* or -1 */

@@ -94,12 +94,13 @@ trainer *trainer_new(const train_config *cfg, const data_set *ds, char *err, siz
     if (!t->model) goto fail;
     if (ds->tokens && t->model->out_features != ds->tokens * ds->classes) {
         snprintf(err, errlen, "a model of %s must end with %d outputs (its vocabulary) at each of %d "
-                 "positions, as conv(%d, 1) does; it ends with %d values an example",
+                 "positions, as conv(%d, 1) or nn.conv(nn.classes, 1) does; it ends with %d values an example",
                  ds->name, ds->classes, ds->tokens, ds->classes, t->model->out_features);
         goto fail;
     }
     if (!ds->tokens && t->model->out_features != ds->classes) {
-        snprintf(err, errlen, "the model ends with %d outputs but %s has %d classes",
+        snprintf(err, errlen, "the model ends with %d outputs but %s has %d classes (nn.linear(nn.classes) "
+                 "takes them from the data)",
                  t->model->out_features, ds->name, ds->classes);
         goto fail;
     }
