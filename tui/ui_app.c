@@ -509,6 +509,8 @@ static void demo_verdict(ui_app *a)
     snprintf(target, sizeof target, "%s %s %g", c->target_metric, !strcmp(c->target_metric, "test_loss") ? "<=" : ">=",
              c->target_value);
     const ui_run *b = q->baseline;
+    /* short lines, whose seconds the log's title calls training seconds: at 80 columns each keeps
+     * its speedup on screen */
     for (int i = 0; i < q->n; i++) {
         const ui_run *r = q->v[i];
         ui_format_verdict(r->name, target, ui_run_ttt(r), r->n ? r->rec[r->n - 1].seconds : 0, r == b, ui_run_ttt(b),

@@ -436,7 +436,7 @@ void ui_draw_log(ui_app *a, ui_rect r)
     static char text[UI_LOG_LINES][UI_LOG_WIDTH];
     uint8_t level[UI_LOG_LINES];
     char progress[UI_LOG_WIDTH];
-    ui_title(a, r, "Log", NULL, 0);
+    ui_title(a, r, "Log", a->mode == UI_LAYOUT_DEMO_DONE ? "the verdict's seconds: training clock, evaluation excluded" : NULL, 0);
     int rows = r.h - 1;
     ui_log_progress_get(&a->log, progress, sizeof progress);
     if (progress[0]) rows--;

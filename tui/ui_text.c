@@ -43,7 +43,7 @@ void ui_format_verdict(const char *name, const char *target, double ttt, double 
     char t[24], sp[24], other[24];
     int reached = known(ttt);
     ui_format_duration(reached ? ttt : span, t, sizeof t);
-    int n = snprintf(out, len, "%s %s %s in %s%s of training", name, reached ? "reached" : "did not reach", target,
+    int n = snprintf(out, len, "%s %s %s in %s%s", name, reached ? "reached" : "did not reach", target,
                      reached ? "" : "its ", t);
     if (is_base || n < 0 || (size_t)n >= len) return;
     if (ui_format_speedup(base_ttt, base_span, ttt, span, sp, sizeof sp)) {

@@ -182,8 +182,9 @@ grep -q "Test accuracy vs training seconds" "$tmp/pane" || fail "demo: does not 
 for m in whitening_init muon blurpool; do grep -q "^ *[345] .*$m " "$tmp/pane" || fail "demo: $m not queued"; done
 wait_for "^ *5 .*done" 90 || fail "demo: the five runs did not finish"
 # the verdict in words, a line a run (in 30 steps none reaches 90%)
-wait_for "demo: blurpool did not reach test_acc >= 0.9 in its" 10 || fail "demo: no verdict in the log"
+wait_for "demo: blurpool did not reach test_acc >= 0.9 in its [0-9.]*s" 10 || fail "demo: no verdict in the log"
 grep -q "demo: baseline did not reach" "$tmp/pane" || fail "demo: the verdict's first line is not on the screen"
+grep -q "Log  the verdict's seconds: training clock" "$tmp/pane" || fail "demo: the log's title does not say whose seconds"
 keys Tab   # no plugins pane in the demo: said, not ignored
 wait_for "the demo has no plugins pane" 5 || fail "demo: Tab did nothing without saying why"
 keys q

@@ -410,19 +410,19 @@ static void test_verdict(void **s)
     char b[300];
     const char *t = "test_acc >= 0.9";
     ui_format_verdict("baseline", t, 10.4, 28, 1, 10.4, 28, b, sizeof b);
-    assert_string_equal(b, "baseline reached test_acc >= 0.9 in 10.4s of training");
+    assert_string_equal(b, "baseline reached test_acc >= 0.9 in 10.4s");
     ui_format_verdict("whitening_init", t, 7.09, 28, 0, 10.4, 28, b, sizeof b);
-    assert_string_equal(b, "whitening_init reached test_acc >= 0.9 in 7.09s of training: speedup 1.47x");
+    assert_string_equal(b, "whitening_init reached test_acc >= 0.9 in 7.09s: speedup 1.47x");
     ui_format_verdict("blurpool", t, -1, 28, 0, 10.4, 28, b, sizeof b);
-    assert_string_equal(b, "blurpool did not reach test_acc >= 0.9 in its 28.0s of training: speedup <0.37x");
+    assert_string_equal(b, "blurpool did not reach test_acc >= 0.9 in its 28.0s: speedup <0.37x");
     ui_format_verdict("muon", t, 3.96, 3.96, 0, -1, 2.14, b, sizeof b);
-    assert_string_equal(b, "muon reached test_acc >= 0.9 in 3.96s of training; the baseline did not in its 2.14s");
+    assert_string_equal(b, "muon reached test_acc >= 0.9 in 3.96s; the baseline did not in its 2.14s");
     ui_format_verdict("muon", t, 3.96, 3.96, 0, -1, 5, b, sizeof b);
-    assert_string_equal(b, "muon reached test_acc >= 0.9 in 3.96s of training: speedup >1.26x");
+    assert_string_equal(b, "muon reached test_acc >= 0.9 in 3.96s: speedup >1.26x");
     ui_format_verdict("baseline 2ep", t, -1, 6.0, 0, 10.4, 28, b, sizeof b);
-    assert_string_equal(b, "baseline 2ep did not reach test_acc >= 0.9 in its 6.00s of training; the baseline reached it in 10.4s");
+    assert_string_equal(b, "baseline 2ep did not reach test_acc >= 0.9 in its 6.00s; the baseline reached it in 10.4s");
     ui_format_verdict("muon", t, -1, 3.9, 0, -1, 2.1, b, sizeof b);
-    assert_string_equal(b, "muon did not reach test_acc >= 0.9 in its 3.90s of training");
+    assert_string_equal(b, "muon did not reach test_acc >= 0.9 in its 3.90s");
 }
 
 /* Text cut to fit ends in an ellipsis: the plugins pane cut "arXiv:1906.06423" to "arXiv:1906.0642",
