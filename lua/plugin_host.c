@@ -136,7 +136,7 @@ static tensor *batch_images(plug_host *h, const tensor *x)
  * on text (a row per token) they would index past the batch. */
 static void need_images(lua_State *L, const plug_host *h, const char *op)
 {
-    if (h->t->data->tokens) luaL_error(L, "batch:%s: %s is text, not images", op, h->t->data->name);
+    if (h->t->data->tokens) luaL_error(L, "batch:%s: %s is text, not images", op, plug_data_label(h->t->data));
 }
 
 /* batch:resize(h, w): bilinear resize of the inputs. */

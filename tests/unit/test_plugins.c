@@ -2328,7 +2328,6 @@ static void test_text_methods(void **s)
     assert_int_equal(l.n, 20);
     plug_host_free(hr.h);
     trainer_free(t);
-    snprintf(tds.name, sizeof tds.name, "chars.txt");
 
     /* the ctx API on text: the kind, the window, a label per token, truncation and its bounds */
     static const char body[] =
