@@ -286,6 +286,14 @@ static void test_text_run_and_sample(void **s)
     for (size_t i = 0; i < 64; i++) assert_non_null(strchr("the casonm.", out[0][i]));
     free(out[0]);
     free(out[1]);
+    /* no --prompt on a text without a new line: it still writes, from one of its own characters */
+    int rc = test_hasten((const char *[]){ "sample", dir, "--length", "20", NULL }, &out[0], &err);
+    if (rc) print_message("%s", err);
+    assert_int_equal(rc, 0);
+    assert_int_equal(strlen(out[0]), 1 + 20 + 1);
+    for (size_t i = 0; i < 21; i++) assert_non_null(strchr("the casonm.", out[0][i]));
+    free(out[0]);
+    free(err);
     expect_usage((const char *[]){ "sample", dir, "--prompt", "dog", NULL }, 2, "'d' is not among the 11 characters");
     expect_usage((const char *[]){ "sample", dir, "--temperature", "0", NULL }, 2, "--temperature");
     expect_usage((const char *[]){ "sample", "tests", NULL }, 2, "tests: not a run folder (no recipe.lua)");
