@@ -247,6 +247,7 @@ static void test_missing_dataset_fallback(void **s)
     assert_int_equal(rc, 0);
     char *msg = test_read_file(err, NULL);
     assert_non_null(strstr(msg, "synthetic"));
+    assert_non_null(strstr(msg, "mnist is not here, and HASTEN_OFFLINE is set: not fetched"));   /* why */
     free(msg);
     cJSON *sum = read_summary(dir);
     assert_string_equal(cJSON_GetObjectItem(sum, "dataset")->valuestring, "synthetic");
