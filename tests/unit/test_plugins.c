@@ -1461,6 +1461,7 @@ static void test_ctx_api(void **s)
         "local lab = ctx.batch:labels() assert(lab:size() == 64 and lab:min() >= 0 and lab:max() <= 9) "
         "ctx.batch:select(lab:topk(8)) assert(ctx.batch:size() == 8) "
         "assert(not pcall(function() ctx.optim.lr = -1 end)) "
+        "local ok, e = pcall(function() ctx.optim.kind = 'adamw' end) assert(not ok and e:find('optim.kind cannot be set'), e) "
         "ctx:log('api', 'ok', 2)";
     char err[300];
     int added = plug_catalog_add_source(&cat, "api", plugin_src("batch_start", body), err, sizeof err);
