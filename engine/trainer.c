@@ -709,9 +709,13 @@ static int train_step(trainer *t)
     t->phase[PHASE_OPTIM] += trainer_now() - tp;
     t->step++;
     t->samples += n;
+    /* after_step sees this step on the clock and in the budget spent, as ctx.step counts it */
+    double t1 = trainer_now();
+    t->train_seconds += t1 - t0;
+    update_progress(t);
     if (emit(t, EV_AFTER_STEP)) return -1;
 
-    t->train_seconds += trainer_now() - t0;
+    t->train_seconds += trainer_now() - t1;
     update_progress(t);
     trainer_record r = { .step = t->step, .epoch = (double)t->samples / t->data->train.n,
                          .samples = t->samples, .seconds = t->train_seconds,

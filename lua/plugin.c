@@ -609,6 +609,13 @@ int plug_check(const plug_catalog *cat, const train_config *cfg, char *err, size
     return check_roles(cat, cfg, err, errlen);
 }
 
+const char *plug_data_label(const data_set *ds)
+{
+    if (strcmp(ds->name, "text") || !ds->source[0]) return ds->name;
+    const char *base = strrchr(ds->source, '/');
+    return base ? base + 1 : ds->source;
+}
+
 int plug_check_data(const plug_catalog *cat, const train_config *cfg, const data_set *ds, char *err,
                     size_t errlen)
 {
@@ -617,7 +624,7 @@ int plug_check_data(const plug_catalog *cat, const train_config *cfg, const data
         const plug_info *info = plug_find(cat, cfg->plugins[i].name);
         if (info && info->data[0] && strcmp(info->data, kind)) {
             snprintf(err, errlen, "plugin %s needs %s data; %s is %s", info->name,
-                     !strcmp(info->data, "text") ? "text" : "image", ds->name,
+                     !strcmp(info->data, "text") ? "text" : "image", plug_data_label(ds),
                      ds->tokens ? "a text corpus" : "an image set");
             return -1;
         }

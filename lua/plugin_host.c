@@ -136,7 +136,7 @@ static tensor *batch_images(plug_host *h, const tensor *x)
  * on text (a row per token) they would index past the batch. */
 static void need_images(lua_State *L, const plug_host *h, const char *op)
 {
-    if (h->t->data->tokens) luaL_error(L, "batch:%s: %s is text, not images", op, h->t->data->name);
+    if (h->t->data->tokens) luaL_error(L, "batch:%s: %s is text, not images", op, plug_data_label(h->t->data));
 }
 
 /* batch:resize(h, w): bilinear resize of the inputs. */
@@ -749,14 +749,15 @@ static int o_newindex(lua_State *L)
 {
     plug_host *h = plug_host_of(L);
     const char *k = luaL_checkstring(L, 2);
+    if (strcmp(k, "lr") && strcmp(k, "momentum") && strcmp(k, "weight_decay"))   /* before the value's type */
+        return luaL_error(L, "optim.%s cannot be set (lr, momentum, weight_decay)", k);
     float v = (float)luaL_checknumber(L, 3);
     if (!isfinite(v) || v < 0) return luaL_error(L, "optim.%s = %f: expected a finite value >= 0", k, (double)v);
     for (int g = 0; g < OPTIM_GROUPS; g++) {
         optim_group *grp = &h->t->opt.groups[g];
         if (!strcmp(k, "lr")) grp->lr = v * grp->lr_scale;
         else if (!strcmp(k, "momentum")) grp->momentum = v;
-        else if (!strcmp(k, "weight_decay")) { if (g == OPTIM_GROUP_DECAY || h->t->cfg->optim.decay_all) grp->weight_decay = v; }
-        else return luaL_error(L, "optim.%s cannot be set (lr, momentum, weight_decay)", k);
+        else if (g == OPTIM_GROUP_DECAY || h->t->cfg->optim.decay_all) grp->weight_decay = v;
     }
     return 0;
 }

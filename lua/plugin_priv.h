@@ -62,6 +62,9 @@ int plug_load_chunk(lua_State *L, sandbox *sb, const char *path, const char *sou
                     char *err, size_t errlen);
 /* Checks ps against info; with L, pushes the typed parameter table. 0 or -1 with err. */
 int plug_typed_params(lua_State *L, const plug_info *info, const plugin_spec *ps, char *err, size_t errlen);
+/* The data set as a message names it: its registry name, or for "text" (a file of one's own) the
+ * file's name. Points into ds. */
+const char *plug_data_label(const data_set *ds);
 
 /* The tensor type (plugin_tensor.c): hasten.zeros and the metatable; views and owned tensors. */
 void plug_open_tensors(lua_State *L, plug_host *h);

@@ -79,7 +79,12 @@ int cli_fetch_missing(const char *name, cli_note_fn note, void *ud)
 {
     char cache[1024], size[32], err[1200], line[1400];
     const data_info *d = data_info_find(name);
-    if (!d || !d->n_files || cli_offline()) return -1;
+    if (!d || !d->n_files) return -1;
+    if (cli_offline()) {   /* said, so the reason is not left to guess */
+        snprintf(line, sizeof line, "%s is not here, and HASTEN_OFFLINE is set: not fetched", name);
+        note(ud, line);
+        return -1;
+    }
     if (data_cache_dir(cache, sizeof cache)) return -1;
     fetch_format_bytes(dataset_bytes(d), size, sizeof size);
     snprintf(line, sizeof line, "%s is not here; fetching it (%s) into %s/%s", name, size, cache, name);

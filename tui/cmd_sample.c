@@ -19,8 +19,9 @@ static const char sample_usage[] =
     "         [--seed N]\n"
     "  text from the character model run folder RUN left (its recipe.lua and\n"
     "  weights.bin): N characters (default 400) after the prompt (default a new\n"
-    "  line), each drawn from the model's distribution at temperature T (default\n"
-    "  0.8; smaller is more predictable)\n";
+    "  line, or the text's first character in code point order where it has no\n"
+    "  new line), each drawn from the model's distribution at temperature T\n"
+    "  (default 0.8; smaller is more predictable)\n";
 
 /* Writes code point cp as UTF-8. */
 static void put_utf8(uint32_t cp, FILE *f)
@@ -99,7 +100,7 @@ int cli_sample(int argc, char **argv)
     };
     long long length = 400, seed = 1;
     double temp = 0.8;
-    const char *prompt = "\n";
+    const char *prompt = NULL;   /* a new line where the text has one */
     int c;
     optind = 1;
     opterr = 0;
@@ -171,6 +172,7 @@ int cli_sample(int argc, char **argv)
         return EXIT_FAILED;
     }
     int cap = (int)length + 4096, *ids = malloc((size_t)cap * sizeof *ids);
+    if (!prompt) prompt = data_text_id(&t, '\n') >= 0 ? "\n" : "";
     int n = ids ? prompt_ids(prompt, &t, ids, 4096, err, sizeof err) : -1;
     if (n < 0) {
         fprintf(stderr, "hasten sample: %s\n", ids ? err : "out of memory");

@@ -25,6 +25,28 @@
 
 #define DEFAULT_RECIPE "fmnist_cnn"
 
+#define RUN_OPTIONS \
+    "run options:\n" \
+    "  --budget B     5ep | 2000steps | 30s | 60000samples (overrides the recipe)\n" \
+    "  --seed N       random seed\n" \
+    "  --out DIR      run folder (default runs/<date>-<recipe>-s<seed>)\n" \
+    "  --threads N    CPU threads (default: all cores)\n" \
+    "  --device D     cpu | cuda | auto (default cpu; auto = cuda when a GPU is\n" \
+    "                 present)\n" \
+    "  --batch N      batch size (overrides the recipe)\n" \
+    "  --quiet        no progress lines\n" \
+    "  --plugin NAME[:key=value,...]\n" \
+    "                 add a speedup method (repeatable); for one the recipe has,\n" \
+    "                 set those parameters instead (a later one wins)\n" \
+    "  --plugin-path DIR   also load plugins from DIR\n" \
+    "  --eval-every N      evaluate every N steps (default: the recipe's)\n" \
+    "  --target M=V        the quality target: test_acc=0.9 or test_loss=0.3\n" \
+    "                      (default: the recipe's)\n"
+
+#define EXIT_CODES \
+    "exit codes: 0 done, 1 run failed, 2 bad usage (bad option, recipe not found,\n" \
+    "  recipe error)\n"
+
 static const char usage_text[] =   /* within 80 columns: a classroom terminal */
     "usage: hasten [COMMAND] [options]\n"
     "\n"
@@ -62,29 +84,21 @@ static const char usage_text[] =   /* within 80 columns: a classroom terminal */
     "                              text written by the character model a run trained\n"
     "  hasten help | --version\n"
     "\n"
-    "run options:\n"
-    "  --budget B     5ep | 2000steps | 30s | 60000samples (overrides the recipe)\n"
-    "  --seed N       random seed\n"
-    "  --out DIR      run folder (default runs/<date>-<recipe>-s<seed>)\n"
-    "  --threads N    CPU threads (default: all cores)\n"
-    "  --device D     cpu | cuda | auto (default cpu; auto = cuda when a GPU is\n"
-    "                 present)\n"
-    "  --batch N      batch size (overrides the recipe)\n"
-    "  --quiet        no progress lines\n"
-    "  --plugin NAME[:key=value,...]\n"
-    "                 add a speedup method (repeatable); for one the recipe has,\n"
-    "                 set those parameters instead (a later one wins)\n"
-    "  --plugin-path DIR   also load plugins from DIR\n"
-    "  --eval-every N      evaluate every N steps (default: the recipe's)\n"
-    "  --target M=V        the quality target: test_acc=0.9 or test_loss=0.3\n"
-    "                      (default: the recipe's)\n"
+    RUN_OPTIONS
     "\n"
     "workbench and demo options: --budget, --seed, --threads, --device, --batch as\n"
     "  above; --ascii (no braille or box drawing), --mono (no colours),\n"
     "  --plugin-path DIR\n"
     "\n"
-    "exit codes: 0 done, 1 run failed, 2 bad usage (bad option, recipe not found,\n"
-    "  recipe error)\n";
+    EXIT_CODES;
+
+static const char run_usage[] =   /* hasten run --help: that command alone */
+    "usage: hasten run RECIPE [options]   headless run: progress on stderr, files\n"
+    "                                     in runs/<id>/ (or --out DIR)\n"
+    "\n"
+    RUN_OPTIONS
+    "\n"
+    EXIT_CODES;
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -326,7 +340,7 @@ static int cmd_run(int argc, char **argv, const char *default_recipe)
             break;
         case 'P': if (cli_set_plugin_path(optarg)) return EXIT_USAGE; break;
         case 'e': if (parse_int("eval-every", optarg, 1, &v)) return EXIT_USAGE; o.eval_every = v; break;
-        case 'h': fputs(usage_text, stdout); return EXIT_DONE;
+        case 'h': fputs(run_usage, stdout); return EXIT_DONE;
         default:  return usage_error("unknown option '%s'", argv[optind - 1]);
         }
     }

@@ -1030,7 +1030,7 @@ static void test_pruning(void **s)
     harness hr;
     prune_check p = { .at_final = 0 };
     assert_int_equal(run_around(&c, check_pruning, &p, no_hook, NULL, &hr), 0);
-    assert_int_equal(p.at_final, 10);   /* steps 11..20: after_step sees the progress before the step */
+    assert_int_equal(p.at_final, 11);   /* steps 10..20: after_step sees the progress with its step */
     assert_true(p.zeros[0] == 784 * 32 / 2 && p.zeros[2] == 10 * 32 / 2);
     char names[8][32];
     int n = trainer_metric_names(hr.t, names, 8);
@@ -1144,8 +1144,8 @@ static void test_swa(void **s)
     swa_check w = { .w = calloc(20000, sizeof(double)), .st = calloc(1000, sizeof(double)) };
     assert_int_equal(run_around(&c, swa_track, &w, swa_eval, &w, &hr), 0);
     assert_true(hr.t->model->stats.n == 16 && hr.t->model->weights.n < 20000);
-    assert_int_equal(w.evals, 2);     /* step 10 (live weights) and step 20 (the mean of ten) */
-    assert_int_equal(w.n, 10);        /* after_step of steps 11..20 sees progress >= 0.5 */
+    assert_int_equal(w.evals, 2);     /* step 10 (the live weights, one of the mean) and step 20 (the mean of eleven) */
+    assert_int_equal(w.n, 11);        /* after_step of steps 10..20 sees progress >= 0.5 */
     assert_int_equal(w.restored, 2);
     free(w.w);
     free(w.st);
@@ -1461,6 +1461,7 @@ static void test_ctx_api(void **s)
         "local lab = ctx.batch:labels() assert(lab:size() == 64 and lab:min() >= 0 and lab:max() <= 9) "
         "ctx.batch:select(lab:topk(8)) assert(ctx.batch:size() == 8) "
         "assert(not pcall(function() ctx.optim.lr = -1 end)) "
+        "local ok, e = pcall(function() ctx.optim.kind = 'adamw' end) assert(not ok and e:find('optim.kind cannot be set'), e) "
         "ctx:log('api', 'ok', 2)";
     char err[300];
     int added = plug_catalog_add_source(&cat, "api", plugin_src("batch_start", body), err, sizeof err);
@@ -1490,6 +1491,26 @@ static void test_ctx_api(void **s)
         "assert(tostring(ctx.model:layer(2).tensors[1].value) == 'tensor(32x784)') ";
     assert_int_equal(plug_catalog_add_source(&cat, "bad", plugin_src("fit_start", shapes), err, sizeof err), 0);
     rc = run_with(&c, NULL, NULL, &hr);
+    if (rc) print_message("%s\n", hr.t->error);
+    assert_int_equal(rc, 0);
+    close_run(&hr);
+}
+
+/* At after_step ctx.step already counts the step, so the clock and the budget spent count it too. */
+static void test_ctx_after_step(void **s)
+{
+    static const char body[] =
+        "assert(math.abs(ctx.progress - ctx.step / 4) < 1e-9, 'progress ' .. ctx.progress .. ' at step ' .. ctx.step) "
+        "assert(ctx.elapsed > (p.last or 0), 'elapsed ' .. ctx.elapsed .. ' at step ' .. ctx.step) "
+        "p.last = ctx.elapsed";
+    char err[300];
+    assert_int_equal(plug_catalog_add_source(&cat, "bad", plugin_src("after_step", body), err, sizeof err), 0);
+    train_config c;
+    base_config(&c, 0);
+    c.budget = (budget_spec){ BUDGET_STEPS, 4 };
+    add(&c, "bad");
+    harness hr;
+    int rc = run_with(&c, NULL, NULL, &hr);
     if (rc) print_message("%s\n", hr.t->error);
     assert_int_equal(rc, 0);
     close_run(&hr);
@@ -2308,7 +2329,6 @@ static void test_text_methods(void **s)
     assert_int_equal(l.n, 20);
     plug_host_free(hr.h);
     trainer_free(t);
-    snprintf(tds.name, sizeof tds.name, "chars.txt");
 
     /* the ctx API on text: the kind, the window, a label per token, truncation and its bounds */
     static const char body[] =
@@ -2368,7 +2388,8 @@ int main(void)
         cmocka_unit_test(test_curriculum), cmocka_unit_test(test_text_methods),
         cmocka_unit_test(test_schedules), cmocka_unit_test(test_sam_costs_a_pass),
         cmocka_unit_test(test_insert_layer), cmocka_unit_test(test_low_precision),
-        cmocka_unit_test(test_ctx_api), cmocka_unit_test(test_sandbox),
+        cmocka_unit_test(test_ctx_api),
+        cmocka_unit_test(test_ctx_after_step), cmocka_unit_test(test_sandbox),
         cmocka_unit_test(test_author_mistakes),
         cmocka_unit_test(test_sandbox_tensor_memory), cmocka_unit_test(test_after_loss_weights),
         cmocka_unit_test(test_grad_centralization),
