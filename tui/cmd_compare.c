@@ -41,6 +41,7 @@ typedef struct group {
     int n, reached;
     double acc[64], ttt[64], sps[64], steps[64], secs[64], iters[64];
     double phase_ms[PHASE_EVAL][64];   /* ms per step in each training phase */
+    int first, seen;                   /* order_groups' keys: the recipe and variant's first group, this one's */
 } group;
 
 /* "baseline", or the plugins with their parameters: "mixup(alpha=0.4)+ema". Returns -1 when
@@ -298,6 +299,34 @@ static int add_arg(table *t, const char *arg, const char *metric, double value)
 /* Each group's label: its recipe's name, with the batch, the machine and the hasten version where
  * runs of that name differ in them (two setups of one recipe are two experiments: their baselines
  * and frontiers stay apart; and a faster engine must not make a method look faster). */
+static int by_budget(const void *pa, const void *pb)
+{
+    const group *a = pa, *b = pb;
+    if (a->first != b->first) return a->first - b->first;
+    budget_spec x, y;
+    int bad_x = config_parse_budget(a->budget, &x), bad_y = config_parse_budget(b->budget, &y);
+    if (!bad_x && !bad_y && x.unit != y.unit) return (int)x.unit - (int)y.unit;
+    if (!bad_x && !bad_y && x.amount != y.amount) return x.amount < y.amount ? -1 : 1;
+    return a->seen - b->seen;
+}
+
+/* Each recipe and variant where it first came, its budgets in increasing order: folder names sort
+ * as text, which put 100steps before 50steps and 10ep before 2ep. */
+static void order_groups(table *t)
+{
+    for (int v = 0; v < t->n; v++) {
+        group *g = &t->g[v];
+        g->seen = v;
+        g->first = v;
+        for (int k = 0; k < v; k++)
+            if (!strcmp(t->g[k].recipe, g->recipe) && !strcmp(t->g[k].variant, g->variant)) {
+                g->first = k;
+                break;
+            }
+    }
+    qsort(t->g, (size_t)t->n, sizeof *t->g, by_budget);
+}
+
 static void label_groups(table *t)
 {
     for (int v = 0; v < t->n; v++) {
@@ -772,6 +801,7 @@ int cli_compare(int argc, char **argv)
         free(t.g);
         return code;
     }
+    order_groups(&t);
     label_groups(&t);
     if (t.n) print_main_table(&t);
     if (t.n && phases) print_phases(&t);

@@ -1,5 +1,5 @@
 /* The workbench's event loop: options, terminal set-up and restore (quit, fatal error, SIGINT,
- * SIGTERM), keys, prompts, and a frame at most every 100 ms while training runs on the worker.
+ * SIGTERM), keys, prompts, and a frame at most every 200 ms while a run trains on the worker (keys at once).
  * Not for drawing (tui/ui_panes.c, tui/ui_plot.c) nor for running (tui/ui_runs.c). */
 #include "tui/ui.h"
 #include "tui/ui_app.h"

@@ -368,6 +368,29 @@ static void test_compare_long_names(void **s)
     free(err);
 }
 
+/* Budgets in their order, not their folder names': 50steps before 100steps, 2ep before 10ep. */
+static void test_compare_budget_order(void **s)
+{
+    char root[700];
+    snprintf(root, sizeof root, "%s/order", test_tmpdir());
+    write_run(root, "toy-baseline-100steps-s1", "[]", "100steps", 0.88, 2.0, 1.5, "done");
+    write_run(root, "toy-baseline-10ep-s1", "[]", "10ep", 0.91, 20, 1.5, "done");
+    write_run(root, "toy-baseline-2ep-s1", "[]", "2ep", 0.90, 4.0, 1.5, "done");
+    write_run(root, "toy-baseline-50steps-s1", "[]", "50steps", 0.86, 1.0, -1, "done");
+    char *out, *err;
+    assert_int_equal(test_hasten((const char *[]){ "compare", root, NULL }, &out, &err), 0);
+    const char *a = strstr(out, "baseline                       50steps"),
+               *b = strstr(out, "baseline                       100steps"),
+               *c = strstr(out, "baseline                       2ep"),
+               *d = strstr(out, "baseline                       10ep");
+    if (!a || !b || !c || !d || !(a < b && b < c && c < d)) fail_msg("budgets out of order:\n%s", out);
+    const char *f = strstr(out, "baseline frontier");
+    assert_non_null(f);
+    assert_true(strstr(f, "  50steps ") < strstr(f, "  100steps ") && strstr(f, "  2ep ") < strstr(f, "  10ep "));
+    free(out);
+    free(err);
+}
+
 static void test_compare_errors(void **s)
 {
     /* a folder with a run that never wrote its summary (killed, disk full): said, exit 1 */
@@ -689,6 +712,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_frontier_math), cmocka_unit_test(test_compare_readings), cmocka_unit_test(test_compare_long_names),
         cmocka_unit_test(test_compare_subsecond), cmocka_unit_test(test_compare_setups),
+        cmocka_unit_test(test_compare_budget_order),
         cmocka_unit_test(test_compare_plot), cmocka_unit_test(test_compare_eval_cadence),
         cmocka_unit_test(test_compare_errors), cmocka_unit_test(test_sweep), cmocka_unit_test(test_sweep_resumes),
         cmocka_unit_test(test_sweep_errors), cmocka_unit_test(test_bench_layers),
