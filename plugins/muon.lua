@@ -1,7 +1,8 @@
 -- Muon: for every weight matrix but the output layer's, the Nesterov momentum of the gradient is
 -- orthogonalised (Newton-Schulz) before the step, so all its directions move at one rate. Conv
--- filters count as (out, k*k*in) matrices. Biases, norms and the output layer keep the recipe's
--- SGD, which this plugin reproduces exactly for the output layer's weight.
+-- filters count as (out, k*k*in) matrices. Biases, norms, embedding tables and the output layer
+-- keep the recipe's SGD (Jordan: Muon is for hidden matrices; an embedding's rows are lookups, not
+-- a linear map), which this plugin reproduces exactly for the output layer's weight.
 return hasten.plugin {
   name = "muon", title = "Muon",
   summary = "Orthogonalised momentum (Newton-Schulz) for weight matrices; SGD for the rest.",
@@ -31,10 +32,12 @@ return hasten.plugin {
         if ctx.model:layer(i).params > 0 then last = i end
       end
       for _, t in ipairs(ctx.model:matrices()) do
-        local rows = t.value:shape()
-        local e = { value = t.value, grad = t.grad, buf = t.grad:clone():fill_(0) }
-        e.scale = math.sqrt(math.max(1, rows / (t.value:size() / rows)))
-        table.insert(t.layer == last and p.head or p.mats, e)
+        if ctx.model:layer(t.layer).kind ~= "embed" then   -- an embedding keeps the no_decay group's SGD
+          local rows = t.value:shape()
+          local e = { value = t.value, grad = t.grad, buf = t.grad:clone():fill_(0) }
+          e.scale = math.sqrt(math.max(1, rows / (t.value:size() / rows)))
+          table.insert(t.layer == last and p.head or p.mats, e)
+        end
       end
     end
     for _, e in ipairs(p.mats) do

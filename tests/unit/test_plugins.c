@@ -2206,9 +2206,27 @@ static int log_lengths(trainer *t, trainer_event ev, void *ud)
     return 0;
 }
 
-/* Runs 20 steps of the text model on tds with plugin arg; fills l. Returns the trainer (the
- * caller frees it and hr's host) or NULL with the host's error in hr->err. */
-static trainer *text_run(const data_set *tds, const char *arg, len_log *l, harness *hr)
+/* muon on a text model: the embedding tables (layer 1's two parameters) reach the optimizer with
+ * the gradient backward left, as the recipe's SGD would take it. */
+typedef struct embed_check { tensor g[2]; int same; } embed_check;
+
+static int check_embed(trainer *t, trainer_event ev, void *ud)   /* after_* before muon, before_* after */
+{
+    embed_check *e = ud;
+    const nn_layer *emb = &t->model->layers[0];
+    for (int i = 0; i < 2; i++) {
+        const tensor *g = &emb->params[i]->g;
+        if (ev == EV_AFTER_BACKWARD) tensor_copy(&e->g[i], g);
+        if (ev == EV_BEFORE_STEP && !memcmp(host(g), e->g[i].data, g->n * sizeof(float))) e->same++;
+    }
+    return 0;
+}
+
+/* Runs 20 steps of the text model on tds with plugin arg, under opt (NULL: AdamW, lr 3e-3) and
+ * with hook fn (its ud) after the host's. Returns the trainer (the caller frees it and hr's host)
+ * or NULL with the host's error in hr->err. */
+static trainer *text_run(const data_set *tds, const char *arg, const optim_spec *opt, trainer_hook_fn fn,
+                         void *ud, harness *hr)
 {
     static train_config c;
     config_defaults(&c);
@@ -2217,7 +2235,7 @@ static trainer *text_run(const data_set *tds, const char *arg, len_log *l, harne
     c.layers = text_layers;
     c.n_layers = 4;
     c.batch = 16;
-    c.optim = (optim_spec){ .kind = OPTIM_ADAMW, .lr = 3e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f };
+    c.optim = opt ? *opt : (optim_spec){ .kind = OPTIM_ADAMW, .lr = 3e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f };
     c.budget = (budget_spec){ BUDGET_STEPS, 20 };
     c.eval_every_steps = 20;
     add(&c, arg);
@@ -2228,7 +2246,7 @@ static trainer *text_run(const data_set *tds, const char *arg, len_log *l, harne
         trainer_free(hr->t);
         return NULL;
     }
-    trainer_add_hook(hr->t, log_lengths, l);
+    trainer_add_hook(hr->t, fn, ud);
     int rc = trainer_run(hr->t);
     if (rc) print_message("%s\n", hr->t->error);
     assert_int_equal(rc, 0);
@@ -2253,7 +2271,7 @@ static void test_text_methods(void **s)
     harness hr;
 
     len_log l = {0};
-    trainer *t = text_run(&tds, "seq_length_warmup:start=4,multiple=4,warmup=0.5", &l, &hr);
+    trainer *t = text_run(&tds, "seq_length_warmup:start=4,multiple=4,warmup=0.5", NULL, log_lengths, &l, &hr);
     assert_int_equal(l.n, 20);
     /* step k (0-based) has progress k / 20: length 4 + 12 (k / 20) / 0.5, rounded down to 4s */
     for (int k = 0; k < 20; k++) {
@@ -2275,7 +2293,7 @@ static void test_text_methods(void **s)
         memcpy(pos_before, m->layers[0].params[1]->w.data, sizeof pos_before);
         nn_free(m);
     }
-    t = text_run(&tds, "alibi:train=0.5", &l, &hr);
+    t = text_run(&tds, "alibi:train=0.5", NULL, log_lengths, &l, &hr);
     for (int k = 0; k < 20; k++) {
         assert_int_equal(l.len[k], 8);
         assert_int_equal(l.alibi[k], 1);
@@ -2325,7 +2343,7 @@ static void test_text_methods(void **s)
              "assert(math.abs(q:sum() - r) < 1e-3 * r) end }", dir);
     assert_int_equal(plug_catalog_add_source(&cat, "bad", teach, err, sizeof err), 0);
     memset(&l, 0, sizeof l);
-    t = text_run(&tds, "bad", &l, &hr);
+    t = text_run(&tds, "bad", NULL, log_lengths, &l, &hr);
     assert_int_equal(l.n, 20);
     plug_host_free(hr.h);
     trainer_free(t);
@@ -2344,12 +2362,25 @@ static void test_text_methods(void **s)
         "  local ok, e = pcall(f) assert(not ok and e:find('chars.txt is text, not images'), e) end";
     assert_int_equal(plug_catalog_add_source(&cat, "bad", plugin_src("batch_start", body), err, sizeof err), 0);
     memset(&l, 0, sizeof l);
-    t = text_run(&tds, "bad", &l, &hr);
+    t = text_run(&tds, "bad", NULL, log_lengths, &l, &hr);
     for (int k = 0; k < 20; k++) assert_int_equal(l.len[k], 8);
     plug_host_free(hr.h);
     trainer_free(t);
 
-    assert_null(text_run(&tds, "mixup", &l, &hr));
+    /* muon leaves embedding tables to the recipe's SGD (Jordan: hidden matrices only): without
+     * that, their gradient was orthogonalised and then stepped again with the no_decay group's
+     * momentum and lr */
+    optim_spec sgd = { .kind = OPTIM_SGD, .lr = 0.05f, .momentum = 0.9f, .nesterov = 1 };
+    embed_check ec = {0};
+    t = text_run(&tds, "muon", &sgd, check_embed, &ec, &hr);
+    assert_int_equal(ec.same, 2 * 20);
+    assert_true(isfinite(t->last_test_loss));
+    tensor_free(&ec.g[0]);
+    tensor_free(&ec.g[1]);
+    plug_host_free(hr.h);
+    trainer_free(t);
+
+    assert_null(text_run(&tds, "mixup", NULL, log_lengths, &l, &hr));
     assert_non_null(strstr(hr.err, "plugin mixup needs image data; chars.txt is a text corpus"));
     train_config c;
     base_config(&c, 0);
