@@ -718,6 +718,39 @@ static int track_live(trainer *t, trainer_event ev, void *ud)
     return 0;
 }
 
+/* ema on a model with batch norm: the running statistics are averaged with the weights' decay,
+ * evaluated with the averaged weights and put back after. */
+typedef struct ema_stats { tensor avg, live; float decay; int evals, restored; } ema_stats;
+
+static int ema_stats_track(trainer *t, trainer_event ev, void *ud)   /* after_* after the plugin */
+{
+    ema_stats *e = ud;
+    if (ev != EV_AFTER_STEP) return 0;
+    const tensor *st = &t->model->stats;
+    tensor_copy(&e->live, st);
+    if (!e->avg.n) tensor_copy(&e->avg, st);
+    else for (size_t i = 0; i < st->n; i++) e->avg.data[i] += (1 - e->decay) * (e->live.data[i] - e->avg.data[i]);
+    return 0;
+}
+
+static int ema_stats_check(trainer *t, trainer_event ev, void *ud)   /* before_* after the plugin */
+{
+    ema_stats *e = ud;
+    const tensor *st = &t->model->stats;
+    const float *x = host(st);
+    if (ev == EV_EVAL_START) {
+        for (size_t i = 0; i < st->n; i++)
+            if (fabsf(x[i] - e->avg.data[i]) > 1e-4f * (1 + fabsf(e->avg.data[i])))
+                return trainer_fail(t, "evaluated stats[%zu] %g, their average is %g", i, x[i], e->avg.data[i]);
+        e->evals++;
+    }
+    if (ev == EV_BATCH_START && e->evals > e->restored) {
+        if (memcmp(x, e->live.data, st->n * sizeof *x)) return trainer_fail(t, "live stats not restored");
+        e->restored++;
+    }
+    return 0;
+}
+
 static void test_ema(void **s)
 {
     train_config c;
@@ -730,6 +763,16 @@ static void test_ema(void **s)
     assert_int_equal(e.evals, 2);
     assert_true(e.restored >= 1);
     tensor_free(&e.live);
+    close_run(&hr);
+    base_config(&c, 1);   /* with batch norm */
+    add(&c, "ema:half_life=5");
+    ema_stats es = { .decay = powf(0.5f, 1 / 5.0f) };
+    assert_int_equal(run_around(&c, ema_stats_track, &es, ema_stats_check, &es, &hr), 0);
+    assert_true(hr.t->model->stats.n > 0);
+    assert_int_equal(es.evals, 2);
+    assert_int_equal(es.restored, 1);   /* the second evaluation is the last */
+    tensor_free(&es.avg);
+    tensor_free(&es.live);
     close_run(&hr);
 }
 
