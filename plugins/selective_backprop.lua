@@ -1,5 +1,7 @@
 -- Selective backprop: a forward-only scoring pass ranks the batch by loss; only the hardest
 -- keep x B examples go through the real forward and backward. Active in a phase of the budget.
+-- Jiang et al. keep each example with probability CDF(loss)^beta over recent losses; this keeps
+-- the top keep x B of the batch instead (as Composer's version does): a fixed, cheaper step.
 return hasten.plugin {
   name = "selective_backprop", title = "Selective backprop",
   summary = "Score the batch forward-only, backprop only the highest-loss fraction.",
