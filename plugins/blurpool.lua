@@ -1,7 +1,9 @@
 -- BlurPool: a low-pass filter in front of every downsampling layer (strided conv or pooling), so
 -- subsampling aliases less. The filter is the 3x3 binomial [1 2 1]^2 / 16, built from two 2x2
--- box averages at stride 1 (without padding: each blur trims a pixel from every side). It adds
--- work to every forward, at inference too.
+-- box averages at stride 1 (without padding: the pair trims a pixel from every side). Zhang puts
+-- the blur inside the layer (max or conv at stride 1, then blur and subsample); blurring its input
+-- instead, as Composer's BlurConv2d does, keeps the layer as it is and low-passes the same signal
+-- the subsampling reads. It adds work to every forward, at inference too.
 return hasten.plugin {
   name = "blurpool", title = "BlurPool",
   summary = "Binomial blur before each strided conv or pooling layer (raises inference cost too).",
