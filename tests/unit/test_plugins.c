@@ -678,14 +678,16 @@ static void test_layer_freezing(void **s)
     assert_false(hr.t->model->params[4]->frozen);
     assert_true(f.gemms_late < f.gemms_early);      /* backward skips the frozen prefix */
     close_run(&hr);
-    /* Under an epoch (12 of 16 steps): the first layer freezes once 2.1 t reaches 1, at step 6,
-     * not at an epoch end that never comes. */
+    /* Under an epoch (12 of 16 steps): freezing begins at start, step 6 of 12 at start = 0.5, not
+     * at an epoch end that never comes; and fraction x layers freeze by the end, one here (0.34 x
+     * 3 layers), which froze only at 98% of the ramp, past the last step, before. */
     base_config(&c, 0);
     c.budget = (budget_spec){ BUDGET_STEPS, 12 };
-    add(&c, "layer_freezing:start=0,fraction=0.7");
+    add(&c, "layer_freezing:start=0.5,fraction=0.34");
     long frozen_at = -1;
     assert_int_equal(run_with(&c, first_frozen, &frozen_at, &hr), 0);
     assert_int_equal(frozen_at, 6);
+    assert_false(hr.t->model->params[2]->frozen);   /* only the one */
     close_run(&hr);
 }
 
