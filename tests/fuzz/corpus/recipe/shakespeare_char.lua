@@ -19,7 +19,7 @@ for _ = 1, 2 do
   layers[#layers + 1] = mlp
 end
 layers[#layers + 1] = nn.layernorm()
-layers[#layers + 1] = nn.conv(65, 1)   -- the vocabulary: 65 characters (another text: its own count)
+layers[#layers + 1] = nn.conv(nn.classes, 1)   -- one output per character of the text's vocabulary
 
 return {
   data     = { "tinyshakespeare", context = 64 },
