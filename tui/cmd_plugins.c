@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 static const char *type_name(enum plug_type t)
 {
@@ -71,9 +73,37 @@ static void print_json(const plug_catalog *cat)
     cJSON_Delete(root);
 }
 
+/* Columns to wrap the listing at: $COLUMNS, else the terminal's width, else 0 (a pipe: one
+ * line an entry, for grep). */
+static int text_width(void)
+{
+    const char *env = getenv("COLUMNS");
+    int w = env ? atoi(env) : 0;
+    struct winsize ws;
+    if (w <= 0 && isatty(1) && ioctl(1, TIOCGWINSZ, &ws) == 0) w = ws.ws_col;
+    return w >= 40 ? w : 0;
+}
+
+/* Prints text starting at column col, wrapped at word boundaries within width (0: not wrapped),
+ * each later line indented to column indent; then a new line. */
+static void print_wrapped(const char *text, int col, int indent, int width)
+{
+    int room = width - col;
+    while (width && (int)strlen(text) > room && room > 10) {
+        int cut = room;
+        while (cut > 0 && text[cut] != ' ') cut--;
+        if (cut == 0) break;   /* one word longer than the room: left whole */
+        printf("%.*s\n%*s", cut, text, indent, "");
+        text += cut + 1;
+        room = width - indent;
+    }
+    printf("%s\n", text);
+}
+
 static void print_text(const plug_catalog *cat)
 {
     static const char *const comps[] = { "data", "function", "optimization" };
+    int width = text_width();
     if (!cat->n) printf("no plugins found (looked in plugins/, ~/.config/hasten/plugins and --plugin-path)\n");
     for (int c = 0; c < 3; c++) {
         int shown = 0;
@@ -81,10 +111,21 @@ static void print_text(const plug_catalog *cat)
             const plug_info *p = &cat->items[i];
             if (strcmp(p->component, comps[c])) continue;
             if (!shown++) printf("\n%s\n", comps[c]);
-            printf("  %-20s %-9s %-11s %s%s\n", p->name, p->action, p->when,
-                   !strcmp(p->data, "text") ? "(text) " : "", p->summary);   /* image-only: most, unmarked */
-            if (p->exclusive[0]) printf("  %-20s   role: %s (one such plugin a run)\n", "", p->exclusive);
-            if (p->overlaps[0]) printf("  %-20s   overlaps: %s (a warning when combined with another)\n", "", p->overlaps);
+            char line[600];
+            int col = printf("  %-20s %-9s %-11s ", p->name, p->action, p->when);
+            snprintf(line, sizeof line, "%s%s", !strcmp(p->data, "text") ? "(text) " : "", p->summary);   /* image-only: most, unmarked */
+            print_wrapped(line, col, col, width);
+            char note[300];
+            if (p->exclusive[0]) {
+                snprintf(note, sizeof note, "role: %s (one such plugin a run)", p->exclusive);
+                printf("  %-20s   ", "");
+                print_wrapped(note, 25, 27, width);
+            }
+            if (p->overlaps[0]) {
+                snprintf(note, sizeof note, "overlaps: %s (a warning when combined with another)", p->overlaps);
+                printf("  %-20s   ", "");
+                print_wrapped(note, 25, 27, width);
+            }
             if (p->layers) {
                 printf("  %-20s   needs a layer:", "");
                 for (int k = 0; k < LAYER_KIND_COUNT; k++)
@@ -92,10 +133,12 @@ static void print_text(const plug_catalog *cat)
                 printf("\n");
             }
             for (int k = 0; k < p->n_params; k++) {
-                char def[80];
+                char def[80], doc[600];
                 param_default(&p->params[k], def, sizeof def);
-                printf("  %-20s   %s = %s  %s%s\n", "", p->params[k].name, def[0] ? def : "\"\"",
-                       p->params[k].required ? "(required) " : "", p->params[k].doc);
+                snprintf(doc, sizeof doc, "%s = %s  %s%s", p->params[k].name, def[0] ? def : "\"\"",
+                         p->params[k].required ? "(required) " : "", p->params[k].doc);
+                printf("  %-20s   ", "");
+                print_wrapped(doc, 25, 27, width);
             }
         }
     }

@@ -685,6 +685,31 @@ static void test_help_lists_options(void **s)
     free(help);
 }
 
+/* hasten plugins wraps at the terminal's width ($COLUMNS here), continuation lines under their
+ * column; into a pipe with no width, one line an entry. */
+static void test_plugins_wrap(void **s)
+{
+    char *out, *err;
+    setenv("COLUMNS", "80", 1);
+    int rc = test_hasten((const char *[]){ "plugins", NULL }, &out, &err);
+    unsetenv("COLUMNS");
+    assert_int_equal(rc, 0);
+    for (const char *line = out; *line;) {
+        size_t n = strcspn(line, "\n");
+        if (n > 80) fail_msg("hasten plugins at 80 columns: a line of %zu: %.*s", n, (int)n, line);
+        line += n + (line[n] == '\n');
+    }
+    if (!strstr(out, "  colout               remove    every step  Drop random rows and columns of the\n"
+                     "                                             images: smaller inputs; needs a\n"))
+        fail_msg("colout's summary not wrapped under its column:\n%s", out);
+    free(out);
+    free(err);
+    assert_int_equal(test_hasten((const char *[]){ "plugins", NULL }, &out, &err), 0);
+    assert_non_null(strstr(out, "  colout               remove    every step  Drop random rows and columns of the images: smaller"));
+    free(out);
+    free(err);
+}
+
 int main(void)
 {
     if (access("./hasten", X_OK)) {
@@ -698,7 +723,7 @@ int main(void)
         cmocka_unit_test(test_plugin_option_overrides), cmocka_unit_test(test_recipe_errors),
         cmocka_unit_test(test_given_data_path), cmocka_unit_test(test_plugin_path),
         cmocka_unit_test(test_nonfinite_record), cmocka_unit_test(test_plugin_needs_layers),
-        cmocka_unit_test(test_help_lists_options),
+        cmocka_unit_test(test_help_lists_options), cmocka_unit_test(test_plugins_wrap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
