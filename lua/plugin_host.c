@@ -890,6 +890,25 @@ static int strict_index(lua_State *L)
     return luaL_error(L, "%s has no field '%s' (docs/plugins.md lists them)", what, luaL_tolstring(L, 2, NULL));
 }
 
+/* Setting a field a ctx table lacks: ctx is the run's, one for all its plugins, so a value kept
+ * there would be another plugin's to read or clobber. Upvalue: the table's name. */
+static int strict_newindex(lua_State *L)
+{
+    const char *what = lua_tostring(L, lua_upvalueindex(1)), *key = luaL_tolstring(L, 2, NULL);
+    return luaL_error(L, "%s.%s cannot be set: ctx belongs to the run and all its plugins; keep this "
+                      "plugin's own values in p (p.%s = ...)", what, key, key);
+}
+
+/* Makes adding a field to the table at idx (a set_funcs table named what) an error. */
+static void seal(lua_State *L, int idx, const char *what)
+{
+    if (!lua_getmetatable(L, idx)) return;
+    lua_pushstring(L, what);
+    lua_pushcclosure(L, strict_newindex, 1);
+    lua_setfield(L, -2, "__newindex");
+    lua_pop(L, 1);
+}
+
 /* The functions fns into the table on top of the stack, each with the host as upvalue 1. With
  * what (the table's path: "ctx.batch"), they are methods, checked for a colon call, and the table
  * gets a metatable that makes reading a missing field an error; without, metamethods. */
@@ -913,6 +932,8 @@ static void set_funcs(lua_State *L, plug_host *h, const luaL_Reg *fns, const cha
     lua_setfield(L, -2, "__index");
     lua_setmetatable(L, -2);
 }
+
+static void update_ctx(plug_host *h, trainer_event ev);
 
 static void build_ctx(plug_host *h)
 {
@@ -984,6 +1005,18 @@ static void build_ctx(plug_host *h)
     lua_pushinteger(L, t->data->classes);
     lua_setfield(L, -2, "classes");
     h->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    update_ctx(h, EV_FIT_START);   /* its fields exist before adding fields is refused */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->ctx_ref);
+    static const char *const subs[] = { "batch", "model", "data", "rng" };
+    for (size_t i = 0; i < sizeof subs / sizeof *subs; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "ctx.%s", subs[i]);
+        lua_getfield(L, -1, subs[i]);
+        seal(L, -1, name);
+        lua_pop(L, 1);
+    }
+    seal(L, -1, "ctx");
+    lua_pop(L, 1);
 }
 
 /* ---- dispatch ------------------------------------------------------------------------------- */

@@ -1322,6 +1322,11 @@ static void test_author_mistakes(void **s)
     expect_failure("batch_start", "ctx.rng.uniform(0, 1)", "ctx.rng.uniform(...) needs a colon", 5);
     expect_failure("batch_start", "ctx:metric('m', 0 / 0)", "ctx:metric('m', ", 5);
     expect_failure("batch_start", "ctx:metric('m', 1 / 0)", "the value must be a finite number", 5);
+    /* ctx is shared by a run's plugins: a value kept there is refused, with where it goes */
+    expect_failure("batch_start", "ctx.seen = (rawget(ctx, 'seen') or 0) + 1",
+                   "ctx.seen cannot be set: ctx belongs to the run and all its plugins; keep this plugin's own "
+                   "values in p (p.seen = ...)", 5);
+    expect_failure("batch_start", "ctx.batch.mask = 1", "ctx.batch.mask cannot be set", 5);
 }
 
 /* Tensors a plugin drops are collected in time, however little Lua memory they seem to take: 20
