@@ -533,13 +533,15 @@ static const char *reading(const frontier *f, double secs, double acc, double na
         double slack = na + fmax(quality_held(f, secs * (1 + nt)) - q, q - quality_held(f, secs * (1 - nt)));
         return acc - q > slack ? "above" : q - acc > slack ? "below" : "level";
     }
-    double ft;
-    int where = frontier_time_for(f, acc, &ft);
-    if (where == 0)   /* its time is outside the sweep, its accuracy is not */
-        return ft > secs * (1 + nt) ? "above" : ft < secs * (1 - nt) ? "below" : "level";
-    if (where > 0 && ft >= secs * (1 + nt)) return "above";   /* better than any budget, sooner than the longest */
-    if (where < 0 && ft <= secs * (1 - nt)) return "below";   /* worse than the shortest budget, slower than it */
-    return "?";
+    /* Its time is outside the sweep: the time the frontier needs for its accuracy less and plus the
+     * accuracy noise. A bound (+1: more than the longest budget; -1: at most the shortest) decides
+     * only in its own direction. */
+    double ft, lo_t, hi_t;
+    int where = frontier_time_for(f, acc, &ft), lo = frontier_time_for(f, acc - na, &lo_t),
+        hi = frontier_time_for(f, acc + na, &hi_t);
+    if ((lo == 0 && lo_t > secs * (1 + nt)) || (lo > 0 && lo_t >= secs * (1 + nt))) return "above";
+    if ((hi == 0 && hi_t < secs * (1 - nt)) || (hi == -1 && hi_t <= secs * (1 - nt))) return "below";
+    return where == 0 ? "level" : "?";
 }
 
 /* ---- the frontier as a plot: final accuracy against training time ---------------------------- */

@@ -187,6 +187,38 @@ static void test_compare_readings(void **s)
     free(err);
 }
 
+/* A variant slower than the longest budget: its accuracy's noise counts as it does inside the sweep.
+ * Frontier (10 s, 0.81) (20 s, 0.86) (40 s, 0.90); the 1ep runs' standard error is 0.01, so two of
+ * the difference are 0.02. */
+static void test_compare_outside_noise(void **s)
+{
+    char root[700];
+    snprintf(root, sizeof root, "%s/outside", test_tmpdir());
+    static const char late[] = "[{\"name\":\"late\",\"params\":{}}]", slow[] = "[{\"name\":\"slow\",\"params\":{}}]";
+    write_run(root, "b1-s1", "[]", "1ep", 0.80, 10, -1, "done");
+    write_run(root, "b1-s2", "[]", "1ep", 0.82, 10, -1, "done");
+    write_run(root, "b2-s1", "[]", "2ep", 0.86, 20, -1, "done");
+    write_run(root, "b2-s2", "[]", "2ep", 0.86, 20, -1, "done");
+    write_run(root, "b4-s1", "[]", "4ep", 0.90, 40, -1, "done");
+    write_run(root, "b4-s2", "[]", "4ep", 0.90, 40, -1, "done");
+    /* 0.895 in 45 s: the frontier needs 37.5 s for it, but 0.895 + 0.02 is past the sweep */
+    write_run(root, "late-s1", late, "5ep", 0.895, 45, -1, "done");
+    write_run(root, "late-s2", late, "5ep", 0.895, 45, -1, "done");
+    /* 0.86 in 60 s: the frontier needs 30 s for 0.86 + 0.02 */
+    write_run(root, "slow-s1", slow, "5ep", 0.86, 60, -1, "done");
+    write_run(root, "slow-s2", slow, "5ep", 0.86, 60, -1, "done");
+    char *out, *err;
+    assert_int_equal(test_hasten((const char *[]){ "compare", root, NULL }, &out, &err), 0);
+    const char *l = line_of(out, "late ");
+    expect_in(l, "37.5 s");
+    expect_in(l, "level");
+    l = line_of(out, "slow ");
+    expect_in(l, "20.0 s");
+    expect_in(l, "below");
+    free(out);
+    free(err);
+}
+
 /* Sub-second runs (a GPU's) print their times with two decimals, the spread with as many; runs of
  * a second or more keep one. */
 static void test_compare_subsecond(void **s)
@@ -710,7 +742,8 @@ static void test_sweep_errors(void **s)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_frontier_math), cmocka_unit_test(test_compare_readings), cmocka_unit_test(test_compare_long_names),
+        cmocka_unit_test(test_frontier_math), cmocka_unit_test(test_compare_readings), cmocka_unit_test(test_compare_outside_noise),
+        cmocka_unit_test(test_compare_long_names),
         cmocka_unit_test(test_compare_subsecond), cmocka_unit_test(test_compare_setups),
         cmocka_unit_test(test_compare_budget_order),
         cmocka_unit_test(test_compare_plot), cmocka_unit_test(test_compare_eval_cadence),
