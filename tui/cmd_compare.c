@@ -30,6 +30,7 @@ typedef struct run_row {
     double steps;                     /* optimizer steps of the whole run; NAN when not recorded */
     double phase[PHASE_EVAL];         /* seconds in each training phase; NAN when not recorded */
     int eval;                         /* evaluation cadence: N > 0 every N steps, -N every N epochs, 0 unknown */
+    char target[48];                  /* what ttt is the time to: "test_acc=0.9"; "" when none */
 } run_row;
 
 /* The runs of one recipe, variant and budget: seeds of one experiment. */
@@ -38,6 +39,8 @@ typedef struct group {
     char name[64], machine[128], engine[64], label[256];   /* label: the name, plus what tells setups apart */
     int batch;
     int eval[4], n_eval;              /* the runs' distinct cadences (as run_row's), the first 4 */
+    char target[48];                  /* the runs' target, as run_row's */
+    int mixed_target;                 /* 1 when its runs were trained to different targets */
     int n, reached;
     double acc[64], ttt[64], sps[64], steps[64], secs[64], iters[64];
     double phase_ms[PHASE_EVAL][64];   /* ms per step in each training phase */
@@ -156,6 +159,7 @@ static int load_row(const char *dir, const char *metric, double value, run_row *
     snprintf(r->recipe, sizeof r->recipe, "%s|%d|%s|%s", r->name, r->batch, r->machine, r->engine);
     r->eval = rundir_eval_cadence(dir);
     if (metric) {   /* without metrics.jsonl, not reached; a damaged one leaves the run out */
+        snprintf(r->target, sizeof r->target, "%s=%g", metric, value);
         target_scan scan = { metric, value, r };
         r->ttt = r->steps_to = -1;
         if (rundir_metrics(dir, meets_target, &scan, err, errlen) == RUNDIR_DAMAGED) {
@@ -167,6 +171,9 @@ static int load_row(const char *dir, const char *metric, double value, run_row *
         const cJSON *t = cJSON_GetObjectItem(s, "time_to_target"), *k = cJSON_GetObjectItem(s, "steps_to_target");
         r->ttt = cJSON_IsNumber(t) ? t->valuedouble : -1;
         r->steps_to = cJSON_IsNumber(k) ? k->valuedouble : -1;
+        const cJSON *tg = cJSON_GetObjectItem(s, "target"), *m = tg ? tg->child : NULL;   /* { metric: value } */
+        if (cJSON_IsNumber(m) && m->string) snprintf(r->target, sizeof r->target, "%s=%g", m->string, m->valuedouble);
+        else r->target[0] = 0;
     }
     cJSON_Delete(s);
     return 0;
@@ -244,6 +251,8 @@ static void add_row(table *t, const run_row *r)
         snprintf(g->budget, sizeof g->budget, "%s", r->budget);
     }
     if (g->n == 64) return;
+    if (!g->n) snprintf(g->target, sizeof g->target, "%s", r->target);
+    else g->mixed_target |= strcmp(g->target, r->target) != 0;
     int k = 0;
     while (k < g->n_eval && g->eval[k] != r->eval) k++;
     if (k == g->n_eval && k < 4) g->eval[g->n_eval++] = r->eval;
@@ -371,7 +380,8 @@ static int recipe_width(const table *t)
 static int is_baseline(const group *g) { return !strcmp(g->variant, "baseline"); }
 
 /* The baseline budget of s's setup that reached the target soonest, every run of it, evaluated at
- * s's cadence (times to target known to other steps do not compare); NULL when there is none. */
+ * s's cadence (times to target known to other steps do not compare) and trained to s's target;
+ * NULL when there is none. */
 static const group *best_baseline(const table *t, const group *s)
 {
     const group *best = NULL;
@@ -379,6 +389,7 @@ static const group *best_baseline(const table *t, const group *s)
         const group *g = &t->g[v];
         if (!is_baseline(g) || strcmp(g->recipe, s->recipe) || !g->n || g->reached != g->n) continue;
         if (g->n_eval != 1 || s->n_eval != 1 || g->eval[0] != s->eval[0]) continue;
+        if (g->mixed_target || s->mixed_target || strcmp(g->target, s->target)) continue;
         if (!best || mean(g->ttt, g->n) < mean(best->ttt, best->n)) best = g;
     }
     return best;
@@ -485,6 +496,13 @@ static void print_main_table(const table *t)
     }
     if (md) printf("\n");
     print_cadence_notes(t);
+    int targets = 0;   /* a setup whose runs' summaries name different targets */
+    for (int v = 0; v < t->n; v++)
+        for (int u = 0; u < t->n; u++)
+            targets |= t->g[v].mixed_target ||
+                       (!strcmp(t->g[u].recipe, t->g[v].recipe) && strcmp(t->g[u].target, t->g[v].target));
+    if (targets) printf("(runs of a setup were trained to different targets: a speedup only between runs of the same "
+                        "target; --target reads every run against one)\n");
     if (missing_base) printf("(speedup needs a baseline run, without plugins, of the same recipe, batch, machine and hasten version)\n");
     if (swept) printf("(speedup: against the baseline budget that reached the target soonest)\n");
 }

@@ -365,6 +365,38 @@ static void test_compare_eval_cadence(void **s)
     free(err);
 }
 
+/* Without --target each run's time to target is to the target its summary names: runs trained to
+ * other targets get no speedup against each other (8 s to 0.85 against 9 s to 0.80 is no 1.12x). */
+static void test_compare_targets(void **s)
+{
+    static const char *const runs[][4] = {   /* name, plugins, target, time to it */
+        { "base", "[]", "0.8", "9" }, { "ema", "[{\"name\":\"ema\",\"params\":{}}]", "0.85", "8" },
+        { "ema-same", "[{\"name\":\"ema\",\"params\":{\"half_life\":9}}]", "0.8", "6" },
+    };
+    char root[700];
+    snprintf(root, sizeof root, "%s/targets", test_tmpdir());
+    mkdir(root, 0755);
+    for (int i = 0; i < 3; i++) {
+        char dir[800], rel[900], json[800];
+        snprintf(dir, sizeof dir, "%s/%s", root, runs[i][0]);
+        mkdir(dir, 0755);
+        int n = snprintf(json, sizeof json, "{\"version\":1,\"status\":\"done\",\"recipe\":\"toy.lua\",\"plugins\":%s,"
+                         "\"budget\":\"1ep\",\"test_acc\":0.87,\"train_seconds\":10,\"samples_per_second\":1000,"
+                         "\"target\":{\"test_acc\":%s},\"time_to_target\":%s}", runs[i][1], runs[i][2], runs[i][3]);
+        snprintf(rel, sizeof rel, "targets/%s/summary.json", runs[i][0]);
+        test_write_file(rel, json, (size_t)n);
+    }
+    char *out, *err;
+    assert_int_equal(test_hasten((const char *[]){ "compare", root, NULL }, &out, &err), 0);
+    const char *row = line_of(out, "toy            ema ");
+    expect_in(row, " 8.0 s ");
+    assert_null(strstr(row, "1.12x"));
+    expect_in(line_of(out, "toy            ema(half_life=9)"), "1.50x");   /* 9 / 6, both to 0.8 */
+    expect_in(out, "(runs of a setup were trained to different targets: a speedup only between runs of the same target;");
+    free(out);
+    free(err);
+}
+
 /* Runs hasten with args; it must exit with code and say needle on stderr. */
 static void expect_error(const char *const *args, int code, const char *needle)
 {
@@ -746,7 +778,7 @@ int main(void)
         cmocka_unit_test(test_compare_long_names),
         cmocka_unit_test(test_compare_subsecond), cmocka_unit_test(test_compare_setups),
         cmocka_unit_test(test_compare_budget_order),
-        cmocka_unit_test(test_compare_plot), cmocka_unit_test(test_compare_eval_cadence),
+        cmocka_unit_test(test_compare_plot), cmocka_unit_test(test_compare_eval_cadence), cmocka_unit_test(test_compare_targets),
         cmocka_unit_test(test_compare_errors), cmocka_unit_test(test_sweep), cmocka_unit_test(test_sweep_resumes),
         cmocka_unit_test(test_sweep_errors), cmocka_unit_test(test_bench_layers),
     };
