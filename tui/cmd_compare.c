@@ -701,7 +701,7 @@ static void print_frontier(const table *t, const char *recipe)
     /* The largest standard errors of the baseline's means: final accuracy, and training time
      * relative to its mean (on a shared machine mostly the machine's own drift). */
     double noise_acc = 0, noise_time = 0;
-    int few = 0;   /* a group of one run: no spread to judge by */
+    int few = 0, spread = 0;   /* a group of one run: no spread to judge by; one of two or more */
     for (int v = 0; v < t->n && n < FRONTIER_MAX; v++) {
         const group *g = &t->g[v];
         if (!is_baseline(g) || strcmp(g->recipe, recipe) || !g->n) continue;
@@ -709,6 +709,7 @@ static void print_frontier(const table *t, const char *recipe)
         noise_acc = fmax(noise_acc, se(g->acc, g->n));
         noise_time = fmax(noise_time, rel_se(g->secs, g->n));
         few |= g->n < 2;
+        spread |= g->n >= 2;
         pts[n] = (frontier_point){ mean(g->secs, g->n), mean(g->acc, g->n), n };
         n++;
     }
@@ -760,12 +761,15 @@ static void print_frontier(const table *t, const char *recipe)
         marks[nm] = (mark){ secs, acc, g, "" };
         snprintf(marks[nm++].verdict, sizeof marks[0].verdict, "%s", verdict);
     }
+    char errors[120] = "the baseline has no budget of two runs or more: no spread measured";   /* not one of 0 */
+    if (spread) snprintf(errors, sizeof errors, "the baseline's are up to %.4f in test_acc and %.1f%% in training time",
+                         noise_acc, 100 * noise_time);
     printf("%s(speedup here: the time the frontier needs for the variant's final test_acc over the "
            "variant's time; < and >: bounds, the sweep does not reach that far. above or below: by "
            "more than about two standard errors of the means, in accuracy at equal time and in time "
-           "(the baseline's are up to %.4f in test_acc and %.1f%% in training time); level: within "
+           "(%s); level: within "
            "them; ?: outside the sweep; (1 run): a group of one run, no spread to judge by)\n",
-           md ? "\n" : "", noise_acc, 100 * noise_time);
+           md ? "\n" : "", errors);
     if (t->plot) plot_frontier(t, &f, pts, src, n, marks, nm);
     free(marks);
 }

@@ -441,6 +441,7 @@ static void test_compare_budget_order(void **s)
     write_run(root, "toy-baseline-10ep-s1", "[]", "10ep", 0.91, 20, 1.5, "done");
     write_run(root, "toy-baseline-2ep-s1", "[]", "2ep", 0.90, 4.0, 1.5, "done");
     write_run(root, "toy-baseline-50steps-s1", "[]", "50steps", 0.86, 1.0, -1, "done");
+    write_run(root, "toy-ema-2ep-s1", "[{\"name\":\"ema\",\"params\":{}}]", "2ep", 0.905, 4.0, 1.2, "done");
     char *out, *err;
     assert_int_equal(test_hasten((const char *[]){ "compare", root, NULL }, &out, &err), 0);
     const char *a = strstr(out, "baseline                       50steps"),
@@ -451,6 +452,9 @@ static void test_compare_budget_order(void **s)
     const char *f = strstr(out, "baseline frontier");
     assert_non_null(f);
     assert_true(strstr(f, "  50steps ") < strstr(f, "  100steps ") && strstr(f, "  2ep ") < strstr(f, "  10ep "));
+    /* one run a budget: no spread measured, said so, not "up to 0.0000" */
+    assert_non_null(strstr(f, "(the baseline has no budget of two runs or more: no spread measured)"));
+    assert_null(strstr(f, "up to 0.0000"));
     free(out);
     free(err);
 }
