@@ -1292,6 +1292,18 @@ static void expect_failure(const char *event, const char *body, const char *need
     close_run(&hr);
 }
 
+/* Runs c (base_config'd by the caller) with plugin "bad" added, whose handler at event is body,
+ * and expects it to finish; the caller reads hr and closes it. */
+static void expect_run(train_config *c, const char *event, const char *body, harness *hr)
+{
+    char err[300];
+    assert_int_equal(plug_catalog_add_source(&cat, "bad", plugin_src(event, body), err, sizeof err), 0);
+    add(c, "bad");
+    int rc = run_with(c, NULL, NULL, hr);
+    if (rc) print_message("%s\n", hr->t->error);
+    assert_int_equal(rc, 0);
+}
+
 static void test_sandbox(void **s)
 {
     expect_failure("batch_start", "error('boom')", "boom", 5);
@@ -1333,16 +1345,10 @@ static void test_author_mistakes(void **s)
  * steps of 64 MiB each (five times the memory cap in all) run; kept, the fourth step's is refused. */
 static void test_sandbox_tensor_memory(void **s)
 {
-    char err[300];
-    assert_int_equal(plug_catalog_add_source(&cat, "bad", plugin_src("after_step",
-                     "for i = 1, 4 do local t = hasten.zeros(1 << 22); t:fill_(1) end"), err, sizeof err), 0);
     train_config c;
     base_config(&c, 0);
-    add(&c, "bad");
     harness hr;
-    int rc = run_with(&c, NULL, NULL, &hr);
-    if (rc) print_message("%s\n", hr.t->error);
-    assert_int_equal(rc, 0);
+    expect_run(&c, "after_step", "for i = 1, 4 do local t = hasten.zeros(1 << 22); t:fill_(1) end", &hr);
     assert_int_equal(hr.t->step, 20);
     close_run(&hr);
     expect_failure("after_step", "kept = kept or {}; for i = 1, 4 do kept[#kept + 1] = hasten.zeros(1 << 22) end",
@@ -1553,16 +1559,11 @@ static void test_ctx_after_step(void **s)
         "assert(math.abs(ctx.progress - ctx.step / 4) < 1e-9, 'progress ' .. ctx.progress .. ' at step ' .. ctx.step) "
         "assert(ctx.elapsed > (p.last or 0), 'elapsed ' .. ctx.elapsed .. ' at step ' .. ctx.step) "
         "p.last = ctx.elapsed";
-    char err[300];
-    assert_int_equal(plug_catalog_add_source(&cat, "bad", plugin_src("after_step", body), err, sizeof err), 0);
     train_config c;
     base_config(&c, 0);
     c.budget = (budget_spec){ BUDGET_STEPS, 4 };
-    add(&c, "bad");
     harness hr;
-    int rc = run_with(&c, NULL, NULL, &hr);
-    if (rc) print_message("%s\n", hr.t->error);
-    assert_int_equal(rc, 0);
+    expect_run(&c, "after_step", body, &hr);
     close_run(&hr);
 }
 
@@ -1577,16 +1578,11 @@ static void test_insert_layer(void **s)
         "assert(ctx.model.weights:size() == 784 * 32 + 32 + 32 * 32 + 32 + 32 * 10 + 10) "
         "assert(not pcall(function() return old:sum() end)) "
         "ctx.model.weights:mul_(1) ";
-    char err[300];
-    assert_int_equal(plug_catalog_add_source(&cat, "bad", plugin_src("fit_start", body), err, sizeof err), 0);
     train_config c;
     base_config(&c, 0);
     c.budget = (budget_spec){ BUDGET_STEPS, 3 };
-    add(&c, "bad");
     harness hr;
-    int rc = run_with(&c, NULL, NULL, &hr);
-    if (rc) print_message("%s\n", hr.t->error);
-    assert_int_equal(rc, 0);
+    expect_run(&c, "fit_start", body, &hr);
     assert_int_equal(hr.t->model->n_layers, 7);
     assert_int_equal(hr.t->model->layers[2].spec.kind, LAYER_DROPOUT);
     close_run(&hr);
@@ -1597,10 +1593,9 @@ static void test_insert_layer(void **s)
         "ctx.model:insert(2, 'linear', { out = 16, bias = false }) "
         "local l = ctx.model:layer(2) assert(l.kind == 'linear' and l.params == 1 and #l.tensors == 1) "
         "ctx.model:insert(2, 'linear', { out = 16.0, bias = true }) assert(ctx.model:layer(2).params == 2) ";
-    plug_catalog_add_source(&cat, "bad", plugin_src("fit_start", no_bias), err, sizeof err);
-    rc = run_with(&c, NULL, NULL, &hr);
-    if (rc) print_message("%s\n", hr.t->error);
-    assert_int_equal(rc, 0);
+    base_config(&c, 0);
+    c.budget = (budget_spec){ BUDGET_STEPS, 3 };
+    expect_run(&c, "fit_start", no_bias, &hr);
     close_run(&hr);
     expect_failure("fit_start", "ctx.model:insert(2, 'linear', { out = 16, bias = 'no' })",
                    "model:insert: bias must be true or false, got no", 5);
